@@ -1,0 +1,2 @@
+export { LOG_LEVELS, createLogger, silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
