@@ -1,0 +1,76 @@
+/** `clip-snapshotter serve | index | pull | version`: argument parsing and exit codes. */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { messageOf } from '../errors/index.js';
+import { resolveServeConfig, serve } from './serve-command.js';
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. */
+const EXIT_USAGE = 2;
+
+const USAGE = `usage: clip-snapshotter <command> [flags]
+
+commands:
+  serve    run the snapshotter daemon
+           [--config FILE] [--root DIR] [--address SOCKET] [--log-level LEVEL]
+  version  print the version
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+function version(): string {
+  const pkg = fileURLToPath(new URL('../../../../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+const commands: Record<string, Command> = {
+  serve: async (args) => {
+    const { values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        root: { type: 'string' },
+        address: { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+      strict: true,
+    });
+    let cfg;
+    try {
+      cfg = await resolveServeConfig({ config: values.config, root: values.root, address: values.address, logLevel: values['log-level'] });
+    } catch (err) {
+      process.stderr.write(`clip-snapshotter: ${messageOf(err)}\n`);
+      return EXIT_USAGE;
+    }
+    await serve(cfg);
+    return 0;
+  },
+  version: async () => {
+    process.stdout.write(`clip-snapshotter ${version()}\n`);
+    return 0;
+  },
+};
+
+/** Run the CLI with `argv` (without node and script) and return the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = name === undefined ? undefined : commands[name];
+  if (!cmd) {
+    process.stderr.write(name && !['-h', '--help', 'help'].includes(name) ? `clip-snapshotter: unknown command "${name}"\n${USAGE}` : USAGE);
+    return name === undefined || !['-h', '--help', 'help'].includes(name) ? EXIT_USAGE : 0;
+  }
+  try {
+    return await cmd(rest);
+  } catch (err) {
+    process.stderr.write(`clip-snapshotter ${name}: ${messageOf(err)}\n`);
+    return (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? EXIT_USAGE : 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`clip-snapshotter: ${messageOf(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,141 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { invalidArgument, isKind, notFound } from '../errors/index.js';
+import { SCHEMA, type FieldSpec, type FieldType, type SectionSpec } from './schema.js';
+
+/** The daemon's configuration, after defaults, file and flags are merged and validated. */
+export interface Config {
+  root: string;
+  address: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  containerdAddress: string;
+  containerdNamespace: string;
+  registry: {
+    configPath: string;
+    dockerConfig: string;
+    plainHttp: boolean;
+    platform: string;
+    timeoutMs: number;
+    maxRetries: number;
+  };
+  index: { buildMissing: boolean };
+  cache: { maxSizeBytes: number };
+  contentCache: { backend: 'none' | 'redis'; addresses: string[] };
+  tracing: { endpoint: string; protocol: 'grpc' | 'http/protobuf' | 'http/json'; sampleRatio: number; serviceName: string };
+  metrics: { address: string };
+}
+
+/** Where the daemon looks for its config when `--config` is not given. */
+export const DEFAULT_CONFIG_PATH = '/etc/clip-snapshotter/config.toml';
+
+type Table = Record<string, unknown>;
+
+/** The configuration with nothing but defaults. */
+export function defaultConfig(): Config {
+  return parseConfig('', '<defaults>');
+}
+
+/** Parse and validate TOML text; `source` names the file in every error message. */
+export function parseConfig(text: string, source: string): Config {
+  let doc: Table;
+  try {
+    doc = parseToml(text) as Table;
+  } catch (err) {
+    const where = err instanceof TomlError ? ` (line ${err.line}, column ${err.column})` : '';
+    throw invalidArgument('CLIP_CONFIG_SYNTAX', `config ${source}${where}: ${(err as Error).message.split('\n')[0]}`, err);
+  }
+  rejectUnknown(doc, source);
+  const out: Table = {};
+  for (const section of SCHEMA) {
+    const table = section.toml === '' ? doc : sectionTable(doc, section, source);
+    const target = section.name === '' ? out : ((out[section.name] = {}) as Table);
+    for (const f of section.fields) target[f.name] = readField(table, f, qualified(section, f), source);
+  }
+  return out as unknown as Config;
+}
+
+/** Load a config file; a missing file is allowed only when `optional` (the default path). */
+export async function loadConfig(path: string, optional: boolean): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (optional) return defaultConfig();
+      throw notFound('CLIP_CONFIG_MISSING', `config file ${path}`, err);
+    }
+    throw invalidArgument('CLIP_CONFIG_UNREADABLE', `config file ${path}: ${(err as Error).message}`, err);
+  }
+  return parseConfig(text, path);
+}
+
+/** True for errors that come from a bad or missing config file. */
+export function isConfigError(err: unknown): boolean {
+  return isKind(err, 'invalid_argument') || isKind(err, 'not_found');
+}
+
+function qualified(section: SectionSpec, f: FieldSpec): string {
+  return section.toml === '' ? f.toml : `${section.toml}.${f.toml}`;
+}
+
+function sectionTable(doc: Table, section: SectionSpec, source: string): Table {
+  const t = doc[section.toml];
+  if (t === undefined) return {};
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) {
+    throw invalidArgument('CLIP_CONFIG_TYPE', `config ${source}: "${section.toml}" must be a table`);
+  }
+  return t as Table;
+}
+
+function rejectUnknown(doc: Table, source: string): void {
+  const sections = new Map(SCHEMA.map((s) => [s.toml, s]));
+  const top = sections.get('');
+  for (const key of Object.keys(doc)) {
+    if (top?.fields.some((f) => f.toml === key)) continue;
+    const section = sections.get(key);
+    if (!section) throw invalidArgument('CLIP_CONFIG_UNKNOWN_KEY', `config ${source}: unknown key "${key}"`);
+    const table = doc[key];
+    if (typeof table !== 'object' || table === null || Array.isArray(table)) continue;
+    for (const sub of Object.keys(table)) {
+      if (!section.fields.some((f) => f.toml === sub)) {
+        throw invalidArgument('CLIP_CONFIG_UNKNOWN_KEY', `config ${source}: unknown key "${key}.${sub}"`);
+      }
+    }
+  }
+}
+
+function readField(table: Table, f: FieldSpec, name: string, source: string): unknown {
+  const raw = table[f.toml];
+  if (raw === undefined) return structuredClone(f.default);
+  const value = coerce(raw, f.type);
+  if (value === undefined) {
+    throw invalidArgument('CLIP_CONFIG_TYPE', `config ${source}: "${name}" must be ${describe(f.type)}, got ${JSON.stringify(raw)}`);
+  }
+  const complaint = f.check?.(value as never);
+  if (complaint) throw invalidArgument('CLIP_CONFIG_VALUE', `config ${source}: "${name}" ${complaint}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function coerce(raw: unknown, type: FieldType): unknown {
+  switch (type) {
+    case 'string':
+      return typeof raw === 'string' ? raw : undefined;
+    case 'boolean':
+      return typeof raw === 'boolean' ? raw : undefined;
+    case 'integer':
+      if (typeof raw === 'bigint') return Number(raw);
+      return typeof raw === 'number' && Number.isInteger(raw) ? raw : undefined;
+    case 'number':
+      return typeof raw === 'number' ? raw : undefined;
+    case 'string[]':
+      return Array.isArray(raw) && raw.every((v) => typeof v === 'string') ? raw : undefined;
+    default: {
+      const never: never = type;
+      return never;
+    }
+  }
+}
+
+function describe(type: FieldType): string {
+  return type === 'string[]' ? 'an array of strings' : type === 'integer' ? 'an integer' : `a ${type}`;
+}

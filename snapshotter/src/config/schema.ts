@@ -1,0 +1,105 @@
+/**
+ * The plugin config's schema: every TOML key, its TypeScript name, type, default and validation,
+ * declared once. Nothing else in the daemon reads TOML.
+ */
+
+/** The kinds of value a key may hold. */
+export type FieldType = 'string' | 'boolean' | 'integer' | 'number' | 'string[]';
+
+/** One key of a section. */
+export interface FieldSpec {
+  readonly toml: string;
+  readonly name: string;
+  readonly type: FieldType;
+  readonly default: unknown;
+  /** Returns a complaint about a well-typed but unacceptable value. */
+  readonly check?: (value: never) => string | undefined;
+}
+
+/** A TOML table (or the top level, with `toml` = ''). */
+export interface SectionSpec {
+  readonly toml: string;
+  readonly name: string;
+  readonly fields: readonly FieldSpec[];
+}
+
+const oneOf =
+  (...allowed: string[]) =>
+  (v: string): string | undefined =>
+    allowed.includes(v) ? undefined : `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
+const absolutePath = (v: string): string | undefined => (v.startsWith('/') ? undefined : 'must be an absolute path');
+const optionalAbsolutePath = (v: string): string | undefined => (v === '' ? undefined : absolutePath(v));
+const nonNegative = (v: number): string | undefined => (v >= 0 ? undefined : 'must not be negative');
+const positive = (v: number): string | undefined => (v > 0 ? undefined : 'must be greater than zero');
+const ratio = (v: number): string | undefined => (v >= 0 && v <= 1 ? undefined : 'must be between 0 and 1');
+const hostPort = (v: string): string | undefined =>
+  v === '' || /^[^\s:]*:\d{1,5}$/.test(v) ? undefined : 'must be "host:port" (or empty to disable)';
+const hostPorts = (v: string[]): string | undefined => v.map(hostPort).find((m) => m !== undefined);
+
+const field = <T>(
+  toml: string,
+  name: string,
+  type: FieldType,
+  dflt: T,
+  check?: (value: never) => string | undefined,
+): FieldSpec => ({ toml, name, type, default: dflt, ...(check ? { check } : {}) });
+
+/** Every section and key the daemon understands. */
+export const SCHEMA: readonly SectionSpec[] = [
+  {
+    toml: '',
+    name: '',
+    fields: [
+      field('root', 'root', 'string', '/var/lib/clip-snapshotter', absolutePath),
+      field('address', 'address', 'string', '/run/clip-snapshotter/clip.sock', absolutePath),
+      field('log_level', 'logLevel', 'string', 'info', oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent')),
+      field('containerd_address', 'containerdAddress', 'string', '/run/containerd/containerd.sock', absolutePath),
+      field('containerd_namespace', 'containerdNamespace', 'string', 'default'),
+    ],
+  },
+  {
+    toml: 'registry',
+    name: 'registry',
+    fields: [
+      field('config_path', 'configPath', 'string', '', optionalAbsolutePath),
+      field('docker_config', 'dockerConfig', 'string', '', optionalAbsolutePath),
+      field('plain_http', 'plainHttp', 'boolean', false),
+      field('platform', 'platform', 'string', 'linux/amd64'),
+      field('timeout_ms', 'timeoutMs', 'integer', 30_000, positive),
+      field('max_retries', 'maxRetries', 'integer', 3, nonNegative),
+    ],
+  },
+  {
+    toml: 'index',
+    name: 'index',
+    fields: [field('build_missing', 'buildMissing', 'boolean', true)],
+  },
+  {
+    toml: 'cache',
+    name: 'cache',
+    fields: [field('max_size_bytes', 'maxSizeBytes', 'integer', 0, nonNegative)],
+  },
+  {
+    toml: 'content_cache',
+    name: 'contentCache',
+    fields: [
+      field('backend', 'backend', 'string', 'none', oneOf('none', 'redis')),
+      field('addresses', 'addresses', 'string[]', [], hostPorts),
+    ],
+  },
+  {
+    toml: 'tracing',
+    name: 'tracing',
+    fields: [
+      field('endpoint', 'endpoint', 'string', ''),
+      field('protocol', 'protocol', 'string', 'http/protobuf', oneOf('grpc', 'http/protobuf', 'http/json')),
+      field('sample_ratio', 'sampleRatio', 'number', 1, ratio),
+      field('service_name', 'serviceName', 'string', 'clip-snapshotter'),
+    ],
+  },
+  {
+    toml: 'metrics',
+    name: 'metrics',
+    fields: [field('address', 'address', 'string', '', hostPort)],
+  },
+];

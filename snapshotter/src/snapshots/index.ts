@@ -1,0 +1,11 @@
+export { Snapshotter } from './snapshotter.js';
+export type { SnapshotterOptions } from './snapshotter.js';
+export type { RemoteLayers } from './remote-layers.js';
+export { buildMounts, fsPath, workPath } from './mounts.js';
+export type { MountOptions, MountSubject } from './mounts.js';
+export { parseFilters } from './filters.js';
+export type { Filter } from './filters.js';
+export { Kind, LABEL_REMOTE, LABEL_SNAPSHOT_REF, MAX_LABEL_BYTES } from './types.js';
+export type { Mount, SnapshotInfo, Usage } from './types.js';
+export { mountsUnder, unmount } from './mount-table.js';
+export { diskUsage } from './usage.js';

@@ -1,0 +1,174 @@
+/**
+ * Persistent snapshot metadata in SQLite (WAL, synchronous=FULL): every change is one transaction,
+ * so a `kill -9` leaves either the old or the new state. Snapshot directories are named by the
+ * numeric row id; keys are opaque strings and never appear in paths.
+ */
+import Database from 'better-sqlite3';
+import { Kind, type SnapshotInfo, type Usage } from './types.js';
+
+/** A snapshot row as stored. */
+export interface SnapshotRecord {
+  id: number;
+  key: string;
+  parentId: number | null;
+  kind: Kind;
+  createdNs: bigint;
+  updatedNs: bigint;
+  labels: Record<string, string>;
+  size: number;
+  inodes: number;
+  remote: boolean;
+}
+
+interface Row {
+  id: number;
+  key: string;
+  parent_id: number | null;
+  kind: number;
+  created_ns: bigint;
+  updated_ns: bigint;
+  labels: string;
+  size: number;
+  inodes: number;
+  remote: number;
+}
+
+const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS snapshots (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL UNIQUE,
+  parent_id INTEGER REFERENCES snapshots(id),
+  kind INTEGER NOT NULL,
+  created_ns INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL,
+  labels TEXT NOT NULL DEFAULT '{}',
+  size INTEGER NOT NULL DEFAULT 0,
+  inodes INTEGER NOT NULL DEFAULT 0,
+  remote INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
+`;
+
+let lastNs = 0n;
+/** Nanoseconds since the epoch, strictly increasing so "updated after created" always holds. */
+export function nowNs(): bigint {
+  const wall = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  lastNs = wall > lastNs ? wall : lastNs + 1n;
+  return lastNs;
+}
+
+/** The metadata database of one snapshotter root. */
+export class Metastore {
+  #db: Database.Database;
+  #byKey: Database.Statement;
+  #byId: Database.Statement;
+  #children: Database.Statement;
+  #insert: Database.Statement;
+  #all: Database.Statement;
+
+  constructor(path: string) {
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.defaultSafeIntegers(false);
+    this.#db.exec(SCHEMA_SQL);
+    this.#byKey = this.#db.prepare('SELECT * FROM snapshots WHERE key = ?').safeIntegers(true);
+    this.#byId = this.#db.prepare('SELECT * FROM snapshots WHERE id = ?').safeIntegers(true);
+    this.#children = this.#db.prepare('SELECT COUNT(*) AS n FROM snapshots WHERE parent_id = ?');
+    this.#insert = this.#db.prepare(
+      'INSERT INTO snapshots (key, parent_id, kind, created_ns, updated_ns, labels, remote) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#all = this.#db.prepare('SELECT * FROM snapshots ORDER BY id').safeIntegers(true);
+  }
+
+  /** Run `fn` in one write transaction: all of it commits, or none of it (also on a throw). */
+  transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate();
+  }
+
+  get(key: string): SnapshotRecord | undefined {
+    const row = this.#byKey.get(key) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  getById(id: number): SnapshotRecord | undefined {
+    const row = this.#byId.get(id) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  hasChildren(id: number): boolean {
+    return (this.#children.get(id) as { n: number }).n > 0;
+  }
+
+  /** Insert a snapshot and return its new id. */
+  insert(r: Omit<SnapshotRecord, 'id' | 'size' | 'inodes'>): number {
+    const res = this.#insert.run(r.key, r.parentId, r.kind, r.createdNs, r.updatedNs, JSON.stringify(r.labels), r.remote ? 1 : 0);
+    return Number(res.lastInsertRowid);
+  }
+
+  /** Turn an active snapshot into a committed one under a new name, keeping its id. */
+  commit(id: number, name: string, labels: Record<string, string>, usage: Usage, at: bigint): void {
+    this.#db
+      .prepare('UPDATE snapshots SET key = ?, kind = ?, labels = ?, size = ?, inodes = ?, created_ns = ?, updated_ns = ? WHERE id = ?')
+      .run(name, Kind.Committed, JSON.stringify(labels), usage.size, usage.inodes, at, at, id);
+  }
+
+  setLabels(id: number, labels: Record<string, string>, at: bigint): void {
+    this.#db.prepare('UPDATE snapshots SET labels = ?, updated_ns = ? WHERE id = ?').run(JSON.stringify(labels), at, id);
+  }
+
+  setRemote(id: number): void {
+    this.#db.prepare('UPDATE snapshots SET remote = 1 WHERE id = ?').run(id);
+  }
+
+  delete(id: number): void {
+    this.#db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+  }
+
+  all(): SnapshotRecord[] {
+    return (this.#all.all() as Row[]).map(toRecord);
+  }
+
+  /** Ancestor ids, nearest first. */
+  parentIds(r: SnapshotRecord): number[] {
+    const ids: number[] = [];
+    for (let p = r.parentId; p !== null; ) {
+      ids.push(p);
+      p = this.getById(p)?.parentId ?? null;
+    }
+    return ids;
+  }
+
+  /** containerd's view of a record: the parent is named, not numbered. */
+  info(r: SnapshotRecord): SnapshotInfo {
+    return {
+      name: r.key,
+      parent: r.parentId === null ? '' : (this.getById(r.parentId)?.key ?? ''),
+      kind: r.kind,
+      createdNs: r.createdNs,
+      updatedNs: r.updatedNs,
+      labels: r.labels,
+    };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function toRecord(row: Row): SnapshotRecord {
+  return {
+    id: Number(row.id),
+    key: row.key,
+    parentId: row.parent_id === null ? null : Number(row.parent_id),
+    kind: Number(row.kind) as Kind,
+    createdNs: BigInt(row.created_ns),
+    updatedNs: BigInt(row.updated_ns),
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    size: Number(row.size),
+    inodes: Number(row.inodes),
+    remote: Number(row.remote) === 1,
+  };
+}
+

@@ -1,0 +1,18 @@
+import type { Logger } from '../log/index.js';
+
+/**
+ * The narrow seam between the snapshot state machine and everything lazy (FUSE, clip indexes,
+ * registries): mount a layer at a path from its labels, check it, unmount it. Tests swap in fakes.
+ */
+export interface RemoteLayers {
+  /**
+   * Mount the layer the labels describe at `mountpoint`. Resolves to `false` when the labels do not
+   * describe a layer this snapshotter can serve lazily; throws when it should but cannot (the caller
+   * falls back to an ordinary snapshot and counts it).
+   */
+  mount(mountpoint: string, labels: Readonly<Record<string, string>>, log: Logger): Promise<boolean>;
+  /** Throws an `unavailable` ClipError when the layer mounted at `mountpoint` cannot serve reads. */
+  check(mountpoint: string, labels: Readonly<Record<string, string>>): Promise<void>;
+  /** Unmount a layer; a no-op when nothing is mounted there. */
+  unmount(mountpoint: string): Promise<void>;
+}

@@ -1,0 +1,283 @@
+/**
+ * The snapshot state machine, with containerd overlayfs semantics. States of a snapshot:
+ *   active    (Prepare)  → committed (Commit, under a new name, same id and directory)
+ *   view      (View)     — read-only, never committed
+ *   committed            — may be a parent; removable only without children
+ * Remote layers take a shortcut: Prepare with `containerd.io/snapshot.ref` mounts the layer lazily,
+ * commits it under the target name at once and answers "already exists".
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isKind,
+  messageOf,
+  notFound,
+} from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { parseFilters } from './filters.js';
+import { validateLabels, withoutEmpty } from './labels.js';
+import { Metastore, nowNs, type SnapshotRecord } from './metastore.js';
+import { mountsUnder, unmount } from './mount-table.js';
+import { buildMounts, fsPath } from './mounts.js';
+import type { RemoteLayers } from './remote-layers.js';
+import { Kind, LABEL_REMOTE, LABEL_SNAPSHOT_REF, type Mount, type SnapshotInfo, type Usage } from './types.js';
+import { diskUsage } from './usage.js';
+
+/** What the snapshotter needs to run. */
+export interface SnapshotterOptions {
+  root: string;
+  remote?: RemoteLayers;
+  log?: Logger;
+  /** Called with a reason whenever a lazy mount falls back to an ordinary snapshot. */
+  onFallback?: (reason: string) => void;
+}
+
+/** A containerd snapshotter over one root directory. */
+export class Snapshotter {
+  readonly root: string;
+  readonly snapshotsDir: string;
+  #store: Metastore;
+  #indexOff: boolean;
+  #remote: RemoteLayers | undefined;
+  #log: Logger;
+  #onFallback: (reason: string) => void;
+
+  private constructor(o: SnapshotterOptions, store: Metastore, indexOff: boolean) {
+    this.root = o.root;
+    this.snapshotsDir = join(o.root, 'snapshots');
+    this.#store = store;
+    this.#indexOff = indexOff;
+    this.#remote = o.remote;
+    this.#log = o.log ?? silentLogger();
+    this.#onFallback = o.onFallback ?? (() => undefined);
+  }
+
+  /** Open (creating if needed) the snapshotter at `root`, clearing mounts a dead daemon left behind. */
+  static async open(o: SnapshotterOptions): Promise<Snapshotter> {
+    await mkdir(join(o.root, 'snapshots'), { recursive: true, mode: 0o700 });
+    const store = new Metastore(join(o.root, 'metadata.db'));
+    const indexOff = await access('/sys/module/overlay/parameters/index').then(
+      () => true,
+      () => false,
+    );
+    const s = new Snapshotter(o, store, indexOff);
+    await s.#clearStaleMounts();
+    return s;
+  }
+
+  /** Create an active snapshot (or, for a lazily served layer, a committed one). */
+  async prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    validateLabels(labels);
+    const target = labels[LABEL_SNAPSHOT_REF];
+    if (target && this.#remote && this.#store.get(target)) {
+      throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
+    }
+    const rec = this.#create(key, parent, Kind.Active, labels);
+    if (target && this.#remote) await this.#tryRemote(rec, target, labels);
+    return this.#mounts(rec);
+  }
+
+  /** Create a read-only view of `parent`. */
+  async view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    validateLabels(labels);
+    return this.#mounts(this.#create(key, parent, Kind.View, labels));
+  }
+
+  /** The mounts of an active snapshot or view. */
+  async mounts(key: string): Promise<Mount[]> {
+    const rec = this.#get(key);
+    if (rec.kind === Kind.Committed) {
+      throw failedPrecondition('CLIP_MOUNTS_COMMITTED', `snapshot "${key}" is committed; mounts need an active snapshot or view`);
+    }
+    await this.#checkRemoteParents(rec);
+    return this.#mounts(rec);
+  }
+
+  /** Commit an active snapshot under `name`; labels are replaced, not inherited. */
+  async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
+    validateLabels(labels);
+    const before = this.#get(key);
+    if (before.kind !== Kind.Active) throw failedPrecondition('CLIP_COMMIT_NOT_ACTIVE', `snapshot "${key}" is not active`);
+    const usage = before.remote ? { size: 0, inodes: 0 } : await diskUsage(fsPath(this.snapshotsDir, before.id));
+    this.#store.transaction(() => {
+      if (this.#store.get(name)) throw alreadyExists('CLIP_NAME_EXISTS', `snapshot "${name}"`);
+      const rec = this.#get(key);
+      if (rec.kind !== Kind.Active) throw failedPrecondition('CLIP_COMMIT_NOT_ACTIVE', `snapshot "${key}" is not active`);
+      this.#store.commit(rec.id, name, withoutEmpty(labels), usage, nowNs());
+    });
+  }
+
+  /** Remove a snapshot without children, its directory and any lazy mount on it. */
+  async remove(key: string): Promise<void> {
+    const rec = this.#store.transaction(() => {
+      const r = this.#get(key);
+      if (this.#store.hasChildren(r.id)) {
+        throw failedPrecondition('CLIP_REMOVE_HAS_CHILDREN', `cannot remove snapshot "${key}" with children`);
+      }
+      this.#store.delete(r.id);
+      return r;
+    });
+    await this.#removeDir(rec.id).catch((err: unknown) =>
+      this.#log.warn({ key, err: messageOf(err) }, 'snapshot directory left for cleanup'),
+    );
+  }
+
+  /** Information about a snapshot by key or committed name. */
+  async stat(key: string): Promise<SnapshotInfo> {
+    return this.#store.info(this.#get(key));
+  }
+
+  /** Update labels: `labels` replaces all, `labels.K` sets or (when empty) deletes one. */
+  async update(info: SnapshotInfo, paths: readonly string[]): Promise<SnapshotInfo> {
+    return this.#store.transaction(() => {
+      const rec = this.#get(info.name);
+      let labels = { ...rec.labels };
+      if (paths.length === 0) labels = { ...info.labels };
+      for (const path of paths) {
+        if (path === 'labels') labels = { ...info.labels };
+        else if (path.startsWith('labels.')) {
+          const k = path.slice('labels.'.length);
+          labels[k] = info.labels[k] ?? '';
+        } else {
+          throw invalidArgument('CLIP_UPDATE_FIELD', `cannot update "${path}" field on snapshot "${info.name}"`);
+        }
+      }
+      labels = withoutEmpty(labels);
+      validateLabels(labels);
+      this.#store.setLabels(rec.id, labels, nowNs());
+      return this.#store.info(this.#get(info.name));
+    });
+  }
+
+  /** Every snapshot matching any of the filters (containerd's filter syntax). */
+  async list(filters: readonly string[]): Promise<SnapshotInfo[]> {
+    const match = parseFilters(filters);
+    return this.#store
+      .all()
+      .map((r) => this.#store.info(r))
+      .filter(match);
+  }
+
+  /** Disk usage: measured now for active snapshots, as recorded at commit otherwise. */
+  async usage(key: string): Promise<Usage> {
+    const rec = this.#get(key);
+    if (rec.kind === Kind.Active && !rec.remote) return diskUsage(fsPath(this.snapshotsDir, rec.id));
+    return { size: rec.size, inodes: rec.inodes };
+  }
+
+  /** Remove directories no snapshot owns (left by crashes or failed removals). */
+  async cleanup(): Promise<void> {
+    const known = new Set(this.#store.all().map((r) => String(r.id)));
+    for (const name of await readdir(this.snapshotsDir)) {
+      if (known.has(name)) continue;
+      const n = Number(name);
+      if (Number.isInteger(n) && String(n) === name) await this.#removeDir(n);
+      else await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
+    }
+  }
+
+  /** Every record, for start-up restore of remote layers. */
+  records(): SnapshotRecord[] {
+    return this.#store.all();
+  }
+
+  close(): void {
+    this.#store.close();
+  }
+
+  #get(key: string): SnapshotRecord {
+    const rec = this.#store.get(key);
+    if (!rec) throw notFound('CLIP_SNAPSHOT_NOT_FOUND', `snapshot "${key}"`);
+    return rec;
+  }
+
+  /** Insert the row and create its directories in one transaction: both or neither survive. */
+  #create(key: string, parent: string, kind: Kind, labels: Record<string, string>): SnapshotRecord {
+    return this.#store.transaction(() => {
+      if (this.#store.get(key)) throw alreadyExists('CLIP_KEY_EXISTS', `snapshot "${key}"`);
+      let parentId: number | null = null;
+      if (parent !== '') {
+        const p = this.#store.get(parent);
+        if (!p) throw notFound('CLIP_PARENT_NOT_FOUND', `parent snapshot "${parent}"`);
+        if (p.kind !== Kind.Committed) throw invalidArgument('CLIP_PARENT_NOT_COMMITTED', `parent "${parent}" is not a committed snapshot`);
+        parentId = p.id;
+      }
+      const at = nowNs();
+      const rec = { key, parentId, kind, createdNs: at, updatedNs: at, labels: withoutEmpty(labels), remote: false };
+      const id = this.#store.insert(rec);
+      const dir = join(this.snapshotsDir, String(id));
+      // An id can reappear after a crash rolled back its insert; its directory is then an orphan.
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(join(dir, 'fs'), { recursive: true, mode: 0o755 });
+      if (kind === Kind.Active) mkdirSync(join(dir, 'work'), { mode: 0o700 });
+      return { ...rec, id, size: 0, inodes: 0 };
+    });
+  }
+
+  #mounts(rec: SnapshotRecord): Mount[] {
+    return buildMounts(
+      { id: rec.id, kind: rec.kind, parentIds: this.#store.parentIds(rec) },
+      { snapshotsDir: this.snapshotsDir, indexOff: this.#indexOff },
+    );
+  }
+
+  async #tryRemote(rec: SnapshotRecord, target: string, labels: Record<string, string>): Promise<void> {
+    const mountpoint = fsPath(this.snapshotsDir, rec.id);
+    let mounted: boolean;
+    try {
+      mounted = await this.#remote!.mount(mountpoint, labels, this.#log);
+    } catch (err) {
+      this.#fallback(rec.key, messageOf(err));
+      return;
+    }
+    if (!mounted) return;
+    const remoteLabels = { ...labels, [LABEL_REMOTE]: 'remote snapshot' };
+    try {
+      this.#store.transaction(() => {
+        if (this.#store.get(target)) throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
+        this.#store.commit(rec.id, target, withoutEmpty(remoteLabels), { size: 0, inodes: 0 }, nowNs());
+        this.#markRemote(rec.id);
+      });
+    } catch (err) {
+      await this.#remote!.unmount(mountpoint);
+      if (isKind(err, 'already_exists')) await this.remove(rec.key).catch(() => undefined);
+      throw err;
+    }
+    this.#log.info({ key: rec.key, target }, 'layer mounted lazily');
+    throw alreadyExists('CLIP_REMOTE_PREPARED', `target snapshot "${target}"`);
+  }
+
+  #markRemote(id: number): void {
+    this.#store.setRemote(id);
+  }
+
+  #fallback(key: string, reason: string): void {
+    this.#log.warn({ key, reason }, 'lazy mount fell back to an ordinary snapshot');
+    this.#onFallback(reason);
+  }
+
+  async #checkRemoteParents(rec: SnapshotRecord): Promise<void> {
+    if (!this.#remote) return;
+    for (const id of this.#store.parentIds(rec)) {
+      const p = this.#store.getById(id);
+      if (p?.remote) await this.#remote.check(fsPath(this.snapshotsDir, id), p.labels);
+    }
+  }
+
+  async #removeDir(id: number): Promise<void> {
+    const dir = join(this.snapshotsDir, String(id));
+    for (const m of await mountsUnder(dir)) await unmount(m.mountPoint);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async #clearStaleMounts(): Promise<void> {
+    for (const m of await mountsUnder(this.snapshotsDir)) {
+      this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
+      await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));
+    }
+  }
+}
