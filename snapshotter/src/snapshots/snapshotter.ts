@@ -121,6 +121,7 @@ export class Snapshotter {
       this.#store.delete(r.id);
       return r;
     });
+    if (rec.remote) await this.#remote?.unmount(fsPath(this.snapshotsDir, rec.id));
     await this.#removeDir(rec.id).catch((err: unknown) =>
       this.#log.warn({ key, err: messageOf(err) }, 'snapshot directory left for cleanup'),
     );

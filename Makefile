@@ -1,0 +1,67 @@
+# clip-snapshotter — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APT_PACKAGES := containerd runc fuse3 libfuse2 docker-registry redis-server skopeo umoci \
+	busybox-static debootstrap golang-go golang-github-containerd-containerd-dev \
+	golang-github-gogo-protobuf-dev golang-github-containerd-stargz-snapshotter-dev \
+	iproute2 apache2-utils attr xz-utils zstd pigz tar
+PREFIX ?= /usr/local
+STAMP := .work/stamps
+
+.PHONY: help deps build check test test-unit test-integration conformance demo bench install clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP)/apt: Makefile
+	@mkdir -p $(STAMP)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(STAMP)/apt node_modules/.package-lock.json ## install Debian packages and npm dependencies (idempotent)
+
+build: node_modules/.package-lock.json ## compile TypeScript to build/
+	npx tsc -p tsconfig.json
+
+check: build ## type-check (the build is strict)
+
+go-tools: $(STAMP)/apt ## build the Go test tools (conformance suite, overlayfs reference, ctr-remote)
+	bash integration/scripts/build-go-tools.sh
+
+test-unit: build ## unit tests
+	npx tap --disable-coverage --reporter=tap --timeout=120 'build/snapshotter/test/**/*.test.js'
+
+conformance: deps build go-tools ## containerd's snapshotter conformance suite against the daemon
+	bash integration/scripts/run-conformance.sh
+
+test-integration: deps build go-tools ## end-to-end tests against real containerd, runc, registry
+	npx tap --disable-coverage --reporter=tap --timeout=900 --jobs=1 'build/integration/**/*.test.js'
+
+test: deps build ## unit + conformance + integration tests (installs what it needs)
+	bash integration/scripts/run-all-tests.sh
+
+demo: deps build go-tools ## pull and run a container through clip on a private stack
+	bash integration/scripts/demo.sh
+
+bench: deps build go-tools ## run the benchmarks, results in bench-results/
+	bash integration/scripts/bench.sh
+
+install: build ## install the daemon, config and systemd unit
+	install -d $(PREFIX)/lib/clip-snapshotter /etc/clip-snapshotter
+	cp -r build package.json package-lock.json snapshotter $(PREFIX)/lib/clip-snapshotter/
+	cd $(PREFIX)/lib/clip-snapshotter && npm ci --omit=dev --no-audit --no-fund
+	ln -sf $(PREFIX)/lib/clip-snapshotter/snapshotter/bin/clip-snapshotter $(PREFIX)/bin/clip-snapshotter
+	[ -f /etc/clip-snapshotter/config.toml ] || install -m 0644 plugin-config/config.toml /etc/clip-snapshotter/config.toml
+	install -m 0644 plugin-config/clip-snapshotter.service /etc/systemd/system/clip-snapshotter.service
+
+clean: ## remove build output and test state
+	rm -rf build .work .gopath .tap coverage bench-results

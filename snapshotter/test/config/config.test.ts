@@ -1,0 +1,59 @@
+import t from 'tap';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig, loadConfig, parseConfig } from '../../src/config/index.js';
+import { ClipError } from '../../src/errors/index.js';
+
+t.test('defaults', async (t) => {
+  const c = defaultConfig();
+  t.equal(c.root, '/var/lib/clip-snapshotter');
+  t.equal(c.address, '/run/clip-snapshotter/clip.sock');
+  t.equal(c.contentCache.backend, 'none');
+  t.equal(c.index.buildMissing, true);
+  t.equal(c.tracing.protocol, 'http/protobuf');
+});
+
+t.test('values from the file', async (t) => {
+  const c = parseConfig(
+    `root = "/srv/clip"\nlog_level = "debug"\n[registry]\nconfig_path = "/etc/containerd/certs.d"\nplain_http = true\n[content_cache]\nbackend = "redis"\naddresses = ["10.0.0.1:6379"]\n`,
+    'x.toml',
+  );
+  t.equal(c.root, '/srv/clip');
+  t.equal(c.logLevel, 'debug');
+  t.equal(c.registry.configPath, '/etc/containerd/certs.d');
+  t.equal(c.registry.plainHttp, true);
+  t.same(c.contentCache.addresses, ['10.0.0.1:6379']);
+});
+
+const bad: Array<[string, string, RegExp]> = [
+  ['unknown top-level key', 'bogus = 1', /x\.toml: unknown key "bogus"/],
+  ['unknown key in a section', '[registry]\nfoo = "x"', /unknown key "registry\.foo"/],
+  ['unknown section', '[nope]\na = 1', /unknown key "nope"/],
+  ['wrong type', 'root = 5', /"root" must be a string, got 5/],
+  ['bad value', 'log_level = "loud"', /"log_level" must be one of/],
+  ['relative path', 'root = "rel/dir"', /"root" must be an absolute path/],
+  ['bad enum in section', '[content_cache]\nbackend = "memcached"', /"content_cache\.backend" must be one of/],
+  ['bad address list', '[content_cache]\naddresses = ["nohost"]', /"content_cache\.addresses"/],
+  ['section not a table', 'registry = 3', /"registry" must be a table/],
+  ['syntax error', 'root = ', /config x\.toml \(line 1/],
+  ['ratio out of range', '[tracing]\nsample_ratio = 2.0', /between 0 and 1/],
+];
+for (const [name, text, re] of bad) {
+  t.test(`rejects: ${name}`, async (t) => {
+    const err = t.throws(() => parseConfig(text, 'x.toml')) as unknown as ClipError;
+    t.ok(err instanceof ClipError);
+    t.equal(err.kind, 'invalid_argument');
+    t.match(err.message, re);
+  });
+}
+
+t.test('loadConfig: missing default file is fine, missing explicit file is not', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-cfg-'));
+  t.teardown(() => import('node:fs/promises').then((f) => f.rm(dir, { recursive: true, force: true })));
+  const c = await loadConfig(join(dir, 'absent.toml'), true);
+  t.equal(c.root, '/var/lib/clip-snapshotter');
+  await t.rejects(loadConfig(join(dir, 'absent.toml'), false), /absent\.toml: not found/);
+  await writeFile(join(dir, 'c.toml'), 'address = "/tmp/x.sock"\n');
+  t.equal((await loadConfig(join(dir, 'c.toml'), false)).address, '/tmp/x.sock');
+});

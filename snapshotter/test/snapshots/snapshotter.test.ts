@@ -1,0 +1,176 @@
+import t from 'tap';
+import { mkdtemp, readdir, rm, mkdir, writeFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Snapshotter, Kind, type RemoteLayers } from '../../src/snapshots/index.js';
+import { unavailable } from '../../src/errors/index.js';
+
+import type { Test } from 'tap';
+
+/** Assert that a call fails with a ClipError of the given kind (and code). */
+async function rejectsKind(t: Test, p: Promise<unknown>, kind: string, code?: string): Promise<void> {
+  const err = (await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as { kind?: string; code?: string } | undefined;
+  t.equal(err?.kind, kind, `fails with ${kind}`);
+  if (code) t.equal(err?.code, code);
+}
+
+async function open(t: Test, remote?: RemoteLayers, onFallback?: (r: string) => void): Promise<Snapshotter> {
+  const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
+  const s = await Snapshotter.open({ root, ...(remote ? { remote } : {}), ...(onFallback ? { onFallback } : {}) });
+  t.teardown(async () => {
+    s.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  return s;
+}
+
+t.test('prepare, commit, stat, list, remove', async (t) => {
+  const s = await open(t);
+  await s.prepare('a', '', { l: 'v' });
+  await rejectsKind(t, s.prepare('a', '', {}), 'already_exists');
+  await writeFile(join(s.snapshotsDir, '1', 'fs', 'f'), 'x'.repeat(10000));
+  const active = await s.usage('a');
+  t.ok(active.size >= 10000 && active.inodes === 2, 'usage of an active snapshot is measured');
+  await s.commit('A', 'a', { c: '1' });
+  const info = await s.stat('A');
+  t.equal(info.kind, Kind.Committed);
+  t.same(info.labels, { c: '1' }, 'labels replaced at commit, not inherited');
+  await rejectsKind(t, s.stat('a'), 'not_found');
+  t.same(await s.usage('A'), active, 'committed usage recorded at commit');
+  await s.view('v', 'A', {});
+  t.equal((await s.stat('v')).parent, 'A');
+  await rejectsKind(t, s.remove('A'), 'failed_precondition', 'CLIP_REMOVE_HAS_CHILDREN');
+  t.equal((await s.list([])).length, 2);
+  t.same((await s.list(['kind==view'])).map((i) => i.name), ['v']);
+  await s.remove('v');
+  await s.remove('A');
+  t.same(await s.list([]), []);
+  t.same(await readdir(s.snapshotsDir), [], 'directories removed with their snapshots');
+});
+
+t.test('error codes for bad requests', async (t) => {
+  const s = await open(t);
+  await rejectsKind(t, s.prepare('k', 'missing', {}), 'not_found', 'CLIP_PARENT_NOT_FOUND');
+  await s.prepare('p', '', {});
+  await rejectsKind(t, s.prepare('k', 'p', {}), 'invalid_argument', 'CLIP_PARENT_NOT_COMMITTED');
+  await rejectsKind(t, s.commit('x', 'nokey', {}), 'not_found');
+  await s.view('view', '', {});
+  await rejectsKind(t, s.commit('x', 'view', {}), 'failed_precondition', 'CLIP_COMMIT_NOT_ACTIVE');
+  await s.commit('P', 'p', {});
+  await rejectsKind(t, s.mounts('P'), 'failed_precondition');
+  await s.prepare('q', '', {});
+  await rejectsKind(t, s.commit('P', 'q', {}), 'already_exists');
+  await rejectsKind(t, s.prepare('big', '', { k: 'v'.repeat(4096) }), 'invalid_argument', 'CLIP_LABEL_TOO_LARGE');
+  await rejectsKind(t, s.remove('nope'), 'not_found');
+  await rejectsKind(t, s.usage('nope'), 'not_found');
+  await rejectsKind(t, s.list(['name=']), 'invalid_argument');
+  t.same((await s.list([])).map((i) => i.name).sort(), ['P', 'q', 'view'], 'failed calls changed nothing');
+  t.notOk(await readdir(s.snapshotsDir).then((d) => d.includes('4')), 'no directory for the oversized-label prepare');
+});
+
+t.test('update follows containerd field-mask rules', async (t) => {
+  const s = await open(t);
+  await s.prepare('a', '', { keep: '1', drop: '2' });
+  const before = await s.stat('a');
+  const base = { ...before, labels: { keep: '1', added: '3' } };
+  let after = await s.update({ ...base, labels: { added: '3' } }, ['labels.added', 'labels.drop']);
+  t.same(after.labels, { keep: '1', added: '3' }, 'labels.K sets one, a missing K deletes it');
+  t.ok(after.updatedNs > before.updatedNs && after.createdNs === before.createdNs);
+  after = await s.update({ ...base, labels: { only: 'x' } }, []);
+  t.same(after.labels, { only: 'x' }, 'an empty mask replaces all labels');
+  after = await s.update({ ...base, labels: { z: 'z' } }, ['labels']);
+  t.same(after.labels, { z: 'z' });
+  await rejectsKind(t, s.update({ ...base }, ['name']), 'invalid_argument', 'CLIP_UPDATE_FIELD');
+  await rejectsKind(t, s.update({ ...base, name: 'nope' }, []), 'not_found');
+  await rejectsKind(t, s.update({ ...base, labels: { k: 'v'.repeat(5000) } }, []), 'invalid_argument');
+  t.same((await s.stat('a')).labels, { z: 'z' }, 'rejected updates change nothing');
+});
+
+t.test('cleanup removes orphaned directories only', async (t) => {
+  const s = await open(t);
+  await s.prepare('a', '', {});
+  await mkdir(join(s.snapshotsDir, '77', 'fs'), { recursive: true });
+  await mkdir(join(s.snapshotsDir, 'junk'), { recursive: true });
+  await s.cleanup();
+  t.same(await readdir(s.snapshotsDir), ['1']);
+});
+
+t.test('remote prepare protocol: mount, commit under target, already exists', async (t) => {
+  const mounted: string[] = [];
+  const remote: RemoteLayers = {
+    mount: async (mp, labels) => {
+      if (labels['fail']) throw unavailable('TEST', 'registry down');
+      if (!labels['lazy']) return false;
+      mounted.push(mp);
+      return true;
+    },
+    check: async () => undefined,
+    unmount: async (mp) => void mounted.splice(mounted.indexOf(mp), 1),
+  };
+  const fallbacks: string[] = [];
+  const s = await open(t, remote, (r) => fallbacks.push(r));
+  const labels = { 'containerd.io/snapshot.ref': 'sha256:chain1', lazy: '1' };
+  await rejectsKind(t, s.prepare('ns/1/extract-1 sha256:chain1', '', labels), 'already_exists', 'CLIP_REMOTE_PREPARED');
+  const info = await s.stat('sha256:chain1');
+  t.equal(info.kind, Kind.Committed);
+  t.equal(info.labels['containerd.io/snapshot/remote'], 'remote snapshot');
+  t.equal(mounted.length, 1);
+  t.same(
+    (await s.list(['labels."containerd.io/snapshot.ref"==sha256:chain1'])).map((i) => i.name),
+    ['sha256:chain1'],
+    'containerd finds the remote snapshot with its List filter',
+  );
+  await rejectsKind(t, s.prepare('ns/1/extract-2 sha256:chain1', '', labels), 'already_exists', 'CLIP_TARGET_EXISTS');
+  await rejectsKind(t, s.stat('ns/1/extract-1 sha256:chain1'), 'not_found');
+  // Not a lazy candidate: an ordinary active snapshot, no fallback counted.
+  const ms = await s.prepare('k2', 'sha256:chain1', { 'containerd.io/snapshot.ref': 'sha256:chain2' });
+  t.equal(ms[0]?.type, 'overlay', 'an ordinary active snapshot on the remote parent');
+  t.same(fallbacks, []);
+  // A candidate that fails to mount falls back and is counted.
+  await s.prepare('k3', 'sha256:chain1', { 'containerd.io/snapshot.ref': 'sha256:chain3', fail: '1' });
+  t.equal((await s.stat('k3')).kind, Kind.Active);
+  t.equal(fallbacks.length, 1);
+  t.match(fallbacks[0], /registry down/);
+  await s.remove('k3');
+  await s.remove('k2');
+  await s.remove('sha256:chain1');
+  t.same(mounted, [], 'removing a remote snapshot unmounts it');
+});
+
+t.test('mounts checks remote parents are available', async (t) => {
+  let healthy = true;
+  const remote: RemoteLayers = {
+    mount: async () => true,
+    check: async () => {
+      if (!healthy) throw unavailable('CLIP_LAYER_UNAVAILABLE', 'layer sha256:x');
+    },
+    unmount: async () => undefined,
+  };
+  const s = await open(t, remote);
+  await rejectsKind(t, s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L' }), 'already_exists');
+  await s.prepare('c', 'L', {});
+  t.equal((await s.mounts('c')).length, 1);
+  healthy = false;
+  await rejectsKind(t, s.mounts('c'), 'unavailable');
+});
+
+t.test('state survives reopening', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  let s = await Snapshotter.open({ root });
+  await s.prepare('a', '', { x: '1' });
+  await s.commit('A', 'a', {});
+  await s.prepare('b', 'A', {});
+  s.close();
+  s = await Snapshotter.open({ root });
+  t.same((await s.list([])).map((i) => [i.name, i.parent, i.kind]), [
+    ['A', '', Kind.Committed],
+    ['b', 'A', Kind.Active],
+  ]);
+  await s.prepare('c', '', {});
+  t.ok((await stat(join(s.snapshotsDir, '3'))).isDirectory(), 'ids keep increasing after reopen');
+  s.close();
+});
