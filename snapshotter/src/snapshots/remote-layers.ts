@@ -6,11 +6,12 @@ import type { Logger } from '../log/index.js';
  */
 export interface RemoteLayers {
   /**
-   * Mount the layer the labels describe at `mountpoint`. Resolves to `false` when the labels do not
-   * describe a layer this snapshotter can serve lazily; throws when it should but cannot (the caller
-   * falls back to an ordinary snapshot and counts it).
+   * Mount the layer the labels describe at `mountpoint`. Resolves to the labels to record on the
+   * committed snapshot (what a restart needs to mount it again), or `undefined` when the labels do
+   * not describe a layer this snapshotter can serve lazily; throws when it should but cannot (the
+   * caller falls back to an ordinary snapshot and counts it).
    */
-  mount(mountpoint: string, labels: Readonly<Record<string, string>>, log: Logger): Promise<boolean>;
+  mount(mountpoint: string, labels: Readonly<Record<string, string>>, log: Logger): Promise<Record<string, string> | undefined>;
   /** Throws an `unavailable` ClipError when the layer mounted at `mountpoint` cannot serve reads. */
   check(mountpoint: string, labels: Readonly<Record<string, string>>): Promise<void>;
   /** Unmount a layer; a no-op when nothing is mounted there. */

@@ -228,15 +228,15 @@ export class Snapshotter {
 
   async #tryRemote(rec: SnapshotRecord, target: string, labels: Record<string, string>): Promise<void> {
     const mountpoint = fsPath(this.snapshotsDir, rec.id);
-    let mounted: boolean;
+    let extra: Record<string, string> | undefined;
     try {
-      mounted = await this.#remote!.mount(mountpoint, labels, this.#log);
+      extra = await this.#remote!.mount(mountpoint, labels, this.#log);
     } catch (err) {
       this.#fallback(rec.key, messageOf(err));
       return;
     }
-    if (!mounted) return;
-    const remoteLabels = { ...labels, [LABEL_REMOTE]: 'remote snapshot' };
+    if (!extra) return;
+    const remoteLabels = { ...labels, ...extra, [LABEL_REMOTE]: 'remote snapshot' };
     try {
       this.#store.transaction(() => {
         if (this.#store.get(target)) throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);

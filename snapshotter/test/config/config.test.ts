@@ -57,3 +57,18 @@ t.test('loadConfig: missing default file is fine, missing explicit file is not',
   await writeFile(join(dir, 'c.toml'), 'address = "/tmp/x.sock"\n');
   t.equal((await loadConfig(join(dir, 'c.toml'), false)).address, '/tmp/x.sock');
 });
+
+t.test('the sample plugin-config/config.toml is valid, complete and says the defaults', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { SCHEMA } = await import('../../src/config/index.js');
+  const path = new URL('../../../../plugin-config/config.toml', import.meta.url);
+  const text = await readFile(path, 'utf8');
+  t.same(parseConfig(text, 'sample'), defaultConfig());
+  for (const section of SCHEMA) {
+    for (const f of section.fields) {
+      const header = section.toml === '' ? '' : `[${section.toml}]`;
+      const at = header === '' ? 0 : text.indexOf(header);
+      t.ok(at >= 0 && new RegExp(`^${f.toml} =`, 'm').test(text.slice(at)), `sample documents ${section.toml || '<top>'}.${f.toml}`);
+    }
+  }
+});

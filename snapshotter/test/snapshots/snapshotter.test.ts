@@ -103,9 +103,9 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
   const remote: RemoteLayers = {
     mount: async (mp, labels) => {
       if (labels['fail']) throw unavailable('TEST', 'registry down');
-      if (!labels['lazy']) return false;
+      if (!labels['lazy']) return undefined;
       mounted.push(mp);
-      return true;
+      return { 'containerd.io/snapshot/clip.layer-digest': 'sha256:l' };
     },
     check: async () => undefined,
     unmount: async (mp) => void mounted.splice(mounted.indexOf(mp), 1),
@@ -117,6 +117,7 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
   const info = await s.stat('sha256:chain1');
   t.equal(info.kind, Kind.Committed);
   t.equal(info.labels['containerd.io/snapshot/remote'], 'remote snapshot');
+  t.equal(info.labels['containerd.io/snapshot/clip.layer-digest'], 'sha256:l', 'labels for a restart recorded');
   t.equal(mounted.length, 1);
   t.same(
     (await s.list(['labels."containerd.io/snapshot.ref"==sha256:chain1'])).map((i) => i.name),
@@ -143,7 +144,7 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
 t.test('mounts checks remote parents are available', async (t) => {
   let healthy = true;
   const remote: RemoteLayers = {
-    mount: async () => true,
+    mount: async () => ({}),
     check: async () => {
       if (!healthy) throw unavailable('CLIP_LAYER_UNAVAILABLE', 'layer sha256:x');
     },

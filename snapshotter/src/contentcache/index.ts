@@ -1,0 +1,2 @@
+export { NoContentCache } from './content-cache.js';
+export type { ContentCache } from './content-cache.js';

@@ -1,0 +1,75 @@
+/**
+ * Reading a Prepare's labels: which image and layer a lazily served snapshot stands for. Three
+ * clients, three dialects — CRI (`cri.*`), stargz's ctr-remote (`remote/stargz.*`), and clients
+ * that send only `containerd.io/snapshot.ref` (nerdctl, containerd's Go client), whose layer must be
+ * found through containerd's content store.
+ */
+import { invalidArgument } from '../errors/index.js';
+
+export const LABEL_SNAPSHOT_REF = 'containerd.io/snapshot.ref';
+export const LABEL_CRI_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
+export const LABEL_CRI_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
+export const LABEL_CRI_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
+export const LABEL_STARGZ_REFERENCE = 'containerd.io/snapshot/remote/stargz.reference';
+export const LABEL_STARGZ_DIGEST = 'containerd.io/snapshot/remote/stargz.digest';
+/** Written by clip at commit so a restart can re-mount without asking anyone. */
+export const LABEL_CLIP_IMAGE_REF = 'containerd.io/snapshot/clip.image-ref';
+export const LABEL_CLIP_LAYER_DIGEST = 'containerd.io/snapshot/clip.layer-digest';
+export const LABEL_CLIP_DIFF_ID = 'containerd.io/snapshot/clip.diff-id';
+
+/** Where a layer hint came from. */
+export type HintSource = 'clip' | 'cri' | 'stargz' | 'content_store';
+
+/** The image and layer a Prepare refers to. */
+export type LayerHint =
+  | { type: 'known'; source: Exclude<HintSource, 'content_store'>; chainId: string; imageRef: string; layerDigest: string; manifestDigest?: string }
+  | { type: 'chain_only'; chainId: string };
+
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+/** Check a digest label's value; malformed values are an invalid argument naming the label. */
+export function checkDigest(value: string, label: string): string {
+  if (!DIGEST_RE.test(value)) {
+    throw invalidArgument('CLIP_LABEL_BAD_DIGEST', `label ${label}=${JSON.stringify(value.slice(0, 80))} is not a sha256 digest`);
+  }
+  return value;
+}
+
+function checkRef(value: string, label: string): string {
+  if (value.length === 0 || value.length > 4096 || /\s/.test(value)) {
+    throw invalidArgument('CLIP_LABEL_BAD_REF', `label ${label}=${JSON.stringify(value.slice(0, 80))} is not an image reference`);
+  }
+  return value;
+}
+
+/**
+ * The layer hint in a Prepare's labels, or undefined when the Prepare is not for an image layer
+ * (no `containerd.io/snapshot.ref`). Throws an invalid-argument ClipError on malformed labels.
+ */
+export function layerHintFromLabels(labels: Readonly<Record<string, string>>): LayerHint | undefined {
+  const chainId = labels[LABEL_SNAPSHOT_REF];
+  if (!chainId) return undefined;
+  const dialects: Array<[Exclude<HintSource, 'content_store'>, string, string]> = [
+    ['clip', LABEL_CLIP_IMAGE_REF, LABEL_CLIP_LAYER_DIGEST],
+    ['cri', LABEL_CRI_IMAGE_REF, LABEL_CRI_LAYER_DIGEST],
+    ['stargz', LABEL_STARGZ_REFERENCE, LABEL_STARGZ_DIGEST],
+  ];
+  for (const [source, refLabel, digestLabel] of dialects) {
+    const ref = labels[refLabel];
+    const digest = labels[digestLabel];
+    if (ref === undefined && digest === undefined) continue;
+    if (ref === undefined || digest === undefined) {
+      throw invalidArgument('CLIP_LABEL_INCOMPLETE', `label ${ref === undefined ? refLabel : digestLabel} missing beside ${ref === undefined ? digestLabel : refLabel}`);
+    }
+    const manifest = labels[LABEL_CRI_MANIFEST_DIGEST];
+    return {
+      type: 'known',
+      source,
+      chainId,
+      imageRef: checkRef(ref, refLabel),
+      layerDigest: checkDigest(digest, digestLabel),
+      ...(manifest && DIGEST_RE.test(manifest) ? { manifestDigest: manifest } : {}),
+    };
+  }
+  return { type: 'chain_only', chainId };
+}

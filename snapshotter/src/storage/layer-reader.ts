@@ -1,0 +1,33 @@
+/**
+ * The read path's contract with the FUSE layer: byte ranges of one layer's *uncompressed* tar,
+ * wherever they come from (disk cache, ContentCache, registry).
+ */
+
+/** Which tier served a read. */
+export type ReadSource = 'disk' | 'content_cache' | 'registry';
+
+/** Everything needed to find a layer's bytes. */
+export interface LayerRef {
+  /** Image reference or repository the layer can be fetched from (`host/repo[:tag|@digest]`). */
+  readonly ref: string;
+  /** Digest of the blob in the registry (compressed). */
+  readonly digest: string;
+  /** Digest of the uncompressed tar: names the disk-cache file and the ContentCache object. */
+  readonly diffId: string;
+  readonly uncompressedSize: number;
+}
+
+/** Reads of one layer; shared by every mount of that layer. */
+export interface LayerReader {
+  readonly layer: LayerRef;
+  /**
+   * Read `length` bytes at `offset` of the uncompressed layer into `buf` at `bufOffset`; resolves
+   * to the bytes read (less only at the end of the layer). Rejects with an `unavailable` ClipError
+   * when no tier can serve it within bounded time.
+   */
+  read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number>;
+  /** Throws an `unavailable` ClipError when the layer cannot be read right now. */
+  check(): Promise<void>;
+  /** Release this handle; the layer stays cached. */
+  close(): Promise<void>;
+}
