@@ -100,7 +100,7 @@ export function snapshotsHandlers(s: Snapshotter, log: Logger): grpc.UntypedServ
           for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(toWireInfo) });
           call.end();
         },
-        (err: unknown) => call.destroy(Object.assign(new Error(String(toServiceError(err).details)), toServiceError(err))),
+        (err: unknown) => call.emit('error', toServiceError(err)),
       );
     },
   };

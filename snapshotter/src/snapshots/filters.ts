@@ -145,7 +145,8 @@ function matches(s: Selector, info: SnapshotInfo): boolean {
     case '==':
       return v !== undefined && v === s.value;
     case '!=':
-      return v !== s.value;
+      // containerd compares an absent field as the empty string here.
+      return (v ?? '') !== s.value;
     case '~=':
       return v !== undefined && s.re!.test(v);
     default: {

@@ -50,9 +50,12 @@ CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 `;
 
 let lastNs = 0n;
-/** Nanoseconds since the epoch, strictly increasing so "updated after created" always holds. */
+/**
+ * Nanoseconds since the epoch with microsecond accuracy (containerd's clients compare them with
+ * their own clock), strictly increasing so "updated after created" always holds.
+ */
 export function nowNs(): bigint {
-  const wall = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
   lastNs = wall > lastNs ? wall : lastNs + 1n;
   return lastNs;
 }

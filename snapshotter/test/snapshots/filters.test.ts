@@ -30,6 +30,8 @@ t.test('operators', async (t) => {
   t.ok(parseFilters(['kind==committed'])(info({})));
   t.ok(parseFilters(['kind==active'])(info({ kind: Kind.Active })));
   t.ok(parseFilters(['parent'])(info({ parent: 'p' })));
+  t.notOk(parseFilters(['parent!=""'])(info({})), 'an absent field compares as "" (containerd Walk test)');
+  t.ok(parseFilters(['parent!=""'])(info({ parent: 'p' })));
   t.notOk(parseFilters(['parent'])(info({})));
 });
 
