@@ -1,0 +1,103 @@
+/**
+ * Decoding of the clip index binary format: header and checksum checks, one LZ4 inflate, section
+ * bounds, then a single validation pass over every row so the reader never reads out of bounds.
+ */
+import { crc32 } from 'node:zlib';
+import { uncompressSync } from 'lz4-napi';
+import { dataCorrupt } from '../errors/index.js';
+import { ClipIndexReader, type IndexLayout } from './index-reader.js';
+import {
+  COMPRESSION_CODES, HEADER_BYTES, MAGIC, MAX_PAYLOAD_BYTES, META, ROW, SECTION, SECTION_ROW_BYTES, VERSION,
+  XATTR_ROW, corrupt, readU64,
+} from './index-format.js';
+import { validateRows } from './validate-rows.js';
+import type { LayerMeta } from './types.js';
+
+type Range = { off: number; len: number };
+
+/** Decode and validate an encoded index; throws data_corrupt for anything malformed. */
+export function decodeIndex(buf: Buffer): ClipIndexReader {
+  const payload = inflate(buf);
+  const sections = readSections(payload);
+  const need = (id: number, name: string): Range => {
+    const r = sections.get(id);
+    if (r === undefined) throw corrupt(`missing ${name} section`);
+    return r;
+  };
+  const metaR = need(SECTION.meta, 'meta');
+  const strings = need(SECTION.strings, 'strings');
+  const entries = need(SECTION.entries, 'entries');
+  const xattrs = need(SECTION.xattrs, 'xattrs');
+  if (metaR.len < META.bytes) throw corrupt('meta section too short');
+  if (xattrs.len % XATTR_ROW.bytes !== 0) throw corrupt('xattr section has a partial row');
+  const meta = readMeta(payload, metaR.off, strings);
+  if (entries.len !== meta.entryCount * ROW.bytes || meta.entryCount === 0) throw corrupt('entry count does not match the entry section');
+  const layout: IndexLayout = {
+    payload, meta, stringsOff: strings.off, stringsLen: strings.len, entriesOff: entries.off,
+    xattrsOff: xattrs.off, xattrCount: xattrs.len / XATTR_ROW.bytes,
+  };
+  validateRows(layout);
+  return new ClipIndexReader(layout);
+}
+
+function inflate(buf: Buffer): Buffer {
+  if (buf.length < HEADER_BYTES) throw corrupt('shorter than its header');
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt('bad magic');
+  const version = buf.readUInt16LE(8);
+  if (version !== VERSION) throw dataCorrupt('CLIP_INDEX_VERSION', `clip index version ${version} is not supported (want ${VERSION})`);
+  if (buf.readUInt16LE(10) !== 0 || buf.readUInt32LE(28) !== 0) throw corrupt('unknown header flags');
+  const payloadLen = buf.readUInt32LE(12);
+  const compressedLen = buf.readUInt32LE(16);
+  if (compressedLen !== buf.length - HEADER_BYTES) throw corrupt('compressed length does not match');
+  if (payloadLen > MAX_PAYLOAD_BYTES) throw corrupt('payload too large');
+  const compressed = buf.subarray(HEADER_BYTES);
+  if (crc32(compressed) !== buf.readUInt32LE(24)) throw corrupt('checksum mismatch (compressed)');
+  // lz4-napi prefixes its block with the inflated size; it must agree before we let it allocate.
+  if (compressed.length < 4 || compressed.readUInt32LE(0) !== payloadLen) throw corrupt('LZ4 size prefix does not match');
+  let payload: Buffer;
+  try {
+    payload = uncompressSync(compressed);
+  } catch (err) {
+    throw dataCorrupt('CLIP_INDEX_CORRUPT', 'clip index: LZ4 block does not decompress', err);
+  }
+  if (payload.length !== payloadLen) throw corrupt('payload length mismatch');
+  if (crc32(payload) !== buf.readUInt32LE(20)) throw corrupt('checksum mismatch (payload)');
+  return payload;
+}
+
+function readSections(p: Buffer): Map<number, Range> {
+  if (p.length < 4) throw corrupt('payload too short');
+  const count = p.readUInt32LE(0);
+  if (count > 1024 || 4 + count * SECTION_ROW_BYTES > p.length) throw corrupt('section table out of range');
+  const out = new Map<number, Range>();
+  for (let i = 0; i < count; i++) {
+    const at = 4 + i * SECTION_ROW_BYTES;
+    const id = p.readUInt32LE(at);
+    const off = p.readUInt32LE(at + 4);
+    const len = p.readUInt32LE(at + 8);
+    if (off + len > p.length || off < 4 + count * SECTION_ROW_BYTES) throw corrupt(`section ${id} out of range`);
+    if (out.has(id)) throw corrupt(`section ${id} repeated`);
+    out.set(id, { off, len });
+  }
+  return out;
+}
+
+function readMeta(p: Buffer, at: number, strings: Range): LayerMeta {
+  const compression = COMPRESSION_CODES[p.readUInt8(at + META.compression)];
+  if (compression === undefined) throw corrupt('unknown compression');
+  if (p.readUInt32LE(at + META.sizeHi) >= 1 << 21) throw corrupt('uncompressed size out of range');
+  const str = (offAt: number, lenAt: number): string => {
+    const off = p.readUInt32LE(at + offAt);
+    const len = p.readUInt32LE(at + lenAt);
+    if (off + len > strings.len) throw corrupt('meta string out of range');
+    return p.toString('utf8', strings.off + off, strings.off + off + len);
+  };
+  return {
+    diffId: str(META.diffIdOff, META.diffIdLen),
+    compressedDigest: str(META.digestOff, META.digestLen),
+    compression,
+    uncompressedSize: readU64(p, at + META.sizeLo, at + META.sizeHi),
+    entryCount: p.readUInt32LE(at + META.entryCount),
+  };
+}
+
