@@ -1,0 +1,203 @@
+/**
+ * HTTP for the registry client: one undici Agent per endpoint (TLS: CA, skip_verify), connect,
+ * header and idle-body timeouts, bounded retries with exponential backoff on 5xx and connection
+ * errors, `Retry-After` on 429, and manual redirects that drop `Authorization` on an origin change.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+import { unavailable, silentLoggerless } from './responses.js';
+import type { Logger } from '../log/index.js';
+
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/** TLS and address settings shared by all requests to one registry endpoint. */
+export interface Endpoint {
+  scheme: 'http' | 'https';
+  host: string;
+  skipVerify: boolean;
+  caPem: string[];
+}
+
+export interface TransportOptions {
+  connectTimeoutMs?: number;
+  /** Waiting for response headers. */
+  headersTimeoutMs?: number;
+  /** Idle time between two body chunks; a stalled download fails instead of hanging. */
+  bodyTimeoutMs?: number;
+  /** Retries after the first attempt. */
+  maxRetries?: number;
+  retryBaseDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** A 429's Retry-After longer than this is cut to this. */
+  maxRetryAfterMs?: number;
+  maxRedirects?: number;
+  logger?: Logger;
+}
+
+export interface HttpRequest {
+  url: URL;
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  endpoint: Endpoint;
+  headers?: Record<string, string>;
+  /** A Buffer, or a factory so that a streamed body can be replayed on retry. */
+  body?: Buffer | (() => Readable);
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: ResponseBody;
+  /** The URL that answered, after redirects. */
+  url: URL;
+}
+
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+const RETRY_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CLOSED',
+]);
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
+
+/** Sends requests with retries, timeouts and safe redirects; owns the connection pools. */
+export class Transport {
+  #opts: Required<Omit<TransportOptions, 'logger'>>;
+  #logger: Logger;
+  #agents = new Map<string, Agent>();
+
+  constructor(opts: TransportOptions = {}) {
+    this.#opts = {
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      headersTimeoutMs: opts.headersTimeoutMs ?? 30_000,
+      bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
+      maxRetries: opts.maxRetries ?? 4,
+      retryBaseDelayMs: opts.retryBaseDelayMs ?? 200,
+      retryMaxDelayMs: opts.retryMaxDelayMs ?? 5_000,
+      maxRetryAfterMs: opts.maxRetryAfterMs ?? 30_000,
+      maxRedirects: opts.maxRedirects ?? 5,
+    };
+    this.#logger = opts.logger ?? silentLoggerless();
+  }
+
+  /**
+   * Send with retries. A final 5xx/429 is returned, not thrown, so callers can name what failed;
+   * connection errors that outlast the retries throw `unavailable`.
+   */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body) || typeof req.body === 'function';
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= this.#opts.maxRetries || !replayable;
+      let res: HttpResponse;
+      try {
+        res = await this.#followRedirects(req);
+      } catch (err) {
+        if (last || !isRetryable(err, req.signal)) throw toUnavailable(err, req);
+        await this.#backoff(attempt, undefined, req, errCode(err));
+        continue;
+      }
+      if (last || !RETRY_STATUS.has(res.status)) return res;
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      await res.body.dump().catch(() => undefined);
+      await this.#backoff(attempt, retryAfterMs, req, String(res.status));
+    }
+  }
+
+  /** Close every pooled connection. */
+  async close(): Promise<void> {
+    const agents = [...this.#agents.values()];
+    this.#agents.clear();
+    await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
+  }
+
+  async #backoff(attempt: number, retryAfterMs: number | undefined, req: HttpRequest, why: string): Promise<void> {
+    const exp = Math.min(this.#opts.retryMaxDelayMs, this.#opts.retryBaseDelayMs * 2 ** attempt);
+    const delayMs = retryAfterMs !== undefined ? Math.min(retryAfterMs, this.#opts.maxRetryAfterMs) : exp / 2 + Math.random() * (exp / 2);
+    this.#logger.debug({ source: 'registry', host: req.url.host, attempt: attempt + 1, reason: why, delay_ms: Math.round(delayMs) }, 'registry request retry');
+    await sleep(delayMs, undefined, req.signal ? { signal: req.signal } : undefined);
+  }
+
+  async #followRedirects(req: HttpRequest): Promise<HttpResponse> {
+    let url = req.url;
+    let method: HttpRequest['method'] = req.method;
+    let body = req.body;
+    const headers: Record<string, string> = { ...req.headers };
+    const home = `${req.endpoint.scheme}://${req.endpoint.host}`;
+    for (let hop = 0; hop <= this.#opts.maxRedirects; hop++) {
+      const dispatcher = url.origin === new URL(home).origin ? this.#agentFor(req.endpoint) : this.#agentFor(plainEndpoint(url));
+      const res = await request(url, {
+        method,
+        headers,
+        body: typeof body === 'function' ? body() : body,
+        dispatcher,
+        signal: req.signal,
+        headersTimeout: this.#opts.headersTimeoutMs,
+        bodyTimeout: this.#opts.bodyTimeoutMs,
+      });
+      const location = res.headers.location;
+      if (!REDIRECT_STATUS.has(res.statusCode) || typeof location !== 'string') {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url };
+      }
+      await res.body.dump().catch(() => undefined);
+      const next = new URL(location, url);
+      // Blob storage behind a redirect must never see the registry's credentials.
+      if (next.origin !== url.origin) delete headers.authorization;
+      if (res.statusCode === 303 && method !== 'HEAD') {
+        method = 'GET';
+        body = undefined;
+      }
+      url = next;
+    }
+    throw unavailable(`registry ${req.url.host}: more than ${this.#opts.maxRedirects} redirects for ${req.url.pathname}`);
+  }
+
+  #agentFor(ep: Endpoint): Agent {
+    const caKey = ep.caPem.length ? createHash('sha256').update(ep.caPem.join('\n')).digest('hex') : '';
+    const key = `${ep.scheme}://${ep.host}|${ep.skipVerify}|${caKey}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = new Agent({
+        connect: {
+          timeout: this.#opts.connectTimeoutMs,
+          rejectUnauthorized: !ep.skipVerify,
+          ...(ep.caPem.length ? { ca: ep.caPem } : {}),
+        },
+        headersTimeout: this.#opts.headersTimeoutMs,
+        bodyTimeout: this.#opts.bodyTimeoutMs,
+        keepAliveTimeout: 30_000,
+      });
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+}
+
+function plainEndpoint(url: URL): Endpoint {
+  return { scheme: url.protocol === 'http:' ? 'http' : 'https', host: url.host, skipVerify: false, caPem: [] };
+}
+
+function errCode(err: unknown): string {
+  const code = (err as { code?: unknown; cause?: { code?: unknown } })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code;
+  return typeof code === 'string' ? code : 'unknown';
+}
+
+function isRetryable(err: unknown, signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted) return false;
+  return RETRY_CODES.has(errCode(err));
+}
+
+function toUnavailable(err: unknown, req: HttpRequest): Error {
+  if (req.signal?.aborted) return err as Error;
+  const detail = err instanceof Error ? err.message : String(err);
+  return unavailable(`registry ${req.url.host}: ${req.method} ${req.url.pathname}: ${errCode(err)} ${detail}`, err);
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in milliseconds. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

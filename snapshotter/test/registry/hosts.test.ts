@@ -1,0 +1,69 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { isKind } from '../../src/errors/index.js';
+import { parseDockerAuths, resolveHosts, StaticCredentials } from '../../src/registry/index.js';
+
+t.test('defaults without a hosts directory', async (t) => {
+  const [hub] = await resolveHosts('docker.io');
+  t.match(hub, { scheme: 'https', host: 'registry-1.docker.io', path: '/v2', mirror: false });
+  t.equal((await resolveHosts('127.0.0.1:5000'))[0]?.scheme, 'http', 'loopback is plain http');
+  t.equal((await resolveHosts('reg.example', { plainHttp: true }))[0]?.scheme, 'http', '--plain-http');
+});
+
+t.test('hosts.toml: mirrors in order, server last, ca/header/skip_verify/capabilities', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-hosts-unit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'docker.io'));
+  await writeFile(join(dir, 'docker.io', 'ca.pem'), 'PEM-DATA');
+  await writeFile(join(dir, 'docker.io', 'hosts.toml'), `
+server = "https://registry-1.docker.io"
+[host."http://mirror-a:5000"]
+  capabilities = ["pull", "resolve"]
+  skip_verify = true
+[host."https://mirror-b/base"]
+  capabilities = ["pull"]
+  ca = "ca.pem"
+  [host."https://mirror-b/base".header]
+    x-token = ["a", "b"]
+[host."https://mirror-c/v2/custom"]
+  override_path = true
+`);
+  const hosts = await resolveHosts('docker.io', { configPath: dir });
+  t.same(hosts.map((h) => `${h.scheme}://${h.host}${h.path}`), [
+    'http://mirror-a:5000/v2', 'https://mirror-b/base/v2', 'https://mirror-c/v2/custom', 'https://registry-1.docker.io/v2',
+  ]);
+  t.same(hosts[0]?.capabilities, ['pull', 'resolve']);
+  t.equal(hosts[0]?.skipVerify, true);
+  t.same(hosts[1]?.caPem, ['PEM-DATA']);
+  t.same(hosts[1]?.headers, { 'x-token': 'a, b' });
+  t.same(hosts[3]?.capabilities, ['pull', 'resolve', 'push']);
+  t.same(hosts.map((h) => h.mirror), [true, true, true, false]);
+  t.equal((await resolveHosts('other.example', { configPath: dir })).length, 1, 'no file: default server only');
+
+  await mkdir(join(dir, 'bad.example'));
+  await writeFile(join(dir, 'bad.example', 'hosts.toml'), '[host."ftp://x"]\n');
+  await t.rejects(resolveHosts('bad.example', { configPath: dir }), { code: 'CLIP_REGISTRY_INVALID_CONFIG' });
+  await writeFile(join(dir, 'bad.example', 'hosts.toml'), 'server = [');
+  const err = await resolveHosts('bad.example', { configPath: dir }).catch((e: unknown) => e);
+  t.ok(isKind(err, 'invalid_argument'));
+});
+
+t.test('docker config.json auths', async (t) => {
+  const creds = parseDockerAuths({
+    auths: {
+      'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw:with:colons').toString('base64') },
+      'http://127.0.0.1:5000': { identitytoken: 'refresh-me', auth: Buffer.from('<token>:').toString('base64') },
+      'reg.example': { username: 'u', password: 'p' },
+      'empty.example': {},
+    },
+  }, 'test');
+  t.same(creds.get('docker.io'), { type: 'basic', username: 'hub', password: 'pw:with:colons' });
+  t.same(creds.get('127.0.0.1:5000'), { type: 'identity_token', username: '<token>', token: 'refresh-me' });
+  t.same(creds.get('reg.example'), { type: 'basic', username: 'u', password: 'p' });
+  t.equal(creds.has('empty.example'), false);
+  t.throws(() => parseDockerAuths({ auths: { x: { auth: Buffer.from('nocolon').toString('base64') } } }, 'test'), { code: 'CLIP_REGISTRY_INVALID_CONFIG' });
+  const store = new StaticCredentials({ 'https://registry-1.docker.io': { type: 'registry_token', token: 't' } });
+  t.same(await store.get('docker.io'), { type: 'registry_token', token: 't' });
+});
