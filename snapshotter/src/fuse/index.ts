@@ -1,0 +1,11 @@
+export { ERRNO, toErrno } from './errno.js';
+export { BLOCK_BYTES, dataRange, makedev, statOf } from './entry-stat.js';
+export type { FuseStat } from './entry-stat.js';
+export { OPAQUE_XATTR, getXattr, listXattrs } from './entry-xattrs.js';
+export { toIndexPath } from './fuse-path.js';
+export type { IndexView } from './index-view.js';
+export { LayerFilesystem } from './layer-filesystem.js';
+export type { LayerFilesystemOptions } from './layer-filesystem.js';
+export { LayerOps } from './layer-ops.js';
+export type { LayerOpsOptions } from './layer-ops.js';
+export { isMountPoint, lazyDetach } from './detach.js';

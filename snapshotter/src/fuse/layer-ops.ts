@@ -1,0 +1,217 @@
+/**
+ * The read-only file system operations of one layer, in fuse-native's callback style, over an
+ * index view and a layer reader. Metadata comes from the index alone; only `read` touches the
+ * layer bytes, straight into the buffer the kernel handed us. Failures are logged with the path
+ * and layer here and leave as a bare errno through `toErrno`.
+ */
+import type { Entry } from '../clip/types.js';
+import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import type { LayerReader } from '../storage/layer-reader.js';
+import { dataRange, statOf, type FuseStat } from './entry-stat.js';
+import { getXattr, listXattrs } from './entry-xattrs.js';
+import { ERRNO, toErrno } from './errno.js';
+import { parentPath, toIndexPath } from './fuse-path.js';
+import { HandleTable } from './handle-table.js';
+import type { IndexView } from './index-view.js';
+import type { FuseOps, FuseStatfs } from './native-fuse.js';
+import { readOnlyOps } from './read-only-ops.js';
+
+const O_ACCMODE = 0o3;
+const O_RDONLY = 0o0;
+const O_TRUNC = 0o1000;
+const W_OK = 2;
+const ST_RDONLY = 1;
+const NAME_MAX = 255;
+
+/** Options of `LayerOps`. */
+export interface LayerOpsOptions {
+  view: IndexView;
+  reader: LayerReader;
+  /** Name used in logs (usually the diffID). */
+  layer: string;
+  logger?: Logger | undefined;
+}
+
+/** The operations table of one mounted layer, with its open handles. */
+export class LayerOps {
+  readonly #view: IndexView;
+  readonly #reader: LayerReader;
+  readonly #layer: string;
+  readonly #log: Logger;
+  readonly #handles = new HandleTable();
+  #closed = false;
+
+  constructor(opts: LayerOpsOptions) {
+    this.#view = opts.view;
+    this.#reader = opts.reader;
+    this.#layer = opts.layer;
+    this.#log = opts.logger ?? silentLogger();
+  }
+
+  /** Number of open file and directory handles. */
+  get openHandles(): number {
+    return this.#handles.size;
+  }
+
+  /** Refuse every further request (after unmount, while a lazily detached mount drains). */
+  close(): void {
+    this.#closed = true;
+    this.#handles.clear();
+  }
+
+  /** The table to hand to fuse-native. */
+  ops(): FuseOps {
+    return {
+      ...readOnlyOps(),
+      init: (cb) => cb(0),
+      getattr: (path, cb) => this.#getattr(path, cb),
+      readdir: (path, cb) => this.#readdir(path, cb),
+      open: (path, flags, cb) => this.#open(path, flags, cb),
+      opendir: (path, _flags, cb) => this.#opendir(path, cb),
+      read: (path, fd, buf, len, pos, cb) => this.#read(path, fd, buf, len, pos, cb),
+      readlink: (path, cb) => this.#readlink(path, cb),
+      getxattr: (path, name, _position, cb) => this.#getxattr(path, name, cb),
+      listxattr: (path, cb) => this.#listxattr(path, cb),
+      statfs: (_path, cb) => cb(0, this.#statfs()),
+      release: (_path, fd, cb) => cb(this.#release(fd)),
+      releasedir: (_path, fd, cb) => cb(this.#release(fd)),
+      access: (path, mode, cb) => this.#access(path, mode, cb),
+    };
+  }
+
+  /** The entry at a kernel path, or a negative errno. */
+  entry(kernelPath: string): Entry | number {
+    if (this.#closed) return ERRNO.EIO;
+    let path: string;
+    try {
+      path = toIndexPath(kernelPath);
+    } catch (err) {
+      this.#log.warn({ layer: this.#layer, path: kernelPath, err: messageOf(err) }, 'fuse: refused path');
+      return toErrno(kindOf(err));
+    }
+    return this.#view.lookup(path) ?? this.#missing(path);
+  }
+
+  // ENOTDIR when some ancestor exists but is not a directory, as a local filesystem answers.
+  #missing(path: string): number {
+    for (let p = parentPath(path); p !== ''; p = parentPath(p)) {
+      const e = this.#view.lookup(p);
+      if (e !== undefined) return e.type === 'dir' ? ERRNO.ENOENT : ERRNO.ENOTDIR;
+    }
+    return ERRNO.ENOENT;
+  }
+
+  #getattr(path: string, cb: (err: number, stat?: FuseStat) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    cb(0, statOf(e));
+  }
+
+  #readdir(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void {
+    const dir = this.entry(path);
+    if (typeof dir === 'number') return cb(dir);
+    if (dir.type !== 'dir') return cb(ERRNO.ENOTDIR);
+    const children = this.#view.readdir(dir.path) ?? [];
+    const parent = dir.path === '' ? dir : this.#view.lookup(parentPath(dir.path)) ?? dir;
+    const names = new Array<string>(children.length + 2);
+    const stats = new Array<FuseStat>(children.length + 2);
+    names[0] = '.';
+    stats[0] = statOf(dir);
+    names[1] = '..';
+    stats[1] = statOf(parent);
+    for (let i = 0; i < children.length; i++) {
+      const c = children[i] as Entry;
+      names[i + 2] = c.name;
+      stats[i + 2] = statOf(c);
+    }
+    cb(0, names, stats);
+  }
+
+  #open(path: string, flags: number, cb: (err: number, fd?: number) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    if ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0) return cb(ERRNO.EROFS);
+    if (e.type === 'dir') return cb(ERRNO.EISDIR);
+    const range = dataRange(e);
+    cb(0, this.#handles.open({ path, kind: 'file', dataOffset: range?.dataOffset ?? 0, size: range?.size ?? 0 }));
+  }
+
+  #opendir(path: string, cb: (err: number, fd?: number) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    if (e.type !== 'dir') return cb(ERRNO.ENOTDIR);
+    cb(0, this.#handles.open({ path, kind: 'dir', dataOffset: 0, size: 0 }));
+  }
+
+  #read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void {
+    const h = this.#closed ? undefined : this.#handles.get(fd);
+    if (h === undefined) return cb(this.#closed ? ERRNO.EIO : ERRNO.EBADF);
+    if (h.kind !== 'file') return cb(ERRNO.EISDIR);
+    if (pos >= h.size) return cb(0);
+    const want = Math.min(len, h.size - pos);
+    this.#readFull(buf, want, h.dataOffset + pos).then(
+      (got) => cb(got === want ? got : this.#fail('read', path, truncated(path, h.dataOffset + pos + got))),
+      (err: unknown) => cb(this.#fail('read', path, err)),
+    );
+  }
+
+  // A LayerReader may return short counts before the end; the kernel would take one as EOF.
+  async #readFull(buf: Buffer, want: number, offset: number): Promise<number> {
+    let done = 0;
+    while (done < want) {
+      const got = await this.#reader.read(buf, done, want - done, offset + done);
+      if (got <= 0) break;
+      done += got;
+    }
+    return done;
+  }
+
+  #readlink(path: string, cb: (err: number, target?: string) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    if (e.type !== 'symlink') return cb(ERRNO.EINVAL);
+    cb(0, e.target);
+  }
+
+  #getxattr(path: string, name: string, cb: (err: number, value?: Buffer) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    const value = getXattr(this.#view, e, name);
+    if (value === undefined) return cb(ERRNO.ENODATA);
+    cb(0, value);
+  }
+
+  #listxattr(path: string, cb: (err: number, names?: string[]) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    cb(0, listXattrs(this.#view, e));
+  }
+
+  #statfs(): FuseStatfs {
+    const blocks = Math.min(0xffff_ffff, Math.ceil(this.#view.meta.uncompressedSize / 4096));
+    const files = Math.min(0xffff_ffff, this.#view.meta.entryCount);
+    return { bsize: 4096, frsize: 4096, blocks, bfree: 0, bavail: 0, files, ffree: 0, favail: 0, fsid: 0, flag: ST_RDONLY, namemax: NAME_MAX };
+  }
+
+  #release(fd: number): number {
+    this.#handles.release(fd);
+    return 0;
+  }
+
+  #access(path: string, mode: number, cb: (result: number) => void): void {
+    const e = this.entry(path);
+    if (typeof e === 'number') return cb(e);
+    cb((mode & W_OK) !== 0 ? ERRNO.EROFS : 0);
+  }
+
+  #fail(op: string, path: string, err: unknown): number {
+    const errno = toErrno(kindOf(err));
+    this.#log.error({ layer: this.#layer, op, path, errno, err: messageOf(err) }, 'fuse: request failed');
+    return errno;
+  }
+}
+
+function truncated(path: string, offset: number): Error {
+  return dataCorrupt('CLIP_FUSE_SHORT_READ', `layer data for ${path} ends early at offset ${offset}`);
+}
