@@ -1,0 +1,87 @@
+/**
+ * The layer read path against a real docker-registry on loopback: ranges of a gzip layer read through
+ * LayerStore and the real registry client, single flight visible in the registry's access log, and a
+ * stopped registry turning a cold read into a bounded `unavailable` that heals after a restart.
+ */
+import t from 'tap';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createHarness, type Registry } from '../harness/index.js';
+import { RegistryClient } from '../../snapshotter/src/registry/index.js';
+import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
+import { RecordingContentCache, makeLayer, readRange, type TestLayer } from '../../snapshotter/test/storage/fixtures.js';
+
+const REPO = 'clip/storage-test';
+
+function http(method: string, url: string, body?: Buffer): Promise<{ status: number; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
+}
+
+/** Monolithic upload: POST to open an upload session, PUT the bytes with their digest. */
+async function pushBlob(reg: Registry, blob: Buffer, digest: string): Promise<void> {
+  const start = await http('POST', `${reg.url}/v2/${REPO}/blobs/uploads/`);
+  if (start.status !== 202 || !start.location) throw new Error(`upload start: HTTP ${start.status}`);
+  const loc = new URL(start.location, reg.url);
+  loc.searchParams.set('digest', digest);
+  const put = await http('PUT', loc.toString(), blob);
+  if (put.status !== 201) throw new Error(`upload put: HTTP ${put.status}`);
+}
+
+const blobGets = (reg: Registry, l: TestLayer) => reg.accessLogLines(`/blobs/${l.ref.digest}`).filter((x) => x.includes('"GET '));
+
+t.test('reads through a real registry, then survives it going away', async (t) => {
+  const h = createHarness(t, 'clip-storage-');
+  const reg = await h.startRegistry();
+  const withRepo = (l: TestLayer): TestLayer => ({ ...l, ref: { ...l.ref, ref: `${reg.hostPort}/${REPO}:v1` } });
+  const warm = withRepo(makeLayer(4 << 20));
+  const cold = withRepo(makeLayer(1 << 20));
+  await pushBlob(reg, warm.blob, warm.ref.digest);
+  await pushBlob(reg, cold.blob, cold.ref.digest);
+
+  const client = new RegistryClient({ plainHttp: true, maxRetries: 1, retryBaseDelayMs: 100, connectTimeoutMs: 1_000, timeoutMs: 5_000 });
+  t.teardown(() => client.close());
+  const cc = new RecordingContentCache('miss');
+  const readTimeoutMs = 3_000;
+  const store = await LayerStore.create({
+    cacheDir: join(h.root, 'cache', 'layers'),
+    blobs: new RegistryBlobSource(client),
+    contentCache: cc,
+    readTimeoutMs,
+    maxRetries: 2,
+    retryBaseDelayMs: 100,
+    checkTimeoutMs: 2_000,
+  });
+  t.teardown(() => store.close());
+
+  const r = store.open(warm.ref);
+  await r.check();
+  const offsets = [0, 4096, 1 << 20, 3 << 20, warm.tar.length - 5000, 777_777, 2_000_001, 12];
+  const got = await Promise.all(offsets.map((o) => readRange(r, o, 65_536)));
+  offsets.forEach((o, i) => t.same(got[i], warm.tar.subarray(o, o + 65_536), `range at ${o}`));
+  await store.drain();
+  t.equal(blobGets(reg, warm).length, 1, 'one blob GET for eight concurrent reads (registry access log)');
+  t.same(cc.calls.filter((c) => c.op === 'storeFile').map((c) => [c.key, c.args[1]]), [[warm.ref.diffId, warm.tar.length]], 'published once');
+
+  await reg.stop();
+  const rc = store.open(cold.ref);
+  const started = Date.now();
+  await t.rejects(readRange(rc, 1000, 4096), { kind: 'unavailable', code: 'CLIP_LAYER_FETCH_FAILED' });
+  const elapsed = Date.now() - started;
+  t.ok(elapsed <= readTimeoutMs + 1_000, `cold read failed in ${elapsed} ms (bound ${readTimeoutMs} ms)`);
+  await t.rejects(rc.check(), { kind: 'unavailable', code: 'CLIP_LAYER_UNAVAILABLE' });
+  t.same(await readRange(r, 100, 100), warm.tar.subarray(100, 200), 'the cached layer is still served');
+  await r.check();
+
+  await reg.restart();
+  t.same(await readRange(rc, 1000, 4096), cold.tar.subarray(1000, 5096), 'the next read after the restart succeeds');
+  await rc.check();
+  await store.drain();
+  t.equal(blobGets(reg, cold).length, 1, 'one successful GET of the cold layer');
+});

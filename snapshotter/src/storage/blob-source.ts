@@ -1,0 +1,14 @@
+/**
+ * The storage layer's only view of a registry: a compressed layer blob as a stream, and whether it
+ * exists. Narrow on purpose, so tests can inject fakes and fault injection at this seam.
+ */
+import type { Readable } from 'node:stream';
+import type { LayerRef } from './layer-reader.js';
+
+/** Where compressed layer blobs come from (the registry in production). */
+export interface BlobSource {
+  /** Open the whole compressed blob of `ref.digest`; aborting `signal` must end the stream. */
+  open(ref: LayerRef, signal: AbortSignal): Promise<Readable>;
+  /** True when the registry answers a HEAD for the blob. Throws `unavailable` when it cannot ask. */
+  exists(ref: LayerRef, signal: AbortSignal): Promise<boolean>;
+}

@@ -1,0 +1,310 @@
+/**
+ * The layer read path, one per daemon: disk cache → ContentCache → registry, with one download per
+ * layer at a time (single flight), reads served as soon as their range is on disk, background
+ * publication of downloaded layers to the ContentCache, and LRU eviction of unpinned layers.
+ *
+ * A layer's state lives in `#layers` only while something holds it: an open reader (a mount), a
+ * download, a publish, or a disk-cache verification; a layer with no state is evictable.
+ */
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { ContentCache } from '../contentcache/index.js';
+import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import type { BlobSource } from './blob-source.js';
+import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.js';
+import { DiskCache, hashFile } from './disk-cache.js';
+import { STORAGE_ERROR_CODES as CODES } from './errors.js';
+import { preadFull } from './file-io.js';
+import { LayerDownload } from './layer-download.js';
+import type { LayerReader, LayerRef } from './layer-reader.js';
+import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
+
+export interface LayerStoreOptions {
+  /** `<root>/cache/layers`. */
+  cacheDir: string;
+  /** Disk cache limit; 0 = unlimited. */
+  maxSizeBytes?: number;
+  blobs: BlobSource;
+  /** Required on purpose: pass `NoContentCache` explicitly to run without cluster sharing. */
+  contentCache: ContentCache;
+  log?: Logger;
+  /** What a ContentCache failure means for a read: fall through to the registry, or fail it. */
+  onContentCacheUnavailable?: ContentCachePolicy;
+  /** A read that needs the registry fails `unavailable` after this long. */
+  readTimeoutMs?: number;
+  /** A download attempt with no progress for this long is aborted and retried. */
+  stallTimeoutMs?: number;
+  /** Download retries after the first attempt. */
+  maxRetries?: number;
+  retryBaseDelayMs?: number;
+  /** Bound on the registry HEAD of `check`. */
+  checkTimeoutMs?: number;
+  /** Hash a cached layer against its diffID the first time this process uses it. */
+  verifyCachedLayers?: boolean;
+}
+
+interface LayerState {
+  ref: LayerRef;
+  refs: number;
+  /** The verified complete layer, open for positional reads. */
+  file?: FileHandle;
+  /** Opening (and verifying) the disk-cache file. */
+  opening?: Promise<FileHandle | undefined>;
+  download?: LayerDownload;
+  publishing?: Promise<void>;
+}
+
+const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
+
+/** The read path over every layer this daemon serves. */
+export class LayerStore implements LayerReaderHost {
+  readonly #o: Required<Omit<LayerStoreOptions, 'log'>>;
+  readonly #log: Logger;
+  readonly #disk: DiskCache;
+  readonly #layers = new Map<string, LayerState>();
+  #started = false;
+  readonly #cc: ContentCacheTier;
+  /** Layers whose disk file this process has hashed or written: not hashed again on reopen. */
+  readonly #verified = new Set<string>();
+  #evicting: Promise<void> = Promise.resolve();
+
+  constructor(opts: LayerStoreOptions) {
+    if (opts.contentCache === undefined || opts.contentCache === null) {
+      throw invalidArgument(CODES.badOptions, 'LayerStore needs a contentCache (pass NoContentCache to run without one)');
+    }
+    if (!opts.blobs) throw invalidArgument(CODES.badOptions, 'LayerStore needs a blob source');
+    this.#log = opts.log ?? silentLogger();
+    const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
+    this.#o = {
+      cacheDir: opts.cacheDir,
+      maxSizeBytes: opts.maxSizeBytes ?? 0,
+      blobs: opts.blobs,
+      contentCache: opts.contentCache,
+      onContentCacheUnavailable: opts.onContentCacheUnavailable ?? 'registry',
+      readTimeoutMs,
+      stallTimeoutMs: opts.stallTimeoutMs ?? readTimeoutMs,
+      maxRetries: opts.maxRetries ?? 3,
+      retryBaseDelayMs: opts.retryBaseDelayMs ?? 500,
+      checkTimeoutMs: opts.checkTimeoutMs ?? 10_000,
+      verifyCachedLayers: opts.verifyCachedLayers ?? true,
+    };
+    this.#disk = new DiskCache(opts.cacheDir, this.#log);
+    this.#cc = new ContentCacheTier(opts.contentCache, this.#o.onContentCacheUnavailable, this.#log);
+  }
+
+  /** Construct and start. */
+  static async create(opts: LayerStoreOptions): Promise<LayerStore> {
+    const store = new LayerStore(opts);
+    await store.start();
+    return store;
+  }
+
+  /** The ContentCache reads fall back to and downloads are published to. */
+  get contentCache(): ContentCache {
+    return this.#o.contentCache;
+  }
+
+  /** Bytes of complete layers in the disk cache. */
+  get diskBytes(): number {
+    return this.#disk.totalBytes;
+  }
+
+  /** Clean up after a crash (delete `.partial` files) and index the disk cache. */
+  async start(): Promise<void> {
+    await this.#disk.start();
+    this.#started = true;
+    if (this.#o.contentCache.name === 'none') {
+      this.#log.warn({ source: 'content_cache' }, 'ContentCache not configured: layers will not be shared across the cluster');
+    }
+    this.#scheduleEviction();
+  }
+
+  /** A reader for one layer; the layer is pinned (never evicted) until every reader is closed. */
+  open(ref: LayerRef): LayerReader {
+    if (!this.#started) throw failedPrecondition(CODES.notStarted, 'LayerStore.open before start()');
+    const hex = hexOf(ref.diffId);
+    let st = this.#layers.get(hex);
+    if (!st) {
+      st = { ref, refs: 0 };
+      this.#layers.set(hex, st);
+    }
+    st.refs++;
+    return new StoreLayerReader(ref, hex, this);
+  }
+
+  /** Whether a layer can be read now: on disk, in the ContentCache, or HEAD-able in the registry. */
+  async checkLayer(ref: LayerRef): Promise<void> {
+    const hex = hexOf(ref.diffId);
+    if (this.#layers.get(hex)?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return;
+    try {
+      if (await this.#o.contentCache.has(ref.diffId, ref.uncompressedSize)) return;
+    } catch (err) {
+      this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, 'content cache check failed');
+    }
+    let cause: unknown;
+    try {
+      if (await this.#o.blobs.exists(ref, AbortSignal.timeout(this.#o.checkTimeoutMs))) return;
+    } catch (err) {
+      cause = err;
+    }
+    throw unavailable(CODES.layerUnavailable, `layer ${ref.digest} (${ref.diffId}) is not on disk, in the content cache or in ${ref.ref}`, cause);
+  }
+
+  /** The three-tier read; see LayerReader.read. */
+  async readLayer(hex: string, buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
+    const st = this.#layers.get(hex);
+    if (!st) throw failedPrecondition(CODES.notStarted, `layer ${hex} is not open`);
+    if (offset < 0 || length < 0 || bufOffset < 0 || bufOffset + length > buf.length) {
+      throw invalidArgument(CODES.badRange, `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
+    }
+    const len = Math.min(length, st.ref.uncompressedSize - offset);
+    if (len <= 0) return 0;
+    const file = st.file ?? (await this.#openCached(hex, st));
+    if (file) {
+      this.#disk.touch(hex);
+      return preadFull(file, buf, bufOffset, len, offset);
+    }
+    if (st.download && !st.download.failed && st.download.bytesOnDisk >= offset + len) {
+      return st.download.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs));
+    }
+    const hit = await this.#cc.read(st.ref, buf, bufOffset, len, offset);
+    if (hit !== undefined) return hit;
+    return this.#readRegistry(hex, st, buf, bufOffset, len, offset);
+  }
+
+  releaseLayer(hex: string): void {
+    const st = this.#layers.get(hex);
+    if (!st) return;
+    st.refs--;
+    this.#dropIfIdle(hex, st);
+  }
+
+  /** Wait for running downloads and publishes (shutdown, tests). */
+  async drain(): Promise<void> {
+    const busy = [...this.#layers.values()].flatMap((st) => [st.download?.result.catch(() => {}), st.publishing]);
+    await Promise.all(busy);
+    await this.#evicting;
+  }
+
+  /** Abort downloads, wait for publishes, close every file. */
+  async close(): Promise<void> {
+    for (const st of this.#layers.values()) st.download?.abort();
+    await this.drain();
+    for (const st of this.#layers.values()) await st.file?.close().catch(() => {});
+    this.#layers.clear();
+    this.#started = false;
+  }
+
+  /** Open the disk-cache file once per process: size check always, sha256 unless disabled. */
+  #openCached(hex: string, st: LayerState): Promise<FileHandle | undefined> | undefined {
+    if (st.opening) return st.opening;
+    if (this.#disk.sizeOf(hex) === undefined) return undefined;
+    st.opening = this.#verifyAndOpen(hex, st.ref).finally(() => (st.opening = undefined));
+    return st.opening.then((fh) => {
+      if (fh && !st.file) st.file = fh;
+      return st.file;
+    });
+  }
+
+  async #verifyAndOpen(hex: string, ref: LayerRef): Promise<FileHandle | undefined> {
+    const path = this.#disk.pathOf(hex);
+    const started = Date.now();
+    const size = (await stat(path).catch(() => undefined))?.size;
+    let why: string | undefined;
+    if (size !== ref.uncompressedSize) why = `size ${String(size)}, expected ${ref.uncompressedSize}`;
+    else if (this.#o.verifyCachedLayers && !this.#verified.has(hex)) {
+      const actual = `sha256:${await hashFile(path)}`;
+      if (actual !== ref.diffId) why = `sha256 ${actual}`;
+    }
+    if (why !== undefined) {
+      this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, reason: why }, 'disk cache file corrupt; deleting and refetching');
+      this.#verified.delete(hex);
+      await this.#disk.remove(hex).catch(() => {});
+      return undefined;
+    }
+    this.#verified.add(hex);
+    this.#log.debug({ diff_id: ref.diffId, bytes: size, duration_ms: Date.now() - started }, 'disk cache file verified');
+    return open(path, 'r');
+  }
+
+  async #readRegistry(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const download = st.download && !st.download.failed ? st.download : this.#startDownload(hex, st);
+    const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
+    try {
+      return await download.read(buf, bufOffset, len, offset, signal);
+    } catch (err) {
+      if (err instanceof ClipError) throw err;
+      if (signal.aborted) {
+        throw unavailable(CODES.readTimeout, `layer ${st.ref.diffId}: bytes ${offset}+${len} not available within ${this.#o.readTimeoutMs} ms`, err);
+      }
+      throw unavailable(CODES.fetchFailed, `layer ${st.ref.diffId}: ${messageOf(err)}`, err);
+    }
+  }
+
+  #startDownload(hex: string, st: LayerState): LayerDownload {
+    const o = this.#o;
+    const download = new LayerDownload({
+      ref: st.ref, hex, cacheDir: o.cacheDir, blobs: o.blobs, log: this.#log,
+      maxRetries: o.maxRetries, retryBaseDelayMs: o.retryBaseDelayMs, stallTimeoutMs: o.stallTimeoutMs,
+    });
+    st.download = download;
+    download.result.then(
+      (done) => {
+        if (st.download === download) st.download = undefined;
+        st.file = done.file;
+        this.#disk.add(hex, done.size);
+        this.#verified.add(hex);
+        this.#publish(hex, st, done.path, done.size);
+        this.#scheduleEviction();
+      },
+      () => {
+        if (st.download === download) st.download = undefined;
+        this.#dropIfIdle(hex, st);
+      },
+    );
+    return download;
+  }
+
+  /** Background: never awaited by a read; the layer stays pinned while it runs. */
+  #publish(hex: string, st: LayerState, path: string, size: number): void {
+    st.publishing = this.#cc.publish(st.ref, path, size)?.finally(() => {
+      st.publishing = undefined;
+      this.#dropIfIdle(hex, st);
+    });
+  }
+
+  #dropIfIdle(hex: string, st: LayerState): void {
+    if (st.refs > 0 || st.download || st.publishing || st.opening || this.#layers.get(hex) !== st) return;
+    this.#layers.delete(hex);
+    st.file?.close().catch(() => {});
+    this.#scheduleEviction();
+  }
+
+  #scheduleEviction(): void {
+    if (this.#o.maxSizeBytes <= 0) return;
+    this.#evicting = this.#evicting.then(() => this.#evict()).catch((err) => {
+      this.#log.warn({ err: messageOf(err) }, 'disk cache eviction failed');
+    });
+  }
+
+  /** Delete least-recently-used layers that nothing holds until the cache fits. */
+  async #evict(): Promise<void> {
+    for (const hex of this.#disk.lru()) {
+      if (this.#disk.totalBytes <= this.#o.maxSizeBytes) return;
+      if (this.#layers.has(hex)) continue;
+      const bytes = this.#disk.sizeOf(hex);
+      this.#verified.delete(hex);
+      await this.#disk.remove(hex);
+      this.#log.info({ diff_id: `sha256:${hex}`, bytes }, 'evicted layer from disk cache');
+    }
+    if (this.#disk.totalBytes > this.#o.maxSizeBytes) {
+      this.#log.debug({ bytes: this.#disk.totalBytes, max_bytes: this.#o.maxSizeBytes }, 'disk cache over its limit; the rest is pinned');
+    }
+  }
+}
+
+function hexOf(diffId: string): string {
+  const m = DIFF_ID.exec(diffId);
+  if (!m?.[1]) throw invalidArgument(CODES.badOptions, `diffID ${diffId} is not sha256:<64 hex>`);
+  return m[1];
+}

@@ -1,0 +1,31 @@
+/** The production BlobSource: layer blobs from the image's registry through the shared RegistryClient. */
+import type { Readable } from 'node:stream';
+import { parseReference, type RegistryClient, type RepositoryRef } from '../registry/index.js';
+import type { BlobSource } from './blob-source.js';
+import type { LayerRef } from './layer-reader.js';
+
+/** The part of RegistryClient the read path uses. */
+export type BlobClient = Pick<RegistryClient, 'fetchBlob' | 'statBlob'>;
+
+/** Whole-blob GETs (digest-verified by the client while streaming) and HEADs for `check`. */
+export class RegistryBlobSource implements BlobSource {
+  readonly #client: BlobClient;
+
+  constructor(client: BlobClient) {
+    this.#client = client;
+  }
+
+  async open(ref: LayerRef, signal: AbortSignal): Promise<Readable> {
+    const blob = await this.#client.fetchBlob(repoOf(ref), ref.digest, { signal });
+    return blob.stream;
+  }
+
+  async exists(ref: LayerRef, signal: AbortSignal): Promise<boolean> {
+    return (await this.#client.statBlob(repoOf(ref), ref.digest, signal)) !== undefined;
+  }
+}
+
+function repoOf(ref: LayerRef): RepositoryRef {
+  const { domain, repository } = parseReference(ref.ref);
+  return { domain, repository };
+}

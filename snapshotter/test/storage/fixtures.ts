@@ -1,0 +1,169 @@
+/** Test doubles for the storage layer: in-memory blob sources with faults, a recording ContentCache. */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable, addAbortSignal } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+import { pino } from 'pino';
+import type { ContentCache } from '../../src/contentcache/index.js';
+import { unavailable } from '../../src/errors/index.js';
+import type { Logger } from '../../src/log/index.js';
+import type { BlobSource, LayerRef } from '../../src/storage/index.js';
+
+/** A ustar archive with one regular file of `size` random bytes. */
+export function makeTar(size: number, name = 'data.bin'): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 'ascii');
+  header.write('0000644\0', 100, 'ascii');
+  header.write('0000000\0', 108, 'ascii');
+  header.write('0000000\0', 116, 'ascii');
+  header.write(size.toString(8).padStart(11, '0') + '\0', 124, 'ascii');
+  header.write('00000000000\0', 136, 'ascii');
+  header.write('        ', 148, 'ascii');
+  header.write('0', 156, 'ascii');
+  header.write('ustar\0' + '00', 257, 'ascii');
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+  const padded = Math.ceil(size / 512) * 512;
+  const body = Buffer.alloc(padded);
+  randomBytes(size).copy(body);
+  return Buffer.concat([header, body, Buffer.alloc(1024)]);
+}
+
+export interface TestLayer {
+  tar: Buffer;
+  blob: Buffer;
+  ref: LayerRef;
+  hex: string;
+}
+
+/** A gzip'd tar layer (or another encoding of the same tar) with its LayerRef. */
+export function makeLayer(size = 1 << 20, encode: (tar: Buffer) => Buffer = (b) => gzipSync(b)): TestLayer {
+  const tar = makeTar(size);
+  const blob = encode(tar);
+  const hex = createHash('sha256').update(tar).digest('hex');
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  return { tar, blob, hex, ref: { ref: 'registry.test/app:1', digest, diffId: `sha256:${hex}`, uncompressedSize: tar.length } };
+}
+
+/** How the fake registry misbehaves; counters drop as attempts consume them. */
+export interface FakeBehaviour {
+  chunkSize?: number;
+  delayMs?: number;
+  /** Fail this many opens with a connection error. */
+  failOpens?: number;
+  /** This many opens return a stream that never delivers a byte. */
+  hangOpens?: number;
+  /** Serve these bytes instead of the blob. */
+  wrongBytes?: Buffer;
+  /** After the first chunk, wait for this before sending the rest. */
+  gateAfterFirstChunk?: Promise<void>;
+  missing?: boolean;
+}
+
+/** An in-memory registry for one or more blobs, served in slow chunks, counting opens. */
+export class FakeBlobSource implements BlobSource {
+  opens = 0;
+  heads = 0;
+  readonly #blobs = new Map<string, Buffer>();
+  behaviour: FakeBehaviour;
+
+  constructor(layers: TestLayer[], behaviour: FakeBehaviour = {}) {
+    for (const l of layers) this.#blobs.set(l.ref.digest, l.blob);
+    this.behaviour = behaviour;
+  }
+
+  async open(ref: LayerRef, signal: AbortSignal): Promise<Readable> {
+    this.opens++;
+    const b = this.behaviour;
+    const blob = this.#blobs.get(ref.digest);
+    if (b.failOpens && b.failOpens > 0) {
+      b.failOpens--;
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    }
+    if (!blob || b.missing) throw unavailable('TEST_MISSING', `blob ${ref.digest}`);
+    if (b.hangOpens && b.hangOpens > 0) {
+      b.hangOpens--;
+      return addAbortSignal(signal, new Readable({ read() {} }));
+    }
+    const bytes = b.wrongBytes ?? blob;
+    return addAbortSignal(signal, Readable.from(chunks(bytes, b.chunkSize ?? 16 * 1024, b.delayMs ?? 0, b.gateAfterFirstChunk)));
+  }
+
+  async exists(ref: LayerRef): Promise<boolean> {
+    this.heads++;
+    return this.#blobs.has(ref.digest) && !this.behaviour.missing;
+  }
+}
+
+async function* chunks(bytes: Buffer, size: number, delayMs: number, gate?: Promise<void>): AsyncGenerator<Buffer> {
+  for (let off = 0; off < bytes.length; off += size) {
+    if (off > 0 && gate) await gate;
+    if (off > 0 && delayMs > 0) await sleep(delayMs);
+    yield bytes.subarray(off, off + size);
+  }
+}
+
+export type CacheMode = 'miss' | 'hit' | 'unavailable';
+
+/** A ContentCache that records every call; serves `objects` in `hit` mode. */
+export class RecordingContentCache implements ContentCache {
+  readonly name = 'recording';
+  readonly calls: Array<{ op: string; key: string; args: unknown[] }> = [];
+  readonly objects = new Map<string, Buffer>();
+  mode: CacheMode;
+
+  constructor(mode: CacheMode = 'miss') {
+    this.mode = mode;
+  }
+
+  async readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined> {
+    this.calls.push({ op: 'readInto', key, args: [offset, length] });
+    if (this.mode === 'unavailable') throw unavailable('TEST_CC_DOWN', 'recording cache');
+    const obj = this.objects.get(key);
+    if (this.mode !== 'hit' || !obj) return undefined;
+    return obj.copy(buf, bufOffset, offset, Math.min(obj.length, offset + length));
+  }
+  async has(key: string, size: number): Promise<boolean> {
+    this.calls.push({ op: 'has', key, args: [size] });
+    if (this.mode === 'unavailable') throw unavailable('TEST_CC_DOWN', 'recording cache');
+    return this.objects.get(key)?.length === size;
+  }
+  async storeFile(key: string, path: string, size: number): Promise<void> {
+    this.calls.push({ op: 'storeFile', key, args: [path, size] });
+  }
+  async getBlob(): Promise<Buffer | undefined> {
+    return undefined;
+  }
+  async putBlob(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A pino logger that keeps its records for assertions. */
+export function recordingLogger(): { log: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), records };
+}
+
+/** A temp dir removed at teardown. */
+export async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-storage-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Read `length` bytes at `offset` through a reader into a fresh buffer. */
+export async function readRange(r: { read(b: Buffer, bo: number, l: number, o: number): Promise<number> }, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const n = await r.read(buf, 0, length, offset);
+  return buf.subarray(0, n);
+}
