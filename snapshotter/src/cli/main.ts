@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { messageOf } from '../errors/index.js';
+import { pullCommand } from './pull-command.js';
 import { resolveServeConfig, serve } from './serve-command.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. */
@@ -13,6 +14,9 @@ const USAGE = `usage: clip-snapshotter <command> [flags]
 commands:
   serve    run the snapshotter daemon
            [--config FILE] [--root DIR] [--address SOCKET] [--log-level LEVEL]
+  pull     pull an image through containerd so its layers are prepared lazily
+           IMAGE_REF [--address CONTAINERD_SOCKET] [--namespace NS] [--snapshotter NAME]
+           [--config FILE] [--plain-http]
   version  print the version
 `;
 
@@ -45,6 +49,7 @@ const commands: Record<string, Command> = {
     await serve(cfg);
     return 0;
   },
+  pull: (args) => pullCommand(args),
   version: async () => {
     process.stdout.write(`clip-snapshotter ${version()}\n`);
     return 0;

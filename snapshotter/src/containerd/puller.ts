@@ -1,0 +1,206 @@
+/**
+ * `pull` through containerd's API the way CRI's unpacker does it: lease, content, per-layer
+ * Stat/Prepare with CRI labels (a remote snapshotter answers ALREADY_EXISTS for lazy layers),
+ * download + diff Apply + Commit only as a fallback, then gc labels and the image record.
+ */
+import { randomBytes } from 'node:crypto';
+import { dataCorrupt, invalidArgument, isKind, messageOf } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { isIndexMediaType, type ImageIndex, type ImageManifest, type Platform } from '../registry/media-types.js';
+import { DEFAULT_PLATFORM, formatPlatform, selectPlatformManifest } from '../registry/platform.js';
+import { chainIds } from './chain-id.js';
+import type { ContainerdClient } from './containerd-client.js';
+import type { FetchedManifestBytes, ImageSource } from './image-source.js';
+import {
+  LABEL_UNCOMPRESSED, criLayerLabels, distributionSourceLabel, extractKey, gcRefSnapshotLabel, indexGcLabels, manifestGcLabels,
+} from './labels.js';
+import type { ContainerdDescriptor, ContainerdMount, ImageRecord } from './types.js';
+
+export type LayerPullMode = 'lazy' | 'full' | 'present';
+
+export interface LayerPullResult {
+  index: number;
+  digest: string;
+  chainId: string;
+  mode: LayerPullMode;
+}
+
+/** The part of ContainerdClient a pull uses (a seam for tests). */
+export interface PullClient extends Pick<ContainerdClient,
+  'createLease' | 'deleteLease' | 'writeContent' | 'updateContentLabels' | 'createImage' | 'updateImage' |
+  'statSnapshot' | 'prepareSnapshot' | 'commitSnapshot' | 'removeSnapshot' | 'applyDiff'> {
+  withLease(leaseId: string): PullClient;
+}
+
+export interface PullOptions {
+  /** A client bound to the target namespace. */
+  client: PullClient;
+  source: ImageSource;
+  /** The normalised image name, which becomes the image record's name. */
+  imageRef: string;
+  /** Tag or digest to resolve in `source`. */
+  reference: string;
+  snapshotter: string;
+  platform?: Platform;
+  leaseExpireMs?: number;
+  logger?: Logger;
+  /** Called once per layer when its outcome is known. */
+  onLayer?: (layer: LayerPullResult) => void;
+}
+
+export interface PullSummary {
+  image: string;
+  manifest: string;
+  config: string;
+  snapshotter: string;
+  chainId: string;
+  layers: LayerPullResult[];
+  lazy: number;
+  full: number;
+  present: number;
+  duration_ms: number;
+}
+
+interface Resolved {
+  index?: FetchedManifestBytes;
+  manifest: FetchedManifestBytes;
+  doc: ImageManifest;
+}
+
+const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+const parseJson = <T>(b: Buffer, what: string): T => {
+  try {
+    return JSON.parse(b.toString('utf8')) as T;
+  } catch (err) {
+    throw dataCorrupt('CLIP_PULL_BAD_JSON', `${what}: ${messageOf(err)}`);
+  }
+};
+
+async function resolveManifest(source: ImageSource, reference: string, platform: Platform): Promise<Resolved> {
+  const top = await source.getManifest(reference);
+  if (!isIndexMediaType(top.mediaType)) return { manifest: top, doc: parseJson<ImageManifest>(top.bytes, `manifest ${top.digest}`) };
+  const idx = parseJson<ImageIndex>(top.bytes, `index ${top.digest}`);
+  const desc = selectPlatformManifest(idx.manifests ?? [], platform);
+  if (!desc) throw invalidArgument('CLIP_PULL_NO_PLATFORM', `index ${top.digest} has no manifest for ${formatPlatform(platform)}`);
+  const manifest = await source.getManifest(desc.digest);
+  return { index: top, manifest, doc: parseJson<ImageManifest>(manifest.bytes, `manifest ${manifest.digest}`) };
+}
+
+/** Pull `reference` into containerd; returns what happened to each layer. */
+export async function pullImage(opts: PullOptions): Promise<PullSummary> {
+  const started = Date.now();
+  const log = opts.logger ?? silentLogger();
+  const lease = await opts.client.createLease({ expireAfterMs: opts.leaseExpireMs ?? 24 * 3600_000 });
+  const client = opts.client.withLease(lease);
+  try {
+    const r = await resolveManifest(opts.source, opts.reference, opts.platform ?? DEFAULT_PLATFORM);
+    const source = { [distributionSourceLabel(opts.source.host)]: opts.source.repository };
+    const configBytes = await opts.source.getBlob(r.doc.config.digest);
+    const diffIds = parseJson<{ rootfs?: { diff_ids?: string[] } }>(configBytes, 'image config').rootfs?.diff_ids ?? [];
+    const layers = r.doc.layers ?? [];
+    if (diffIds.length !== layers.length) {
+      throw dataCorrupt('CLIP_PULL_LAYER_COUNT', `manifest ${r.manifest.digest}: ${layers.length} layers but ${diffIds.length} diff ids`);
+    }
+    const layerDigests = layers.map((l) => l.digest);
+    await putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source);
+    await putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) });
+    if (r.index) await putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) });
+
+    const chains = chainIds(diffIds);
+    const results: LayerPullResult[] = [];
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i] as ContainerdDescriptor;
+      const labels = criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string });
+      const mode = await unpackLayer(client, opts, { layer, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', labels, source });
+      const res = { index: i, digest: layer.digest, chainId: chains[i] as string, mode };
+      log.info({ layer: layer.digest, diff_id: diffIds[i], mode }, 'layer unpacked');
+      opts.onLayer?.(res);
+      results.push(res);
+    }
+    const top = chains.at(-1) ?? '';
+    if (top !== '') await client.updateContentLabels(r.doc.config.digest, { [gcRefSnapshotLabel(opts.snapshotter)]: top });
+    const target = r.index ?? r.manifest;
+    await putImage(client, { name: opts.imageRef, labels: {}, target: { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length } });
+    const count = (m: LayerPullMode): number => results.filter((l) => l.mode === m).length;
+    return {
+      image: opts.imageRef, manifest: r.manifest.digest, config: r.doc.config.digest, snapshotter: opts.snapshotter, chainId: top,
+      layers: results, lazy: count('lazy'), full: count('full'), present: count('present'), duration_ms: Date.now() - started,
+    };
+  } finally {
+    await opts.client.deleteLease(lease).catch((err: unknown) => log.warn({ err: messageOf(err) }, 'lease delete failed'));
+  }
+}
+
+async function putBlob(client: PullClient, ref: string, digest: string, bytes: Buffer, labels: Record<string, string>): Promise<void> {
+  const { written } = await client.writeContent({ ref, digest, size: bytes.length, labels, data: bytes });
+  if (!written) await client.updateContentLabels(digest, labels);
+}
+
+async function putImage(client: PullClient, img: ImageRecord): Promise<void> {
+  try {
+    await client.createImage(img);
+  } catch (err) {
+    if (!isKind(err, 'already_exists')) throw err;
+    await client.updateImage(img);
+  }
+}
+
+interface LayerJob {
+  layer: ContainerdDescriptor;
+  diffId: string;
+  chainId: string;
+  parent: string;
+  labels: Record<string, string>;
+  source: Record<string, string>;
+}
+
+async function snapshotExists(client: PullClient, snapshotter: string, name: string): Promise<boolean> {
+  try {
+    await client.statSnapshot(snapshotter, name);
+    return true;
+  } catch (err) {
+    if (isKind(err, 'not_found')) return false;
+    throw err;
+  }
+}
+
+// Prepare answers ALREADY_EXISTS when the snapshotter mounted the layer remotely; the target then
+// exists, but the same answer can come from a concurrent pull's extraction, hence the retries.
+async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob): Promise<LayerPullMode> {
+  const sn = opts.snapshotter;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await snapshotExists(client, sn, job.chainId)) return attempt === 0 ? 'present' : 'lazy';
+    const key = extractKey(job.chainId, nowNs(), randomBytes(3).toString('base64url'));
+    let mounts;
+    try {
+      mounts = await client.prepareSnapshot(sn, key, job.parent, job.labels);
+    } catch (err) {
+      if (!isKind(err, 'already_exists')) throw err;
+      if (await snapshotExists(client, sn, job.chainId)) return 'lazy';
+      continue;
+    }
+    try {
+      await fetchAndApply(client, opts, job, mounts);
+      await client.commitSnapshot(sn, job.chainId, key, job.labels);
+      return 'full';
+    } catch (err) {
+      await client.removeSnapshot(sn, key).catch(() => undefined);
+      if (isKind(err, 'already_exists')) continue;
+      throw err;
+    }
+  }
+  throw dataCorrupt('CLIP_PULL_SNAPSHOT_RACE', `layer ${job.layer.digest}: snapshot ${job.chainId} neither preparable nor present`);
+}
+
+async function fetchAndApply(client: PullClient, opts: PullOptions, job: LayerJob, mounts: ContainerdMount[]): Promise<void> {
+  const { layer } = job;
+  const labels = { ...job.source, [LABEL_UNCOMPRESSED]: job.diffId };
+  const { written } = await client.writeContent({
+    ref: `layer-${layer.digest}`, digest: layer.digest, size: layer.size, labels, data: (offset) => opts.source.openBlob(layer.digest, offset),
+  });
+  if (!written) await client.updateContentLabels(layer.digest, labels);
+  const applied = await client.applyDiff({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, mounts);
+  if (applied.digest !== job.diffId) {
+    throw dataCorrupt('CLIP_PULL_DIFF_ID_MISMATCH', `layer ${layer.digest} unpacked to ${applied.digest}, config says ${job.diffId}`);
+  }
+}
