@@ -1,0 +1,100 @@
+/** A private docker-registry (distribution 2.8.2) on a loopback port with filesystem storage. */
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { freePort } from './free-port.js';
+import { ManagedProcess } from './managed-process.js';
+import { runCommand } from './run-command.js';
+import { waitUntil } from './wait.js';
+
+export interface RegistryOptions {
+  /** Directory that holds this registry's config, storage and log. */
+  dir: string;
+  /** Require basic auth with these credentials (same shape as integration/registry/registry-server.ts). */
+  htpasswd?: { username: string; password: string };
+}
+
+/**
+ * Field-compatible with integration/registry/registry-server.ts's RunningRegistry, plus a restart on
+ * the same port (for registry-outage tests) and a home under the harness's temp root.
+ */
+export interface Registry {
+  /** `127.0.0.1:PORT`, the prefix of image references. */
+  host: string;
+  port: number;
+  /** Same as `host`. */
+  hostPort: string;
+  url: string;
+  /** The registry's stderr/stdout, access log included. */
+  logPath: string;
+  storageDir: string;
+  /** Access-log lines mentioning `needle` (e.g. a blob digest). */
+  accessLogLines(needle?: string): string[];
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+function configYaml(storageDir: string, port: number, htpasswdPath?: string): string {
+  const auth = htpasswdPath ? `auth:\n  htpasswd:\n    realm: clip-test\n    path: ${htpasswdPath}\n` : '';
+  return `version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: ${storageDir}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+  secret: clip-test-secret
+${auth}`;
+}
+
+function probe(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 || res.statusCode === 401);
+    });
+    req.once('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/** Start the registry and wait until `/v2/` answers. */
+export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
+  const storageDir = join(opts.dir, 'storage');
+  mkdirSync(storageDir, { recursive: true });
+  let htpasswdPath: string | undefined;
+  if (opts.htpasswd) {
+    htpasswdPath = join(opts.dir, 'htpasswd');
+    const res = await runCommand('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password]);
+    writeFileSync(htpasswdPath, res.stdout);
+  }
+  const port = await freePort();
+  const cfgPath = join(opts.dir, 'config.yml');
+  writeFileSync(cfgPath, configYaml(storageDir, port, htpasswdPath));
+  const logPath = join(opts.dir, 'registry.log');
+  const proc = new ManagedProcess({ command: 'docker-registry', args: ['serve', cfgPath], logPath });
+  const url = `http://127.0.0.1:${port}`;
+  const ready = () => waitUntil(`registry on ${url}`, () => probe(url), 15_000);
+  await ready();
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    hostPort: `127.0.0.1:${port}`,
+    url,
+    logPath,
+    storageDir,
+    accessLogLines: (needle) => readFileSync(logPath, 'utf8').split('\n').filter((l) => l.includes('"GET ') || l.includes('"HEAD ')).filter((l) => needle === undefined || l.includes(needle)),
+    stop: () => proc.stop(),
+    restart: async () => {
+      await proc.stop();
+      proc.respawn();
+      await ready();
+    },
+  };
+}

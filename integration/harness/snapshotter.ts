@@ -1,0 +1,80 @@
+/** Our daemon, `clip-snapshotter serve`, started from the build with logs to a file. */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess } from './managed-process.js';
+import { unmountAllUnder } from './mounts.js';
+import { socketAccepts, waitUntil, WaitAborted } from './wait.js';
+
+/** The repository root, found from this file's place in build/integration/harness/. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const SNAPSHOTTER_BIN = join(REPO_ROOT, 'snapshotter/bin/clip-snapshotter');
+export const SNAPSHOTTER_MAIN = join(REPO_ROOT, 'build/snapshotter/src/cli/main.js');
+
+/** Why the daemon cannot be started yet, or undefined when it can. */
+export function snapshotterMissingReason(): string | undefined {
+  if (!existsSync(SNAPSHOTTER_MAIN)) return `${SNAPSHOTTER_MAIN} is missing (build the snapshotter first)`;
+  return undefined;
+}
+
+// tap's processinfo rewrites NODE_OPTIONS on every spawn to load its hooks, which breaks the
+// daemon's ESM entry point; `env -u` drops it after that rewrite and then execs node (same pid).
+const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];
+
+export interface SnapshotterOptions {
+  root: string;
+  address: string;
+  logPath?: string;
+  logLevel?: string;
+  /** Extra flags, e.g. `['--config', file]`. */
+  extraArgs?: string[];
+}
+
+export interface Snapshotter {
+  root: string;
+  address: string;
+  logPath: string;
+  pid(): number | undefined;
+  /** Send a signal; with SIGKILL nothing is cleaned up, exactly like a crash. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start again after kill/stop (or stop first with SIGTERM) and wait for the socket. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+/** Start the daemon and wait until its socket accepts connections. */
+export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapshotter> {
+  mkdirSync(opts.root, { recursive: true });
+  mkdirSync(dirname(opts.address), { recursive: true });
+  const logPath = opts.logPath ?? join(dirname(opts.address), 'clip-snapshotter.log');
+  const args = [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])];
+  const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT });
+  const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
+  const ready = (): Promise<void> =>
+    waitUntil(`clip-snapshotter socket ${opts.address}`, async () => {
+      if (!proc.running) throw new WaitAborted(`clip-snapshotter exited: ${log().slice(-2000)}`);
+      return socketAccepts(opts.address);
+    }, 30_000);
+  await ready();
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    await proc.stop(signal, 10_000);
+  };
+  return {
+    root: opts.root,
+    address: opts.address,
+    logPath,
+    pid: () => proc.pid,
+    kill,
+    restart: async () => {
+      await kill('SIGTERM');
+      proc.respawn();
+      await ready();
+    },
+    stop: async () => {
+      await kill('SIGTERM');
+      await unmountAllUnder(opts.root);
+    },
+    log,
+  };
+}
