@@ -1,15 +1,14 @@
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../log/index.js';
-import { serveSnapshots, stopServer } from '../service/index.js';
-import { Snapshotter } from '../snapshots/index.js';
-import { messageOf } from '../errors/index.js';
+import { invalidArgument, messageOf } from '../errors/index.js';
+import { LOG_LEVELS, createLogger } from '../log/index.js';
+import { startDaemon } from './daemon.js';
 
 /** Flags of `serve` that override the config file. */
 export interface ServeFlags {
-  config?: string;
-  root?: string;
-  address?: string;
-  logLevel?: string;
+  config?: string | undefined;
+  root?: string | undefined;
+  address?: string | undefined;
+  logLevel?: string | undefined;
 }
 
 /** Merge defaults, the config file and flags, in that order. */
@@ -17,31 +16,30 @@ export async function resolveServeConfig(flags: ServeFlags): Promise<Config> {
   const cfg = await loadConfig(flags.config ?? DEFAULT_CONFIG_PATH, flags.config === undefined);
   if (flags.root) cfg.root = flags.root;
   if (flags.address) cfg.address = flags.address;
-  if (flags.logLevel) cfg.logLevel = flags.logLevel as Config['logLevel'];
+  if (flags.logLevel) {
+    if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) {
+      throw invalidArgument('CLIP_FLAG_LOG_LEVEL', `--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${flags.logLevel}"`);
+    }
+    cfg.logLevel = flags.logLevel as Config['logLevel'];
+  }
+  for (const [flag, value] of [['--root', flags.root], ['--address', flags.address]] as const) {
+    if (value !== undefined && !value.startsWith('/')) throw invalidArgument('CLIP_FLAG_PATH', `${flag} must be an absolute path, got "${value}"`);
+  }
   return cfg;
 }
 
 /** Run the daemon until SIGTERM/SIGINT. */
 export async function serve(cfg: Config): Promise<void> {
   const log = createLogger(cfg.logLevel);
-  const snapshotter = await Snapshotter.open({ root: cfg.root, log });
-  const server = await serveSnapshots(snapshotter, cfg.address, log);
+  const daemon = await startDaemon(cfg, log);
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
-  await shutdown(server, snapshotter, log);
-}
-
-async function shutdown(server: Awaited<ReturnType<typeof serveSnapshots>>, s: Snapshotter, log: Logger): Promise<void> {
+  log.info({ signal }, 'shutting down');
   try {
-    await stopServer(server);
-    s.close();
+    await daemon.stop();
     log.info('stopped');
   } catch (err) {
     log.error({ err: messageOf(err) }, 'unclean shutdown');

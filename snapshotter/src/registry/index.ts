@@ -37,3 +37,4 @@ export { Transport, parseRetryAfter } from './transport.js';
 export type { Endpoint, HttpRequest, HttpResponse, TransportOptions } from './transport.js';
 export { parseWwwAuthenticate } from './www-authenticate.js';
 export type { AuthChallenge } from './www-authenticate.js';
+export { restorePort } from './host-port.js';

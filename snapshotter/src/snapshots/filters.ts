@@ -127,7 +127,8 @@ function fieldOf(path: readonly string[], info: SnapshotInfo): string | undefine
     case 'name':
       return rest.length === 0 ? info.name : undefined;
     case 'parent':
-      return rest.length === 0 ? info.parent || undefined : undefined;
+      // Always present, as in containerd's adaptor: `parent==""` selects snapshots without one.
+      return rest.length === 0 ? info.parent : undefined;
     case 'kind':
       return rest.length === 0 ? KIND_NAMES[info.kind] : undefined;
     case 'labels':

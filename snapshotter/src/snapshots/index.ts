@@ -1,6 +1,6 @@
 export { Snapshotter } from './snapshotter.js';
 export type { SnapshotterOptions } from './snapshotter.js';
-export type { RemoteLayers } from './remote-layers.js';
+export type { RemoteLayers, RemoteMountContext } from './remote-layers.js';
 export { buildMounts, fsPath, workPath } from './mounts.js';
 export type { MountOptions, MountSubject } from './mounts.js';
 export { parseFilters } from './filters.js';

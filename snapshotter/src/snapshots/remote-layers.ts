@@ -1,5 +1,14 @@
 import type { Logger } from '../log/index.js';
 
+/** What a lazy mount knows about the request that caused it. */
+export interface RemoteMountContext {
+  /** The snapshot key; containerd puts its namespace first (`<ns>/<n>/…`). */
+  key: string;
+  log: Logger;
+  /** True when re-mounting a committed snapshot at start-up: no network may be needed. */
+  restore: boolean;
+}
+
 /**
  * The narrow seam between the snapshot state machine and everything lazy (FUSE, clip indexes,
  * registries): mount a layer at a path from its labels, check it, unmount it. Tests swap in fakes.
@@ -11,7 +20,7 @@ export interface RemoteLayers {
    * not describe a layer this snapshotter can serve lazily; throws when it should but cannot (the
    * caller falls back to an ordinary snapshot and counts it).
    */
-  mount(mountpoint: string, labels: Readonly<Record<string, string>>, log: Logger): Promise<Record<string, string> | undefined>;
+  mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined>;
   /** Throws an `unavailable` ClipError when the layer mounted at `mountpoint` cannot serve reads. */
   check(mountpoint: string, labels: Readonly<Record<string, string>>): Promise<void>;
   /** Unmount a layer; a no-op when nothing is mounted there. */

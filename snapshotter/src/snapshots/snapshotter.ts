@@ -181,9 +181,24 @@ export class Snapshotter {
     }
   }
 
-  /** Every record, for start-up restore of remote layers. */
-  records(): SnapshotRecord[] {
-    return this.#store.all();
+  /**
+   * Re-mount every lazily served layer after a restart, from the labels recorded at commit. A layer
+   * that cannot be mounted stays registered; Mounts on its children then answer UNAVAILABLE.
+   */
+  async restoreRemote(): Promise<{ mounted: number; failed: number }> {
+    let mounted = 0;
+    let failed = 0;
+    for (const r of this.#store.all()) {
+      if (!r.remote || !this.#remote) continue;
+      try {
+        await this.#remote.mount(fsPath(this.snapshotsDir, r.id), r.labels, { key: r.key, log: this.#log, restore: true });
+        mounted++;
+      } catch (err) {
+        failed++;
+        this.#log.error({ key: r.key, err: messageOf(err) }, 'could not re-mount a lazy layer');
+      }
+    }
+    return { mounted, failed };
   }
 
   close(): void {
@@ -230,7 +245,7 @@ export class Snapshotter {
     const mountpoint = fsPath(this.snapshotsDir, rec.id);
     let extra: Record<string, string> | undefined;
     try {
-      extra = await this.#remote!.mount(mountpoint, labels, this.#log);
+      extra = await this.#remote!.mount(mountpoint, labels, { key: rec.key, log: this.#log, restore: false });
     } catch (err) {
       this.#fallback(rec.key, messageOf(err));
       return;

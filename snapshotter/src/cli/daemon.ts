@@ -1,0 +1,122 @@
+/**
+ * Assembling the daemon from its config: registry client, ContentCache, layer store, index
+ * resolution, lazy layers, the snapshotter and its gRPC server — each built once and handed down,
+ * so nothing reads config on its own and the ContentCache provably reaches the storage layer.
+ */
+import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import type { Config } from '../config/index.js';
+import { ContainerdClient, ContentStoreLayerResolver } from '../containerd/index.js';
+import { NoContentCache, type ContentCache } from '../contentcache/index.js';
+import { messageOf } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { RegistryClient, restorePort } from '../registry/index.js';
+import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/index.js';
+import { serveSnapshots, stopServer } from '../service/index.js';
+import { Snapshotter } from '../snapshots/index.js';
+import { LayerStore, RegistryBlobSource } from '../storage/index.js';
+
+/** Counters an operator (and the tests) read from the daemon. */
+export interface DaemonStats {
+  fallbacks: Map<string, number>;
+}
+
+/** Everything a running daemon owns, in shutdown order. */
+export interface Daemon {
+  server: grpc.Server;
+  snapshotter: Snapshotter;
+  remote: ClipRemoteLayers;
+  store: LayerStore;
+  contentCache: ContentCache;
+  registry: RegistryClient;
+  stats: DaemonStats;
+  stop(): Promise<void>;
+}
+
+/** Build the ContentCache the config asks for. */
+export async function contentCacheFromConfig(cfg: Config, log: Logger): Promise<ContentCache> {
+  if (cfg.contentCache.backend === 'none') {
+    log.warn({ backend: 'none' }, 'ContentCache not configured: layers will not be shared across the cluster');
+    return new NoContentCache();
+  }
+  const { createContentCache } = (await import('../contentcache/index.js')) as unknown as {
+    createContentCache?: (c: Config['contentCache'], log: Logger) => Promise<ContentCache> | ContentCache;
+  };
+  if (!createContentCache) throw new Error(`content_cache backend "${cfg.contentCache.backend}" is not available in this build`);
+  return createContentCache(cfg.contentCache, log);
+}
+
+/** A chain-ID resolver per containerd namespace, created on first use. */
+function chainResolver(cfg: Config, log: Logger): ChainResolver {
+  const byNamespace = new Map<string, ContentStoreLayerResolver>();
+  return async (chainId, namespace) => {
+    let r = byNamespace.get(namespace);
+    if (!r) {
+      const client = new ContainerdClient({ address: cfg.containerdAddress, namespace, timeoutMs: 10_000, logger: log });
+      r = new ContentStoreLayerResolver({ client, logger: log });
+      byNamespace.set(namespace, r);
+    }
+    const found = await r.resolve(chainId);
+    if (!found) return undefined;
+    const host = await restorePort(found.host, cfg.registry.configPath);
+    return { ref: `${host}/${found.repository}@${found.manifestDigest}`, layerDigest: found.layerDigest, manifestDigest: found.manifestDigest };
+  };
+}
+
+/** Start the daemon: open state, re-mount lazy layers in the background, serve. */
+export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
+  const stats: DaemonStats = { fallbacks: new Map() };
+  const registry = new RegistryClient({
+    ...(cfg.registry.configPath ? { configPath: cfg.registry.configPath } : {}),
+    ...(cfg.registry.dockerConfig ? { dockerConfig: cfg.registry.dockerConfig } : {}),
+    plainHttp: cfg.registry.plainHttp,
+    platform: cfg.registry.platform,
+    timeoutMs: cfg.registry.timeoutMs,
+    // The layer store retries whole downloads itself; one retry here keeps the bound tight.
+    maxRetries: Math.min(cfg.registry.maxRetries, 1),
+    logger: log,
+  });
+  const contentCache = await contentCacheFromConfig(cfg, log);
+  const store = await LayerStore.create({
+    cacheDir: join(cfg.root, 'cache', 'layers'),
+    maxSizeBytes: cfg.cache.maxSizeBytes,
+    blobs: new RegistryBlobSource(registry),
+    contentCache,
+    log,
+    maxRetries: cfg.registry.maxRetries,
+  });
+  const indexes = new IndexResolver({
+    cacheDir: join(cfg.root, 'cache', 'indexes'),
+    contentCache,
+    registry,
+    buildMissing: cfg.index.buildMissing,
+    log,
+  });
+  const remote = new ClipRemoteLayers({
+    store,
+    indexes,
+    resolveChain: chainResolver(cfg, log),
+    defaultNamespace: cfg.containerdNamespace,
+  });
+  const snapshotter = await Snapshotter.open({
+    root: cfg.root,
+    remote,
+    log,
+    onFallback: (reason) => stats.fallbacks.set(reason, (stats.fallbacks.get(reason) ?? 0) + 1),
+  });
+  snapshotter.restoreRemote().then(
+    (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),
+    (err: unknown) => log.error({ err: messageOf(err) }, 'restoring lazy layers failed'),
+  );
+  const server = await serveSnapshots(snapshotter, cfg.address, log);
+  const stop = async (): Promise<void> => {
+    await stopServer(server);
+    // Mounts left behind would answer "transport endpoint is not connected" until the next start.
+    await remote.unmountAll(log);
+    snapshotter.close();
+    await store.close();
+    await contentCache.close();
+    await registry.close();
+  };
+  return { server, snapshotter, remote, store, contentCache, registry, stats, stop };
+}

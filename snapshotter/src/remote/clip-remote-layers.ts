@@ -1,0 +1,125 @@
+/**
+ * The lazy side of the snapshotter: turns a Prepare's labels into a mounted FUSE layer. Label
+ * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
+ */
+import { messageOf, notFound, unavailable } from '../errors/index.js';
+import { LayerFilesystem } from '../fuse/index.js';
+import type { Logger } from '../log/index.js';
+import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
+import type { LayerReader, LayerStore } from '../storage/index.js';
+import type { IndexResolver, IndexSource } from './index-resolver.js';
+import {
+  LABEL_CLIP_DIFF_ID,
+  LABEL_CLIP_IMAGE_REF,
+  LABEL_CLIP_LAYER_DIGEST,
+  layerHintFromLabels,
+  type LayerHint,
+} from './layer-labels.js';
+
+/** A layer found in containerd's content store from its chain ID alone. */
+export interface ChainLayer {
+  ref: string;
+  layerDigest: string;
+  manifestDigest?: string;
+}
+/** Looks a chain ID up in containerd's content store for the key's namespace. */
+export type ChainResolver = (chainId: string, namespace: string) => Promise<ChainLayer | undefined>;
+
+export interface ClipRemoteLayersOptions {
+  store: Pick<LayerStore, 'open'>;
+  indexes: Pick<IndexResolver, 'resolve' | 'local'>;
+  resolveChain?: ChainResolver;
+  /** containerd namespace for keys that carry none. */
+  defaultNamespace: string;
+  /** Observers for metrics and spans. */
+  onMounted?: (count: number) => void;
+  onIndexResolved?: (source: IndexSource, durationMs: number) => void;
+  mountFilesystem?: (mountpoint: string, fs: LayerFilesystem) => Promise<void>;
+}
+
+interface Mounted {
+  fs: LayerFilesystem;
+  reader: LayerReader;
+}
+
+/** RemoteLayers over clip indexes, the layer store and FUSE. */
+export class ClipRemoteLayers implements RemoteLayers {
+  readonly #o: ClipRemoteLayersOptions;
+  readonly #mounted = new Map<string, Mounted>();
+
+  constructor(o: ClipRemoteLayersOptions) {
+    this.#o = o;
+  }
+
+  get mountedCount(): number {
+    return this.#mounted.size;
+  }
+
+  async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
+    const hint = layerHintFromLabels(labels);
+    if (!hint) return undefined;
+    const layer = await this.#layerOf(hint, ctx.key);
+    if (!layer) return undefined;
+    const started = Date.now();
+    const resolved = ctx.restore
+      ? await this.#o.indexes.local(layer.layerDigest)
+      : await this.#o.indexes.resolve({ imageRef: layer.ref, layerDigest: layer.layerDigest, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) });
+    if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
+    this.#o.onIndexResolved?.(resolved.source, Date.now() - started);
+    const { index } = resolved;
+    const reader = this.#o.store.open({ ref: layer.ref, digest: layer.layerDigest, diffId: index.meta.diffId, uncompressedSize: index.meta.uncompressedSize });
+    const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
+    try {
+      await (this.#o.mountFilesystem ? this.#o.mountFilesystem(mountpoint, fs) : fs.mount(mountpoint));
+    } catch (err) {
+      await reader.close().catch(() => undefined);
+      throw err;
+    }
+    this.#mounted.set(mountpoint, { fs, reader });
+    this.#o.onMounted?.(this.#mounted.size);
+    ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
+    return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
+  }
+
+  async check(mountpoint: string): Promise<void> {
+    const m = this.#mounted.get(mountpoint);
+    if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
+    await m.reader.check();
+  }
+
+  async unmount(mountpoint: string): Promise<void> {
+    const m = this.#mounted.get(mountpoint);
+    if (!m) return;
+    this.#mounted.delete(mountpoint);
+    try {
+      await m.fs.unmount();
+    } finally {
+      await m.reader.close().catch(() => undefined);
+      this.#o.onMounted?.(this.#mounted.size);
+    }
+  }
+
+  /** Unmount everything (daemon shutdown). */
+  async unmountAll(log: Logger): Promise<void> {
+    for (const mp of [...this.#mounted.keys()]) {
+      await this.unmount(mp).catch((err: unknown) => log.warn({ mount_point: mp, err: messageOf(err) }, 'unmount failed'));
+    }
+  }
+
+  async #layerOf(hint: LayerHint, key: string): Promise<ChainLayer | undefined> {
+    if (hint.type === 'known') {
+      return { ref: hint.imageRef, layerDigest: hint.layerDigest, ...(hint.manifestDigest ? { manifestDigest: hint.manifestDigest } : {}) };
+    }
+    if (!this.#o.resolveChain) return undefined;
+    const namespace = namespaceOfKey(key) ?? this.#o.defaultNamespace;
+    const found = await this.#o.resolveChain(hint.chainId, namespace);
+    if (!found) throw notFound('CLIP_CHAIN_NOT_RESOLVED', `layer of chain ${hint.chainId} in containerd's content store (namespace ${namespace})`);
+    return found;
+  }
+}
+
+/** containerd rewrites snapshot keys to `<namespace>/<seq>/<client key>`. */
+export function namespaceOfKey(key: string): string | undefined {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/\d+\//.exec(key);
+  return m?.[1];
+}

@@ -1,0 +1,159 @@
+/**
+ * Finding a layer's clip index, cheapest source first: this node's index cache, the ContentCache
+ * (indexed on another node), the registry's index artifact, and — when allowed — building it now
+ * from the layer itself. One resolution per layer at a time; every result is validated by decoding.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader } from '../clip/index.js';
+import type { ContentCache } from '../contentcache/index.js';
+import { isKind, messageOf, notFound } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { parseReference, type RegistryClient } from '../registry/index.js';
+
+/** Where an index came from (span attribute `clip.index.source`, log field `source`). */
+export type IndexSource = 'local' | 'content_cache' | 'artifact' | 'built';
+
+/** The layer whose index is wanted. */
+export interface IndexRequest {
+  imageRef: string;
+  layerDigest: string;
+  manifestDigest?: string;
+}
+
+/** Finds the index blob of a layer in the registry's index artifact, if one was pushed. */
+export type ArtifactLookup = (req: IndexRequest, signal?: AbortSignal) => Promise<Buffer | undefined>;
+
+export interface IndexResolverOptions {
+  /** `<root>/cache/indexes`. */
+  cacheDir: string;
+  contentCache: ContentCache;
+  registry: Pick<RegistryClient, 'fetchBlob'>;
+  buildMissing: boolean;
+  findArtifact?: ArtifactLookup;
+  log?: Logger;
+}
+
+/** A decoded, validated index and where it was found. */
+export interface ResolvedIndex {
+  index: ClipIndexReader;
+  bytes: Buffer;
+  source: IndexSource;
+}
+
+const HEX = /^sha256:([0-9a-f]{64})$/;
+
+/** The ContentCache key of a layer's index. */
+export const indexCacheKey = (layerDigest: string): string => `clip-index/${layerDigest}`;
+
+/** Resolves clip indexes for lazily mounted layers. */
+export class IndexResolver {
+  readonly #o: IndexResolverOptions;
+  readonly #log: Logger;
+  readonly #inflight = new Map<string, Promise<ResolvedIndex>>();
+
+  constructor(o: IndexResolverOptions) {
+    this.#o = o;
+    this.#log = o.log ?? silentLogger();
+  }
+
+  /** The index of a layer; rejects `not_found` when no source has it and building is off. */
+  resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
+    const running = this.#inflight.get(req.layerDigest);
+    if (running) return running;
+    const p = this.#resolve(req, signal).finally(() => this.#inflight.delete(req.layerDigest));
+    this.#inflight.set(req.layerDigest, p);
+    return p;
+  }
+
+  /** The index from this node's cache only (no network): what a restart re-mounts from. */
+  async local(layerDigest: string): Promise<ResolvedIndex | undefined> {
+    const path = this.#path(layerDigest);
+    const bytes = await readFile(path).catch(() => undefined);
+    if (!bytes) return undefined;
+    try {
+      return { index: decodeIndex(bytes), bytes, source: 'local' };
+    } catch (err) {
+      this.#log.warn({ layer: layerDigest, path, err: messageOf(err) }, 'discarding corrupt cached index');
+      await rm(path, { force: true });
+      return undefined;
+    }
+  }
+
+  async #resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
+    const local = await this.local(req.layerDigest);
+    if (local) return local;
+    const found = (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) ?? (await this.#build(req, signal));
+    await this.#saveLocal(req.layerDigest, found.bytes);
+    if (found.source !== 'content_cache') {
+      this.#o.contentCache.putBlob(indexCacheKey(req.layerDigest), found.bytes).catch((err: unknown) =>
+        this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'publishing index to the ContentCache failed'),
+      );
+    }
+    this.#log.info({ layer: req.layerDigest, diff_id: found.index.meta.diffId, source: found.source, bytes: found.bytes.length }, 'index resolved');
+    return found;
+  }
+
+  async #fromContentCache(req: IndexRequest): Promise<ResolvedIndex | undefined> {
+    try {
+      const bytes = await this.#o.contentCache.getBlob(indexCacheKey(req.layerDigest));
+      return bytes && this.#decoded(bytes, 'content_cache', req);
+    } catch (err) {
+      this.#log.warn({ layer: req.layerDigest, source: 'content_cache', err: messageOf(err) }, 'index lookup failed');
+      return undefined;
+    }
+  }
+
+  async #fromArtifact(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex | undefined> {
+    if (!this.#o.findArtifact) return undefined;
+    try {
+      const bytes = await this.#o.findArtifact(req, signal);
+      return bytes && this.#decoded(bytes, 'artifact', req);
+    } catch (err) {
+      // A missing or broken artifact is not fatal: the index can still be built.
+      this.#log.warn({ layer: req.layerDigest, source: 'artifact', err: messageOf(err) }, 'index artifact lookup failed');
+      return undefined;
+    }
+  }
+
+  async #build(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
+    if (!this.#o.buildMissing) {
+      throw notFound('CLIP_INDEX_NOT_FOUND', `clip index of layer ${req.layerDigest} (${req.imageRef}; [index] build_missing is off)`);
+    }
+    const started = Date.now();
+    const { domain, repository } = parseReference(req.imageRef);
+    const blob = await this.#o.registry.fetchBlob({ domain, repository }, req.layerDigest, signal ? { signal } : {});
+    const built = await buildIndex(blob.stream, { compressedDigest: req.layerDigest, ...(signal ? { signal } : {}) });
+    const bytes = encodeIndex(built);
+    this.#log.info({ layer: req.layerDigest, bytes: blob.size, duration_ms: Date.now() - started }, 'built index from the layer');
+    return { index: decodeIndex(bytes), bytes, source: 'built' };
+  }
+
+  #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): ResolvedIndex | undefined {
+    try {
+      const index = decodeIndex(bytes);
+      if (index.meta.compressedDigest !== req.layerDigest && index.meta.diffId !== req.layerDigest) {
+        this.#log.warn({ layer: req.layerDigest, source, indexed: index.meta.compressedDigest }, 'index is for another layer; ignored');
+        return undefined;
+      }
+      return { index, bytes, source };
+    } catch (err) {
+      if (!isKind(err, 'data_corrupt')) throw err;
+      this.#log.warn({ layer: req.layerDigest, source, err: messageOf(err) }, 'corrupt index ignored');
+      return undefined;
+    }
+  }
+
+  #path(layerDigest: string): string {
+    const hex = HEX.exec(layerDigest)?.[1] ?? layerDigest.replace(/[^0-9a-zA-Z]/g, '_');
+    return join(this.#o.cacheDir, `${hex}.clip`);
+  }
+
+  async #saveLocal(layerDigest: string, bytes: Buffer): Promise<void> {
+    await mkdir(this.#o.cacheDir, { recursive: true });
+    const path = this.#path(layerDigest);
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  }
+}
