@@ -32,6 +32,8 @@ export interface Registry {
   accessLogLines(needle?: string): string[];
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Start again (same port, same storage) after `stop()`. */
+  start(): Promise<void>;
 }
 
 function configYaml(storageDir: string, port: number, htpasswdPath?: string): string {
@@ -93,6 +95,10 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     stop: () => proc.stop(),
     restart: async () => {
       await proc.stop();
+      proc.respawn();
+      await ready();
+    },
+    start: async () => {
       proc.respawn();
       await ready();
     },

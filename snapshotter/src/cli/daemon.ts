@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
+import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
 import { ContainerdClient, ContentStoreLayerResolver } from '../containerd/index.js';
 import { NoContentCache, type ContentCache } from '../contentcache/index.js';
@@ -90,6 +91,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     contentCache,
     registry,
     buildMissing: cfg.index.buildMissing,
+    findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
+    keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
     log,
   });
   const remote = new ClipRemoteLayers({

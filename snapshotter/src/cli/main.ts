@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { messageOf } from '../errors/index.js';
+import { indexCommand } from './index-command.js';
 import { pullCommand } from './pull-command.js';
 import { resolveServeConfig, serve } from './serve-command.js';
 
@@ -14,6 +15,9 @@ const USAGE = `usage: clip-snapshotter <command> [flags]
 commands:
   serve    run the snapshotter daemon
            [--config FILE] [--root DIR] [--address SOCKET] [--log-level LEVEL]
+  index    build the clip index of every layer of an image and push it as an OCI artifact
+           IMAGE_REF [--config FILE] [--plain-http] [--platform OS/ARCH | --all-platforms]
+           [--concurrency N] [--json]
   pull     pull an image through containerd so its layers are prepared lazily
            IMAGE_REF [--address CONTAINERD_SOCKET] [--namespace NS] [--snapshotter NAME]
            [--config FILE] [--plain-http]
@@ -49,6 +53,7 @@ const commands: Record<string, Command> = {
     await serve(cfg);
     return 0;
   },
+  index: (args) => indexCommand(args),
   pull: (args) => pullCommand(args),
   version: async () => {
     process.stdout.write(`clip-snapshotter ${version()}\n`);

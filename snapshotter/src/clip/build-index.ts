@@ -18,6 +18,11 @@ export interface BuildIndexOptions {
   compressedDigest?: string | undefined;
   signal?: AbortSignal | undefined;
   logger?: Logger | undefined;
+  /**
+   * Receives every uncompressed byte, in order, with backpressure: lets a caller that had to
+   * download the layer to index it keep the bytes (the disk cache) instead of fetching them twice.
+   */
+  uncompressedSink?: { write(chunk: Buffer): Promise<unknown> } | undefined;
 }
 
 /** Read a whole layer stream and return its index (entries sorted for `encodeIndex`). */
@@ -35,7 +40,8 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
         tarHash.update(chunk);
         uncompressedSize += chunk.length;
         parser.push(chunk);
-        cb();
+        if (opts.uncompressedSink) opts.uncompressedSink.write(chunk).then(() => cb(), cb);
+        else cb();
       } catch (err) {
         cb(err as Error);
       }

@@ -3,13 +3,14 @@
  * (indexed on another node), the registry's index artifact, and — when allowed — building it now
  * from the layer itself. One resolution per layer at a time; every result is validated by decoding.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader } from '../clip/index.js';
 import type { ContentCache } from '../contentcache/index.js';
 import { isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseReference, type RegistryClient } from '../registry/index.js';
+import type { LayerRef } from '../storage/index.js';
 
 /** Where an index came from (span attribute `clip.index.source`, log field `source`). */
 export type IndexSource = 'local' | 'content_cache' | 'artifact' | 'built';
@@ -31,6 +32,11 @@ export interface IndexResolverOptions {
   registry: Pick<RegistryClient, 'fetchBlob'>;
   buildMissing: boolean;
   findArtifact?: ArtifactLookup;
+  /**
+   * Keeps the uncompressed layer a build had to download: the file is written in `spoolDir` and
+   * handed over once the index (and so the diffID) is known.
+   */
+  keepLayer?: { spoolDir: string; adopt(ref: LayerRef, tmpPath: string): Promise<void> };
   log?: Logger;
 }
 
@@ -42,6 +48,7 @@ export interface ResolvedIndex {
 }
 
 const HEX = /^sha256:([0-9a-f]{64})$/;
+let spoolSeq = 0;
 
 /** The ContentCache key of a layer's index. */
 export const indexCacheKey = (layerDigest: string): string => `clip-index/${layerDigest}`;
@@ -123,10 +130,28 @@ export class IndexResolver {
     const started = Date.now();
     const { domain, repository } = parseReference(req.imageRef);
     const blob = await this.#o.registry.fetchBlob({ domain, repository }, req.layerDigest, signal ? { signal } : {});
-    const built = await buildIndex(blob.stream, { compressedDigest: req.layerDigest, ...(signal ? { signal } : {}) });
-    const bytes = encodeIndex(built);
-    this.#log.info({ layer: req.layerDigest, bytes: blob.size, duration_ms: Date.now() - started }, 'built index from the layer');
-    return { index: decodeIndex(bytes), bytes, source: 'built' };
+    const keep = this.#o.keepLayer;
+    const spool = keep ? join(keep.spoolDir, `index-${process.pid}-${++spoolSeq}.partial`) : undefined;
+    const file = spool ? await open(spool, 'w') : undefined;
+    try {
+      const built = await buildIndex(blob.stream, {
+        compressedDigest: req.layerDigest,
+        ...(signal ? { signal } : {}),
+        ...(file ? { uncompressedSink: { write: (chunk: Buffer) => file.write(chunk) } } : {}),
+      });
+      const bytes = encodeIndex(built);
+      this.#log.info({ layer: req.layerDigest, diff_id: built.meta.diffId, bytes: blob.size, duration_ms: Date.now() - started }, 'built index from the layer');
+      if (file && spool && keep) {
+        await file.sync();
+        await file.close();
+        const ref: LayerRef = { ref: req.imageRef, digest: req.layerDigest, diffId: built.meta.diffId, uncompressedSize: built.meta.uncompressedSize };
+        await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
+      }
+      return { index: decodeIndex(bytes), bytes, source: 'built' };
+    } finally {
+      await file?.close().catch(() => undefined);
+      if (spool) await rm(spool, { force: true });
+    }
   }
 
   #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): ResolvedIndex | undefined {
