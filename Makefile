@@ -55,6 +55,9 @@ demo: deps build go-tools ## pull and run a container through clip on a private 
 bench: deps build go-tools ## run the benchmarks, results in bench-results/
 	bash integration/scripts/bench.sh
 
+bench-quick: deps build go-tools ## the benchmarks in quick mode (a few minutes)
+	bash integration/scripts/bench.sh --quick
+
 install: build ## install the daemon, config and systemd unit
 	install -d $(PREFIX)/lib/clip-snapshotter /etc/clip-snapshotter
 	cp -r build package.json package-lock.json snapshotter $(PREFIX)/lib/clip-snapshotter/

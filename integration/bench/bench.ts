@@ -1,0 +1,93 @@
+/**
+ * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
+ * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
+ * [--only rpc,index,fuse-read,cold-start]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildDebianImage } from '../demo/debian-image.js';
+import { withStack, type Stack } from '../demo/stack.js';
+import { REPO_ROOT } from '../harness/snapshotter.js';
+import { buildImage, IMAGE_SPECS, pushImage } from '../images/index.js';
+import { coldStartEntry } from './cold-start-entry.js';
+import { fuseReadEntry } from './fuse-read-entry.js';
+import { indexEntry } from './index-entry.js';
+import { renderMarkdown, renderSvg } from './report.js';
+import { rpcEntry } from './rpc-entry.js';
+import { startShapedRegistry } from './shaped-link.js';
+import { newEntry, type BenchEntry, type BenchResults } from './types.js';
+
+const OUT = join(REPO_ROOT, 'bench-results');
+const t0 = performance.now();
+const log = (msg: string): void => {
+  process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+};
+
+interface Plan {
+  quick: boolean;
+  only: Set<string> | undefined;
+}
+
+/** Run one entry; a failure becomes an entry saying so, and the rest still run. */
+async function attempt(id: string, title: string, fn: () => Promise<BenchEntry | BenchEntry[]>): Promise<BenchEntry[]> {
+  log(`▶ ${title}`);
+  const started = performance.now();
+  try {
+    const out = await fn();
+    const list = Array.isArray(out) ? out : [out];
+    for (const e of list) e.duration_s = Math.round((performance.now() - started) / 100) / 10;
+    log(`✓ ${title} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    return list;
+  } catch (err) {
+    const e = newEntry(id, title, []);
+    e.status = 'error';
+    e.error = err instanceof Error ? err.message.split('\n').slice(0, 6).join(' ') : String(err);
+    log(`✗ ${title}: ${e.error}`);
+    return [e];
+  }
+}
+
+async function coldStart(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
+  const registry = await startShapedRegistry(stack, '100mbit');
+  const redis = await stack.redis();
+  const built = quick ? await buildImage(IMAGE_SPECS.busybox) : await buildDebianImage(log);
+  log(`pushing ${built.name} to the shaped registry ${registry.host}`);
+  const image = await pushImage(built, registry);
+  const cmd = quick ? ['echo', '1'] : ['python3', '-c', 'print(1)'];
+  const { cold, rss } = await coldStartEntry(stack, { registry, redis, image, cmd, runs: quick ? 3 : 5 }, log);
+  return [cold, rss];
+}
+
+async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
+  const want = (id: string): boolean => plan.only === undefined || plan.only.has(id);
+  const q = plan.quick;
+  const entries: BenchEntry[] = [];
+  if (want('rpc')) entries.push(...(await attempt('rpc', 'per-RPC latency and conformance wall time', () => rpcEntry(stack, { n: q ? 200 : 1000, rounds: q ? 3 : 5, conformance: true }))));
+  if (want('index')) entries.push(...(await attempt('index', 'clip index build, size, lookups', () => indexEntry({ sourceDir: q ? '/usr/lib/python3' : '/usr/lib', rounds: q ? 3 : 5 }))));
+  if (want('fuse-read')) entries.push(...(await attempt('fuse-read', 'FUSE read throughput vs native', () => fuseReadEntry(stack, { fileMb: q ? 64 : 256, runs: q ? 3 : 5, randomReads: q ? 4096 : 16384 }))));
+  if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
+  return entries;
+}
+
+function write(results: BenchResults): void {
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(OUT, 'results.md'), renderMarkdown(results));
+  writeFileSync(join(OUT, 'chart.svg'), renderSvg(results.entries.flatMap((e) => e.charts)));
+}
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } }, strict: true });
+const plan: Plan = { quick: values.quick === true || process.env.BENCH_QUICK === '1', only: values.only ? new Set(values.only.split(',')) : undefined };
+const started = new Date().toISOString();
+let failed = 0;
+const code = await withStack('clip-bench-', async (stack) => {
+  const entries = await run(stack, plan);
+  failed = entries.filter((e) => e.status === 'error').length;
+  const results: BenchResults = { started, finished: new Date().toISOString(), quick: plan.quick, host: { kernel: release(), cpus: cpus().length, node: process.version }, entries };
+  write(results);
+  process.stdout.write(`\n${renderMarkdown(results)}\nwritten: ${OUT}/results.json, results.md, chart.svg\n`);
+  return failed > 0 ? 1 : 0;
+});
+process.exit(code);

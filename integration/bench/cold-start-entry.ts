@@ -1,0 +1,121 @@
+/**
+ * (d) Cold start over a shaped link: pull start → first container output, and registry bytes,
+ * clip (cold node; and a second node whose ContentCache was warmed by the first) vs containerd's
+ * overlayfs with a full pull. (e) Daemon RSS after each clip run, with its FUSE mounts counted.
+ */
+import type { Stack, RedisServer } from '../demo/stack.js';
+import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../demo/node.js';
+import { AccessLogCursor, formatBytes } from '../demo/registry-bytes.js';
+import type { Containerd } from '../harness/containerd.js';
+import { mountsUnder } from '../harness/mounts.js';
+import { runCommand } from '../harness/run-command.js';
+import type { PushedImage } from '../images/index.js';
+import { runNodeScript, rssBytes } from './proc-util.js';
+import type { ShapedRegistry } from './shaped-link.js';
+import { formatSpread, spread } from './stats.js';
+import { newEntry, type BenchEntry } from './types.js';
+
+type Variant = 'overlayfs full pull' | 'clip cold node' | 'clip ContentCache-warm node';
+
+interface Run {
+  variant: Variant;
+  seconds: number;
+  registryBytes: number;
+  layers?: string;
+  rssBytes?: number;
+  fuseMounts?: number;
+}
+
+export interface ColdStartOptions {
+  registry: ShapedRegistry;
+  redis: RedisServer;
+  image: PushedImage;
+  cmd: string[];
+  runs: number;
+}
+
+async function stopNode(c: Containerd, n?: ClipNode): Promise<void> {
+  await c.stop();
+  if (n) await n.snapshotter.stop();
+}
+
+async function overlayRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, i: number): Promise<Run> {
+  const c = await stack.containerd(`cs-ovl-${i}`, {}, [o.registry.host]);
+  cursor.mark();
+  const t0 = performance.now();
+  await c.ctr(['images', 'pull', '--plain-http', '--snapshotter', 'overlayfs', o.image.ref], { timeoutMs: 900_000 });
+  const run = await timeFirstOutput(c, runArgs(c, 'overlayfs', o.image.ref, `ovl-${i}`, o.cmd));
+  const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
+  const r: Run = { variant: 'overlayfs full pull', seconds, registryBytes: cursor.since().blobBytes };
+  await stopNode(c);
+  return r;
+}
+
+const layerCell = (p: PullSummary): string => `${p.lazy} lazy / ${p.full} full${p.present ? ` / ${p.present} present` : ''}`;
+
+async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, name: string, variant: Variant): Promise<Run> {
+  const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
+  cursor.mark();
+  const t0 = performance.now();
+  const pull = await clipPull(node, o.image.ref);
+  const run = await timeFirstOutput(node.containerd, runArgs(node.containerd, 'clip', o.image.ref, name, o.cmd));
+  const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
+  const r: Run = {
+    variant, seconds, registryBytes: cursor.since().blobBytes, layers: layerCell(pull),
+    rssBytes: rssBytes(node.snapshotter.pid()), fuseMounts: mountsUnder(node.snapshotter.root).filter((m) => m.fsType.startsWith('fuse')).length,
+  };
+  await stopNode(node.containerd, node);
+  return r;
+}
+
+/** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`. */
+async function publishIndexes(o: ColdStartOptions): Promise<string> {
+  const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', o.image.ref, '--plain-http'], { allowFailure: true, timeoutMs: 900_000 });
+  if (r.code === 0) return 'clip indexes were published to the registry beforehand with `clip-snapshotter index` (as a CI pipeline would)';
+  return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
+}
+
+export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry }> {
+  const e = newEntry('cold-start', `Cold start over a ${o.registry.rate} shaped link: pull start → first output of \`${o.cmd.join(' ')}\``,
+    ['variant', 'time to first output (s)', 'registry bytes (median)', 'layers', 'vs overlayfs']);
+  const indexNote = await publishIndexes(o);
+  const cursor = new AccessLogCursor(o.registry.logPath);
+  const runs: Run[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
+    runs.push(await overlayRun(stack, o, cursor, i));
+    await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
+    log(`cold start run ${i + 1}/${o.runs}: clip cold node`);
+    runs.push(await clipRun(stack, o, cursor, `cs-clip-${i}`, 'clip cold node'));
+    log(`cold start run ${i + 1}/${o.runs}: clip ContentCache-warm node`);
+    runs.push(await clipRun(stack, o, cursor, `cs-warm-${i}`, 'clip ContentCache-warm node'));
+  }
+  const of = (v: Variant): Run[] => runs.filter((r) => r.variant === v);
+  const base = spread(of('overlayfs full pull').map((r) => r.seconds));
+  for (const v of ['overlayfs full pull', 'clip cold node', 'clip ContentCache-warm node'] as Variant[]) {
+    const s = spread(of(v).map((r) => r.seconds));
+    const layers = [...new Set(of(v).map((r) => r.layers ?? 'full (unpacked by containerd)'))].join('; ');
+    e.rows.push([v, formatSpread(s, 2), formatBytes(spread(of(v).map((r) => r.registryBytes)).median), layers, v.startsWith('overlayfs') ? '1.00×' : `${(s.median / base.median).toFixed(2)}×`]);
+  }
+  e.charts.push({
+    title: `Cold start, pull → first output (s), ${o.registry.rate}`, lowerIsBetter: true,
+    bars: (['clip cold node', 'clip ContentCache-warm node', 'overlayfs full pull'] as Variant[]).map((v) => ({ label: v, value: spread(of(v).map((r) => r.seconds)).median, unit: 's', baseline: v.startsWith('overlayfs') })),
+  });
+  const sizes = { compressed: o.image.layers.reduce((s, l) => s + l.size, 0), uncompressed: o.image.layers.reduce((s, l) => s + l.uncompressedSize, 0) };
+  e.notes.push(
+    `image ${o.image.name}: ${o.image.layers.length} layer(s), ${formatBytes(sizes.compressed)} compressed, ${formatBytes(sizes.uncompressed)} uncompressed; registry in its own network namespace, tc tbf ${o.registry.rate} burst 128kb latency 100ms on both veth ends.`,
+    `${o.runs} runs per variant, interleaved; every run on a fresh containerd (+ fresh clip daemon), Redis flushed before each cold clip run; the warm node reads what the cold node put in Redis.`,
+    indexNote,
+    'registry bytes = sum of blob GET response sizes in the registry access log during the run.',
+  );
+  e.raw = { runs, imageBytes: sizes };
+
+  const rss = newEntry('rss', 'Daemon memory after a cold start (RSS of clip-snapshotter serve)', ['node', 'RSS (MB)', 'FUSE layer mounts']);
+  for (const v of ['clip cold node', 'clip ContentCache-warm node'] as Variant[]) {
+    const mb = spread(of(v).map((r) => (r.rssBytes ?? NaN) / 1e6));
+    rss.rows.push([v, formatSpread(mb, 1), spread(of(v).map((r) => r.fuseMounts ?? 0)).median]);
+  }
+  rss.notes.push('Measured right after the container printed, with the image\'s layers mounted; a many-layer (100+) RSS measurement is not done yet.');
+  rss.raw = { runs: runs.filter((r) => r.rssBytes !== undefined).map((r) => ({ variant: r.variant, rssBytes: r.rssBytes, fuseMounts: r.fuseMounts })) };
+  return { cold: e, rss };
+}

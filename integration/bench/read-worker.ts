@@ -1,0 +1,36 @@
+/**
+ * Child process of the FUSE read benchmark: the process serving FUSE must never read its own
+ * mounts. Usage: node read-worker.js PATH seq|rand BLOCK_BYTES COUNT → one JSON line {bytes, ms}.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+const [path, mode, blockArg, countArg] = process.argv.slice(2);
+if (!path || (mode !== 'seq' && mode !== 'rand')) {
+  process.stderr.write('usage: read-worker.js PATH seq|rand BLOCK_BYTES COUNT\n');
+  process.exit(2);
+}
+const block = Number(blockArg ?? 1 << 20);
+const fd = openSync(path, 'r');
+const size = fstatSync(fd).size;
+const buf = Buffer.alloc(block);
+let bytes = 0;
+const t0 = performance.now();
+if (mode === 'seq') {
+  for (let off = 0; off < size; ) {
+    const n = readSync(fd, buf, 0, block, off);
+    if (n === 0) break;
+    off += n;
+    bytes += n;
+  }
+} else {
+  // A fixed LCG so every run and both targets read the same offsets.
+  let x = 12345;
+  const blocks = Math.floor(size / block);
+  for (let i = 0; i < Number(countArg ?? 4096); i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    bytes += readSync(fd, buf, 0, block, (x % blocks) * block);
+  }
+}
+const ms = performance.now() - t0;
+closeSync(fd);
+process.stdout.write(`${JSON.stringify({ bytes, ms })}\n`);

@@ -1,0 +1,127 @@
+/** One "node": a private containerd with its own clip daemon, plus pull and first-output timing. */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
+import { runCommand } from '../harness/run-command.js';
+import { SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
+import type { Snapshotter } from '../harness/snapshotter.js';
+import type { Stack } from './stack.js';
+
+export interface DaemonSettings {
+  /** `host:port` list for `[content_cache] backend = "redis"`; empty → backend "none". */
+  redisAddresses: string[];
+  /** OTLP/HTTP traces endpoint, or '' for none. */
+  tracingEndpoint: string;
+  /** Prometheus listen address `host:port`, or ''. */
+  metricsAddress: string;
+}
+
+export interface ClipNode {
+  name: string;
+  containerd: Containerd;
+  snapshotter: Snapshotter;
+  configPath: string;
+}
+
+/** The layer outcome counts `clip-snapshotter pull` prints as its JSON summary. */
+export interface PullSummary {
+  lazy: number;
+  full: number;
+  present: number;
+  duration_ms: number;
+  layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
+}
+
+const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];
+
+/** The daemon's TOML: everything private to this node, plain HTTP to the test registry. */
+export function daemonConfigToml(containerdAddress: string, s: DaemonSettings): string {
+  const cc = s.redisAddresses.length > 0 ? `backend = "redis"\naddresses = ${JSON.stringify(s.redisAddresses)}` : 'backend = "none"';
+  return `containerd_address = ${JSON.stringify(containerdAddress)}
+containerd_namespace = ${JSON.stringify(TEST_NAMESPACE)}
+
+[registry]
+plain_http = true
+
+[content_cache]
+${cc}
+
+[tracing]
+endpoint = ${JSON.stringify(s.tracingEndpoint)}
+protocol = "http/json"
+
+[metrics]
+address = ${JSON.stringify(s.metricsAddress)}
+`;
+}
+
+/** Start a clip daemon then a containerd that registers it as the `clip` proxy snapshotter. */
+export async function startNode(stack: Stack, name: string, registryHosts: string[], settings: DaemonSettings, dirName = name): Promise<ClipNode> {
+  const dir = join(stack.root, dirName);
+  mkdirSync(dir, { recursive: true });
+  // containerd's socket path is fixed by startContainerd's layout; the daemon needs it up front.
+  const containerdAddress = join(stack.root, `${dirName}-containerd`, 'containerd.sock');
+  const configPath = join(dir, 'clip-config.toml');
+  writeFileSync(configPath, daemonConfigToml(containerdAddress, settings));
+  const snapshotter = await stack.snapshotter(`${dirName}-clip`, ['--config', configPath]);
+  const containerd = await stack.containerd(`${dirName}-containerd`, { clip: snapshotter.address }, registryHosts);
+  if (containerd.address !== containerdAddress) throw new Error(`containerd socket moved: ${containerd.address}`);
+  return { name, containerd, snapshotter, configPath };
+}
+
+/** `clip-snapshotter pull REF` through this node's containerd; returns its JSON summary. */
+export async function clipPull(node: ClipNode, ref: string): Promise<PullSummary> {
+  const res = await runCommand('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, 'pull', ref,
+    '--address', node.containerd.address, '--namespace', TEST_NAMESPACE, '--plain-http', '--config', node.configPath], { timeoutMs: 600_000 });
+  const line = res.stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(line) as PullSummary;
+}
+
+export interface FirstOutput {
+  /** ms from start to the first byte on stdout. */
+  firstOutputMs: number;
+  totalMs: number;
+  stdout: string;
+}
+
+/** Run `ctr ARGS` and time the first byte of its stdout (the container's output). */
+export function timeFirstOutput(c: Containerd, args: string[], timeoutMs = 600_000): Promise<FirstOutput> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('ctr', ['--address', c.address, '--namespace', TEST_NAMESPACE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let first = -1;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (b: Buffer) => {
+      if (first < 0) first = performance.now() - started;
+      out.push(b);
+    });
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString();
+      if (code !== 0 || first < 0) reject(new Error(`ctr ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}${stdout}`));
+      else resolve({ firstOutputMs: Math.round(first), totalMs: Math.round(performance.now() - started), stdout });
+    });
+  });
+}
+
+/** `ctr run --rm --snapshotter SN REF ID CMD…` with runc state under the node's private dirs. */
+export function runArgs(c: Containerd, snapshotter: string, ref: string, id: string, cmd: string[]): string[] {
+  return ['run', '--rm', '--snapshotter', snapshotter, ...c.runcArgs(), ref, id, ...cmd];
+}
+
+/** Remote snapshots of this node's clip daemon (`containerd.io/snapshot/remote` label present). */
+export async function remoteSnapshotCount(c: Containerd): Promise<number> {
+  const res = await runCommand('ctr', ['--address', c.address, '--namespace', TEST_NAMESPACE, 'snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true });
+  if (res.code !== 0) return 0;
+  let n = 0;
+  for (const key of res.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean)) {
+    const info = await runCommand('ctr', ['--address', c.address, '--namespace', TEST_NAMESPACE, 'snapshots', '--snapshotter', 'clip', 'info', key as string], { allowFailure: true });
+    if (info.stdout.includes('containerd.io/snapshot/remote')) n++;
+  }
+  return n;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make bench`: per-RPC latency and conformance time vs overlayfs, clip index build/size/lookups,
+# FUSE read throughput vs native, cold start over a shaped 100 Mbit/s link vs an overlayfs full pull,
+# daemon RSS. Writes bench-results/results.json, results.md and chart.svg.
+# --quick (or `make bench-quick`): fewer iterations, busybox image, 3 runs; a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" -eq 0 ] || { echo "bench: must run as root (mounts, network namespaces, containers)" >&2; exit 1; }
+for tool in containerd ctr runc docker-registry redis-server redis-cli skopeo ip tc node; do
+  command -v "$tool" >/dev/null || { echo "bench: '$tool' not found; run 'make deps'" >&2; exit 1; }
+done
+for bin in rpcbench overlayref conformance.test; do
+  [ -x ".work/bin/$bin" ] || { echo "bench: .work/bin/$bin is missing; run 'make go-tools'" >&2; exit 1; }
+done
+[ -f build/integration/bench/bench.js ] || { echo "bench: build/ is missing; run 'make build'" >&2; exit 1; }
+exec node build/integration/bench/bench.js "$@"
