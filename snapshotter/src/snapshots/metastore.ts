@@ -60,86 +60,115 @@ export function nowNs(): bigint {
   return lastNs;
 }
 
-/** The metadata database of one snapshotter root. */
+/**
+ * The metadata database of one snapshotter root. Every row is also held in memory (write-through),
+ * so Stat, List and Mounts never touch SQLite; a transaction that fails after writing reloads the
+ * maps from the database, which rolled back.
+ */
 export class Metastore {
   #db: Database.Database;
-  #byKey: Database.Statement;
-  #byId: Database.Statement;
-  #children: Database.Statement;
   #insert: Database.Statement;
   #all: Database.Statement;
+  #commit: Database.Statement;
+  #setLabels: Database.Statement;
+  #setRemote: Database.Statement;
+  #delete: Database.Statement;
+  #byId = new Map<number, SnapshotRecord>();
+  #byKey = new Map<string, SnapshotRecord>();
+  #children = new Map<number, number>();
+  #dirty = false;
 
   constructor(path: string) {
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
-    this.#db.defaultSafeIntegers(false);
     this.#db.exec(SCHEMA_SQL);
-    this.#byKey = this.#db.prepare('SELECT * FROM snapshots WHERE key = ?').safeIntegers(true);
-    this.#byId = this.#db.prepare('SELECT * FROM snapshots WHERE id = ?').safeIntegers(true);
-    this.#children = this.#db.prepare('SELECT COUNT(*) AS n FROM snapshots WHERE parent_id = ?');
     this.#insert = this.#db.prepare(
       'INSERT INTO snapshots (key, parent_id, kind, created_ns, updated_ns, labels, remote) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     this.#all = this.#db.prepare('SELECT * FROM snapshots ORDER BY id').safeIntegers(true);
+    this.#commit = this.#db.prepare(
+      'UPDATE snapshots SET key = ?, kind = ?, labels = ?, size = ?, inodes = ?, created_ns = ?, updated_ns = ? WHERE id = ?',
+    );
+    this.#setLabels = this.#db.prepare('UPDATE snapshots SET labels = ?, updated_ns = ? WHERE id = ?');
+    this.#setRemote = this.#db.prepare('UPDATE snapshots SET remote = 1 WHERE id = ?');
+    this.#delete = this.#db.prepare('DELETE FROM snapshots WHERE id = ?');
+    this.#reload();
   }
 
   /** Run `fn` in one write transaction: all of it commits, or none of it (also on a throw). */
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn).immediate();
+    this.#dirty = false;
+    try {
+      return this.#db.transaction(fn).immediate();
+    } catch (err) {
+      if (this.#dirty) this.#reload();
+      throw err;
+    }
   }
 
   get(key: string): SnapshotRecord | undefined {
-    const row = this.#byKey.get(key) as Row | undefined;
-    return row && toRecord(row);
+    return this.#byKey.get(key);
   }
 
   getById(id: number): SnapshotRecord | undefined {
-    const row = this.#byId.get(id) as Row | undefined;
-    return row && toRecord(row);
+    return this.#byId.get(id);
   }
 
   hasChildren(id: number): boolean {
-    return (this.#children.get(id) as { n: number }).n > 0;
+    return (this.#children.get(id) ?? 0) > 0;
   }
 
   /** Insert a snapshot and return its new id. */
   insert(r: Omit<SnapshotRecord, 'id' | 'size' | 'inodes'>): number {
+    this.#dirty = true;
     const res = this.#insert.run(r.key, r.parentId, r.kind, r.createdNs, r.updatedNs, JSON.stringify(r.labels), r.remote ? 1 : 0);
-    return Number(res.lastInsertRowid);
+    const id = Number(res.lastInsertRowid);
+    this.#remember({ ...r, id, size: 0, inodes: 0 });
+    return id;
   }
 
   /** Turn an active snapshot into a committed one under a new name, keeping its id. */
   commit(id: number, name: string, labels: Record<string, string>, usage: Usage, at: bigint): void {
-    this.#db
-      .prepare('UPDATE snapshots SET key = ?, kind = ?, labels = ?, size = ?, inodes = ?, created_ns = ?, updated_ns = ? WHERE id = ?')
-      .run(name, Kind.Committed, JSON.stringify(labels), usage.size, usage.inodes, at, at, id);
+    this.#dirty = true;
+    this.#commit.run(name, Kind.Committed, JSON.stringify(labels), usage.size, usage.inodes, at, at, id);
+    const r = this.#byId.get(id)!;
+    this.#byKey.delete(r.key);
+    this.#remember({ ...r, key: name, kind: Kind.Committed, labels, size: usage.size, inodes: usage.inodes, createdNs: at, updatedNs: at });
   }
 
   setLabels(id: number, labels: Record<string, string>, at: bigint): void {
-    this.#db.prepare('UPDATE snapshots SET labels = ?, updated_ns = ? WHERE id = ?').run(JSON.stringify(labels), at, id);
+    this.#dirty = true;
+    this.#setLabels.run(JSON.stringify(labels), at, id);
+    this.#remember({ ...this.#byId.get(id)!, labels, updatedNs: at });
   }
 
   setRemote(id: number): void {
-    this.#db.prepare('UPDATE snapshots SET remote = 1 WHERE id = ?').run(id);
+    this.#dirty = true;
+    this.#setRemote.run(id);
+    this.#remember({ ...this.#byId.get(id)!, remote: true });
   }
 
   delete(id: number): void {
-    this.#db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+    this.#dirty = true;
+    this.#delete.run(id);
+    const r = this.#byId.get(id);
+    if (!r) return;
+    this.#byId.delete(id);
+    this.#byKey.delete(r.key);
+    if (r.parentId !== null) this.#children.set(r.parentId, (this.#children.get(r.parentId) ?? 1) - 1);
   }
 
+  /** Every record, oldest first. */
   all(): SnapshotRecord[] {
-    return (this.#all.all() as Row[]).map(toRecord);
+    return [...this.#byId.values()];
   }
 
   /** Ancestor ids, nearest first. */
   parentIds(r: SnapshotRecord): number[] {
     const ids: number[] = [];
-    for (let p = r.parentId; p !== null; ) {
-      ids.push(p);
-      p = this.getById(p)?.parentId ?? null;
-    }
+    for (let p = r.parentId; p !== null; p = this.#byId.get(p)?.parentId ?? null) ids.push(p);
     return ids;
   }
 
@@ -147,7 +176,7 @@ export class Metastore {
   info(r: SnapshotRecord): SnapshotInfo {
     return {
       name: r.key,
-      parent: r.parentId === null ? '' : (this.getById(r.parentId)?.key ?? ''),
+      parent: r.parentId === null ? '' : (this.#byId.get(r.parentId)?.key ?? ''),
       kind: r.kind,
       createdNs: r.createdNs,
       updatedNs: r.updatedNs,
@@ -157,6 +186,20 @@ export class Metastore {
 
   close(): void {
     this.#db.close();
+  }
+
+  #remember(r: SnapshotRecord): void {
+    const known = this.#byId.has(r.id);
+    this.#byId.set(r.id, r);
+    this.#byKey.set(r.key, r);
+    if (!known && r.parentId !== null) this.#children.set(r.parentId, (this.#children.get(r.parentId) ?? 0) + 1);
+  }
+
+  #reload(): void {
+    this.#byId.clear();
+    this.#byKey.clear();
+    this.#children.clear();
+    for (const row of this.#all.all() as Row[]) this.#remember(toRecord(row));
   }
 }
 
