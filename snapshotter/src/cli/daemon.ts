@@ -16,6 +16,7 @@ import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/i
 import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
+import { recordFallback } from '../telemetry/index.js';
 
 /** Counters an operator (and the tests) read from the daemon. */
 export interface DaemonStats {
@@ -105,7 +106,10 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     root: cfg.root,
     remote,
     log,
-    onFallback: (reason) => stats.fallbacks.set(reason, (stats.fallbacks.get(reason) ?? 0) + 1),
+    onFallback: (code) => {
+      stats.fallbacks.set(code, (stats.fallbacks.get(code) ?? 0) + 1);
+      recordFallback(code);
+    },
   });
   snapshotter.restoreRemote().then(
     (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),

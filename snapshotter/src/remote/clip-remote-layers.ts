@@ -7,6 +7,17 @@ import { LayerFilesystem } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
 import type { LayerReader, LayerStore } from '../storage/index.js';
+import {
+  ATTR_CLIP_INDEX_SOURCE,
+  ATTR_CLIP_LAYER_DIFF_ID,
+  ATTR_CLIP_LAYER_DIGEST,
+  ATTR_CLIP_SNAPSHOT_KEY,
+  SPAN_FUSE_MOUNT,
+  SPAN_INDEX_RESOLVE,
+  SPAN_LAYER_PREPARE,
+  setMountedLayers,
+  withSpan,
+} from '../telemetry/index.js';
 import type { IndexResolver, IndexSource } from './index-resolver.js';
 import {
   LABEL_CLIP_DIFF_ID,
@@ -58,24 +69,38 @@ export class ClipRemoteLayers implements RemoteLayers {
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
     const hint = layerHintFromLabels(labels);
     if (!hint) return undefined;
-    const layer = await this.#layerOf(hint, ctx.key);
-    if (!layer) return undefined;
+    return withSpan(SPAN_LAYER_PREPARE, { [ATTR_CLIP_SNAPSHOT_KEY]: ctx.key }, async (span) => {
+      const layer = await this.#layerOf(hint, ctx.key);
+      if (!layer) return undefined;
+      span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
+      return this.#mountLayer(mountpoint, layer, ctx);
+    });
+  }
+
+  async #mountLayer(mountpoint: string, layer: ChainLayer, ctx: RemoteMountContext): Promise<Record<string, string>> {
     const started = Date.now();
-    const resolved = ctx.restore
-      ? await this.#o.indexes.local(layer.layerDigest)
-      : await this.#o.indexes.resolve({ imageRef: layer.ref, layerDigest: layer.layerDigest, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) });
+    const resolved = await withSpan(SPAN_INDEX_RESOLVE, { [ATTR_CLIP_LAYER_DIGEST]: layer.layerDigest }, async (span) => {
+      const r = ctx.restore
+        ? await this.#o.indexes.local(layer.layerDigest)
+        : await this.#o.indexes.resolve({ imageRef: layer.ref, layerDigest: layer.layerDigest, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) });
+      if (r) span.setAttributes({ [ATTR_CLIP_INDEX_SOURCE]: r.source, [ATTR_CLIP_LAYER_DIFF_ID]: r.index.meta.diffId });
+      return r;
+    });
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     this.#o.onIndexResolved?.(resolved.source, Date.now() - started);
     const { index } = resolved;
     const reader = this.#o.store.open({ ref: layer.ref, digest: layer.layerDigest, diffId: index.meta.diffId, uncompressedSize: index.meta.uncompressedSize });
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
     try {
-      await (this.#o.mountFilesystem ? this.#o.mountFilesystem(mountpoint, fs) : fs.mount(mountpoint));
+      await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
+        this.#o.mountFilesystem ? this.#o.mountFilesystem(mountpoint, fs) : fs.mount(mountpoint),
+      );
     } catch (err) {
       await reader.close().catch(() => undefined);
       throw err;
     }
     this.#mounted.set(mountpoint, { fs, reader });
+    setMountedLayers(this.#mounted.size);
     this.#o.onMounted?.(this.#mounted.size);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
@@ -95,6 +120,7 @@ export class ClipRemoteLayers implements RemoteLayers {
       await m.fs.unmount();
     } finally {
       await m.reader.close().catch(() => undefined);
+      setMountedLayers(this.#mounted.size);
       this.#o.onMounted?.(this.#mounted.size);
     }
   }

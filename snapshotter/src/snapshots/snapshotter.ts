@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import {
   alreadyExists,
   failedPrecondition,
+  findClipError,
   invalidArgument,
   isKind,
   messageOf,
@@ -32,8 +33,8 @@ export interface SnapshotterOptions {
   root: string;
   remote?: RemoteLayers;
   log?: Logger;
-  /** Called with a reason whenever a lazy mount falls back to an ordinary snapshot. */
-  onFallback?: (reason: string) => void;
+  /** Called whenever a lazy mount falls back to an ordinary snapshot: a stable code and the detail. */
+  onFallback?: (code: string, message: string) => void;
 }
 
 /** A containerd snapshotter over one root directory. */
@@ -44,7 +45,7 @@ export class Snapshotter {
   #indexOff: boolean;
   #remote: RemoteLayers | undefined;
   #log: Logger;
-  #onFallback: (reason: string) => void;
+  #onFallback: (code: string, message: string) => void;
 
   private constructor(o: SnapshotterOptions, store: Metastore, indexOff: boolean) {
     this.root = o.root;
@@ -247,7 +248,7 @@ export class Snapshotter {
     try {
       extra = await this.#remote!.mount(mountpoint, labels, { key: rec.key, log: this.#log, restore: false });
     } catch (err) {
-      this.#fallback(rec.key, messageOf(err));
+      this.#fallback(rec.key, findClipError(err)?.code ?? 'CLIP_INTERNAL', messageOf(err));
       return;
     }
     if (!extra) return;
@@ -271,9 +272,9 @@ export class Snapshotter {
     this.#store.setRemote(id);
   }
 
-  #fallback(key: string, reason: string): void {
-    this.#log.warn({ key, reason }, 'lazy mount fell back to an ordinary snapshot');
-    this.#onFallback(reason);
+  #fallback(key: string, code: string, reason: string): void {
+    this.#log.warn({ key, code, reason }, 'lazy mount fell back to an ordinary snapshot');
+    this.#onFallback(code, reason);
   }
 
   async #checkRemoteParents(rec: SnapshotRecord): Promise<void> {
