@@ -20,7 +20,19 @@ export interface Config {
   };
   index: { buildMissing: boolean };
   cache: { maxSizeBytes: number };
-  contentCache: { backend: 'none' | 'redis'; addresses: string[] };
+  contentCache: {
+    backend: 'none' | 'redis';
+    addresses: string[];
+    cluster: boolean;
+    username: string;
+    password: string;
+    tls: boolean;
+    chunkSizeBytes: number;
+    timeoutMs: number;
+    onUnavailable: 'registry' | 'error';
+    publishConcurrency: number;
+    readaheadChunks: number;
+  };
   tracing: { endpoint: string; protocol: 'grpc' | 'http/protobuf' | 'http/json'; sampleRatio: number; serviceName: string };
   metrics: { address: string };
 }

@@ -84,7 +84,23 @@ export const SCHEMA: readonly SectionSpec[] = [
     name: 'contentCache',
     fields: [
       field('backend', 'backend', 'string', 'none', oneOf('none', 'redis')),
-      field('addresses', 'addresses', 'string[]', [], hostPorts),
+      // host:port, or redis:// / rediss:// (TLS) URLs without credentials.
+      field('addresses', 'addresses', 'string[]', [], (v: string[]) =>
+        v.every((a) => /^(?:rediss?:\/\/)?(?:\[[0-9a-fA-F:]+\]|[^\s:/@[\]]+):\d{1,5}\/?$/.test(a))
+          ? undefined
+          : 'must be "host:port", "redis://host:port" or "rediss://host:port"',
+      ),
+      field('cluster', 'cluster', 'boolean', false),
+      field('username', 'username', 'string', ''),
+      field('password', 'password', 'string', ''),
+      field('tls', 'tls', 'boolean', false),
+      field('chunk_size_bytes', 'chunkSizeBytes', 'integer', 4 << 20, (v: number) =>
+        v >= 4096 && v <= 512 << 20 ? undefined : 'must be between 4096 and 536870912',
+      ),
+      field('timeout_ms', 'timeoutMs', 'integer', 1_000, positive),
+      field('on_unavailable', 'onUnavailable', 'string', 'registry', oneOf('registry', 'error')),
+      field('publish_concurrency', 'publishConcurrency', 'integer', 4, positive),
+      field('readahead_chunks', 'readaheadChunks', 'integer', 2, nonNegative),
     ],
   },
   {

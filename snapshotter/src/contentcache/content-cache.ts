@@ -7,19 +7,35 @@ export interface ContentCache {
   readonly name: string;
   /**
    * Read `length` bytes at `offset` of object `key` into `buf` at `bufOffset`. Resolves to the
-   * number of bytes read, or `undefined` on a miss (object absent or incomplete). Throws an
-   * `unavailable` ClipError when the backend cannot be reached.
+   * number of bytes read, or `undefined` on a miss (object absent, incomplete or found corrupt).
+   * Throws an `unavailable` ClipError when the backend cannot be reached.
    */
   readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined>;
   /** True when a complete object of exactly `size` bytes is stored under `key`. */
   has(key: string, size: number): Promise<boolean>;
-  /** Publish a local file (a verified, complete layer) under `key`. */
-  storeFile(key: string, path: string, size: number): Promise<void>;
+  /**
+   * Publish a local file (a verified, complete layer) under `key`. Skips when the object is
+   * already complete or another node is publishing it. Backends may resolve to `void`.
+   */
+  storeFile(key: string, path: string, size: number, opts?: StoreOptions): Promise<StoreResult | void>;
   /** Small blobs such as clip indexes, stored whole. */
   getBlob(key: string): Promise<Buffer | undefined>;
   putBlob(key: string, data: Buffer): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Options of one publish. */
+export interface StoreOptions {
+  /** Abort the upload; no manifest is written, so the object stays incomplete (a miss). */
+  signal?: AbortSignal;
+  /** Called after each chunk is stored with the bytes stored so far. */
+  onProgress?: (bytesStored: number) => void;
+}
+
+/** What a publish did. */
+export type StoreResult =
+  | { type: 'stored'; bytes: number; chunks: number; storedBytes: number }
+  | { type: 'skipped'; reason: 'complete' | 'locked' | 'disabled' };
 
 /** The `backend = "none"` cache: always a miss, stores nothing. Chosen explicitly, never by accident. */
 export class NoContentCache implements ContentCache {
@@ -30,7 +46,9 @@ export class NoContentCache implements ContentCache {
   async has(): Promise<boolean> {
     return false;
   }
-  async storeFile(): Promise<void> {}
+  async storeFile(): Promise<StoreResult> {
+    return { type: 'skipped', reason: 'disabled' };
+  }
   async getBlob(): Promise<Buffer | undefined> {
     return undefined;
   }

@@ -1,8 +1,14 @@
 /**
  * The ContentCache as the read path's middle tier: range reads with the configured failure policy,
- * and background publication of verified layers with the log lines operators look for.
+ * a circuit breaker, and background publication of verified layers with the log lines operators
+ * look for.
+ *
+ * Breaker states: `closed` (every read asks the cache) → after `failureThreshold` consecutive
+ * `unavailable` failures → `open` (reads skip the cache: a miss under the `registry` policy, an
+ * immediate failure under `error`) → after `coolDownMs` → `half_open` (exactly one read probes the
+ * cache; the rest still skip) → success closes the breaker, failure opens it again.
  */
-import type { ContentCache } from '../contentcache/index.js';
+import type { ContentCache, StoreResult } from '../contentcache/index.js';
 import { isKind, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { STORAGE_ERROR_CODES as CODES } from './errors.js';
@@ -11,37 +17,87 @@ import type { LayerRef } from './layer-reader.js';
 /** What a ContentCache failure means for a read. */
 export type ContentCachePolicy = 'registry' | 'error';
 
+/** Circuit breaker tuning. */
+export interface BreakerOptions {
+  /** Consecutive `unavailable` failures that open the breaker. */
+  failureThreshold?: number;
+  /** How long an open breaker skips the cache before one probe. */
+  coolDownMs?: number;
+}
+
+/** Breaker state, for tests and metrics. */
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+/** Counters of the tier, for tests and metrics. */
+export interface ContentCacheTierStats {
+  hits: number;
+  misses: number;
+  failures: number;
+  /** Reads that did not ask the cache because the breaker was open. */
+  skipped: number;
+  stored: number;
+  storeFailures: number;
+}
+
 const WARN_EVERY_MS = 10_000;
 
 /** Reads and publishes through one ContentCache. */
 export class ContentCacheTier {
   readonly cache: ContentCache;
+  readonly stats: ContentCacheTierStats = { hits: 0, misses: 0, failures: 0, skipped: 0, stored: 0, storeFailures: 0 };
   readonly #policy: ContentCachePolicy;
   readonly #log: Logger;
+  readonly #threshold: number;
+  readonly #coolDownMs: number;
+  #state: BreakerState = 'closed';
+  #consecutive = 0;
+  #openedAtMs = 0;
+  #probing = false;
   #warnedAtMs = 0;
 
-  constructor(cache: ContentCache, policy: ContentCachePolicy, log: Logger) {
+  constructor(cache: ContentCache, policy: ContentCachePolicy, log: Logger, breaker: BreakerOptions = {}) {
     this.cache = cache;
     this.#policy = policy;
     this.#log = log;
+    this.#threshold = Math.max(1, breaker.failureThreshold ?? 5);
+    this.#coolDownMs = breaker.coolDownMs ?? 10_000;
+  }
+
+  get breakerState(): BreakerState {
+    return this.#state;
   }
 
   /** Bytes read on a hit, `undefined` on a miss (or an outage under the `registry` policy). */
   async read(ref: LayerRef, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number | undefined> {
+    if (this.cache.name === 'none') return undefined;
+    const probe = this.#admit();
+    if (probe === undefined) return this.#skip(ref);
     try {
       const n = await this.cache.readInto(ref.diffId, offset, len, buf, bufOffset);
-      if (n !== undefined) this.#log.debug({ diff_id: ref.diffId, source: 'content_cache', offset, length: len, bytes: n }, 'content cache range read hit');
+      this.#succeeded();
+      if (n === undefined) {
+        this.stats.misses++;
+        return undefined;
+      }
+      this.stats.hits++;
+      this.#log.debug({ diff_id: ref.diffId, source: 'content_cache', offset, length: len, bytes: n }, 'content cache range read hit');
       return n;
     } catch (err) {
       if (!isKind(err, 'unavailable')) {
+        this.#succeeded();
+        this.stats.misses++;
         this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, 'content cache read failed; treating as a miss');
         return undefined;
       }
+      this.stats.failures++;
+      this.#failed(err);
       if (this.#policy === 'error') {
         throw unavailable(CODES.contentCacheUnavailable, `content cache ${this.cache.name} for layer ${ref.diffId}`, err);
       }
       this.#warnDown(ref, err);
       return undefined;
+    } finally {
+      if (probe) this.#probing = false;
     }
   }
 
@@ -52,9 +108,63 @@ export class ContentCacheTier {
     const started = Date.now();
     this.#log.info(fields, 'storing decompressed layer');
     return this.cache.storeFile(ref.diffId, path, size).then(
-      () => this.#log.info({ ...fields, duration_ms: Date.now() - started }, 'stored'),
-      (err) => this.#log.warn({ ...fields, duration_ms: Date.now() - started, err: messageOf(err) }, 'store failed'),
+      (result) => this.#stored(fields, started, result),
+      (err) => {
+        this.stats.storeFailures++;
+        this.#log.warn({ ...fields, duration_ms: Date.now() - started, err: messageOf(err) }, 'store failed');
+      },
     );
+  }
+
+  #stored(fields: Record<string, unknown>, started: number, result: StoreResult | void): void {
+    const duration_ms = Date.now() - started;
+    if (result?.type === 'skipped') {
+      this.#log.info({ ...fields, duration_ms, reason: result.reason }, 'store skipped');
+      return;
+    }
+    this.stats.stored++;
+    const extra = result?.type === 'stored' ? { chunks: result.chunks, stored_bytes: result.storedBytes } : {};
+    this.#log.info({ ...fields, hash: fields['diff_id'], ...extra, duration_ms }, 'stored');
+  }
+
+  /** `false` = ask the cache, `true` = ask it as the half-open probe, `undefined` = skip it. */
+  #admit(): boolean | undefined {
+    if (this.#state === 'closed') return false;
+    if (this.#state === 'open') {
+      if (Date.now() - this.#openedAtMs < this.#coolDownMs) return undefined;
+      this.#state = 'half_open';
+    }
+    if (this.#probing) return undefined;
+    this.#probing = true;
+    return true;
+  }
+
+  #skip(ref: LayerRef): undefined {
+    this.stats.skipped++;
+    if (this.#policy === 'error') {
+      throw unavailable(CODES.contentCacheUnavailable, `content cache ${this.cache.name} for layer ${ref.diffId} (circuit open)`);
+    }
+    return undefined;
+  }
+
+  #succeeded(): void {
+    if (this.#state !== 'closed') this.#log.info({ source: 'content_cache' }, 'content cache reachable again; circuit closed');
+    this.#state = 'closed';
+    this.#consecutive = 0;
+  }
+
+  #failed(err: unknown): void {
+    this.#consecutive++;
+    if (this.#state === 'half_open' || (this.#state === 'closed' && this.#consecutive >= this.#threshold)) {
+      if (this.#state === 'closed') {
+        this.#log.warn(
+          { source: 'content_cache', failures: this.#consecutive, cool_down_ms: this.#coolDownMs, err: messageOf(err) },
+          'content cache circuit open; skipping it for reads',
+        );
+      }
+      this.#state = 'open';
+      this.#openedAtMs = Date.now();
+    }
   }
 
   // One line per interval: a dead cache would otherwise log once per read.

@@ -1,0 +1,204 @@
+/**
+ * The Redis / Redis Cluster ContentCache. Layout and formats: `redis-keys.ts`, `chunk-codec.ts`;
+ * publishing: `redis-publisher.ts`. Reads fetch only the chunks covering a range (bounded
+ * concurrency, one fetch per chunk however many readers want it), keep decoded chunks in a small
+ * byte-bounded LRU, and read ahead for sequential readers. A chunk that is missing (evicted) or
+ * fails its checksum makes the read a miss and deletes the object's manifest, so the next node to
+ * download the layer republishes it.
+ */
+import { invalidArgument, messageOf } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
+import { ChunkLru } from './chunk-lru.js';
+import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
+import { CONTENT_CACHE_ERROR_CODES as CODES } from './errors.js';
+import { Limiter } from './limiter.js';
+import { RedisConnection, type RedisEndpoint } from './redis-connection.js';
+import { RedisKeys } from './redis-keys.js';
+import { publishFile } from './redis-publisher.js';
+
+/** Construction options; the endpoint fields come from `[content_cache]`. */
+export interface RedisContentCacheOptions extends RedisEndpoint {
+  chunkSizeBytes?: number;
+  publishConcurrency?: number;
+  readaheadChunks?: number;
+  /** Decoded chunks kept in memory (read-ahead and re-reads). */
+  memoryBytes?: number;
+  /** Chunk GETs in flight at once across all readers. */
+  readConcurrency?: number;
+  /** Publish lock lifetime; refreshed while a publish runs. */
+  lockTtlMs?: number;
+  keyPrefix?: string;
+  log?: Logger;
+}
+
+type ChunkResult = { type: 'ok'; data: Buffer } | { type: 'missing' } | { type: 'corrupt'; reason: string };
+
+const NEGATIVE_TTL_MS = 1_000;
+const MAX_MANIFESTS = 4_096;
+
+/** A ContentCache on Redis; see the file header. */
+export class RedisContentCache implements ContentCache {
+  readonly name = 'redis';
+  readonly chunkSizeBytes: number;
+  readonly keys: RedisKeys;
+  readonly #conn: RedisConnection;
+  readonly #log: Logger;
+  readonly #o: { publishConcurrency: number; readaheadChunks: number; lockTtlMs: number };
+  readonly #lru: ChunkLru;
+  readonly #limiter: Limiter;
+  readonly #inflight = new Map<string, Promise<ChunkResult>>();
+  readonly #manifests = new Map<string, Manifest>();
+  readonly #absentUntil = new Map<string, number>();
+  /** End offset of the last read per object, to spot sequential readers. */
+  readonly #lastEnd = new Map<string, number>();
+
+  constructor(opts: RedisContentCacheOptions) {
+    this.#log = opts.log ?? silentLogger();
+    this.chunkSizeBytes = opts.chunkSizeBytes ?? 4 << 20;
+    if (!Number.isSafeInteger(this.chunkSizeBytes) || this.chunkSizeBytes <= 0) {
+      throw invalidArgument(CODES.badOptions, `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
+    }
+    this.#o = { publishConcurrency: opts.publishConcurrency ?? 4, readaheadChunks: opts.readaheadChunks ?? 2, lockTtlMs: opts.lockTtlMs ?? 30_000 };
+    this.#lru = new ChunkLru(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes));
+    this.#limiter = new Limiter(opts.readConcurrency ?? 16);
+    this.keys = new RedisKeys(opts.keyPrefix);
+    this.#conn = new RedisConnection(opts, this.#log);
+  }
+
+  async readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined> {
+    if (offset < 0 || length < 0 || bufOffset < 0 || bufOffset + length > buf.length) {
+      throw invalidArgument(CODES.badOptions, `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
+    }
+    const m = await this.#manifest(key);
+    if (!m) return undefined;
+    const end = Math.min(m.size, offset + length);
+    if (end <= offset) return 0;
+    const cs = m.chunkSizeBytes;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    const copies = [];
+    for (let i = first; i <= last; i++) {
+      copies.push(
+        this.#chunk(key, m, i).then((r) => {
+          if (r.type !== 'ok') return r;
+          const from = Math.max(offset, i * cs);
+          const to = Math.min(end, (i + 1) * cs);
+          r.data.copy(buf, bufOffset + from - offset, from - i * cs, to - i * cs);
+          return r;
+        }),
+      );
+    }
+    const bad = (await Promise.all(copies)).find((r) => r.type !== 'ok');
+    if (bad) {
+      await this.#drop(key, bad.type === 'corrupt' ? bad.reason : 'chunk missing (evicted?)');
+      return undefined;
+    }
+    this.#readAhead(key, m, offset, end, last);
+    return end - offset;
+  }
+
+  async has(key: string, size: number): Promise<boolean> {
+    return (await this.#manifest(key))?.size === size;
+  }
+
+  async storeFile(key: string, path: string, size: number, opts?: StoreOptions): Promise<StoreResult> {
+    const ctx = {
+      conn: this.#conn, keys: this.keys, chunkSizeBytes: this.chunkSizeBytes, log: this.#log,
+      publishConcurrency: this.#o.publishConcurrency, lockTtlMs: this.#o.lockTtlMs,
+      isComplete: (k: string, s: number) => this.#fetchManifest(k).then((m) => m?.size === s),
+    };
+    const result = await publishFile(ctx, key, path, size, opts);
+    this.#absentUntil.delete(key);
+    return result;
+  }
+
+  async getBlob(key: string): Promise<Buffer | undefined> {
+    const value = await this.#conn.run('get blob', (c) => c.getBuffer(this.keys.blob(key)));
+    if (value === null) return undefined;
+    const d = await decodeBlob(value);
+    if (d.type === 'ok') return d.data;
+    this.#log.warn({ key, source: 'redis', reason: d.reason }, 'content cache blob corrupt; deleting');
+    await this.#conn.run('delete blob', (c) => c.del(this.keys.blob(key))).catch(() => {});
+    return undefined;
+  }
+
+  async putBlob(key: string, data: Buffer): Promise<void> {
+    const value = await encodeBlob(data);
+    await this.#conn.run('put blob', (c) => c.set(this.keys.blob(key), value));
+  }
+
+  async close(): Promise<void> {
+    await this.#conn.close();
+  }
+
+  /** The manifest from memory, or Redis; misses are remembered briefly so a downloading layer's reads stay cheap. */
+  async #manifest(key: string): Promise<Manifest | undefined> {
+    const known = this.#manifests.get(key);
+    if (known) return known;
+    if ((this.#absentUntil.get(key) ?? 0) > Date.now()) return undefined;
+    const m = await this.#fetchManifest(key);
+    if (m) {
+      if (this.#manifests.size >= MAX_MANIFESTS) this.#manifests.delete(this.#manifests.keys().next().value as string);
+      this.#manifests.set(key, m);
+      this.#absentUntil.delete(key);
+    } else {
+      if (this.#absentUntil.size >= MAX_MANIFESTS) this.#absentUntil.clear();
+      this.#absentUntil.set(key, Date.now() + NEGATIVE_TTL_MS);
+    }
+    return m;
+  }
+
+  async #fetchManifest(key: string): Promise<Manifest | undefined> {
+    const text = await this.#conn.run('get manifest', (c) => c.get(this.keys.manifest(key)));
+    if (text === null) return undefined;
+    const m = decodeManifest(text);
+    if (!m) await this.#drop(key, 'manifest malformed');
+    return m;
+  }
+
+  /** One chunk, from memory or one shared GET. */
+  #chunk(key: string, m: Manifest, i: number): Promise<ChunkResult> {
+    const ck = this.keys.chunk(key, m.chunkSizeBytes, i);
+    const cached = this.#lru.get(ck);
+    if (cached) return Promise.resolve({ type: 'ok', data: cached });
+    let p = this.#inflight.get(ck);
+    if (!p) {
+      p = this.#limiter.run(() => this.#fetchChunk(ck, m, i)).finally(() => this.#inflight.delete(ck));
+      this.#inflight.set(ck, p);
+    }
+    return p;
+  }
+
+  async #fetchChunk(ck: string, m: Manifest, i: number): Promise<ChunkResult> {
+    const value = await this.#conn.run('get chunk', (c) => c.getBuffer(ck));
+    if (value === null) return { type: 'missing' };
+    const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
+    const d = await decodeChunk(value, length, m.crc32[i] ?? -1);
+    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}` };
+    this.#lru.set(ck, d.data);
+    return d;
+  }
+
+  /** Sequential reader (this read starts where the last ended): warm the next chunks, unawaited. */
+  #readAhead(key: string, m: Manifest, offset: number, end: number, last: number): void {
+    const sequential = this.#lastEnd.get(key) === offset;
+    if (this.#lastEnd.size >= MAX_MANIFESTS) this.#lastEnd.clear();
+    this.#lastEnd.set(key, end);
+    if (!sequential) return;
+    for (let i = last + 1; i <= Math.min(m.chunks - 1, last + this.#o.readaheadChunks); i++) {
+      this.#chunk(key, m, i).catch(() => {});
+    }
+  }
+
+  /** Forget the object here and in Redis; the next download republishes it. */
+  async #drop(key: string, reason: string): Promise<void> {
+    const m = this.#manifests.get(key);
+    this.#manifests.delete(key);
+    this.#lru.deletePrefix(this.keys.chunk(key, m?.chunkSizeBytes ?? this.chunkSizeBytes, 0).replace(/0$/, ''));
+    this.#log.warn({ key, source: 'redis', reason }, 'content cache object corrupt or incomplete; dropping it so it is republished');
+    await this.#conn.run('drop manifest', (c) => c.del(this.keys.manifest(key))).catch((err: unknown) => {
+      this.#log.warn({ key, source: 'redis', err: messageOf(err) }, 'content cache could not drop a corrupt object');
+    });
+  }
+}

@@ -1,0 +1,49 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { chunkCrc, decodeBlob, decodeChunk, decodeManifest, encodeBlob, encodeChunk, encodeManifest } from '../../src/contentcache/chunk-codec.js';
+
+t.test('chunks round-trip; compressible data is LZ4, random data stays raw', async (t) => {
+  const text = Buffer.from('hello layer\n'.repeat(5000));
+  const packed = await encodeChunk(text);
+  t.equal(packed[0], 1, 'lz4');
+  t.ok(packed.length < text.length / 5);
+  t.same(await decodeChunk(packed, text.length, chunkCrc(text)), { type: 'ok', data: text });
+  const noise = randomBytes(10_000);
+  const raw = await encodeChunk(noise);
+  t.equal(raw[0], 0, 'raw');
+  t.same(await decodeChunk(raw, noise.length, chunkCrc(noise)), { type: 'ok', data: noise });
+});
+
+t.test('damaged chunks are reported corrupt, never returned', async (t) => {
+  const text = Buffer.from('abc'.repeat(10_000));
+  const crc = chunkCrc(text);
+  const packed = await encodeChunk(text);
+  const flipped = Buffer.from(packed);
+  flipped.writeUInt8(flipped.readUInt8(flipped.length - 3) ^ 0xff, flipped.length - 3);
+  t.equal((await decodeChunk(flipped, text.length, crc)).type, 'corrupt', 'bit flip');
+  t.equal((await decodeChunk(packed.subarray(0, packed.length - 5), text.length, crc)).type, 'corrupt', 'truncated');
+  t.equal((await decodeChunk(packed, text.length - 1, crc)).type, 'corrupt', 'wrong length');
+  t.equal((await decodeChunk(packed, text.length, crc ^ 1)).type, 'corrupt', 'wrong crc');
+  t.equal((await decodeChunk(Buffer.from([7, 1, 2]), 2, 0)).type, 'corrupt', 'unknown encoding');
+});
+
+t.test('manifests: round trip and rejection of malformed ones', async (t) => {
+  const m = { v: 1 as const, size: 10, chunkSizeBytes: 4, chunks: 3, crc32: [1, 2, 3] };
+  t.same(decodeManifest(encodeManifest(m)), m);
+  t.equal(decodeManifest('{'), undefined);
+  t.equal(decodeManifest(JSON.stringify({ ...m, chunks: 2, crc32: [1, 2] })), undefined, 'chunk count must match size');
+  t.equal(decodeManifest(JSON.stringify({ ...m, crc32: [1] })), undefined);
+  t.equal(decodeManifest(JSON.stringify({ ...m, v: 2 })), undefined);
+  t.equal(decodeManifest(JSON.stringify({ ...m, chunkSizeBytes: 0 })), undefined);
+});
+
+t.test('blobs round-trip and are verified', async (t) => {
+  const data = Buffer.from('index '.repeat(1000));
+  const enc = await encodeBlob(data);
+  t.ok(enc.length < data.length);
+  t.same(await decodeBlob(enc), { type: 'ok', data });
+  const bad = Buffer.from(enc);
+  bad.writeUInt8(bad.readUInt8(2) ^ 1, 2);
+  t.equal((await decodeBlob(bad)).type, 'corrupt');
+  t.equal((await decodeBlob(Buffer.alloc(3))).type, 'corrupt');
+});

@@ -1,0 +1,71 @@
+import t from 'tap';
+import { NoContentCache, RedisContentCache, contentCacheStoreOptions, createContentCache } from '../../src/contentcache/index.js';
+import { defaultConfig, parseConfig } from '../../src/config/index.js';
+import { LayerStore } from '../../src/storage/index.js';
+import { FakeBlobSource, recordingLogger, tempDir } from '../storage/fixtures.js';
+
+const redisToml = `[content_cache]
+backend = "redis"
+addresses = ["127.0.0.1:1", "rediss://cache.example:6380"]
+cluster = true
+username = "clip"
+password = "from-file"
+chunk_size_bytes = 1048576
+timeout_ms = 250
+on_unavailable = "error"
+publish_concurrency = 8
+readahead_chunks = 4
+`;
+
+t.test('[content_cache] defaults and values', async (t) => {
+  t.same(defaultConfig().contentCache, {
+    backend: 'none', addresses: [], cluster: false, username: '', password: '', tls: false,
+    chunkSizeBytes: 4 << 20, timeoutMs: 1000, onUnavailable: 'registry', publishConcurrency: 4, readaheadChunks: 2,
+  });
+  t.match(parseConfig(redisToml, 'x').contentCache, {
+    backend: 'redis', cluster: true, username: 'clip', chunkSizeBytes: 1 << 20, timeoutMs: 250, onUnavailable: 'error', publishConcurrency: 8, readaheadChunks: 4,
+  });
+  for (const [bad, re] of [
+    ['addresses = ["redis://u:p@h:1"]', /content_cache\.addresses/],
+    ['chunk_size_bytes = 100', /content_cache\.chunk_size_bytes" must be between/],
+    ['on_unavailable = "ignore"', /content_cache\.on_unavailable" must be one of/],
+    ['publish_concurrency = 0', /content_cache\.publish_concurrency/],
+    ['readahead_chunks = -1', /content_cache\.readahead_chunks/],
+  ] as const) {
+    t.throws(() => parseConfig(`[content_cache]\n${bad}\n`, 'x'), { kind: 'invalid_argument', message: re }, bad);
+  }
+});
+
+t.test('backend "none": NoContentCache and the operator warning', async (t) => {
+  const { log, records } = recordingLogger();
+  const cc = createContentCache(defaultConfig().contentCache, log);
+  t.ok(cc instanceof NoContentCache);
+  t.match(records, [{ level: 40, msg: 'ContentCache not configured: layers will not be shared across the cluster' }]);
+});
+
+t.test('backend "redis": a lazily connecting RedisContentCache; the password never reaches the log', async (t) => {
+  const { log, records } = recordingLogger();
+  const cc = createContentCache(parseConfig(redisToml, 'x').contentCache, log, { CLIP_CONTENT_CACHE_PASSWORD: 'from-env' });
+  t.teardown(() => cc.close());
+  t.ok(cc instanceof RedisContentCache);
+  t.equal(cc.name, 'redis');
+  t.equal((cc as RedisContentCache).chunkSizeBytes, 1 << 20);
+  t.match(records, [{ msg: 'ContentCache configured', tls: true, cluster: true, auth: 'acl' }]);
+  t.notMatch(JSON.stringify(records), /from-file|from-env/);
+  t.throws(() => createContentCache({ ...defaultConfig().contentCache, backend: 'redis' }, log), { code: 'CLIP_CONTENT_CACHE_BAD_OPTIONS' }, 'no addresses');
+});
+
+// The failure this project exists to prevent: a ContentCache configured but absent from storage.
+t.test('a LayerStore built from a config with a Redis ContentCache has it', async (t) => {
+  const { log, records } = recordingLogger();
+  const cfg = parseConfig(redisToml, 'x');
+  const dir = await tempDir(t);
+  const store = await LayerStore.create({ cacheDir: dir, blobs: new FakeBlobSource([]), log, ...contentCacheStoreOptions(cfg.contentCache, log) });
+  t.teardown(async () => {
+    await store.close();
+    await store.contentCache.close();
+  });
+  t.equal(store.contentCache.name, 'redis');
+  t.notOk(records.some((r) => String(r['msg']).startsWith('ContentCache not configured')), 'no "not configured" warning');
+  t.same(contentCacheStoreOptions(cfg.contentCache, log).onContentCacheUnavailable, 'error', 'on_unavailable reaches the store options');
+});
