@@ -8,7 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
 import { ContainerdClient, ContentStoreLayerResolver } from '../containerd/index.js';
-import { NoContentCache, type ContentCache } from '../contentcache/index.js';
+import { contentCacheStoreOptions, type ContentCache } from '../contentcache/index.js';
 import { messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { RegistryClient, restorePort } from '../registry/index.js';
@@ -33,19 +33,6 @@ export interface Daemon {
   registry: RegistryClient;
   stats: DaemonStats;
   stop(): Promise<void>;
-}
-
-/** Build the ContentCache the config asks for. */
-export async function contentCacheFromConfig(cfg: Config, log: Logger): Promise<ContentCache> {
-  if (cfg.contentCache.backend === 'none') {
-    log.warn({ backend: 'none' }, 'ContentCache not configured: layers will not be shared across the cluster');
-    return new NoContentCache();
-  }
-  const { createContentCache } = (await import('../contentcache/index.js')) as unknown as {
-    createContentCache?: (c: Config['contentCache'], log: Logger) => Promise<ContentCache> | ContentCache;
-  };
-  if (!createContentCache) throw new Error(`content_cache backend "${cfg.contentCache.backend}" is not available in this build`);
-  return createContentCache(cfg.contentCache, log);
 }
 
 /** A chain-ID resolver per containerd namespace, created on first use. */
@@ -78,12 +65,15 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     maxRetries: Math.min(cfg.registry.maxRetries, 1),
     logger: log,
   });
-  const contentCache = await contentCacheFromConfig(cfg, log);
+  // The one ContentCache of the daemon: handed to the layer store (reads, publishes) and to index
+  // resolution (indexes shared across nodes), never created anywhere else.
+  const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log);
   const store = await LayerStore.create({
     cacheDir: join(cfg.root, 'cache', 'layers'),
     maxSizeBytes: cfg.cache.maxSizeBytes,
     blobs: new RegistryBlobSource(registry),
     contentCache,
+    onContentCacheUnavailable,
     log,
     maxRetries: cfg.registry.maxRetries,
   });

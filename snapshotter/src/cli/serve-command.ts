@@ -1,6 +1,7 @@
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../config/index.js';
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { LOG_LEVELS, createLogger } from '../log/index.js';
+import { startTelemetry } from '../telemetry/index.js';
 import { startDaemon } from './daemon.js';
 
 /** Flags of `serve` that override the config file. */
@@ -31,6 +32,8 @@ export async function resolveServeConfig(flags: ServeFlags): Promise<Config> {
 /** Run the daemon until SIGTERM/SIGINT. */
 export async function serve(cfg: Config): Promise<void> {
   const log = createLogger(cfg.logLevel);
+  // Before anything else, so every span and instrument of the daemon reaches the providers.
+  const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: cfg.metrics.address }, log);
   const daemon = await startDaemon(cfg, log);
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
   const signal = await new Promise<string>((resolve) => {
@@ -40,6 +43,7 @@ export async function serve(cfg: Config): Promise<void> {
   log.info({ signal }, 'shutting down');
   try {
     await daemon.stop();
+    await telemetry.shutdown();
     log.info('stopped');
   } catch (err) {
     log.error({ err: messageOf(err) }, 'unclean shutdown');

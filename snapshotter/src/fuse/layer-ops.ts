@@ -11,6 +11,7 @@ import type { LayerReader } from '../storage/layer-reader.js';
 import { dataRange, statOf, type FuseStat } from './entry-stat.js';
 import { getXattr, listXattrs } from './entry-xattrs.js';
 import { ERRNO, toErrno } from './errno.js';
+import { recordFuseError } from '../telemetry/index.js';
 import { parentPath, toIndexPath } from './fuse-path.js';
 import { HandleTable } from './handle-table.js';
 import type { IndexView } from './index-view.js';
@@ -207,6 +208,7 @@ export class LayerOps {
 
   #fail(op: string, path: string, err: unknown): number {
     const errno = toErrno(kindOf(err));
+    recordFuseError(op, errno);
     this.#log.error({ layer: this.#layer, op, path, errno, err: messageOf(err) }, 'fuse: request failed');
     return errno;
   }

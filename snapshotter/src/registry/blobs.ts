@@ -6,6 +6,7 @@ import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
 import { discard, header, readLimited, statusError, unavailable } from './responses.js';
 import type { ResponseBody } from './transport.js';
+import { BlobFetchObserver } from '../telemetry/index.js';
 
 /** A byte range of a blob: `length` bytes from `offset`. */
 export interface ByteRange {
@@ -32,6 +33,16 @@ export interface BlobStream {
 
 /** GET a blob, whole (verified while streaming) or a range (checked against `Content-Range`). */
 export async function fetchBlob(rq: Requester, repo: RepositoryRef, digest: string, opts: FetchBlobOptions = {}): Promise<BlobStream> {
+  const obs = new BlobFetchObserver(digest, opts.range);
+  try {
+    return await openBlob(rq, repo, digest, opts, obs);
+  } catch (err) {
+    obs.fail(err);
+    throw err;
+  }
+}
+
+async function openBlob(rq: Requester, repo: RepositoryRef, digest: string, opts: FetchBlobOptions, obs: BlobFetchObserver): Promise<BlobStream> {
   parseDigest(digest);
   const { range } = opts;
   if (range && (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length <= 0)) {
@@ -41,8 +52,9 @@ export async function fetchBlob(rq: Requester, repo: RepositoryRef, digest: stri
     repo, path: `blobs/${digest}`, method: 'GET', capability: 'pull', signal: opts.signal,
     headers: range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {},
   });
+  obs.response(res.url, res.status);
   const what = `${describeRepo(repo, res.host)} blob ${digest}${range ? ` range ${range.offset}+${range.length}` : ''}`;
-  if (range) return rangeStream(res.status, res.body, header(res, 'content-range'), range, what, () => statusError(res, what));
+  if (range) return rangeStream(res.status, res.body, header(res, 'content-range'), range, what, () => statusError(res, what), obs);
   if (res.status !== 200) throw await statusError(res, what);
   const contentLength = numberOrUndefined(header(res, 'content-length'));
   if (opts.size !== undefined && contentLength !== undefined && contentLength !== opts.size) {
@@ -50,11 +62,12 @@ export async function fetchBlob(rq: Requester, repo: RepositoryRef, digest: stri
     throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.digestMismatch, `${what}: registry sends ${contentLength} bytes, descriptor says ${opts.size}`);
   }
   const size = opts.size ?? contentLength;
-  return { stream: guard(res.body, new DigestVerifier(digest, what, size), what), size, offset: 0, length: size };
+  return { stream: guard(res.body, new DigestVerifier(digest, what, size), what, obs), size, offset: 0, length: size };
 }
 
 async function rangeStream(
   status: number, body: ResponseBody, contentRange: string | undefined, range: ByteRange, what: string, fail: () => Promise<ClipError>,
+  obs: BlobFetchObserver,
 ): Promise<BlobStream> {
   if (status === 200) {
     discard(body);
@@ -71,11 +84,11 @@ async function rangeStream(
     discard(body);
     throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.rangeUnsupported, `${what}: wrong Content-Range "${contentRange ?? ''}"`);
   }
-  return { stream: guard(body, new PassThrough(), what), size: total, offset: start, length: end - start + 1 };
+  return { stream: guard(body, new PassThrough(), what, obs), size: total, offset: start, length: end - start + 1 };
 }
 
 /** Pipe the body into `out`, turning transport failures into `unavailable` errors on `out`. */
-function guard(body: ResponseBody, out: Transform, what: string): Readable {
+function guard(body: ResponseBody, out: Transform, what: string, obs: BlobFetchObserver): Readable {
   body.on('error', (err: unknown) => {
     out.destroy(err instanceof ClipError ? err : unavailable(`${what}: download failed: ${(err as Error)?.message ?? String(err)}`, err));
   });
@@ -83,6 +96,7 @@ function guard(body: ResponseBody, out: Transform, what: string): Readable {
     if (!body.destroyed) discard(body);
   });
   body.pipe(out);
+  obs.watch(body, out);
   return out;
 }
 

@@ -7,9 +7,12 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../log/index.js';
 import type { Mount, SnapshotInfo, Snapshotter } from '../snapshots/index.js';
-import { toServiceError } from './grpc-status.js';
+import { kindOf } from '../errors/index.js';
+import { ATTR_CLIP_SNAPSHOT_KEY, traceRpc } from '../telemetry/index.js';
+import { toGrpcStatus, toServiceError } from './grpc-status.js';
 
 const PROTO = fileURLToPath(new URL('../../../../snapshotter/proto/snapshots.proto', import.meta.url));
+const SERVICE = 'containerd.services.snapshots.v1.Snapshots';
 /** containerd's own service sends List results in blocks of this many. */
 const LIST_BATCH = 100;
 
@@ -56,7 +59,9 @@ const toWireMounts = (ms: Mount[]) => ms.map((m) => ({ type: m.type, source: m.s
 /** Adapt one async call to a unary handler that maps errors once. */
 function unary<T>(log: Logger, method: string, fn: (req: Req) => Promise<T>): grpc.handleUnaryCall<Req, T> {
   return (call, callback) => {
-    fn(call.request).then(
+    const key = call.request.key ?? call.request.name;
+    const attrs = key ? { [ATTR_CLIP_SNAPSHOT_KEY]: key } : {};
+    traceRpc(SERVICE, method, call.metadata?.getMap(), attrs, () => fn(call.request), grpcCodeOf).then(
       (res) => callback(null, res),
       (err: unknown) => {
         const e = toServiceError(err);
@@ -95,7 +100,8 @@ export function snapshotsHandlers(s: Snapshotter, log: Logger): grpc.UntypedServ
     }),
     Cleanup: unary(log, 'Cleanup', async () => (await s.cleanup(), {})),
     List: (call: grpc.ServerWritableStream<Req, unknown>) => {
-      s.list((call.request.filters as string[] | undefined) ?? []).then(
+      const list = () => s.list((call.request.filters as string[] | undefined) ?? []);
+      traceRpc(SERVICE, 'List', call.metadata?.getMap(), {}, list, grpcCodeOf).then(
         (infos) => {
           for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(toWireInfo) });
           call.end();
@@ -105,3 +111,5 @@ export function snapshotsHandlers(s: Snapshotter, log: Logger): grpc.UntypedServ
     },
   };
 }
+
+const grpcCodeOf = (err: unknown): number => toGrpcStatus(kindOf(err));

@@ -21,6 +21,10 @@ import { createDecompressor, detectCompression, sniff, type Compression } from '
 import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
+import {
+  ATTR_CLIP_BYTES, ATTR_CLIP_COMPRESSION, ATTR_CLIP_DOWNLOAD_ATTEMPT, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST,
+  ATTR_CLIP_LAYER_SIZE, ATTR_CLIP_SOURCE, SPAN_LAYER_DECOMPRESS, SPAN_LAYER_DOWNLOAD, SPAN_LAYER_VERIFY, withSpan,
+} from '../telemetry/index.js';
 
 export interface LayerDownloadOptions {
   ref: LayerRef;
@@ -70,7 +74,14 @@ export class LayerDownload {
 
   constructor(opts: LayerDownloadOptions) {
     this.#o = opts;
-    this.result = this.#run();
+    const { ref } = opts;
+    // Started inside the read that needed it, so the download span is that read's child.
+    const attrs = { [ATTR_CLIP_SOURCE]: 'registry', [ATTR_CLIP_LAYER_DIGEST]: ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: ref.diffId, [ATTR_CLIP_LAYER_SIZE]: ref.uncompressedSize };
+    this.result = withSpan(SPAN_LAYER_DOWNLOAD, attrs, async (span) => {
+      const done = await this.#run();
+      span.setAttribute(ATTR_CLIP_COMPRESSION, done.compression);
+      return done;
+    });
     this.result.catch(() => {}); // settled through waiters; the store observes it too
   }
 
@@ -162,7 +173,7 @@ export class LayerDownload {
     const { maxRetries, retryBaseDelayMs, ref, log } = this.#o;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#attempt();
+        return await this.#attempt(attempt + 1);
       } catch (err) {
         if (this.#abort.signal.aborted || isKind(err, 'data_corrupt') || attempt >= maxRetries) throw err;
         const delayMs = retryBaseDelayMs * 2 ** attempt;
@@ -173,7 +184,7 @@ export class LayerDownload {
   }
 
   /** One pass over the whole blob; throws on any failure. */
-  async #attempt(): Promise<Compression> {
+  async #attempt(attempt: number): Promise<Compression> {
     const { ref, blobs, stallTimeoutMs } = this.#o;
     const ac = new AbortController();
     const onOuterAbort = () => ac.abort(this.#abort.signal.reason);
@@ -200,10 +211,15 @@ export class LayerDownload {
           this.#store(chunk, start).then(() => cb(), cb);
         },
       });
-      await pipeline(stream, createDecompressor(compression), sink, { signal: ac.signal }).catch((err) => {
-        throw ac.signal.aborted ? ac.signal.reason : classify(err, ref);
+      const decompress = { [ATTR_CLIP_COMPRESSION]: compression, [ATTR_CLIP_DOWNLOAD_ATTEMPT]: attempt };
+      await withSpan(SPAN_LAYER_DECOMPRESS, decompress, async (span) => {
+        await pipeline(stream, createDecompressor(compression), sink, { signal: ac.signal }).catch((err) => {
+          throw ac.signal.aborted ? ac.signal.reason : classify(err, ref);
+        });
+        span.setAttribute(ATTR_CLIP_BYTES, produced);
       });
-      this.#verify(produced, hash.digest('hex'));
+      const verify = { [ATTR_CLIP_LAYER_DIFF_ID]: ref.diffId, [ATTR_CLIP_BYTES]: produced };
+      await withSpan(SPAN_LAYER_VERIFY, verify, async () => this.#verify(produced, hash.digest('hex')));
       return compression;
     } finally {
       clearTimeout(stall);

@@ -6,10 +6,16 @@
  * A layer's state lives in `#layers` only while something holds it: an open reader (a mount), a
  * download, a publish, or a disk-cache verification; a layer with no state is evictable.
  */
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type { ContentCache } from '../contentcache/index.js';
 import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
+import {
+  ATTR_CLIP_CONTENT_CACHE_BACKEND, ATTR_CLIP_DOWNLOAD_JOINED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE,
+  ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_CONTENT_CACHE_PUBLISH, SPAN_DISK_VERIFY, SPAN_READ,
+  activeRecordingSpan, observeContentCache, recordRead, tracingEnabled, withSpan, type SkippedDiskReads,
+} from '../telemetry/index.js';
+import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
 import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.js';
 import { DiskCache, hashFile } from './disk-cache.js';
@@ -18,6 +24,7 @@ import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import type { LayerReader, LayerRef } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
+import { readSpanAttrs, traceTier } from './read-tracing.js';
 
 export interface LayerStoreOptions {
   /** `<root>/cache/layers`. */
@@ -41,6 +48,8 @@ export interface LayerStoreOptions {
   checkTimeoutMs?: number;
   /** Hash a cached layer against its diffID the first time this process uses it. */
   verifyCachedLayers?: boolean;
+  /** A pure disk-hit read gets its own span at most once per layer per this interval (telemetry/README.md). */
+  diskSpanIntervalMs?: number;
 }
 
 interface LayerState {
@@ -58,7 +67,8 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs'>>;
+  readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
   readonly #disk: DiskCache;
   readonly #layers = new Map<string, LayerState>();
@@ -89,7 +99,8 @@ export class LayerStore implements LayerReaderHost {
       verifyCachedLayers: opts.verifyCachedLayers ?? true,
     };
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
-    this.#cc = new ContentCacheTier(opts.contentCache, this.#o.onContentCacheUnavailable, this.#log);
+    this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
+    this.#diskSpans = new DiskSpanSampler(opts.diskSpanIntervalMs);
   }
 
   /** Construct and start. */
@@ -159,23 +170,57 @@ export class LayerStore implements LayerReaderHost {
     }
     const len = Math.min(length, st.ref.uncompressedSize - offset);
     if (len <= 0) return 0;
-    const file = st.file ?? (await this.#openCached(hex, st));
-    if (file) {
+    // The hot path: a cached layer read outside any trace costs a pread and three metric updates.
+    let skipped: SkippedDiskReads | undefined;
+    if (st.file && (!tracingEnabled() || (!activeRecordingSpan() && (skipped = this.#diskSpans.take(hex)) === undefined))) {
+      const n = await this.#readDiskUntraced(hex, st.file, buf, bufOffset, len, offset);
+      if (tracingEnabled()) this.#diskSpans.skip(hex, n);
+      return n;
+    }
+    if (!tracingEnabled()) return this.#readTiers(hex, st, buf, bufOffset, len, offset);
+    const attrs = {
+      ...readSpanAttrs(st.ref, offset, len),
+      ...(skipped ? { [ATTR_CLIP_UNSAMPLED_READS]: skipped.reads, [ATTR_CLIP_UNSAMPLED_BYTES]: skipped.bytes } : {}),
+    };
+    return withSpan(SPAN_READ, attrs, () => this.#readTiers(hex, st, buf, bufOffset, len, offset));
+  }
+
+  async #readDiskUntraced(hex: string, file: FileHandle, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const started = performance.now();
+    this.#disk.touch(hex);
+    const n = await preadFull(file, buf, bufOffset, len, offset);
+    recordRead('disk', n, (performance.now() - started) / 1000);
+    return n;
+  }
+
+  /** Disk → (a running download) → ContentCache → registry, one tier span each when traced. */
+  async #readTiers(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const disk = await traceTier('disk', st.ref, offset, len, async () => {
+      const file = st.file ?? (await this.#openCached(hex, st));
+      if (!file) return undefined;
       this.#disk.touch(hex);
       return preadFull(file, buf, bufOffset, len, offset);
+    });
+    if (disk !== undefined) return disk;
+    const running = st.download;
+    if (running && !running.failed && running.bytesOnDisk >= offset + len) {
+      // Bytes the registry already delivered to a running download: still the registry tier.
+      return traceTier('registry', st.ref, offset, len, () => running.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs)), {
+        [ATTR_CLIP_DOWNLOAD_JOINED]: true,
+      });
     }
-    if (st.download && !st.download.failed && st.download.bytesOnDisk >= offset + len) {
-      return st.download.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs));
-    }
-    const hit = await this.#cc.read(st.ref, buf, bufOffset, len, offset);
+    const cc = { [ATTR_CLIP_CONTENT_CACHE_BACKEND]: this.#o.contentCache.name };
+    const hit = await traceTier('content_cache', st.ref, offset, len, () => this.#cc.read(st.ref, buf, bufOffset, len, offset), cc);
     if (hit !== undefined) return hit;
-    return this.#readRegistry(hex, st, buf, bufOffset, len, offset);
+    const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
+    return traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
   }
 
   releaseLayer(hex: string): void {
     const st = this.#layers.get(hex);
     if (!st) return;
     st.refs--;
+    if (st.refs <= 0) this.#diskSpans.forget(hex);
     this.#dropIfIdle(hex, st);
   }
 
@@ -199,7 +244,8 @@ export class LayerStore implements LayerReaderHost {
   #openCached(hex: string, st: LayerState): Promise<FileHandle | undefined> | undefined {
     if (st.opening) return st.opening;
     if (this.#disk.sizeOf(hex) === undefined) return undefined;
-    st.opening = this.#verifyAndOpen(hex, st.ref).finally(() => (st.opening = undefined));
+    const attrs = { [ATTR_CLIP_LAYER_DIGEST]: st.ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: st.ref.diffId, [ATTR_CLIP_LAYER_SIZE]: st.ref.uncompressedSize };
+    st.opening = withSpan(SPAN_DISK_VERIFY, attrs, () => this.#verifyAndOpen(hex, st.ref)).finally(() => (st.opening = undefined));
     return st.opening.then((fh) => {
       if (fh && !st.file) st.file = fh;
       return st.file;
@@ -241,6 +287,32 @@ export class LayerStore implements LayerReaderHost {
     }
   }
 
+  /**
+   * Take into the cache a complete layer another component already downloaded and verified
+   * (the index builder hashes exactly these bytes into the diffID): it is renamed into place, so
+   * the first read needs no second download. A layer already cached or downloading wins.
+   */
+  async adopt(ref: LayerRef, tmpPath: string): Promise<void> {
+    const hex = DIFF_ID.exec(ref.diffId)?.[1];
+    const size = (await stat(tmpPath)).size;
+    if (!hex || size !== ref.uncompressedSize || this.#disk.sizeOf(hex) !== undefined || this.#layers.get(hex)?.download) {
+      await rm(tmpPath, { force: true });
+      return;
+    }
+    const path = this.#disk.pathOf(hex);
+    await rename(tmpPath, path);
+    this.#disk.add(hex, size);
+    this.#verified.add(hex);
+    let st = this.#layers.get(hex);
+    if (!st) {
+      st = { ref, refs: 0 };
+      this.#layers.set(hex, st);
+    }
+    // Published like a downloaded layer: the node that indexed a layer shares it with the cluster.
+    this.#publish(hex, st, path, size, undefined);
+    this.#scheduleEviction();
+  }
+
   #startDownload(hex: string, st: LayerState): LayerDownload {
     const o = this.#o;
     const download = new LayerDownload({
@@ -248,13 +320,15 @@ export class LayerStore implements LayerReaderHost {
       maxRetries: o.maxRetries, retryBaseDelayMs: o.retryBaseDelayMs, stallTimeoutMs: o.stallTimeoutMs,
     });
     st.download = download;
+    // The read that started the download: the ContentCache publish links back to it.
+    const trigger = activeRecordingSpan()?.spanContext();
     download.result.then(
       (done) => {
         if (st.download === download) st.download = undefined;
         st.file = done.file;
         this.#disk.add(hex, done.size);
         this.#verified.add(hex);
-        this.#publish(hex, st, done.path, done.size);
+        this.#publish(hex, st, done.path, done.size, trigger);
         this.#scheduleEviction();
       },
       () => {
@@ -266,8 +340,16 @@ export class LayerStore implements LayerReaderHost {
   }
 
   /** Background: never awaited by a read; the layer stays pinned while it runs. */
-  #publish(hex: string, st: LayerState, path: string, size: number): void {
-    st.publishing = this.#cc.publish(st.ref, path, size)?.finally(() => {
+  #publish(hex: string, st: LayerState, path: string, size: number, trigger: SpanContext | undefined): void {
+    const run = () => this.#cc.publish(st.ref, path, size);
+    const traced = tracingEnabled() && this.#o.contentCache.name !== 'none';
+    const attrs = {
+      [ATTR_CLIP_LAYER_DIGEST]: st.ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: st.ref.diffId, [ATTR_CLIP_LAYER_SIZE]: size,
+      [ATTR_CLIP_CONTENT_CACHE_BACKEND]: this.#o.contentCache.name,
+    };
+    const links = trigger ? [{ context: trigger }] : [];
+    const publishing = traced ? withSpan(SPAN_CONTENT_CACHE_PUBLISH, attrs, async () => run(), { root: true, links }) : run();
+    st.publishing = publishing?.finally(() => {
       st.publishing = undefined;
       this.#dropIfIdle(hex, st);
     });

@@ -1,0 +1,80 @@
+/**
+ * Span names, attribute keys and metric names: named once here so dashboards, tests and the README
+ * agree. Stable semantic conventions are imported; the few incubating ones we use are copied
+ * (OpenTelemetry's advice: incubating names may still change under us).
+ */
+export {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+  ATTR_URL_FULL,
+} from '@opentelemetry/semantic-conventions';
+
+// Incubating semantic conventions (copied).
+export const ATTR_HOST_NAME = 'host.name';
+export const ATTR_RPC_SYSTEM = 'rpc.system';
+export const ATTR_RPC_SERVICE = 'rpc.service';
+export const ATTR_RPC_METHOD = 'rpc.method';
+export const ATTR_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
+export const ATTR_HTTP_RESPONSE_BODY_SIZE = 'http.response.body.size';
+
+// Our own attributes.
+/** `disk` | `content_cache` | `registry`: which tier a span is about. */
+export const ATTR_CLIP_SOURCE = 'clip.source';
+export const ATTR_CLIP_LAYER_DIGEST = 'clip.layer.digest';
+export const ATTR_CLIP_LAYER_DIFF_ID = 'clip.layer.diff_id';
+export const ATTR_CLIP_LAYER_SIZE = 'clip.layer.size';
+export const ATTR_CLIP_READ_OFFSET = 'clip.read.offset';
+export const ATTR_CLIP_READ_LENGTH = 'clip.read.length';
+export const ATTR_CLIP_READ_BYTES = 'clip.read.bytes';
+export const ATTR_CLIP_CACHE_HIT = 'clip.cache.hit';
+/** Disk-hit reads served without a span since the previous spanned disk hit of the layer. */
+export const ATTR_CLIP_UNSAMPLED_READS = 'clip.read.unsampled_disk_reads';
+export const ATTR_CLIP_UNSAMPLED_BYTES = 'clip.read.unsampled_disk_bytes';
+/** The registry-tier read joined a download another read had started. */
+export const ATTR_CLIP_DOWNLOAD_JOINED = 'clip.download.joined';
+export const ATTR_CLIP_DOWNLOAD_ATTEMPT = 'clip.download.attempt';
+export const ATTR_CLIP_COMPRESSION = 'clip.compression';
+/** Uncompressed bytes produced (decompression) or checked (verification). */
+export const ATTR_CLIP_BYTES = 'clip.bytes';
+export const ATTR_CLIP_BLOB_DIGEST = 'clip.blob.digest';
+export const ATTR_CLIP_CONTENT_CACHE_BACKEND = 'clip.content_cache.backend';
+/** `stored` | `skipped` (the backend already had it, or another node is publishing it). */
+export const ATTR_CLIP_PUBLISH_RESULT = 'clip.content_cache.publish.result';
+/** Where a layer's clip index came from (`content_cache`, `registry`, `built`, …): set by the lead. */
+export const ATTR_CLIP_INDEX_SOURCE = 'clip.index.source';
+export const ATTR_CLIP_SNAPSHOT_KEY = 'clip.snapshot.key';
+export const ATTR_CLIP_ERROR_CODE = 'clip.error.code';
+
+/** Span names. */
+export const SPAN_READ = 'clip.read';
+export const SPAN_READ_DISK = 'clip.read.disk';
+export const SPAN_READ_CONTENT_CACHE = 'clip.read.content_cache';
+export const SPAN_READ_REGISTRY = 'clip.read.registry';
+export const SPAN_DISK_VERIFY = 'clip.disk.verify';
+export const SPAN_LAYER_DOWNLOAD = 'clip.layer.download';
+export const SPAN_LAYER_DECOMPRESS = 'clip.layer.decompress';
+export const SPAN_LAYER_VERIFY = 'clip.layer.verify';
+export const SPAN_REGISTRY_FETCH_BLOB = 'clip.registry.fetch_blob';
+export const SPAN_CONTENT_CACHE_PUBLISH = 'clip.content_cache.publish';
+/** Suggested names for the lead's layer-preparation spans (`withSpan`). */
+export const SPAN_LAYER_PREPARE = 'clip.layer.prepare';
+export const SPAN_INDEX_RESOLVE = 'clip.index.resolve';
+export const SPAN_FUSE_MOUNT = 'clip.fuse.mount';
+
+/** Metric instrument names, Prometheus-shaped (the exporter appends `_total` to counters). */
+export const METRIC_READS = 'clip_reads';
+export const METRIC_READ_BYTES = 'clip_read_bytes';
+export const METRIC_READ_ERRORS = 'clip_read_errors';
+export const METRIC_READ_DURATION = 'clip_read_duration_seconds';
+export const METRIC_REGISTRY_FETCHES = 'clip_registry_fetches';
+export const METRIC_REGISTRY_FETCH_BYTES = 'clip_registry_fetch_bytes';
+export const METRIC_CC_PUBLISHES = 'clip_content_cache_publishes';
+export const METRIC_CC_PUBLISH_FAILURES = 'clip_content_cache_publish_failures';
+export const METRIC_LAZY_FALLBACKS = 'clip_lazy_fallbacks';
+export const METRIC_MOUNTED_LAYERS = 'clip_mounted_layers';
+export const METRIC_FUSE_ERRORS = 'clip_fuse_errors';

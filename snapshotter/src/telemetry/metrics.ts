@@ -1,0 +1,103 @@
+/**
+ * The daemon's metric instruments. They exist only while a MeterProvider is installed (the
+ * Prometheus endpoint is configured); until then every `record*` call is a no-op.
+ */
+import { ValueType, type Counter, type Histogram, type Meter, type MeterProvider } from '@opentelemetry/api';
+import * as N from './attributes.js';
+
+/** Which tier served a read (mirrors storage's ReadSource). */
+export type ReadTier = 'disk' | 'content_cache' | 'registry';
+
+interface Instruments {
+  reads: Counter;
+  readBytes: Counter;
+  readErrors: Counter;
+  readDuration: Histogram;
+  registryFetches: Counter;
+  registryFetchBytes: Counter;
+  publishes: Counter;
+  publishFailures: Counter;
+  fallbacks: Counter;
+  fuseErrors: Counter;
+}
+
+// A disk hit is tens of microseconds, a cold registry read can take seconds.
+const LATENCY_BUCKETS_S = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+let current: Instruments | undefined;
+let mountedLayers = 0;
+
+/** Create the instruments on `provider`'s meter, or drop them (undefined). */
+export function installMeterProvider(provider: MeterProvider | undefined): void {
+  current = provider ? createInstruments(provider.getMeter('clip-snapshotter')) : undefined;
+}
+
+function createInstruments(m: Meter): Instruments {
+  const counter = (name: string, description: string, unit?: string) => m.createCounter(name, { description, valueType: ValueType.INT, ...(unit ? { unit } : {}) });
+  const gauge = m.createObservableGauge(N.METRIC_MOUNTED_LAYERS, { description: 'Layers currently mounted over FUSE', valueType: ValueType.INT });
+  gauge.addCallback((r) => r.observe(mountedLayers));
+  return {
+    reads: counter(N.METRIC_READS, 'Layer reads served, by tier (source)'),
+    readBytes: counter(N.METRIC_READ_BYTES, 'Bytes of uncompressed layer served, by tier (source)', 'By'),
+    readErrors: counter(N.METRIC_READ_ERRORS, 'Layer reads that failed in a tier, by tier (source)'),
+    readDuration: m.createHistogram(N.METRIC_READ_DURATION, {
+      description: 'Latency of layer reads, by the tier that served them (source)',
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    }),
+    registryFetches: counter(N.METRIC_REGISTRY_FETCHES, 'Blob GETs sent to registries, by outcome'),
+    registryFetchBytes: counter(N.METRIC_REGISTRY_FETCH_BYTES, 'Compressed blob bytes received from registries', 'By'),
+    publishes: counter(N.METRIC_CC_PUBLISHES, 'Layers published to the ContentCache'),
+    publishFailures: counter(N.METRIC_CC_PUBLISH_FAILURES, 'Failed ContentCache publishes'),
+    fallbacks: counter(N.METRIC_LAZY_FALLBACKS, 'Layers prepared as ordinary snapshots instead of lazy mounts, by reason'),
+    fuseErrors: counter(N.METRIC_FUSE_ERRORS, 'FUSE requests answered with an errno, by op'),
+  };
+}
+
+/** A read served by `tier`. */
+export function recordRead(tier: ReadTier, bytes: number, durationS: number): void {
+  if (!current) return;
+  const attrs = { source: tier };
+  current.reads.add(1, attrs);
+  current.readBytes.add(bytes, attrs);
+  current.readDuration.record(durationS, attrs);
+}
+
+/** A read that failed in `tier`. */
+export function recordReadError(tier: ReadTier): void {
+  current?.readErrors.add(1, { source: tier });
+}
+
+/** One blob GET: `ok` once the body is complete, `error` otherwise; bytes as received. */
+export function recordRegistryFetch(outcome: 'ok' | 'error', bytes: number): void {
+  if (!current) return;
+  current.registryFetches.add(1, { outcome });
+  if (bytes > 0) current.registryFetchBytes.add(bytes);
+}
+
+/** A ContentCache publish finished: stored, skipped by the backend, or failed. */
+export function recordPublish(outcome: 'ok' | 'skipped' | 'error'): void {
+  if (!current) return;
+  current.publishes.add(1, { outcome });
+  if (outcome === 'error') current.publishFailures.add(1);
+}
+
+/** A layer that could not be mounted lazily and fell back to an ordinary snapshot. */
+export function recordFallback(reason: string): void {
+  current?.fallbacks.add(1, { reason });
+}
+
+/** The number of layers mounted right now (observed at scrape time). */
+export function setMountedLayers(n: number): void {
+  mountedLayers = Math.max(0, n);
+}
+
+/** Adjust the mounted-layers gauge by `delta` (+1 on mount, -1 on unmount). */
+export function addMountedLayers(delta: number): void {
+  setMountedLayers(mountedLayers + delta);
+}
+
+/** A FUSE request failed with `errno` (negative, as returned to the kernel). */
+export function recordFuseError(op: string, errno: number): void {
+  current?.fuseErrors.add(1, { op, errno: String(-errno) });
+}

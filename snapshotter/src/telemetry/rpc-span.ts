@@ -1,0 +1,47 @@
+/** One server span per gRPC call, continuing a W3C trace context the caller sent in metadata. */
+import { context, propagation, SpanKind, SpanStatusCode, type Attributes, type TextMapGetter } from '@opentelemetry/api';
+import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from './attributes.js';
+import { recordSpanError, tracer, tracingEnabled } from './tracing.js';
+
+/** gRPC metadata as `Metadata.getMap()` returns it. */
+export type RpcCarrier = Record<string, string | Buffer | undefined>;
+
+const getter: TextMapGetter<RpcCarrier> = {
+  keys: (c) => Object.keys(c),
+  get: (c, key) => {
+    const v = c[key.toLowerCase()];
+    return v === undefined ? undefined : String(v);
+  },
+};
+
+// Semantic conventions: on a server, only these codes make the span an error; NOT_FOUND and
+// ALREADY_EXISTS are how the Snapshots protocol talks (remote prepare answers ALREADY_EXISTS).
+const SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15]);
+
+/**
+ * Run one RPC inside a server span named `<service>/<method>` with `rpc.*` attributes and the
+ * final `rpc.grpc.status_code` (`codeOf` maps a rejection to its gRPC code).
+ */
+export function traceRpc<T>(
+  service: string, method: string, carrier: RpcCarrier | undefined, attrs: Attributes,
+  fn: () => Promise<T>, codeOf: (err: unknown) => number,
+): Promise<T> {
+  if (!tracingEnabled()) return fn();
+  const parent = carrier ? propagation.extract(context.active(), carrier, getter) : context.active();
+  const spanAttrs = { ...attrs, [ATTR_RPC_SYSTEM]: 'grpc', [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: method };
+  return tracer().startActiveSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: spanAttrs }, parent, async (span) => {
+    try {
+      const res = await fn();
+      span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, 0);
+      return res;
+    } catch (err) {
+      const code = codeOf(err);
+      span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
+      if (SERVER_ERROR_CODES.has(code)) recordSpanError(span, err);
+      else span.setStatus({ code: SpanStatusCode.UNSET });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
