@@ -72,3 +72,16 @@ t.test('the sample plugin-config/config.toml is valid, complete and says the def
     }
   }
 });
+
+t.test('the Kubernetes ConfigMap carries a valid config', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const yaml = await readFile(new URL('../../../../plugin-config/kubernetes/configmap.yaml', import.meta.url), 'utf8');
+  const body = yaml.split('config.toml: |\n')[1] ?? '';
+  const toml = body
+    .split('\n')
+    .map((l) => l.replace(/^ {4}/, ''))
+    .join('\n');
+  const c = parseConfig(toml, 'configmap.yaml');
+  t.equal(c.contentCache.backend, 'redis');
+  t.equal(c.containerdNamespace, 'k8s.io', 'CRI’s namespace');
+});
