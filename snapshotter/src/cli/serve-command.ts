@@ -32,15 +32,17 @@ export async function resolveServeConfig(flags: ServeFlags): Promise<Config> {
 /** Run the daemon until SIGTERM/SIGINT. */
 export async function serve(cfg: Config): Promise<void> {
   const log = createLogger(cfg.logLevel);
+  // Handlers first: a signal that arrives while the daemon is still starting (its socket may
+  // already accept) must still lead to a clean stop, not the default kill.
+  const signal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   // Before anything else, so every span and instrument of the daemon reaches the providers.
   const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: cfg.metrics.address }, log);
   const daemon = await startDaemon(cfg, log);
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'shutting down');
+  log.info({ signal: await signal }, 'shutting down');
   try {
     await daemon.stop();
     await telemetry.shutdown();
