@@ -3,9 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { messageOf } from '../errors/index.js';
-import { indexCommand } from './index-command.js';
-import { pullCommand } from './pull-command.js';
-import { resolveServeConfig, serve } from './serve-command.js';
+
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. */
 const EXIT_USAGE = 2;
@@ -43,6 +41,8 @@ const commands: Record<string, Command> = {
       },
       strict: true,
     });
+    // Commands load their modules on demand so `version` and usage errors answer at once.
+    const { resolveServeConfig, serve } = await import('./serve-command.js');
     let cfg;
     try {
       cfg = await resolveServeConfig({ config: values.config, root: values.root, address: values.address, logLevel: values['log-level'] });
@@ -53,8 +53,8 @@ const commands: Record<string, Command> = {
     await serve(cfg);
     return 0;
   },
-  index: (args) => indexCommand(args),
-  pull: (args) => pullCommand(args),
+  index: async (args) => (await import('./index-command.js')).indexCommand(args),
+  pull: async (args) => (await import('./pull-command.js')).pullCommand(args),
   version: async () => {
     process.stdout.write(`clip-snapshotter ${version()}\n`);
     return 0;

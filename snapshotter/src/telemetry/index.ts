@@ -76,8 +76,6 @@ export type { ReadTier } from './metrics.js';
 export { observeContentCache } from './observed-content-cache.js';
 export { createSpanExporter, exporterUrl } from './otlp-exporter.js';
 export type { OtlpProtocol } from './otlp-exporter.js';
-export { parseHostPort, startPrometheus } from './prometheus-server.js';
-export type { PrometheusEndpoint } from './prometheus-server.js';
 export { traceRpc } from './rpc-span.js';
 export type { RpcCarrier } from './rpc-span.js';
 export { startTelemetry } from './telemetry.js';

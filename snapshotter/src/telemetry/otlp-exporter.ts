@@ -1,8 +1,5 @@
 /** The OTLP span exporter for a `[tracing] protocol`, with the endpoint normalised per protocol. */
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 
@@ -19,17 +16,20 @@ export function exporterUrl(endpoint: string, protocol: OtlpProtocol): string | 
   return protocol === 'grpc' ? s.replace(/\/$/, '') : s;
 }
 
-/** An exporter speaking `protocol` to `endpoint` (empty: from the environment). */
-export function createSpanExporter(endpoint: string, protocol: OtlpProtocol): SpanExporter {
+/**
+ * An exporter speaking `protocol` to `endpoint` (empty: from the environment). Loaded on demand:
+ * the three exporters cost a daemon that traces nothing ~100 ms of start-up.
+ */
+export async function createSpanExporter(endpoint: string, protocol: OtlpProtocol): Promise<SpanExporter> {
   const url = exporterUrl(endpoint, protocol);
   const cfg = url === undefined ? {} : { url };
   switch (protocol) {
     case 'grpc':
-      return new GrpcExporter(cfg);
+      return new (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter(cfg);
     case 'http/protobuf':
-      return new ProtoExporter(cfg);
+      return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter(cfg);
     case 'http/json':
-      return new JsonExporter(cfg);
+      return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter(cfg);
     default: {
       const never: never = protocol;
       return never;

@@ -8,14 +8,13 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
 import type { Config } from '../config/index.js';
 import { messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { ATTR_HOST_NAME, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from './attributes.js';
 import { installMeterProvider } from './metrics.js';
 import { createSpanExporter, exporterUrl, type OtlpProtocol } from './otlp-exporter.js';
-import { startPrometheus, type PrometheusEndpoint } from './prometheus-server.js';
+import type { PrometheusEndpoint } from './prometheus-server.js';
 import { setTracingEnabled } from './tracing.js';
 
 /** `[tracing]` plus `[metrics] address`. */
@@ -45,10 +44,11 @@ export interface Telemetry {
 export async function startTelemetry(cfg: TelemetryConfig, log: Logger = silentLogger()): Promise<Telemetry> {
   const env = cfg.env ?? process.env;
   const resource = buildResource(cfg, env);
-  const tracing = startTracing(cfg, env, resource);
+  const tracing = await startTracing(cfg, env, resource);
   let prometheus: PrometheusEndpoint | undefined;
   try {
-    if (cfg.metricsAddress !== '') prometheus = await startPrometheus(cfg.metricsAddress, resource);
+    // Loaded on demand, like the exporters: a daemon without metrics does not pay for them.
+    if (cfg.metricsAddress !== '') prometheus = await (await import('./prometheus-server.js')).startPrometheus(cfg.metricsAddress, resource);
   } catch (err) {
     await tracing?.shutdown();
     throw err;
@@ -78,17 +78,18 @@ interface RunningTracing {
 }
 
 /** Tracing is on with a configured endpoint, or one from `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`. */
-function startTracing(cfg: TelemetryConfig, env: Record<string, string | undefined>, resource: Resource): RunningTracing | undefined {
+async function startTracing(cfg: TelemetryConfig, env: Record<string, string | undefined>, resource: Resource): Promise<RunningTracing | undefined> {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || env.OTEL_TRACES_EXPORTER?.trim() === 'none') return undefined;
   const protocol = cfg.endpoint === '' ? envProtocol(env) ?? cfg.protocol : cfg.protocol;
   const endpoint = cfg.endpoint !== '' ? cfg.endpoint : envEndpoint(env, protocol);
   if (endpoint === '') return undefined;
+  const { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-node');
   // An explicit sampler would override OTEL_TRACES_SAMPLER, which the SDK reads on its own.
   const sampler = env.OTEL_TRACES_SAMPLER ? undefined : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampleRatio) });
   const provider = new NodeTracerProvider({
     resource,
     ...(sampler ? { sampler } : {}),
-    spanProcessors: [new BatchSpanProcessor(createSpanExporter(endpoint, protocol))],
+    spanProcessors: [new BatchSpanProcessor(await createSpanExporter(endpoint, protocol))],
   });
   provider.register();
   setTracingEnabled(true);

@@ -2,7 +2,8 @@ import t from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { trace } from '@opentelemetry/api';
-import { parseHostPort, recordFallback, recordRead, setMountedLayers, startTelemetry, tracingEnabled, withSpan } from '../../src/telemetry/index.js';
+import { recordFallback, recordRead, setMountedLayers, startTelemetry, tracingEnabled, withSpan } from '../../src/telemetry/index.js';
+import { parseHostPort } from '../../src/telemetry/prometheus-server.js';
 
 const off = { endpoint: '', protocol: 'http/json' as const, sampleRatio: 1, serviceName: 'clip-test', metricsAddress: '', env: {} };
 
