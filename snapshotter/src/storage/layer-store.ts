@@ -124,9 +124,6 @@ export class LayerStore implements LayerReaderHost {
   async start(): Promise<void> {
     await this.#disk.start();
     this.#started = true;
-    if (this.#o.contentCache.name === 'none') {
-      this.#log.warn({ source: 'content_cache' }, 'ContentCache not configured: layers will not be shared across the cluster');
-    }
     this.#scheduleEviction();
   }
 
