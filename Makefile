@@ -5,7 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := containerd runc fuse3 libfuse2 docker-registry redis-server skopeo umoci \
 	busybox-static debootstrap golang-go golang-github-containerd-containerd-dev \
 	golang-github-gogo-protobuf-dev golang-github-containerd-stargz-snapshotter-dev \
-	iproute2 apache2-utils attr xz-utils zstd pigz tar
+	iproute2 apache2-utils attr xz-utils zstd pigz tar zlib1g-dev
 PREFIX ?= /usr/local
 STAMP := .work/stamps
 
@@ -27,7 +27,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(STAMP)/apt node_modules/.package-lock.json ## install Debian packages and npm dependencies (idempotent)
+# The clip_zran addon (gzip checkpoints / range reads): node-gyp against the installed Node headers
+# (/usr/include/node from the nodejs package, so no header download) and the system zlib.
+ZRAN_ADDON := snapshotter/native/build/Release/clip_zran.node
+NODE_DIR ?= $(if $(wildcard /usr/include/node/node_api.h),/usr,)
+$(ZRAN_ADDON): snapshotter/native/zran.c snapshotter/native/binding.gyp $(STAMP)/apt node_modules/.package-lock.json
+	npx --yes node-gyp rebuild -C snapshotter/native $(if $(NODE_DIR),--nodedir=$(NODE_DIR),)
+	@touch $@
+
+deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) ## install Debian packages and npm dependencies, build the zran addon (idempotent)
 
 build: node_modules/.package-lock.json ## compile TypeScript to build/
 	npx tsc -p tsconfig.json

@@ -4,7 +4,7 @@
  * from streamed layer blobs with bounded concurrency. Nothing is pushed here.
  */
 import { Readable } from 'node:stream';
-import { buildIndex, decodeIndex, encodeIndex } from '../clip/index.js';
+import { buildIndex, decodeIndex, encodeIndex, type CompressedObserver } from '../clip/index.js';
 import { dataCorrupt, invalidArgument, isKind, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { toRepositoryRef, type Descriptor, type ImageReference, type Platform, type RepositoryRef } from '../registry/index.js';
@@ -25,6 +25,8 @@ export interface BuildImageIndexesOptions {
   /** Where existing artifacts are looked up; default a fresh finder, so the answer is current. */
   finder?: ClipArtifactFinder;
   logger?: Logger;
+  /** A fresh observer per layer build, e.g. the gzip checkpoint recorder (`[index] gzip_checkpoints`). */
+  compressedObserver?: () => CompressedObserver | undefined;
 }
 
 interface LayerJob {
@@ -46,7 +48,7 @@ export async function buildImageIndexes(client: ArtifactRegistry, imageRef: stri
   const existing = await (opts.finder ?? new ClipArtifactFinder(client)).artifacts(repo, image.descriptor.digest, signal);
   const layers = image.manifest.layers;
   opts.onProgress?.({ type: 'image', subject: image.descriptor, layers });
-  const ctx = { client, log: opts.logger ?? silentLogger(), onProgress: opts.onProgress };
+  const ctx = { client, log: opts.logger ?? silentLogger(), onProgress: opts.onProgress, compressedObserver: opts.compressedObserver };
   const results = await boundedMap(layers, concurrency, (layer, index, s) =>
     indexLayer(ctx, { repo, layer, index, diffId: diffIds[index] as string, existing }, s), signal);
   return { repo: repoName(repo), subject: image.descriptor, layers: results, complete: completeArtifact(existing, results) };
@@ -56,6 +58,7 @@ interface Ctx {
   client: ArtifactRegistry;
   log: Logger;
   onProgress: ((e: IndexProgress) => void) | undefined;
+  compressedObserver: (() => CompressedObserver | undefined) | undefined;
 }
 
 async function indexLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise<LayerIndexResult> {
@@ -91,7 +94,8 @@ async function buildLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   const blob = await ctx.client.fetchBlob(job.repo, layer.digest, { size: layer.size, signal });
   const counted = Readable.from(countBytes(blob.stream, (bytes) =>
     ctx.onProgress?.({ type: 'layer-bytes', layer: i, digest: layer.digest, bytes, totalBytes: layer.size })));
-  const built = await buildIndex(counted, { compressedDigest: layer.digest, signal, logger: ctx.log });
+  const observer = ctx.compressedObserver?.();
+  const built = await buildIndex(counted, { compressedDigest: layer.digest, signal, logger: ctx.log, ...(observer ? { compressedObserver: observer } : {}) });
   if (built.meta.diffId !== job.diffId) {
     throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `layer ${layer.digest}: uncompressed digest ${built.meta.diffId}, image config says ${job.diffId}`);
   }

@@ -17,6 +17,7 @@ import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
 import { recordFallback } from '../telemetry/index.js';
+import { gzipCheckpointObserver } from '../zran/index.js';
 
 /** Counters an operator (and the tests) read from the daemon. */
 export interface DaemonStats {
@@ -76,6 +77,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     onContentCacheUnavailable,
     log,
     maxRetries: cfg.registry.maxRetries,
+    rangeReads: cfg.index.rangeReads,
+    rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
   });
   const indexes = new IndexResolver({
     cacheDir: join(cfg.root, 'cache', 'indexes'),
@@ -84,6 +87,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     buildMissing: cfg.index.buildMissing,
     findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
     keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
+    ...(cfg.index.gzipCheckpoints
+      ? { compressedObserver: () => gzipCheckpointObserver({ spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
+      : {}),
     log,
   });
   const remote = new ClipRemoteLayers({

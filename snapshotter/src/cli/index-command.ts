@@ -5,6 +5,7 @@ import { DEFAULT_CONFIG_PATH, isConfigError, loadConfig, type Config } from '../
 import { messageOf } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { RegistryClient, formatPlatform, formatReference, parsePlatform, parseReference, type ImageReference, type Platform } from '../registry/index.js';
+import { gzipCheckpointObserver } from '../zran/index.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -93,7 +94,11 @@ export async function indexCommand(args: string[]): Promise<number> {
 type Indexed = IndexedImage & { platform: string | undefined };
 
 async function indexAll(client: RegistryClient, a: IndexArgs, board: ProgressBoard | undefined): Promise<Indexed[]> {
-  const opts = { concurrency: a.concurrency, ...(board ? { onProgress: (e: IndexProgress) => board.update(e) } : {}) };
+  const ix = a.config.index;
+  const checkpoints = ix.gzipCheckpoints
+    ? { compressedObserver: () => gzipCheckpointObserver({ spanBytes: ix.checkpointSpanBytes, minLayerBytes: ix.checkpointMinLayerBytes }) }
+    : {};
+  const opts = { concurrency: a.concurrency, ...checkpoints, ...(board ? { onProgress: (e: IndexProgress) => board.update(e) } : {}) };
   if (!a.allPlatforms) {
     return [{ ...(await indexImage(client, a.ref, { ...opts, platform: a.platform })), platform: undefined }];
   }

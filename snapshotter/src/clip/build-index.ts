@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../log/index.js';
 import { MAGIC_BYTES, createDecompressor, detectCompression } from './decompress.js';
 import { EntryTable } from './entry-table.js';
 import { TarParser } from './tar-parser.js';
-import type { ClipIndex, Compression } from './types.js';
+import type { ClipIndex, CompressedObserver, Compression } from './types.js';
 
 export interface BuildIndexOptions {
   /** Digest of the blob as published; verified against the bytes read. */
@@ -23,6 +23,8 @@ export interface BuildIndexOptions {
    * download the layer to index it keep the bytes (the disk cache) instead of fetching them twice.
    */
   uncompressedSink?: { write(chunk: Buffer): Promise<unknown> } | undefined;
+  /** Sees every compressed byte (zran's gzip checkpoint builder); its result becomes a section. */
+  compressedObserver?: CompressedObserver | undefined;
 }
 
 /** Read a whole layer stream and return its index (entries sorted for `encodeIndex`). */
@@ -55,7 +57,8 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
     const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
     const head = await readHead(it);
     compression = detectCompression(head.bytes);
-    const source = Readable.from(rawChunks(it, head, rawHash), { objectMode: false });
+    opts.compressedObserver?.start(compression);
+    const source = Readable.from(rawChunks(it, head, rawHash, opts.compressedObserver), { objectMode: false });
     const inflate = createDecompressor(compression);
     await pipeline(inflate === undefined ? [source, sink] : [source, inflate, sink], { signal: opts.signal });
     parser.end();
@@ -69,9 +72,11 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
     throw dataCorrupt('CLIP_LAYER_DIGEST_MISMATCH', `layer digest is ${compressedDigest}, expected ${opts.compressedDigest}`);
   }
   const entries = table.finish();
+  const gzipCheckpoints = opts.compressedObserver?.finish();
   const diffId = `sha256:${tarHash.digest('hex')}`;
   log.debug({ diff_id: diffId, bytes: uncompressedSize, duration_ms: Date.now() - started }, 'clip index built');
-  return { meta: { diffId, compressedDigest, compression, uncompressedSize, entryCount: entries.length }, entries };
+  const meta = { diffId, compressedDigest, compression, uncompressedSize, entryCount: entries.length };
+  return gzipCheckpoints ? { meta, entries, gzipCheckpoints } : { meta, entries };
 }
 
 type Head = { bytes: Buffer; done: boolean };
@@ -101,14 +106,16 @@ async function nextChunk(it: AsyncIterator<Buffer | string>): Promise<Buffer | u
 }
 
 /** The raw (compressed) bytes: the sniffed head, then the rest; all of it digested. */
-async function* rawChunks(it: AsyncIterator<Buffer | string>, head: Head, hash: Hash): AsyncGenerator<Buffer> {
+async function* rawChunks(it: AsyncIterator<Buffer | string>, head: Head, hash: Hash, observer: CompressedObserver | undefined): AsyncGenerator<Buffer> {
   hash.update(head.bytes);
+  if (head.bytes.length > 0) observer?.push(head.bytes);
   if (head.bytes.length > 0) yield head.bytes;
   if (head.done) return;
   for (;;) {
     const chunk = await nextChunk(it);
     if (chunk === undefined) return;
     hash.update(chunk);
+    observer?.push(chunk);
     yield chunk;
   }
 }

@@ -20,6 +20,7 @@ export function encodeIndex(idx: ClipIndex): Buffer {
     [SECTION.strings, strings.toBuffer()],
     [SECTION.entries, entries],
     [SECTION.xattrs, xattrs],
+    ...(idx.gzipCheckpoints && idx.gzipCheckpoints.length > 0 ? [[SECTION.gzipCheckpoints, idx.gzipCheckpoints] as [number, Buffer]] : []),
   ]);
   const compressed = compressSync(payload);
   const header = Buffer.alloc(HEADER_BYTES);

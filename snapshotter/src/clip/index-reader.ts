@@ -15,6 +15,8 @@ export interface IndexLayout {
   readonly entriesOff: number;
   readonly xattrsOff: number;
   readonly xattrCount: number;
+  /** Body of the optional gzip-checkpoints section (opaque here; see zran/). */
+  readonly gzipCheckpoints?: Buffer | undefined;
 }
 
 const MAX_QUERY_BYTES = 4096 * 4;
@@ -30,6 +32,11 @@ export class ClipIndexReader {
     this.#l = layout;
     this.#p = layout.payload;
     this.meta = layout.meta;
+  }
+
+  /** The encoded gzip checkpoint table, when the index has one (decode with zran's `decodeCheckpointTable`). */
+  get gzipCheckpoints(): Buffer | undefined {
+    return this.#l.gzipCheckpoints;
   }
 
   /** Number of entries, the root included. */

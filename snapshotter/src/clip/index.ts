@@ -8,6 +8,6 @@ export { normalizePath } from './paths.js';
 export { TarParser } from './tar-parser.js';
 export type { TarEntry } from './tar-parser.js';
 export type {
-  BuiltEntry, ClipIndex, Compression, DeviceEntry, DirEntry, Entry, EntryType, FifoEntry, FileEntry, HardlinkEntry,
+  BuiltEntry, ClipIndex, CompressedObserver, Compression, DeviceEntry, DirEntry, Entry, EntryType, FifoEntry, FileEntry, HardlinkEntry,
   LayerMeta, LinkedType, SymlinkEntry, WhiteoutEntry, Xattr,
 } from './types.js';

@@ -121,4 +121,18 @@ export interface BuiltEntry {
 export interface ClipIndex {
   readonly meta: LayerMeta;
   readonly entries: readonly BuiltEntry[];
+  /** Encoded gzip checkpoint table (zran/), written as the `gzipCheckpoints` section when present. */
+  readonly gzipCheckpoints?: Buffer | undefined;
+}
+
+/**
+ * Sees the raw (compressed) layer bytes while `buildIndex` streams them; lets zran/ build gzip
+ * checkpoints in the same pass without clip/ depending on it.
+ */
+export interface CompressedObserver {
+  /** Called once, with the compression sniffed from the magic bytes, before any `push`. */
+  start(compression: Compression): void;
+  push(chunk: Buffer): void;
+  /** The section body to store, or undefined for none. */
+  finish(): Buffer | undefined;
 }

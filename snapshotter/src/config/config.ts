@@ -18,7 +18,17 @@ export interface Config {
     timeoutMs: number;
     maxRetries: number;
   };
-  index: { buildMissing: boolean };
+  index: {
+    buildMissing: boolean;
+    /** Build zran checkpoints for gzip layers into indexes this node builds (needs the clip_zran addon). */
+    gzipCheckpoints: boolean;
+    checkpointSpanBytes: number;
+    checkpointMinLayerBytes: number;
+    /** Serve misses on layers whose index has checkpoints with HTTP Range requests. */
+    rangeReads: boolean;
+    /** Background completion rate of a range-read layer (compressed bytes/s); 0 = none. */
+    rangeCompletionBytesPerSec: number;
+  };
   cache: { maxSizeBytes: number };
   contentCache: {
     backend: 'none' | 'redis';

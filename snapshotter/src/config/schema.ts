@@ -72,7 +72,14 @@ export const SCHEMA: readonly SectionSpec[] = [
   {
     toml: 'index',
     name: 'index',
-    fields: [field('build_missing', 'buildMissing', 'boolean', true)],
+    fields: [
+      field('build_missing', 'buildMissing', 'boolean', true),
+      field('gzip_checkpoints', 'gzipCheckpoints', 'boolean', false),
+      field('checkpoint_span_bytes', 'checkpointSpanBytes', 'integer', 4 * 1024 * 1024, positive),
+      field('checkpoint_min_layer_bytes', 'checkpointMinLayerBytes', 'integer', 8 * 1024 * 1024, nonNegative),
+      field('range_reads', 'rangeReads', 'boolean', false),
+      field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 0, nonNegative),
+    ],
   },
   {
     toml: 'cache',

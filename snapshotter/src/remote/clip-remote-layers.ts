@@ -89,7 +89,14 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     this.#o.onIndexResolved?.(resolved.source, Date.now() - started);
     const { index } = resolved;
-    const reader = this.#o.store.open({ ref: layer.ref, digest: layer.layerDigest, diffId: index.meta.diffId, uncompressedSize: index.meta.uncompressedSize });
+    const checkpoints = index.gzipCheckpoints;
+    const reader = this.#o.store.open({
+      ref: layer.ref,
+      digest: layer.layerDigest,
+      diffId: index.meta.diffId,
+      uncompressedSize: index.meta.uncompressedSize,
+      ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}),
+    });
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>

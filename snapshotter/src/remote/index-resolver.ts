@@ -5,7 +5,7 @@
  */
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader } from '../clip/index.js';
+import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader, type CompressedObserver } from '../clip/index.js';
 import type { ContentCache } from '../contentcache/index.js';
 import { isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -37,6 +37,8 @@ export interface IndexResolverOptions {
    * handed over once the index (and so the diffID) is known.
    */
   keepLayer?: { spoolDir: string; adopt(ref: LayerRef, tmpPath: string): Promise<void> };
+  /** A fresh observer per build, e.g. the gzip checkpoint recorder (`[index] gzip_checkpoints`). */
+  compressedObserver?: () => CompressedObserver | undefined;
   log?: Logger;
 }
 
@@ -134,8 +136,10 @@ export class IndexResolver {
     const spool = keep ? join(keep.spoolDir, `index-${process.pid}-${++spoolSeq}.partial`) : undefined;
     const file = spool ? await open(spool, 'w') : undefined;
     try {
+      const observer = this.#o.compressedObserver?.();
       const built = await buildIndex(blob.stream, {
         compressedDigest: req.layerDigest,
+        ...(observer ? { compressedObserver: observer } : {}),
         ...(signal ? { signal } : {}),
         ...(file ? { uncompressedSink: { write: (chunk: Buffer) => file.write(chunk) } } : {}),
       });
@@ -144,7 +148,13 @@ export class IndexResolver {
       if (file && spool && keep) {
         await file.sync();
         await file.close();
-        const ref: LayerRef = { ref: req.imageRef, digest: req.layerDigest, diffId: built.meta.diffId, uncompressedSize: built.meta.uncompressedSize };
+        const ref: LayerRef = {
+          ref: req.imageRef,
+          digest: req.layerDigest,
+          diffId: built.meta.diffId,
+          uncompressedSize: built.meta.uncompressedSize,
+          ...(built.gzipCheckpoints ? { gzipCheckpoints: built.gzipCheckpoints } : {}),
+        };
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }
       return { index: decodeIndex(bytes), bytes, source: 'built' };

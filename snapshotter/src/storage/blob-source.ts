@@ -11,4 +11,9 @@ export interface BlobSource {
   open(ref: LayerRef, signal: AbortSignal): Promise<Readable>;
   /** True when the registry answers a HEAD for the blob. Throws `unavailable` when it cannot ask. */
   exists(ref: LayerRef, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Compressed bytes [start, end) of the blob (HTTP Range), exactly that many; optional. Throws
+   * when the registry ignores the Range header. Only the range-read tier uses it.
+   */
+  fetchRange?(ref: LayerRef, start: number, end: number, signal: AbortSignal): Promise<Buffer>;
 }

@@ -15,6 +15,11 @@ export interface LayerRef {
   /** Digest of the uncompressed tar: names the disk-cache file and the ContentCache object. */
   readonly diffId: string;
   readonly uncompressedSize: number;
+  /**
+   * The index's encoded gzip checkpoint table (`ClipIndexReader.gzipCheckpoints`), when it has one:
+   * with `LayerStoreOptions.rangeReads` a miss then fetches only the spans it needs.
+   */
+  readonly gzipCheckpoints?: Buffer | undefined;
 }
 
 /** Reads of one layer; shared by every mount of that layer. */

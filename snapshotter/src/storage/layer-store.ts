@@ -7,6 +7,7 @@
  * download, a publish, or a disk-cache verification; a layer with no state is evictable.
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { ContentCache } from '../contentcache/index.js';
 import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -22,6 +23,7 @@ import { DiskCache, hashFile } from './disk-cache.js';
 import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
+import { RangeTier } from './range-tier.js';
 import type { LayerReader, LayerRef } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
 import { readSpanAttrs, traceTier } from './read-tracing.js';
@@ -50,6 +52,19 @@ export interface LayerStoreOptions {
   verifyCachedLayers?: boolean;
   /** A pure disk-hit read gets its own span at most once per layer per this interval (telemetry/README.md). */
   diskSpanIntervalMs?: number;
+  /**
+   * Serve misses on gzip layers whose LayerRef carries checkpoints from HTTP Range requests into a
+   * sparse file (range-tier.ts) before falling back to the whole-layer download. Default false.
+   */
+  rangeReads?: boolean;
+  /** Where sparse layers live; default `<dirname(cacheDir)>/sparse-layers`. */
+  sparseDir?: string;
+  /**
+   * After a layer's first range read, fetch its remaining spans in the background at this many
+   * compressed bytes per second (pausing for on-demand reads), then adopt it as a complete cache
+   * entry (diffID-verified, published). 0 (default) = no background completion.
+   */
+  rangeCompletionBytesPerSec?: number;
 }
 
 interface LayerState {
@@ -67,7 +82,8 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec'>>;
+  readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
   readonly #disk: DiskCache;
@@ -97,7 +113,12 @@ export class LayerStore implements LayerReaderHost {
       retryBaseDelayMs: opts.retryBaseDelayMs ?? 500,
       checkTimeoutMs: opts.checkTimeoutMs ?? 10_000,
       verifyCachedLayers: opts.verifyCachedLayers ?? true,
+      rangeReads: opts.rangeReads ?? false,
     };
+    this.#range = new RangeTier({
+      dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
+      completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, adopt: (ref, path) => this.adopt(ref, path),
+    });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
     this.#diskSpans = new DiskSpanSampler(opts.diskSpanIntervalMs);
@@ -209,6 +230,13 @@ export class LayerStore implements LayerReaderHost {
     const cc = { [ATTR_CLIP_CONTENT_CACHE_BACKEND]: this.#o.contentCache.name };
     const hit = await traceTier('content_cache', st.ref, offset, len, () => this.#cc.read(st.ref, buf, bufOffset, len, offset), cc);
     if (hit !== undefined) return hit;
+    if (this.#o.rangeReads && !st.download && this.#range.usable(hex, st.ref)) {
+      const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
+      const ranged = await traceTier('registry', st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal), {
+        'clip.range_read': true,
+      });
+      if (ranged !== undefined) return ranged;
+    }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
     return traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
   }
@@ -223,6 +251,7 @@ export class LayerStore implements LayerReaderHost {
 
   /** Wait for running downloads and publishes (shutdown, tests). */
   async drain(): Promise<void> {
+    await this.#range.drain();
     const busy = [...this.#layers.values()].flatMap((st) => [st.download?.result.catch(() => {}), st.publishing]);
     await Promise.all(busy);
     await this.#evicting;
@@ -231,8 +260,10 @@ export class LayerStore implements LayerReaderHost {
   /** Abort downloads, wait for publishes, close every file. */
   async close(): Promise<void> {
     for (const st of this.#layers.values()) st.download?.abort();
+    this.#range.stop();
     await this.drain();
     for (const st of this.#layers.values()) await st.file?.close().catch(() => {});
+    await this.#range.close();
     this.#layers.clear();
     this.#started = false;
   }
@@ -323,6 +354,7 @@ export class LayerStore implements LayerReaderHost {
       (done) => {
         if (st.download === download) st.download = undefined;
         st.file = done.file;
+        void this.#range.completed(hex);
         this.#disk.add(hex, done.size);
         this.#verified.add(hex);
         this.#publish(hex, st, done.path, done.size, trigger);
@@ -356,6 +388,7 @@ export class LayerStore implements LayerReaderHost {
     if (st.refs > 0 || st.download || st.publishing || st.opening || this.#layers.get(hex) !== st) return;
     this.#layers.delete(hex);
     st.file?.close().catch(() => {});
+    void this.#range.release(hex);
     this.#scheduleEviction();
   }
 

@@ -20,6 +20,13 @@ export class RegistryBlobSource implements BlobSource {
     return blob.stream;
   }
 
+  async fetchRange(ref: LayerRef, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
+    const blob = await this.#client.fetchBlob(repoOf(ref), ref.digest, { range: { offset: start, length: end - start }, signal });
+    const parts: Buffer[] = [];
+    for await (const chunk of blob.stream) parts.push(chunk as Buffer);
+    return Buffer.concat(parts);
+  }
+
   async exists(ref: LayerRef, signal: AbortSignal): Promise<boolean> {
     return (await this.#client.statBlob(repoOf(ref), ref.digest, signal)) !== undefined;
   }

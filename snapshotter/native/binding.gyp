@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "clip_zran",
+      "sources": ["zran.c"],
+      "libraries": ["-lz"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-Wl,-Bsymbolic"]
+    }
+  ]
+}

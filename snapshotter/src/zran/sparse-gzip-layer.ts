@@ -1,0 +1,231 @@
+/**
+ * Random access into one gzip layer through its checkpoint table: a read inflates only the spans
+ * it touches, fetched with one HTTP Range request per run of adjacent missing spans, verifies each
+ * span's sha256, and keeps it in a sparse per-layer file (`<path>`) with a one-byte-per-span record
+ * of what is present (`<path>.spans`). Concurrent misses on a span share one fetch.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClipError, dataCorrupt, findClipError } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { spanAt, spanCompressedRange, spanEnd, type GzipCheckpointTable } from './checkpoint-table.js';
+import { loadZran, type ZranNative } from './native.js';
+
+/** Fetch compressed bytes [start, end) of the blob; must return exactly that many bytes. */
+export type RangeFetcher = (start: number, end: number, signal: AbortSignal) => Promise<Buffer>;
+
+export interface SparseGzipLayerOptions {
+  table: GzipCheckpointTable;
+  /** Sparse cache file; `<path>.spans` records which spans it holds. */
+  path: string;
+  fetchRange: RangeFetcher;
+  /** Adjacent missing spans are fetched together up to this many compressed bytes. */
+  maxFetchBytes?: number;
+  log?: Logger;
+}
+
+/** Present state of a span: absent, on disk from an earlier run (hash on first use), verified. */
+const ABSENT = 0;
+const ON_DISK = 1;
+const VERIFIED = 2;
+
+/** One layer's sparse cache; open with `SparseGzipLayer.open`. */
+export class SparseGzipLayer {
+  readonly table: GzipCheckpointTable;
+  readonly #z: ZranNative;
+  readonly #o: Required<Omit<SparseGzipLayerOptions, 'log'>>;
+  readonly #log: Logger;
+  readonly #file: FileHandle;
+  readonly #state: Uint8Array;
+  readonly #inflight = new Map<number, Promise<void>>();
+  /** Compressed bytes fetched from the registry by this instance. */
+  fetchedBytes = 0;
+  #saving: Promise<void> = Promise.resolve();
+
+  private constructor(o: SparseGzipLayerOptions, z: ZranNative, file: FileHandle, state: Uint8Array) {
+    this.table = o.table;
+    this.#z = z;
+    this.#o = { table: o.table, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024 };
+    this.#log = o.log ?? silentLogger();
+    this.#file = file;
+    this.#state = state;
+  }
+
+  /** Open (creating) the sparse file and load its span record. */
+  static async open(o: SparseGzipLayerOptions): Promise<SparseGzipLayer> {
+    const z = loadZran();
+    if (!z) throw new ClipError('unimplemented', 'CLIP_ZRAN_UNAVAILABLE', 'the clip_zran addon is not built (make zran)');
+    const n = o.table.points.length;
+    const state = new Uint8Array(n);
+    const saved = await readFile(`${o.path}.spans`).catch(() => undefined);
+    if (saved?.length === n) saved.forEach((v, i) => (state[i] = v === ABSENT ? ABSENT : ON_DISK));
+    const file = await open(o.path, 'a+').then(async (fh) => {
+      await fh.close();
+      return open(o.path, 'r+');
+    });
+    return new SparseGzipLayer(o, z, file, state);
+  }
+
+  /** Spans present (for tests and metrics). */
+  get presentSpans(): number {
+    return this.#state.reduce((n, s) => n + (s === ABSENT ? 0 : 1), 0);
+  }
+
+  /** Read `len` bytes at uncompressed `off` into `buf` at `bufOff`; returns bytes read. */
+  async read(buf: Buffer, bufOff: number, len: number, off: number, signal: AbortSignal): Promise<number> {
+    const t = this.table;
+    const end = Math.min(off + len, t.uncompressedSize);
+    if (end <= off) return 0;
+    await this.ensure(spanAt(t, off), spanAt(t, end - 1), signal);
+    const { bytesRead } = await this.#file.read(buf, bufOff, end - off, off);
+    if (bytesRead !== end - off) throw dataCorrupt('CLIP_ZRAN_SHORT_READ', `sparse layer file ${this.#o.path}: short read`);
+    return bytesRead;
+  }
+
+  /** Make spans first..last present (fetching runs of missing ones), waiting for any in flight. */
+  async ensure(first: number, last: number, signal: AbortSignal): Promise<void> {
+    const waits: Array<Promise<void>> = [];
+    let run: number[] = [];
+    const flush = (): void => {
+      if (run.length > 0) waits.push(this.#fetchRun(run, signal));
+      run = [];
+    };
+    for (let i = first; i <= last; i++) {
+      const inflight = this.#inflight.get(i);
+      if (inflight) {
+        flush();
+        waits.push(inflight);
+      } else if (this.#state[i] === VERIFIED) {
+        flush();
+      } else if (this.#state[i] === ON_DISK) {
+        flush();
+        waits.push(this.#track([i], this.#verifyOnDisk(i, signal)));
+      } else {
+        const r = spanCompressedRange(this.table, i);
+        const runStart = run.length > 0 ? spanCompressedRange(this.table, run[0] as number).start : r.start;
+        if (r.end - runStart > this.#o.maxFetchBytes) flush();
+        run.push(i);
+      }
+    }
+    flush();
+    await Promise.all(waits);
+  }
+
+  /** Whether every span is present. */
+  get complete(): boolean {
+    return this.#state.every((s) => s !== ABSENT);
+  }
+
+  /**
+   * Fetch every missing span in order, at most `bytesPerSec` compressed bytes per second, pausing
+   * while on-demand fetches are in flight so they keep the link. Resolves when all are present.
+   */
+  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024): Promise<void> {
+    const t = this.table;
+    for (let i = 0; i < t.points.length; ) {
+      signal.throwIfAborted();
+      while (this.#inflight.size > 0) {
+        await Promise.allSettled([...this.#inflight.values()]);
+        signal.throwIfAborted();
+      }
+      if (this.#state[i] !== ABSENT) {
+        i++;
+        continue;
+      }
+      let j = i;
+      const start = spanCompressedRange(t, i).start;
+      while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && spanCompressedRange(t, j + 1).end - start <= batchBytes) j++;
+      const before = this.fetchedBytes;
+      const started = Date.now();
+      await this.ensure(i, j, signal);
+      const owed = ((this.fetchedBytes - before) / bytesPerSec) * 1000 - (Date.now() - started);
+      if (owed > 0) await sleep(owed, undefined, { signal });
+      i = j + 1;
+    }
+    await this.#saving;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#inflight.values()]);
+    await this.#saving;
+    await this.#file.close();
+  }
+
+  /** Delete the sparse file and its record (after the full layer is cached). */
+  async remove(): Promise<void> {
+    await this.close().catch(() => {});
+    await rm(this.#o.path, { force: true });
+    await rm(`${this.#o.path}.spans`, { force: true });
+  }
+
+  #track(spans: number[], work: Promise<void>): Promise<void> {
+    const p = work.finally(() => spans.forEach((i) => this.#inflight.get(i) === p && this.#inflight.delete(i)));
+    spans.forEach((i) => this.#inflight.set(i, p));
+    return p;
+  }
+
+  #fetchRun(spans: number[], signal: AbortSignal): Promise<void> {
+    return this.#track(spans, this.#fetchAndStore(spans, signal));
+  }
+
+  async #fetchAndStore(spans: number[], signal: AbortSignal): Promise<void> {
+    const t = this.table;
+    const start = spanCompressedRange(t, spans[0] as number).start;
+    const end = spanCompressedRange(t, spans[spans.length - 1] as number).end;
+    const started = Date.now();
+    const compressed = await this.#o.fetchRange(start, end, signal);
+    this.fetchedBytes += compressed.length;
+    if (compressed.length !== end - start) {
+      throw dataCorrupt('CLIP_ZRAN_RANGE_LENGTH', `range ${start}-${end}: got ${compressed.length} bytes, expected ${end - start}`);
+    }
+    for (const i of spans) {
+      const r = spanCompressedRange(t, i);
+      const data = await this.#inflateSpan(i, compressed.subarray(r.start - start, r.end - start));
+      await this.#file.write(data, 0, data.length, (t.points[i] as { out: number }).out);
+      this.#state[i] = VERIFIED;
+    }
+    this.#saveState();
+    this.#log.debug({ bytes: end - start, spans: spans.length, duration_ms: Date.now() - started }, 'gzip spans fetched');
+  }
+
+  /** Inflate span `i` from its checkpoint and check its sha256. */
+  async #inflateSpan(i: number, compressed: Buffer): Promise<Buffer> {
+    const t = this.table;
+    const p = t.points[i];
+    if (!p) throw new RangeError(`no span ${i}`);
+    let data: Buffer;
+    try {
+      data = await this.#z.extract(compressed, p.bits, p.window, spanEnd(t, i) - p.out);
+    } catch (err) {
+      throw dataCorrupt('CLIP_ZRAN_INFLATE', `gzip span ${i} (uncompressed ${p.out}) does not inflate: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+    if (!createHash('sha256').update(data).digest().equals(p.sha256)) {
+      throw dataCorrupt('CLIP_ZRAN_SPAN_DIGEST', `gzip span ${i} (uncompressed ${p.out}) does not match its checkpoint digest`);
+    }
+    return data;
+  }
+
+  /** A span a previous run wrote: hash it once; a mismatch (e.g. lost writes) refetches it. */
+  async #verifyOnDisk(i: number, signal: AbortSignal): Promise<void> {
+    const t = this.table;
+    const p = t.points[i] as { out: number; sha256: Buffer };
+    const data = Buffer.alloc(spanEnd(t, i) - p.out);
+    const { bytesRead } = await this.#file.read(data, 0, data.length, p.out);
+    if (bytesRead === data.length && createHash('sha256').update(data).digest().equals(p.sha256)) {
+      this.#state[i] = VERIFIED;
+      return;
+    }
+    this.#log.warn({ span: i }, 'sparse layer span on disk does not match its digest; refetching');
+    this.#state[i] = ABSENT;
+    await this.#fetchAndStore([i], signal);
+  }
+
+  /** Persist the span record after the data it describes was written (best effort). */
+  #saveState(): void {
+    const snapshot = Buffer.from(this.#state.map((s) => (s === ABSENT ? ABSENT : ON_DISK)));
+    this.#saving = this.#saving
+      .then(() => writeFile(`${this.#o.path}.spans`, snapshot))
+      .catch((err) => this.#log.warn({ err: findClipError(err)?.message ?? String(err) }, 'saving the sparse span record failed'));
+  }
+}

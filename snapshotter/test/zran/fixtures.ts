@@ -1,0 +1,58 @@
+/** Layers for the zran tests: compressible-but-varied data, compressed by several real tools. */
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
+import { CheckpointBuilder, decodeCheckpointTable, encodeCheckpointTable, type GzipCheckpointTable } from '../../src/zran/index.js';
+
+/** Deterministic data mixing text runs (long matches), random bytes (stored blocks) and zeros. */
+export function sampleData(bytes: number, seed = 1): Buffer {
+  const out = Buffer.alloc(bytes);
+  let x = seed >>> 0 || 1;
+  const rnd = (): number => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  const words = ['usr/lib/python3', 'import os\n', 'def main():\n    return 0\n', '\0\0\0\0\0\0\0\0', 'GNU tar ', 'lorem ipsum '];
+  let at = 0;
+  while (at < bytes) {
+    const kind = rnd() % 4;
+    const len = Math.min(bytes - at, 512 + (rnd() % 65536));
+    if (kind === 0) for (let i = 0; i < len; i++) out[at + i] = rnd() & 0xff;
+    else if (kind === 1) out.fill(0, at, at + len);
+    else {
+      let i = 0;
+      while (i < len) {
+        const w = words[rnd() % words.length] as string;
+        i += out.write(w, at + i, Math.min(w.length, len - i), 'latin1');
+      }
+    }
+    at += len;
+  }
+  return out;
+}
+
+const tool = (cmd: string, args: string[]) => (data: Buffer): Buffer => execFileSync(cmd, args, { input: data, maxBuffer: 1 << 30 });
+
+/** gzip streams of the same data by different compressors (multi-member included). */
+export const COMPRESSORS: Record<string, (data: Buffer) => Buffer> = {
+  'gzip -1': tool('gzip', ['-1', '-c', '-n']),
+  'gzip -9': tool('gzip', ['-9', '-c', '-n']),
+  pigz: tool('pigz', ['-c', '-p', '4']),
+  'pigz --independent': tool('pigz', ['-c', '-i', '-p', '4']),
+  'python gzip': tool('python3', ['-c', 'import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), 6))']),
+  'node zlib': (d) => gzipSync(d),
+  'multi-member': (d) => {
+    const cut = [Math.floor(d.length / 3), Math.floor((2 * d.length) / 3)];
+    return Buffer.concat([gzipSync(d.subarray(0, cut[0])), tool('gzip', ['-1', '-c'])(d.subarray(cut[0], cut[1])), gzipSync(d.subarray(cut[1]))]);
+  },
+};
+
+/** Build a checkpoint table by streaming `blob` in `chunk`-byte pieces, through encode/decode. */
+export function buildTable(blob: Buffer, spanBytes: number, chunk = 65536): GzipCheckpointTable {
+  const b = new CheckpointBuilder({ spanBytes, minLayerBytes: 0 });
+  for (let i = 0; i < blob.length; i += chunk) b.push(blob.subarray(i, i + chunk));
+  const table = b.finish();
+  if (!table) throw new Error('no checkpoint table');
+  return decodeCheckpointTable(encodeCheckpointTable(table));
+}

@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
+import { SparseGzipLayer, decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
+import { sampleData } from './fixtures.js';
+
+const stream = (buf: Buffer, chunk = 65536): Readable =>
+  Readable.from((function* () { for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk); })());
+
+/** A real tar (GNU tar) of a few files, the last one deep inside the archive. */
+async function makeTar(t: Test): Promise<{ tar: Buffer; files: Map<string, Buffer>; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-zran-tar-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const root = join(dir, 'root');
+  await mkdir(join(root, 'usr', 'lib'), { recursive: true });
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < 6; i++) files.set(`usr/lib/blob${i}.bin`, sampleData(2 * 1024 * 1024 + i * 777, i + 3));
+  files.set('usr/lib/deep.txt', Buffer.from('the file a container reads first\n'.repeat(100)));
+  for (const [p, data] of files) await writeFile(join(root, p), data);
+  const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
+  return { tar, files, dir };
+}
+
+t.test('buildIndex stores checkpoints as a section; file bytes read through them are exact', async (t) => {
+  const { tar, files, dir } = await makeTar(t);
+  const gz = execFileSync('gzip', ['-6', '-c', '-n'], { input: tar, maxBuffer: 1 << 30 });
+  const observer = gzipCheckpointObserver({ spanBytes: 1024 * 1024, minLayerBytes: 0 });
+  t.ok(observer, 'addon loaded');
+  const idx = await buildIndex(stream(gz), { compressedObserver: observer });
+  const plain = await buildIndex(stream(gz));
+  t.equal(plain.gzipCheckpoints, undefined);
+  const reader = decodeIndex(encodeIndex(idx));
+  const without = decodeIndex(encodeIndex(plain));
+  t.equal(without.gzipCheckpoints, undefined, 'an index without the section reads as before');
+  t.equal(reader.entryCount, without.entryCount);
+  t.equal(reader.meta.diffId, without.meta.diffId);
+  const table = decodeCheckpointTable(reader.gzipCheckpoints!);
+  t.equal(table.uncompressedSize, tar.length);
+  t.equal(table.compressedSize, gz.length);
+  t.ok(table.points.length >= 10);
+  const layer = await SparseGzipLayer.open({
+    table, path: join(dir, 'sparse'), fetchRange: async (s, e) => gz.subarray(s, e),
+  });
+  t.teardown(() => layer.close());
+  for (const [p, data] of files) {
+    const e = reader.lookup(p);
+    if (e?.type !== 'file') {
+      t.fail(`no file ${p}`);
+      continue;
+    }
+    const buf = Buffer.alloc(e.size);
+    await layer.read(buf, 0, e.size, e.dataOffset, AbortSignal.timeout(10_000));
+    t.ok(buf.equals(data), `${p} byte-exact`);
+  }
+  const sparse = await readFile(join(dir, 'sparse'));
+  t.ok(sparse.length <= tar.length);
+});
+
+t.test('zstd and plain layers get no section', async (t) => {
+  const { tar } = await makeTar(t);
+  for (const blob of [tar, execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 1 << 30 })]) {
+    const idx = await buildIndex(stream(blob), { compressedObserver: gzipCheckpointObserver({ minLayerBytes: 0 }) });
+    t.equal(idx.gzipCheckpoints, undefined);
+  }
+});
