@@ -8,7 +8,11 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ClipError, dataCorrupt, findClipError, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { MAGIC_BYTES, createDecompressor, detectCompression } from './decompress.js';
+// One codec module for the whole daemon: the layer store decompresses the same blobs.
+import { createDecompressor, detectCompression } from '../storage/decompress.js';
+
+/** Bytes needed to recognise every supported compression. */
+const MAGIC_BYTES = 4;
 import { EntryTable } from './entry-table.js';
 import { TarParser } from './tar-parser.js';
 import type { ClipIndex, CompressedObserver, Compression } from './types.js';
@@ -59,8 +63,7 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
     compression = detectCompression(head.bytes);
     opts.compressedObserver?.start(compression);
     const source = Readable.from(rawChunks(it, head, rawHash, opts.compressedObserver), { objectMode: false });
-    const inflate = createDecompressor(compression);
-    await pipeline(inflate === undefined ? [source, sink] : [source, inflate, sink], { signal: opts.signal });
+    await pipeline([source, createDecompressor(compression), sink], { signal: opts.signal });
     parser.end();
   } catch (err) {
     throw classify(err, opts.signal);
