@@ -1,22 +1,24 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,cold-start]
+ * [--only rpc,index,fuse-read,cold-start,cc-range,tracing]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildDebianImage } from '../demo/debian-image.js';
-import { withStack, type Stack } from '../demo/stack.js';
+import { withStack, type RedisServer, type Stack } from '../demo/stack.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
-import { buildImage, IMAGE_SPECS, pushImage } from '../images/index.js';
+import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/index.js';
 import { coldStartEntry } from './cold-start-entry.js';
+import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
 import { indexEntry } from './index-entry.js';
 import { renderMarkdown, renderSvg } from './report.js';
 import { rpcEntry } from './rpc-entry.js';
-import { startShapedRegistry } from './shaped-link.js';
+import { startShapedRegistry, type ShapedRegistry } from './shaped-link.js';
+import { tracingOverheadEntry } from './tracing-overhead-entry.js';
 import { newEntry, type BenchEntry, type BenchResults } from './types.js';
 
 const OUT = join(REPO_ROOT, 'bench-results');
@@ -49,15 +51,42 @@ async function attempt(id: string, title: string, fn: () => Promise<BenchEntry |
   }
 }
 
+interface Shaped {
+  registry: ShapedRegistry;
+  redis: RedisServer;
+  image: PushedImage;
+  cmd: string[];
+}
+
+let shapedSetup: Promise<Shaped> | undefined;
+
+/** The shaped registry with the cold-start image and one Redis, shared by the entries that need them. */
+function shaped(stack: Stack, quick: boolean): Promise<Shaped> {
+  shapedSetup ??= (async () => {
+    const registry = await startShapedRegistry(stack, '100mbit');
+    const redis = await stack.redis();
+    const built = quick ? await buildImage(IMAGE_SPECS.busybox) : await buildDebianImage(log);
+    log(`pushing ${built.name} to the shaped registry ${registry.host}`);
+    const image = await pushImage(built, registry);
+    return { registry, redis, image, cmd: quick ? ['echo', '1'] : ['python3', '-c', 'print(1)'] };
+  })();
+  return shapedSetup;
+}
+
 async function coldStart(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
-  const registry = await startShapedRegistry(stack, '100mbit');
-  const redis = await stack.redis();
-  const built = quick ? await buildImage(IMAGE_SPECS.busybox) : await buildDebianImage(log);
-  log(`pushing ${built.name} to the shaped registry ${registry.host}`);
-  const image = await pushImage(built, registry);
-  const cmd = quick ? ['echo', '1'] : ['python3', '-c', 'print(1)'];
-  const { cold, rss } = await coldStartEntry(stack, { registry, redis, image, cmd, runs: quick ? 3 : 5 }, log);
+  const s = await shaped(stack, quick);
+  const { cold, rss } = await coldStartEntry(stack, { ...s, runs: quick ? 3 : 5 }, log);
   return [cold, rss];
+}
+
+async function ccRange(stack: Stack, quick: boolean): Promise<BenchEntry> {
+  const redis = await stack.redis();
+  return contentCacheRangeEntry(stack, redis.address, { blobMb: quick ? 32 : 128, samples: quick ? 200 : 1000 }, log);
+}
+
+async function tracing(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
+  const cold = await shaped(stack, quick);
+  return tracingOverheadEntry(stack, { layerMb: quick ? 32 : 128, randomReads: quick ? 50_000 : 200_000, readRuns: quick ? 5 : 7, coldRuns: quick ? 5 : 7, cold }, log);
 }
 
 async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
@@ -68,6 +97,8 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('index')) entries.push(...(await attempt('index', 'clip index build, size, lookups', () => indexEntry({ sourceDir: q ? '/usr/lib/python3' : '/usr/lib', rounds: q ? 3 : 5 }))));
   if (want('fuse-read')) entries.push(...(await attempt('fuse-read', 'FUSE read throughput vs native', () => fuseReadEntry(stack, { fileMb: q ? 64 : 256, runs: q ? 3 : 5, randomReads: q ? 4096 : 16384 }))));
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
+  if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
+  if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));
   return entries;
 }
 

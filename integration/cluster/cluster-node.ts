@@ -1,0 +1,116 @@
+/**
+ * Shared pieces of the multi-node ContentCache tests: a "node" is a private containerd plus its own
+ * clip daemon configured from a plugin config (Redis standalone or Cluster), and the checks the
+ * tests make on it — registry access-log bytes per layer, Prometheus counters, daemon log lines.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, runCommand, type Containerd, type Harness, type Registry, type Snapshotter } from '../harness/index.js';
+
+const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
+let seq = 0;
+
+/** One node of the test cluster. */
+export interface ClusterNode {
+  name: string;
+  c: Containerd;
+  snap: Snapshotter;
+  metricsUrl: string;
+}
+
+/** How a node reaches the ContentCache (and, optionally, a trace receiver). */
+export interface NodeSettings {
+  redisAddresses: string[];
+  cluster?: boolean;
+  otlpUrl?: string;
+}
+
+/** Run the clip CLI in a fresh node (no tap loader). */
+export async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs: 180_000 });
+  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** The daemon's plugin config for one node. */
+export function nodeConfigToml(name: string, c: Containerd, s: NodeSettings, metricsPort: number): string {
+  const lines = [
+    `containerd_address = "${c.address}"`,
+    'containerd_namespace = "clip-test"',
+    '[registry]',
+    `config_path = "${c.hostsDir}"`,
+    '[content_cache]',
+    'backend = "redis"',
+    `addresses = ${JSON.stringify(s.redisAddresses)}`,
+    `cluster = ${s.cluster === true}`,
+    '[metrics]',
+    `address = "127.0.0.1:${metricsPort}"`,
+  ];
+  if (s.otlpUrl) lines.push('[tracing]', `endpoint = "${s.otlpUrl}"`, 'protocol = "http/json"', `service_name = "clip-${name}"`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Start a containerd and a clip daemon under `h` (one node per harness). */
+export async function startClusterNode(h: Harness, name: string, registry: Registry, s: NodeSettings): Promise<ClusterNode> {
+  const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
+  const metricsPort = await freePort();
+  const config = join(h.root, 'clip-config.toml');
+  await writeFile(config, nodeConfigToml(name, c, s, metricsPort));
+  const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  return { name, c, snap, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+}
+
+/** `clip-snapshotter pull` then `ctr run --rm`; returns the container's stdout. */
+export async function pullAndRun(n: ClusterNode, ref: string, cmd: string[]): Promise<{ code: number; stdout: string }> {
+  const pulled = await clip(['pull', ref, '--address', n.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
+  if (pulled.code !== 0) throw new Error(`pull on ${n.name}: ${pulled.stderr}`);
+  const res = await n.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...n.c.runcArgs(), ref, `${n.name}-${++seq}`, ...cmd], { allowFailure: true, timeoutMs: 120_000 });
+  return { code: res.code ?? -1, stdout: res.stdout };
+}
+
+// ... "GET /v2/NAME/blobs/sha256:HEX HTTP/1.1" 200 12345 ...
+const LINE = /"GET (\/v2\/\S+\/blobs\/(sha256:[0-9a-f]{64})(?:\?\S*)?) HTTP\/[\d.]+" (\d{3}) (\d+|-)/;
+
+/** Blob GETs of `digests` in the access log after line `mark`: requests and response bytes. */
+export function layerTraffic(r: Registry, mark: number, digests: string[]): { gets: number; bytes: number } {
+  const out = { gets: 0, bytes: 0 };
+  for (const line of r.accessLogLines().slice(mark)) {
+    const m = LINE.exec(line);
+    if (!m || !digests.includes(m[2]!)) continue;
+    out.gets++;
+    out.bytes += m[4] === '-' ? 0 : Number(m[4]);
+  }
+  return out;
+}
+
+/** A Prometheus sample `name{…source="…"…}` (0 when absent). */
+export async function metric(url: string, name: string, source: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(`source="${source}"`) && !l.startsWith('#'));
+  return line ? Number(line.trim().split(/\s+/).pop()) : 0;
+}
+
+/** The daemon's JSON log records whose `msg` is `msg`. */
+export function logRecords(s: Snapshotter, msg: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of s.log().split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec['msg'] === msg) out.push(rec);
+    } catch {
+      // not a JSON line (stderr noise)
+    }
+  }
+  return out;
+}
+
+/** Poll `check` every 200 ms until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
