@@ -15,8 +15,14 @@ import { LayerBytesCursor } from './layer-bytes.js';
 import type { ShapedRegistry } from './shaped-link.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-type Variant = 'overlayfs full pull' | 'clip cold node' | 'clip ContentCache-warm node';
+type Variant = 'overlayfs full pull' | 'clip cold node' | 'clip cold node, range reads' | 'clip ContentCache-warm node';
+const VARIANTS: Variant[] = ['overlayfs full pull', 'clip cold node', 'clip cold node, range reads', 'clip ContentCache-warm node'];
+/** Issue 8's switches: the published index carries zran checkpoints; this node range-reads them. */
+const RANGE_TOML = '\n[index]\nrange_reads = true\n';
 
 interface Run {
   variant: Variant;
@@ -58,7 +64,8 @@ async function overlayRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCu
 const layerCell = (p: PullSummary): string => `${p.lazy} lazy / ${p.full} full${p.present ? ` / ${p.present} present` : ''}`;
 
 async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, layers: LayerBytesCursor, name: string, variant: Variant): Promise<Run> {
-  const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
+  const extraToml = variant === 'clip cold node, range reads' ? RANGE_TOML : '';
+  const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '', extraToml });
   cursor.mark();
   layers.mark();
   const t0 = performance.now();
@@ -75,8 +82,10 @@ async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCurso
 
 /** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`. */
 async function publishIndexes(o: ColdStartOptions): Promise<string> {
-  const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', o.image.ref, '--plain-http'], { allowFailure: true, timeoutMs: 900_000 });
-  if (r.code === 0) return 'clip indexes were published to the registry beforehand with `clip-snapshotter index` (as a CI pipeline would)';
+  const cfg = join(mkdtempSync(join(tmpdir(), 'clip-bench-index-')), 'config.toml');
+  writeFileSync(cfg, '[index]\ngzip_checkpoints = true\n');
+  const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', o.image.ref, '--plain-http', '--config', cfg], { allowFailure: true, timeoutMs: 900_000 });
+  if (r.code === 0) return 'clip indexes (with gzip checkpoints for layers ≥ 8 MiB) were published to the registry beforehand with `clip-snapshotter index` (as a CI pipeline would)';
   return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
 }
 
@@ -91,6 +100,9 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
     log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
     runs.push(await overlayRun(stack, o, cursor, layerCursor, i));
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
+    log(`cold start run ${i + 1}/${o.runs}: clip cold node, range reads`);
+    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-range-${i}`, 'clip cold node, range reads'));
+    await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
     log(`cold start run ${i + 1}/${o.runs}: clip cold node`);
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-clip-${i}`, 'clip cold node'));
     log(`cold start run ${i + 1}/${o.runs}: clip ContentCache-warm node`);
@@ -98,14 +110,14 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   }
   const of = (v: Variant): Run[] => runs.filter((r) => r.variant === v);
   const base = spread(of('overlayfs full pull').map((r) => r.seconds));
-  for (const v of ['overlayfs full pull', 'clip cold node', 'clip ContentCache-warm node'] as Variant[]) {
+  for (const v of VARIANTS) {
     const s = spread(of(v).map((r) => r.seconds));
     const layers = [...new Set(of(v).map((r) => r.layers ?? 'full (unpacked by containerd)'))].join('; ');
     e.rows.push([v, formatSpread(s, 2), formatBytes(spread(of(v).map((r) => r.registryBytes)).median), formatBytes(spread(of(v).map((r) => r.layerBytes ?? 0)).median), layers, v.startsWith('overlayfs') ? '1.00×' : `${(s.median / base.median).toFixed(2)}×`]);
   }
   e.charts.push({
     title: `Cold start, pull → first output (s), ${o.registry.rate}`, lowerIsBetter: true,
-    bars: (['clip cold node', 'clip ContentCache-warm node', 'overlayfs full pull'] as Variant[]).map((v) => ({ label: v, value: spread(of(v).map((r) => r.seconds)).median, unit: 's', baseline: v.startsWith('overlayfs') })),
+    bars: VARIANTS.map((v) => ({ label: v, value: spread(of(v).map((r) => r.seconds)).median, unit: 's', baseline: v.startsWith('overlayfs') })),
   });
   const sizes = { compressed: o.image.layers.reduce((s, l) => s + l.size, 0), uncompressed: o.image.layers.reduce((s, l) => s + l.uncompressedSize, 0) };
   e.notes.push(
@@ -121,7 +133,7 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   e.raw = { runs, imageBytes: sizes };
 
   const rss = newEntry('rss', 'Daemon memory after a cold start (RSS of clip-snapshotter serve)', ['node', 'RSS (MB)', 'FUSE layer mounts']);
-  for (const v of ['clip cold node', 'clip ContentCache-warm node'] as Variant[]) {
+  for (const v of VARIANTS.filter((x) => x !== 'overlayfs full pull')) {
     const mb = spread(of(v).map((r) => (r.rssBytes ?? NaN) / 1e6));
     rss.rows.push([v, formatSpread(mb, 1), spread(of(v).map((r) => r.fuseMounts ?? 0)).median]);
   }

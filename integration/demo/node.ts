@@ -15,6 +15,8 @@ export interface DaemonSettings {
   tracingEndpoint: string;
   /** Prometheus listen address `host:port`, or ''. */
   metricsAddress: string;
+  /** Extra TOML appended to the config (whole sections only). */
+  extraToml?: string;
 }
 
 export interface ClipNode {
@@ -53,7 +55,7 @@ protocol = "http/json"
 
 [metrics]
 address = ${JSON.stringify(s.metricsAddress)}
-`;
+${s.extraToml ?? ''}`;
 }
 
 /** Start a clip daemon then a containerd that registers it as the `clip` proxy snapshotter. */
