@@ -4,7 +4,6 @@
  * stopped registry turning a cold read into a bounded `unavailable` that heals after a restart.
  */
 import t from 'tap';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { createHarness, type Registry } from '../harness/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
@@ -13,25 +12,15 @@ import { RecordingContentCache, makeLayer, readRange, type TestLayer } from '../
 
 const REPO = 'clip/storage-test';
 
-function http(method: string, url: string, body?: Buffer): Promise<{ status: number; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
-
-/** Monolithic upload: POST to open an upload session, PUT the bytes with their digest. */
+/** Push a blob with the project's own registry client (monolithic upload). */
 async function pushBlob(reg: Registry, blob: Buffer, digest: string): Promise<void> {
-  const start = await http('POST', `${reg.url}/v2/${REPO}/blobs/uploads/`);
-  if (start.status !== 202 || !start.location) throw new Error(`upload start: HTTP ${start.status}`);
-  const loc = new URL(start.location, reg.url);
-  loc.searchParams.set('digest', digest);
-  const put = await http('PUT', loc.toString(), blob);
-  if (put.status !== 201) throw new Error(`upload put: HTTP ${put.status}`);
+  const client = new RegistryClient({ plainHttp: true });
+  try {
+    const pushed = await client.pushBlob(`${reg.host}/${REPO}`, { type: 'bytes', data: blob });
+    if (pushed.digest !== digest) throw new Error(`pushed ${pushed.digest}, expected ${digest}`);
+  } finally {
+    await client.close();
+  }
 }
 
 const blobGets = (reg: Registry, l: TestLayer) => reg.accessLogLines(`/blobs/${l.ref.digest}`).filter((x) => x.includes('"GET '));

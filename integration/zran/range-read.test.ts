@@ -6,7 +6,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t from 'tap';
@@ -20,24 +19,15 @@ import { sampleData } from '../../snapshotter/test/zran/fixtures.js';
 
 const REPO = 'clip/zran-test';
 
-function http(method: string, url: string, body?: Buffer): Promise<{ status: number; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {} }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
-
+/** Push a blob with the project's own registry client (monolithic upload). */
 async function pushBlob(reg: Registry, blob: Buffer, digest: string): Promise<void> {
-  const start = await http('POST', `${reg.url}/v2/${REPO}/blobs/uploads/`);
-  if (start.status !== 202 || !start.location) throw new Error(`upload start: HTTP ${start.status}`);
-  const loc = new URL(start.location, reg.url);
-  loc.searchParams.set('digest', digest);
-  const put = await http('PUT', loc.toString(), blob);
-  if (put.status !== 201) throw new Error(`upload put: HTTP ${put.status}`);
+  const client = new RegistryClient({ plainHttp: true });
+  try {
+    const pushed = await client.pushBlob(`${reg.host}/${REPO}`, { type: 'bytes', data: blob });
+    if (pushed.digest !== digest) throw new Error(`pushed ${pushed.digest}, expected ${digest}`);
+  } finally {
+    await client.close();
+  }
 }
 
 /** Status and body bytes of the registry's GETs of a blob (combined access-log format). */
