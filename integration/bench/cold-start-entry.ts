@@ -15,7 +15,7 @@ import { LayerBytesCursor } from './layer-bytes.js';
 import type { ShapedRegistry } from './shaped-link.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -82,9 +82,11 @@ async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCurso
 
 /** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`. */
 async function publishIndexes(o: ColdStartOptions): Promise<string> {
-  const cfg = join(mkdtempSync(join(tmpdir(), 'clip-bench-index-')), 'config.toml');
+  const dir = mkdtempSync(join(tmpdir(), 'clip-bench-index-'));
+  const cfg = join(dir, 'config.toml');
   writeFileSync(cfg, '[index]\ngzip_checkpoints = true\n');
   const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', o.image.ref, '--plain-http', '--config', cfg], { allowFailure: true, timeoutMs: 900_000 });
+  rmSync(dir, { recursive: true, force: true });
   if (r.code === 0) return 'clip indexes (with gzip checkpoints for layers ≥ 8 MiB) were published to the registry beforehand with `clip-snapshotter index` (as a CI pipeline would)';
   return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
 }
