@@ -1,5 +1,6 @@
 /** Registry bytes of an image's layer blobs only (not configs, manifests or index artifacts), from the access log. */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readAppended } from '../demo/registry-bytes.js';
 
 // ... "GET /v2/NAME/blobs/sha256:HEX[?query] HTTP/1.1" 200 12345 ...
 const LINE = /"GET \/v2\/\S+\/blobs\/(sha256:[0-9a-f]{64})(?:\?\S*)? HTTP\/[\d.]+" \d{3} (\d+|-)/;
@@ -21,16 +22,8 @@ export class LayerBytesCursor {
 
   /** Layer blob bytes served since `mark()`. */
   since(): number {
-    const size = statSync(this.#path).size;
-    const buf = Buffer.alloc(Math.max(0, size - this.#offset));
-    const fd = openSync(this.#path, 'r');
-    try {
-      readSync(fd, buf, 0, buf.length, this.#offset);
-    } finally {
-      closeSync(fd);
-    }
     let bytes = 0;
-    for (const line of buf.toString('utf8').split('\n')) {
+    for (const line of readAppended(this.#path, this.#offset).split('\n')) {
       const m = LINE.exec(line);
       if (m && this.#digests.has(m[1]!) && m[2] !== '-') bytes += Number(m[2]);
     }

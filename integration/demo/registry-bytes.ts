@@ -43,16 +43,21 @@ export class AccessLogCursor {
   }
 
   since(): RegistryTraffic {
-    const size = statSync(this.#path).size;
-    const buf = Buffer.alloc(Math.max(0, size - this.#offset));
-    const fd = openSync(this.#path, 'r');
-    try {
-      readSync(fd, buf, 0, buf.length, this.#offset);
-    } finally {
-      closeSync(fd);
-    }
-    return parseAccessLog(buf.toString('utf8'));
+    return parseAccessLog(readAppended(this.#path, this.#offset));
   }
+}
+
+/** The text appended to `path` after byte `offset`. */
+export function readAppended(path: string, offset: number): string {
+  const size = statSync(path).size;
+  const buf = Buffer.alloc(Math.max(0, size - offset));
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, buf.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8');
 }
 
 /** `12.3 MB` style. */

@@ -9,19 +9,11 @@ import { createHarness, type Registry } from '../harness/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
 import { RecordingContentCache, makeLayer, readRange, type TestLayer } from '../../snapshotter/test/storage/fixtures.js';
+import { pushTestBlob } from '../registry/push-blob.js';
 
 const REPO = 'clip/storage-test';
 
-/** Push a blob with the project's own registry client (monolithic upload). */
-async function pushBlob(reg: Registry, blob: Buffer, digest: string): Promise<void> {
-  const client = new RegistryClient({ plainHttp: true });
-  try {
-    const pushed = await client.pushBlob(`${reg.host}/${REPO}`, { type: 'bytes', data: blob });
-    if (pushed.digest !== digest) throw new Error(`pushed ${pushed.digest}, expected ${digest}`);
-  } finally {
-    await client.close();
-  }
-}
+const pushBlob = (reg: Registry, blob: Buffer, digest: string): Promise<void> => pushTestBlob(reg.host, REPO, blob, digest);
 
 const blobGets = (reg: Registry, l: TestLayer) => reg.accessLogLines(`/blobs/${l.ref.digest}`).filter((x) => x.includes('"GET '));
 

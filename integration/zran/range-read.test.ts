@@ -16,19 +16,11 @@ import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
 import { gzipCheckpointObserver } from '../../snapshotter/src/zran/index.js';
 import { sampleData } from '../../snapshotter/test/zran/fixtures.js';
+import { pushTestBlob } from '../registry/push-blob.js';
 
 const REPO = 'clip/zran-test';
 
-/** Push a blob with the project's own registry client (monolithic upload). */
-async function pushBlob(reg: Registry, blob: Buffer, digest: string): Promise<void> {
-  const client = new RegistryClient({ plainHttp: true });
-  try {
-    const pushed = await client.pushBlob(`${reg.host}/${REPO}`, { type: 'bytes', data: blob });
-    if (pushed.digest !== digest) throw new Error(`pushed ${pushed.digest}, expected ${digest}`);
-  } finally {
-    await client.close();
-  }
-}
+const pushBlob = (reg: Registry, blob: Buffer, digest: string): Promise<void> => pushTestBlob(reg.host, REPO, blob, digest);
 
 /** Status and body bytes of the registry's GETs of a blob (combined access-log format). */
 function blobGets(reg: Registry, digest: string): Array<{ status: number; bytes: number }> {
