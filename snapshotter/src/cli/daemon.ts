@@ -19,11 +19,6 @@ import { LayerStore, RegistryBlobSource } from '../storage/index.js';
 import { recordFallback } from '../telemetry/index.js';
 import { gzipCheckpointObserver } from '../zran/index.js';
 
-/** Counters an operator (and the tests) read from the daemon. */
-export interface DaemonStats {
-  fallbacks: Map<string, number>;
-}
-
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
   server: grpc.Server;
@@ -32,7 +27,6 @@ export interface Daemon {
   store: LayerStore;
   contentCache: ContentCache;
   registry: RegistryClient;
-  stats: DaemonStats;
   stop(): Promise<void>;
 }
 
@@ -55,7 +49,6 @@ function chainResolver(cfg: Config, log: Logger): ChainResolver {
 
 /** Start the daemon: open state, re-mount lazy layers in the background, serve. */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
-  const stats: DaemonStats = { fallbacks: new Map() };
   const registry = new RegistryClient({
     ...(cfg.registry.configPath ? { configPath: cfg.registry.configPath } : {}),
     ...(cfg.registry.dockerConfig ? { dockerConfig: cfg.registry.dockerConfig } : {}),
@@ -102,10 +95,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     root: cfg.root,
     remote,
     log,
-    onFallback: (code) => {
-      stats.fallbacks.set(code, (stats.fallbacks.get(code) ?? 0) + 1);
-      recordFallback(code);
-    },
+    onFallback: (code) => recordFallback(code),
   });
   snapshotter.restoreRemote().then(
     (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),
@@ -121,5 +111,5 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     await contentCache.close();
     await registry.close();
   };
-  return { server, snapshotter, remote, store, contentCache, registry, stats, stop };
+  return { server, snapshotter, remote, store, contentCache, registry, stop };
 }

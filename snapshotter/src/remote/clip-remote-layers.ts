@@ -18,7 +18,7 @@ import {
   setMountedLayers,
   withSpan,
 } from '../telemetry/index.js';
-import type { IndexResolver, IndexSource } from './index-resolver.js';
+import type { IndexResolver } from './index-resolver.js';
 import {
   LABEL_CLIP_DIFF_ID,
   LABEL_CLIP_IMAGE_REF,
@@ -42,10 +42,6 @@ export interface ClipRemoteLayersOptions {
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
   defaultNamespace: string;
-  /** Observers for metrics and spans. */
-  onMounted?: (count: number) => void;
-  onIndexResolved?: (source: IndexSource, durationMs: number) => void;
-  mountFilesystem?: (mountpoint: string, fs: LayerFilesystem) => Promise<void>;
 }
 
 interface Mounted {
@@ -60,10 +56,6 @@ export class ClipRemoteLayers implements RemoteLayers {
 
   constructor(o: ClipRemoteLayersOptions) {
     this.#o = o;
-  }
-
-  get mountedCount(): number {
-    return this.#mounted.size;
   }
 
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
@@ -87,7 +79,6 @@ export class ClipRemoteLayers implements RemoteLayers {
       return r;
     });
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
-    this.#o.onIndexResolved?.(resolved.source, Date.now() - started);
     const { index } = resolved;
     const checkpoints = index.gzipCheckpoints;
     const reader = this.#o.store.open({
@@ -100,7 +91,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
-        this.#o.mountFilesystem ? this.#o.mountFilesystem(mountpoint, fs) : fs.mount(mountpoint),
+        fs.mount(mountpoint),
       );
     } catch (err) {
       await reader.close().catch(() => undefined);
@@ -108,7 +99,6 @@ export class ClipRemoteLayers implements RemoteLayers {
     }
     this.#mounted.set(mountpoint, { fs, reader });
     setMountedLayers(this.#mounted.size);
-    this.#o.onMounted?.(this.#mounted.size);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
   }
@@ -128,7 +118,6 @@ export class ClipRemoteLayers implements RemoteLayers {
     } finally {
       await m.reader.close().catch(() => undefined);
       setMountedLayers(this.#mounted.size);
-      this.#o.onMounted?.(this.#mounted.size);
     }
   }
 

@@ -257,7 +257,7 @@ export class Snapshotter {
       this.#store.transaction(() => {
         if (this.#store.get(target)) throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
         this.#store.commit(rec.id, target, withoutEmpty(remoteLabels), { size: 0, inodes: 0 }, nowNs());
-        this.#markRemote(rec.id);
+        this.#store.setRemote(rec.id);
       });
     } catch (err) {
       await this.#remote!.unmount(mountpoint);
@@ -266,10 +266,6 @@ export class Snapshotter {
     }
     this.#log.info({ key: rec.key, target }, 'layer mounted lazily');
     throw alreadyExists('CLIP_REMOTE_PREPARED', `target snapshot "${target}"`);
-  }
-
-  #markRemote(id: number): void {
-    this.#store.setRemote(id);
   }
 
   #fallback(key: string, code: string, reason: string): void {
