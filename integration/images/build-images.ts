@@ -37,6 +37,13 @@ export interface PushedImage extends BuiltImage {
 export const IMAGE_SPECS = {
   busybox: { name: 'busybox', layers: [addBusyboxRootfs], config: { cmd: ['/bin/sh'] } },
   tricky: { name: 'tricky', layers: TRICKY_LAYERS, config: { cmd: ['/bin/sh'] } },
+  // busybox plus one layer of its own: a layer no other test image has, for tests that need a
+  // Prepare the daemon has not seen yet after busybox and tricky were pulled.
+  layered: {
+    name: 'layered',
+    layers: [addBusyboxRootfs, async (t: StagingTree) => void t.file('etc/layered.txt', 'second layer\n')],
+    config: { cmd: ['/bin/sh'] },
+  },
 } satisfies Record<string, ImageSpec>;
 
 export type ImageName = keyof typeof IMAGE_SPECS;
