@@ -18,6 +18,7 @@ import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
 import { recordFallback } from '../telemetry/index.js';
 import { gzipCheckpointObserver } from '../zran/index.js';
+import { StartProfiles } from '../prefetch/index.js';
 
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
@@ -72,7 +73,12 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     maxRetries: cfg.registry.maxRetries,
     rangeReads: cfg.index.rangeReads,
     rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
+    rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
   });
+  // Start profiles live in the ContentCache: without one there is nowhere to share them.
+  const profiles = cfg.prefetch.enabled && contentCache.name !== 'none'
+    ? new StartProfiles({ contentCache, store, recordWindowMs: cfg.prefetch.recordWindowMs, maxBytes: cfg.prefetch.maxBytes, log })
+    : undefined;
   const indexes = new IndexResolver({
     cacheDir: join(cfg.root, 'cache', 'indexes'),
     contentCache,
@@ -90,6 +96,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     indexes,
     resolveChain: chainResolver(cfg, log),
     defaultNamespace: cfg.containerdNamespace,
+    ...(profiles ? { profiles } : {}),
   });
   const snapshotter = await Snapshotter.open({
     root: cfg.root,
@@ -107,6 +114,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     // Mounts left behind would answer "transport endpoint is not connected" until the next start.
     await remote.unmountAll(log);
     snapshotter.close();
+    await profiles?.close();
     await store.close();
     await contentCache.close();
     await registry.close();

@@ -28,7 +28,11 @@ export interface Config {
     rangeReads: boolean;
     /** Background completion rate of a range-read layer (compressed bytes/s); 0 = none. */
     rangeCompletionBytesPerSec: number;
+    /** Completion waits for this long without on-demand range fetches. */
+    rangeCompletionIdleMs: number;
   };
+  /** Start profiles: record what containers read first, prefetch it on the next cold node. */
+  prefetch: { enabled: boolean; recordWindowMs: number; maxBytes: number };
   cache: { maxSizeBytes: number };
   contentCache: {
     backend: 'none' | 'redis';

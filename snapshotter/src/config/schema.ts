@@ -74,11 +74,21 @@ export const SCHEMA: readonly SectionSpec[] = [
     name: 'index',
     fields: [
       field('build_missing', 'buildMissing', 'boolean', true),
-      field('gzip_checkpoints', 'gzipCheckpoints', 'boolean', false),
+      field('gzip_checkpoints', 'gzipCheckpoints', 'boolean', true),
       field('checkpoint_span_bytes', 'checkpointSpanBytes', 'integer', 4 * 1024 * 1024, positive),
       field('checkpoint_min_layer_bytes', 'checkpointMinLayerBytes', 'integer', 8 * 1024 * 1024, nonNegative),
-      field('range_reads', 'rangeReads', 'boolean', false),
-      field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 0, nonNegative),
+      field('range_reads', 'rangeReads', 'boolean', true),
+      field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 32 * 1024 * 1024, nonNegative),
+      field('range_completion_idle_ms', 'rangeCompletionIdleMs', 'integer', 2_000, nonNegative),
+    ],
+  },
+  {
+    toml: 'prefetch',
+    name: 'prefetch',
+    fields: [
+      field('enabled', 'enabled', 'boolean', true),
+      field('record_window_ms', 'recordWindowMs', 'integer', 10_000, positive),
+      field('max_bytes', 'maxBytes', 'integer', 256 * 1024 * 1024, nonNegative),
     ],
   },
   {

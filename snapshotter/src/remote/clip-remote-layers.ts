@@ -19,6 +19,7 @@ import {
   withSpan,
 } from '../telemetry/index.js';
 import type { IndexResolver } from './index-resolver.js';
+import type { StartProfiles } from '../prefetch/index.js';
 import {
   LABEL_CLIP_DIFF_ID,
   LABEL_CLIP_IMAGE_REF,
@@ -42,6 +43,8 @@ export interface ClipRemoteLayersOptions {
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
   defaultNamespace: string;
+  /** Prefetch from and record into start profiles (`[prefetch]`); absent = neither. */
+  profiles?: Pick<StartProfiles, 'attach'>;
 }
 
 interface Mounted {
@@ -81,13 +84,14 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     const { index } = resolved;
     const checkpoints = index.gzipCheckpoints;
-    const reader = this.#o.store.open({
+    const opened = this.#o.store.open({
       ref: layer.ref,
       digest: layer.layerDigest,
       diffId: index.meta.diffId,
       uncompressedSize: index.meta.uncompressedSize,
       ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}),
     });
+    const reader = this.#o.profiles ? this.#o.profiles.attach(opened) : opened;
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>

@@ -8,3 +8,4 @@ export { LayerStore } from './layer-store.js';
 export type { LayerStoreOptions } from './layer-store.js';
 export { RegistryBlobSource } from './registry-blob-source.js';
 export type { BlobClient } from './registry-blob-source.js';
+export type { ByteRange } from './range-tier.js';

@@ -23,7 +23,7 @@ import { DiskCache, hashFile } from './disk-cache.js';
 import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
-import { RangeTier } from './range-tier.js';
+import { RangeTier, type ByteRange } from './range-tier.js';
 import type { LayerReader, LayerRef } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
 import { readSpanAttrs, traceTier } from './read-tracing.js';
@@ -65,6 +65,8 @@ export interface LayerStoreOptions {
    * entry (diffID-verified, published). 0 (default) = no background completion.
    */
   rangeCompletionBytesPerSec?: number;
+  /** Background completion starts after no on-demand range fetch for this long. Default 2000. */
+  rangeCompletionIdleMs?: number;
 }
 
 interface LayerState {
@@ -82,7 +84,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -117,7 +119,8 @@ export class LayerStore implements LayerReaderHost {
     };
     this.#range = new RangeTier({
       dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
-      completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, adopt: (ref, path) => this.adopt(ref, path),
+      completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
+      adopt: (ref, path) => this.adopt(ref, path),
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
@@ -239,6 +242,20 @@ export class LayerStore implements LayerReaderHost {
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
     return traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
+  }
+
+  /**
+   * Fetch ahead the parts of a layer a container is expected to read (a start profile's ranges),
+   * when the layer is neither on disk nor downloading and can be range-read. Resolves to compressed
+   * bytes fetched (0 when there was nothing to do); never rejects.
+   */
+  async prefetch(ref: LayerRef, ranges: readonly ByteRange[], maxBytes: number, signal: AbortSignal): Promise<number> {
+    const hex = hexOf(ref.diffId);
+    const st = this.#layers.get(hex);
+    if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(hex, ref)) return 0;
+    const fetched = await this.#range.prefetch(hex, ref, ranges, maxBytes, signal);
+    this.#scheduleEviction();
+    return fetched;
   }
 
   releaseLayer(hex: string): void {
@@ -388,8 +405,8 @@ export class LayerStore implements LayerReaderHost {
     if (st.refs > 0 || st.download || st.publishing || st.opening || this.#layers.get(hex) !== st) return;
     this.#layers.delete(hex);
     st.file?.close().catch(() => {});
-    void this.#range.release(hex);
-    this.#scheduleEviction();
+    // After the sparse file is closed, so eviction may take it too.
+    void this.#range.release(hex).finally(() => this.#scheduleEviction());
   }
 
   #scheduleEviction(): void {
@@ -399,18 +416,31 @@ export class LayerStore implements LayerReaderHost {
     });
   }
 
-  /** Delete least-recently-used layers that nothing holds until the cache fits. */
+  /**
+   * Delete what nothing holds until complete layers plus sparse (range-read) layers fit: sparse
+   * layers first (they are partial, and their spans are the cheapest to fetch again), then
+   * complete layers least recently read first.
+   */
   async #evict(): Promise<void> {
+    const sparse = await this.#range.usage();
+    let sparseBytes = sparse.reduce((n, l) => n + l.bytes, 0);
+    const over = (): boolean => this.#disk.totalBytes + sparseBytes > this.#o.maxSizeBytes;
+    for (const l of sparse) {
+      if (!over()) return;
+      if (l.open || this.#layers.has(l.hex) || !(await this.#range.evict(l.hex))) continue;
+      sparseBytes -= l.bytes;
+      this.#log.info({ diff_id: `sha256:${l.hex}`, bytes: l.bytes }, 'evicted sparse layer from disk cache');
+    }
     for (const hex of this.#disk.lru()) {
-      if (this.#disk.totalBytes <= this.#o.maxSizeBytes) return;
+      if (!over()) return;
       if (this.#layers.has(hex)) continue;
       const bytes = this.#disk.sizeOf(hex);
       this.#verified.delete(hex);
       await this.#disk.remove(hex);
       this.#log.info({ diff_id: `sha256:${hex}`, bytes }, 'evicted layer from disk cache');
     }
-    if (this.#disk.totalBytes > this.#o.maxSizeBytes) {
-      this.#log.debug({ bytes: this.#disk.totalBytes, max_bytes: this.#o.maxSizeBytes }, 'disk cache over its limit; the rest is pinned');
+    if (over()) {
+      this.#log.debug({ bytes: this.#disk.totalBytes + sparseBytes, max_bytes: this.#o.maxSizeBytes }, 'disk cache over its limit; the rest is pinned');
     }
   }
 }

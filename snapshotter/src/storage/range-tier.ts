@@ -5,20 +5,32 @@
  * ignores Range, a lying registry) disables the tier for that layer and the read falls back to
  * the whole-layer download, which stays the path to a complete, diffID-verified cache entry.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dataCorrupt, messageOf } from '../errors/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { SparseGzipLayer, decodeCheckpointTable, loadZran } from '../zran/index.js';
+import { SparseGzipLayer, decodeCheckpointTable, loadZran, spanAt, spanEnd } from '../zran/index.js';
 import type { BlobSource } from './blob-source.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef } from './layer-reader.js';
 
 interface RangeLayer {
   layer?: Promise<SparseGzipLayer>;
+  /** Permanently off for this process (corrupt table or data, no Range support, completed). */
   disabled?: boolean;
+  /** Off until then after a transient failure (registry unreachable, timeout). */
+  retryAt?: number;
   completing?: Promise<void>;
 }
+
+/** An uncompressed byte range [start, end). */
+export type ByteRange = readonly [number, number];
+
+/** How long a transient failure keeps a layer on the whole-layer path. */
+const TRANSIENT_COOLDOWN_MS = 30_000;
+/** Concurrent Range requests of one prefetch. */
+const PREFETCH_CONCURRENCY = 3;
 
 /** What the tier does with a layer whose every span is present and whose file hashes to its diffID. */
 export type AdoptLayer = (ref: LayerRef, path: string) => Promise<void>;
@@ -29,6 +41,8 @@ export interface RangeTierOptions {
   log: Logger;
   /** Background completion rate after the first range read; 0 = none. */
   completionBytesPerSec: number;
+  /** Completion waits until no on-demand range fetch has run for this long. */
+  completionIdleMs?: number;
   adopt: AdoptLayer;
 }
 
@@ -41,6 +55,8 @@ export class RangeTier {
   readonly #layers = new Map<string, RangeLayer>();
   readonly #stop = new AbortController();
   #made: Promise<unknown> | undefined;
+  /** When an on-demand read or a prefetch last had to fetch spans (any layer: they share the link). */
+  #lastDemand = 0;
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
@@ -51,26 +67,117 @@ export class RangeTier {
 
   /** Whether a read of this layer may try the tier. */
   usable(hex: string, ref: LayerRef): boolean {
-    return ref.gzipCheckpoints !== undefined && this.#blobs.fetchRange !== undefined && this.#layers.get(hex)?.disabled !== true && loadZran() !== undefined;
+    const st = this.#layers.get(hex);
+    if (st?.disabled === true || (st?.retryAt !== undefined && Date.now() < st.retryAt)) return false;
+    return ref.gzipCheckpoints !== undefined && this.#blobs.fetchRange !== undefined && loadZran() !== undefined;
   }
 
   /** Serve a read from spans, or undefined (after logging why) when the whole-layer path must. */
   async read(hex: string, ref: LayerRef, buf: Buffer, bufOffset: number, len: number, offset: number, signal: AbortSignal): Promise<number | undefined> {
-    let st = this.#layers.get(hex);
-    if (!st) this.#layers.set(hex, (st = {}));
-    if (st.disabled) return undefined;
+    const st = this.#state(hex);
+    if (!this.usable(hex, ref)) return undefined;
     try {
       st.layer ??= this.#open(hex, ref);
-      const n = await (await st.layer).read(buf, bufOffset, len, offset, signal);
-      if (this.#o.completionBytesPerSec > 0) st.completing ??= this.#complete(hex, ref, st);
+      const layer = await st.layer;
+      const before = layer.fetchedBytes;
+      const n = await layer.read(buf, bufOffset, len, offset, signal);
+      if (layer.fetchedBytes !== before) this.#lastDemand = Date.now();
+      this.#startCompletion(hex, ref, st);
       return n;
     } catch (err) {
-      if (!st.disabled) {
-        st.disabled = true;
-        this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code: (err as { code?: string }).code }, 'range reads disabled for layer; fetching it whole');
-        void st.layer?.then((l) => l.remove()).catch(() => {});
-      }
+      this.#failed(hex, ref, st, err, signal);
       return undefined;
+    }
+  }
+
+  /**
+   * Fetch the spans covering `ranges` (a start profile) ahead of the reads, at most `maxBytes`
+   * uncompressed (0 = all), a few Range requests at a time; resolves to compressed bytes fetched.
+   * Failures are logged and end the prefetch; reads then take their usual path.
+   */
+  async prefetch(hex: string, ref: LayerRef, ranges: readonly ByteRange[], maxBytes: number, signal: AbortSignal): Promise<number> {
+    if (!this.usable(hex, ref)) return 0;
+    const st = this.#state(hex);
+    try {
+      st.layer ??= this.#open(hex, ref);
+      const layer = await st.layer;
+      const runs = spanRuns(layer.table, ranges, maxBytes);
+      const before = layer.fetchedBytes;
+      this.#lastDemand = Date.now();
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        for (let r = runs[next++]; r !== undefined; r = runs[next++]) {
+          await layer.ensure(r[0], r[1], signal);
+          this.#lastDemand = Date.now();
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, runs.length) }, worker));
+      this.#startCompletion(hex, ref, st);
+      return layer.fetchedBytes - before;
+    } catch (err) {
+      this.#failed(hex, ref, st, err, signal);
+      return 0;
+    }
+  }
+
+  /**
+   * Sparse files on disk with their allocated bytes, and whether this tier has them open (a
+   * mounted layer's sparse file is never evicted).
+   */
+  async usage(): Promise<Array<{ hex: string; bytes: number; open: boolean }>> {
+    const names = await readdir(this.#dir).catch(() => [] as string[]);
+    const out: Array<{ hex: string; bytes: number; open: boolean }> = [];
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const s = await stat(join(this.#dir, name)).catch(() => undefined);
+      if (s) out.push({ hex: name, bytes: s.blocks * 512, open: this.#layers.has(name) });
+    }
+    return out;
+  }
+
+  /** Delete a sparse layer nothing has open (disk-cache eviction). */
+  async evict(hex: string): Promise<boolean> {
+    if (this.#layers.has(hex)) return false;
+    await rm(join(this.#dir, hex), { force: true });
+    await rm(join(this.#dir, `${hex}.spans`), { force: true });
+    return true;
+  }
+
+  #state(hex: string): RangeLayer {
+    let st = this.#layers.get(hex);
+    if (!st) this.#layers.set(hex, (st = {}));
+    return st;
+  }
+
+  /**
+   * A transient failure (registry unreachable, a read's deadline) sends the layer down the
+   * whole-layer path for a while and keeps its spans; anything else (corrupt table or data, a
+   * registry that ignores Range) turns range reads off for the layer and deletes its sparse file.
+   */
+  #failed(hex: string, ref: LayerRef, st: RangeLayer, err: unknown, signal: AbortSignal): void {
+    if (st.disabled) return;
+    const code = (err as { code?: string }).code;
+    if (signal.aborted || kindOf(err) === 'unavailable') {
+      st.retryAt = Date.now() + TRANSIENT_COOLDOWN_MS;
+      this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code, retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'range read failed; this layer uses the whole-layer path for now');
+      return;
+    }
+    st.disabled = true;
+    this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code }, 'range reads disabled for layer; fetching it whole');
+    void st.layer?.then((l) => l.remove()).catch(() => {});
+  }
+
+  #startCompletion(hex: string, ref: LayerRef, st: RangeLayer): void {
+    if (this.#o.completionBytesPerSec > 0) st.completing ??= this.#complete(hex, ref, st);
+  }
+
+  /** Resolves once no on-demand fetch has run for `completionIdleMs`. */
+  async #waitIdle(): Promise<void> {
+    const idleMs = this.#o.completionIdleMs ?? 0;
+    for (;;) {
+      const wait = this.#lastDemand + idleMs - Date.now();
+      if (wait <= 0) return;
+      await sleep(wait, undefined, { signal: this.#stop.signal });
     }
   }
 
@@ -119,7 +226,7 @@ export class RangeTier {
     const started = Date.now();
     try {
       const layer = await (st.layer as Promise<SparseGzipLayer>);
-      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal);
+      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle());
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
       if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIGEST_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
@@ -129,6 +236,7 @@ export class RangeTier {
       await layer.remove();
     } catch (err) {
       if (this.#stop.signal.aborted) return;
+      st.completing = undefined;
       this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err) }, 'background completion of a range-read layer failed');
     }
   }
@@ -145,4 +253,34 @@ export class RangeTier {
       fetchRange: (start, end, signal) => fetchRange(ref, start, end, signal),
     });
   }
+}
+
+/** Runs [first, last] of spans covering `ranges`, in order, up to `maxBytes` uncompressed (0 = all). */
+export function spanRuns(t: Parameters<typeof spanAt>[0], ranges: readonly ByteRange[], maxBytes: number): Array<[number, number]> {
+  const spans = new Set<number>();
+  let bytes = 0;
+  const spanLen = (i: number): number => spanEnd(t, i) - (t.points[i]?.out ?? 0);
+  for (const [start, end] of ranges) {
+    const s = Math.max(0, start);
+    const e = Math.min(end, t.uncompressedSize);
+    if (e <= s) continue;
+    for (let i = spanAt(t, s); i <= spanAt(t, e - 1); i++) {
+      if (spans.has(i)) continue;
+      if (maxBytes > 0 && bytes + spanLen(i) > maxBytes) return toRuns(spans);
+      spans.add(i);
+      bytes += spanLen(i);
+    }
+  }
+  return toRuns(spans);
+}
+
+function toRuns(spans: Set<number>): Array<[number, number]> {
+  const sorted = [...spans].sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const i of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === i - 1) last[1] = i;
+    else runs.push([i, i]);
+  }
+  return runs;
 }

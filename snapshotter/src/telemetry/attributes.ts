@@ -61,6 +61,8 @@ export const SPAN_LAYER_DECOMPRESS = 'clip.layer.decompress';
 export const SPAN_LAYER_VERIFY = 'clip.layer.verify';
 export const SPAN_REGISTRY_FETCH_BLOB = 'clip.registry.fetch_blob';
 export const SPAN_CONTENT_CACHE_PUBLISH = 'clip.content_cache.publish';
+/** Fetching a mounted layer's start profile ahead of the container's reads. */
+export const SPAN_PREFETCH = 'clip.prefetch';
 /** Suggested names for the lead's layer-preparation spans (`withSpan`). */
 export const SPAN_LAYER_PREPARE = 'clip.layer.prepare';
 export const SPAN_INDEX_RESOLVE = 'clip.index.resolve';

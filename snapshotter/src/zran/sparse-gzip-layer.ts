@@ -119,12 +119,14 @@ export class SparseGzipLayer {
 
   /**
    * Fetch every missing span in order, at most `bytesPerSec` compressed bytes per second, pausing
-   * while on-demand fetches are in flight so they keep the link. Resolves when all are present.
+   * while on-demand fetches are in flight so they keep the link, and awaiting `waitIdle` (if
+   * given) before each batch. Resolves when all are present.
    */
-  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024): Promise<void> {
+  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024, waitIdle?: () => Promise<void>): Promise<void> {
     const t = this.table;
     for (let i = 0; i < t.points.length; ) {
       signal.throwIfAborted();
+      await waitIdle?.();
       while (this.#inflight.size > 0) {
         await Promise.allSettled([...this.#inflight.values()]);
         signal.throwIfAborted();

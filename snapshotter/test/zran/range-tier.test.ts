@@ -1,43 +1,10 @@
-import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ClipError } from '../../src/errors/index.js';
 import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore, type LayerRef } from '../../src/storage/index.js';
-import { CheckpointBuilder, encodeCheckpointTable } from '../../src/zran/index.js';
+import { LayerStore } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
-import { FakeBlobSource, RecordingContentCache, readRange, recordingLogger, tempDir, type TestLayer } from '../storage/fixtures.js';
-import { sampleData } from './fixtures.js';
-
-/** A gzip layer (by pigz) of 12 MiB of varied data, with its encoded checkpoint table. */
-function gzipLayer(): TestLayer & { checkpoints: Buffer } {
-  const tar = sampleData(12 * 1024 * 1024, 99);
-  const blob = execFileSync('pigz', ['-c', '-6'], { input: tar, maxBuffer: 1 << 30 });
-  const b = new CheckpointBuilder({ spanBytes: 1024 * 1024, minLayerBytes: 0 });
-  b.push(blob);
-  const checkpoints = encodeCheckpointTable(b.finish()!);
-  const hex = createHash('sha256').update(tar).digest('hex');
-  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-  const ref: LayerRef = { ref: 'registry.test/app:1', digest, diffId: `sha256:${hex}`, uncompressedSize: tar.length };
-  return { tar, blob, hex, ref, checkpoints };
-}
-
-/** The fake registry plus Range support: records every range, or ignores Range like some registries. */
-class RangeBlobSource extends FakeBlobSource {
-  ranges: Array<[number, number]> = [];
-  ignoreRange = false;
-  readonly #blob: Buffer;
-  constructor(layer: TestLayer) {
-    super([layer]);
-    this.#blob = layer.blob;
-  }
-  async fetchRange(_ref: LayerRef, start: number, end: number): Promise<Buffer> {
-    this.ranges.push([start, end]);
-    if (this.ignoreRange) throw new ClipError('failed_precondition', 'CLIP_REGISTRY_RANGE_UNSUPPORTED', 'the registry ignored the Range header');
-    return Buffer.from(this.#blob.subarray(start, end));
-  }
-}
+import { RecordingContentCache, readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
+import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
 

@@ -1,0 +1,57 @@
+/**
+ * Records which byte ranges of a layer are read during a window that opens at the first read,
+ * by wrapping the mount's LayerReader. After the window the wrapper only forwards.
+ */
+import type { LayerReader, LayerRef } from '../storage/index.js';
+import type { ByteRange } from '../storage/index.js';
+import { MAX_PROFILE_RANGES, boundRanges, mergeRanges } from './start-profile.js';
+
+/** Called once with what was read when the window closes (or the reader is closed first). */
+export type RecordingDone = (ranges: ByteRange[]) => void;
+
+/** A LayerReader that remembers what it served during its first `windowMs` of reads. */
+export class RecordingLayerReader implements LayerReader {
+  readonly layer: LayerRef;
+  readonly #inner: LayerReader;
+  readonly #windowMs: number;
+  readonly #done: RecordingDone;
+  #ranges: ByteRange[] | undefined = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(inner: LayerReader, windowMs: number, done: RecordingDone) {
+    this.layer = inner.layer;
+    this.#inner = inner;
+    this.#windowMs = windowMs;
+    this.#done = done;
+  }
+
+  async read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
+    const ranges = this.#ranges;
+    if (ranges !== undefined) {
+      this.#timer ??= setTimeout(() => this.#finish(), this.#windowMs).unref();
+      ranges.push([offset, offset + length]);
+      // FUSE reads arrive in ≤ 128 KiB pieces: merge often so a long sequential read stays one range.
+      if (ranges.length >= 4 * MAX_PROFILE_RANGES) this.#ranges = mergeRanges(ranges);
+    }
+    return this.#inner.read(buf, bufOffset, length, offset);
+  }
+
+  check(): Promise<void> {
+    return this.#inner.check();
+  }
+
+  async close(): Promise<void> {
+    this.#finish();
+    await this.#inner.close();
+  }
+
+  #finish(): void {
+    const ranges = this.#ranges;
+    if (ranges === undefined) return;
+    this.#ranges = undefined;
+    clearTimeout(this.#timer);
+    const size = this.layer.uncompressedSize;
+    const clipped = ranges.map(([s, e]): ByteRange => [s, Math.min(e, size)]);
+    if (clipped.length > 0) this.#done(boundRanges(clipped));
+  }
+}

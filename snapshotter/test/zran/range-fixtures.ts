@@ -1,0 +1,44 @@
+/** A gzip layer with a checkpoint table, and a fake registry that serves Range requests. */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { ClipError } from '../../src/errors/index.js';
+import type { LayerRef } from '../../src/storage/index.js';
+import { CheckpointBuilder, encodeCheckpointTable } from '../../src/zran/index.js';
+import { FakeBlobSource, type TestLayer } from '../storage/fixtures.js';
+import { sampleData } from './fixtures.js';
+
+/** A gzip layer (by pigz) of 12 MiB of varied data, with its encoded checkpoint table. */
+export function gzipLayer(): TestLayer & { checkpoints: Buffer } {
+  const tar = sampleData(12 * 1024 * 1024, 99);
+  const blob = execFileSync('pigz', ['-c', '-6'], { input: tar, maxBuffer: 1 << 30 });
+  const b = new CheckpointBuilder({ spanBytes: 1024 * 1024, minLayerBytes: 0 });
+  b.push(blob);
+  const checkpoints = encodeCheckpointTable(b.finish()!);
+  const hex = createHash('sha256').update(tar).digest('hex');
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const ref: LayerRef = { ref: 'registry.test/app:1', digest, diffId: `sha256:${hex}`, uncompressedSize: tar.length };
+  return { tar, blob, hex, ref, checkpoints };
+}
+
+/** The fake registry plus Range support: records every range, or ignores Range like some registries. */
+export class RangeBlobSource extends FakeBlobSource {
+  ranges: Array<[number, number]> = [];
+  ignoreRange = false;
+  /** Fail this many range requests as a registry outage would (unavailable), then serve. */
+  failNext = 0;
+  readonly #blob: Buffer;
+  constructor(layer: TestLayer) {
+    super([layer]);
+    this.#blob = layer.blob;
+  }
+  async fetchRange(_ref: LayerRef, start: number, end: number): Promise<Buffer> {
+    this.ranges.push([start, end]);
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new ClipError('unavailable', 'CLIP_REGISTRY_UNAVAILABLE', 'registry.test: connection refused');
+    }
+    if (this.ignoreRange) throw new ClipError('failed_precondition', 'CLIP_REGISTRY_RANGE_UNSUPPORTED', 'the registry ignored the Range header');
+    return Buffer.from(this.#blob.subarray(start, end));
+  }
+}
+
