@@ -24,6 +24,8 @@ export interface NodeSettings {
   redisAddresses: string[];
   cluster?: boolean;
   otlpUrl?: string;
+  /** Appended to the config (more TOML tables). */
+  extraToml?: string;
 }
 
 /** Run the clip CLI in a fresh node (no tap loader). */
@@ -47,7 +49,7 @@ export function nodeConfigToml(name: string, c: Containerd, s: NodeSettings, met
     `address = "127.0.0.1:${metricsPort}"`,
   ];
   if (s.otlpUrl) lines.push('[tracing]', `endpoint = "${s.otlpUrl}"`, 'protocol = "http/json"', `service_name = "clip-${name}"`);
-  return `${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n${s.extraToml ?? ''}`;
 }
 
 /** Start a containerd and a clip daemon under `h` (one node per harness). */

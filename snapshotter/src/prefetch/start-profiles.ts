@@ -94,7 +94,7 @@ export class StartProfiles {
     if (coveredBytes(merged) === coveredBytes(latest) && merged.length === latest.length) return;
     try {
       await this.#o.contentCache.putBlob(profileKey(ref.diffId), encodeProfile(merged));
-      this.#o.log.debug({ layer: ref.digest, diff_id: ref.diffId, ranges: merged.length, bytes: coveredBytes(merged) }, 'start profile published');
+      this.#o.log.info({ layer: ref.digest, diff_id: ref.diffId, ranges: merged.length, bytes: coveredBytes(merged) }, 'start profile published');
     } catch (err) {
       this.#o.log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err) }, 'publishing the start profile failed');
     }

@@ -1,0 +1,62 @@
+/**
+ * Start profiles end to end (issue 8, item 4): node A starts a container cold through range
+ * reads and records which parts of each layer it read; the profile lands in the shared Redis
+ * ContentCache. Node B, cold too (its own disk, no layer objects in the ContentCache), prefetches
+ * those spans as soon as the layers are mounted, so the container's start needs no layer request
+ * of its own.
+ */
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHarness } from '../harness/index.js';
+import { buildAndPushImages } from '../images/index.js';
+import { startRedis } from '../contentcache/redis-servers.js';
+import { clip, eventually, layerTraffic, logRecords, pullAndRun, startClusterNode } from '../cluster/cluster-node.js';
+
+t.setTimeout(300_000);
+
+/** Small spans so the small test layers get several, and completion off so layers stay sparse. */
+const ZRAN_TOML = '[index]\ngzip_checkpoints = true\ncheckpoint_span_bytes = 65536\ncheckpoint_min_layer_bytes = 0\nrange_reads = true\nrange_completion_bytes_per_sec = 0\n';
+const PREFETCH_TOML = '[prefetch]\nrecord_window_ms = 1500\n';
+const CMD = ['cat', '/data/keep.txt', '/data/delete-dir/recreated.txt'];
+
+t.test('a profile recorded on one node makes the next cold node fetch ahead of the container', async (t) => {
+  const ha = createHarness(t, 'clip-prof-a-');
+  const hb = createHarness(t, 'clip-prof-b-');
+  const registry = await ha.startRegistry();
+  const images = await buildAndPushImages({ hostPort: registry.hostPort });
+  const redis = await startRedis(t);
+  const tricky = images.tricky;
+  const digests = tricky.layers.map((l) => l.digest);
+  const indexCfg = join(ha.root, 'index-config.toml');
+  await writeFile(indexCfg, ZRAN_TOML);
+  t.equal((await clip(['index', tricky.ref, '--plain-http', '--config', indexCfg])).code, 0, 'indexes with checkpoints published');
+
+  const settings = { redisAddresses: [redis.address], extraToml: ZRAN_TOML + PREFETCH_TOML };
+  const a = await startClusterNode(ha, 'a', registry, settings);
+  let mark = registry.accessLogLines().length;
+  t.equal((await pullAndRun(a, tricky.ref, CMD)).stdout, 'keep\nback in layer 3\n');
+  const coldA = layerTraffic(registry, mark, digests);
+  t.ok(coldA.gets > 0, `node A read its layers through ${coldA.gets} range request(s), ${coldA.bytes} bytes`);
+  const profileKeys = async () => (await redis.cli('--scan', '--pattern', '*profile:v1:*')).split('\n').filter(Boolean);
+  t.ok(await eventually(async () => (await profileKeys()).length > 0, 20_000), 'node A published start profiles to Redis');
+  t.notOk((await redis.cli('--scan', '--pattern', '*:manifest')).trim(), 'no complete layer object in the ContentCache (completion is off)');
+
+  const b = await startClusterNode(hb, 'b', registry, settings);
+  mark = registry.accessLogLines().length;
+  const pulled = await clip(['pull', tricky.ref, '--address', b.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
+  t.equal(pulled.code, 0, 'node B pulled (layers mounted lazily)');
+  const profiles = (await profileKeys()).length;
+  t.ok(
+    await eventually(() => logRecords(b.snap, 'prefetched layer start profile').length >= profiles, 30_000),
+    `node B prefetched from all ${profiles} profile(s)`,
+  );
+  const prefetched = layerTraffic(registry, mark, digests);
+  t.ok(prefetched.gets > 0, `prefetch fetched ${prefetched.bytes} bytes in ${prefetched.gets} range request(s) before the container started`);
+  mark = registry.accessLogLines().length;
+  const res = await b.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...b.c.runcArgs(), tricky.ref, 'b-profiled', ...CMD], { timeoutMs: 120_000 });
+  t.equal(res.stdout, 'keep\nback in layer 3\n');
+  const during = layerTraffic(registry, mark, digests);
+  t.equal(during.gets, 0, 'the container start on node B needed no layer request: everything it read was prefetched');
+  t.notMatch(b.snap.log(), /range reads disabled|start profile unreadable/, 'no fallback, no damaged profile');
+});
