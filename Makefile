@@ -5,6 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := containerd runc fuse3 libfuse2 docker-registry redis-server skopeo umoci \
 	busybox-static debootstrap golang-go golang-github-containerd-containerd-dev \
 	golang-github-gogo-protobuf-dev golang-github-containerd-stargz-snapshotter-dev \
+	golang-github-hashicorp-go-retryablehttp-dev golang-github-sirupsen-logrus-dev \
 	iproute2 apache2-utils attr xz-utils zstd pigz tar zlib1g-dev
 PREFIX ?= /usr/local
 STAMP := .work/stamps

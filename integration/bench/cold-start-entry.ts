@@ -1,7 +1,8 @@
 /**
  * (d) Cold start over a shaped link: pull start → first container output, and registry bytes,
  * clip (cold node; and a second node whose ContentCache was warmed by the first) vs containerd's
- * overlayfs with a full pull. (e) Daemon RSS after each clip run, with its FUSE mounts counted.
+ * overlayfs with a full pull and vs stargz-snapshotter on an eStargz copy of the image (the lazy-pull
+ * peer). (e) Daemon RSS after each lazy run, with its FUSE mounts counted.
  */
 import type { Stack, RedisServer } from '../demo/stack.js';
 import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../demo/node.js';
@@ -13,14 +14,17 @@ import type { PushedImage } from '../images/index.js';
 import { runNodeScript, rssBytes } from './proc-util.js';
 import { LayerBytesCursor } from './layer-bytes.js';
 import type { ShapedRegistry } from './shaped-link.js';
+import { convertToEstargz, startStargzNode, stargzPull, stargzRemoteSnapshots, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-type Variant = 'overlayfs full pull' | 'clip cold node' | 'clip cold node, range reads' | 'clip ContentCache-warm node';
-const VARIANTS: Variant[] = ['overlayfs full pull', 'clip cold node', 'clip cold node, range reads', 'clip ContentCache-warm node'];
+type Variant = 'overlayfs full pull' | 'stargz cold node (eStargz)' | 'clip cold node' | 'clip cold node, range reads' | 'clip ContentCache-warm node';
+const STARGZ: Variant = 'stargz cold node (eStargz)';
+const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, 'clip cold node', 'clip cold node, range reads', 'clip ContentCache-warm node'];
+const COLD_CLIP: Variant[] = ['clip cold node', 'clip cold node, range reads'];
 /** Issue 8's switches: the published index carries zran checkpoints; this node range-reads them. */
 const RANGE_TOML = '\n[index]\nrange_reads = true\n';
 
@@ -61,6 +65,25 @@ async function overlayRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCu
   return r;
 }
 
+/** stargz's node: eStargz image, `ctr-remote images rpull`, the same run; bytes of the eStargz layer blobs. */
+async function stargzRun(stack: Stack, o: ColdStartOptions, esgz: EstargzImage, cursor: AccessLogCursor, layers: LayerBytesCursor, i: number): Promise<Run> {
+  const node = await startStargzNode(stack, `cs-stargz-${i}`, o.registry.host);
+  cursor.mark();
+  layers.mark();
+  const t0 = performance.now();
+  await stargzPull(node, esgz.ref);
+  const run = await timeFirstOutput(node.containerd, runArgs(node.containerd, STARGZ_SNAPSHOTTER, esgz.ref, `stargz-${i}`, o.cmd));
+  const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
+  const registryBytes = cursor.since().blobBytes;
+  const layerBytes = layers.since();
+  const rss = rssBytes(node.pid());
+  const fuseMounts = node.fuseMounts();
+  const lazy = await stargzRemoteSnapshots(node);
+  const r: Run = { variant: STARGZ, seconds, registryBytes, layerBytes, layers: `${lazy} lazy / ${esgz.layers.length - lazy} full`, rssBytes: rss, fuseMounts };
+  await node.stop();
+  return r;
+}
+
 const layerCell = (p: PullSummary): string => `${p.lazy} lazy / ${p.full} full${p.present ? ` / ${p.present} present` : ''}`;
 
 async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, layers: LayerBytesCursor, name: string, variant: Variant): Promise<Run> {
@@ -93,14 +116,31 @@ async function publishIndexes(o: ColdStartOptions): Promise<string> {
 
 export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry }> {
   const e = newEntry('cold-start', `Cold start over a ${o.registry.rate} shaped link: pull start → first output of \`${o.cmd.join(' ')}\``,
-    ['variant', 'time to first output (s)', 'registry bytes (median)', 'of which layer blobs', 'layers', 'vs overlayfs']);
+    ['variant', 'time to first output (s)', 'registry bytes (median)', 'of which layer blobs', 'layers', 'vs overlayfs', 'vs stargz']);
   const indexNote = await publishIndexes(o);
+  // The peer is measured where it can be set up; without it the other variants still run.
+  let esgz: EstargzImage | undefined;
+  let stargzNote: string;
+  try {
+    log(`converting ${o.image.ref} to eStargz with ctr-remote`);
+    esgz = await convertToEstargz(stack, o.registry.host, o.image);
+    const size = esgz.layers.reduce((s, l) => s + l.size, 0);
+    stargzNote = `stargz peer: stargz-snapshotter 0.12 (Debian's library) served by integration/go/stargzref with its default fs settings (prefetch and background fetch on), the image converted with \`ctr-remote image convert --estargz --oci\` (no \`optimize\` prioritisation, so no prefetch landmark) and pushed as ${esgz.ref} (${esgz.layers.length} layer(s), ${formatBytes(size)}); pulled with \`ctr-remote images rpull --plain-http\`.`;
+  } catch (err) {
+    stargzNote = `stargz peer not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
+    log(stargzNote);
+  }
   const cursor = new AccessLogCursor(o.registry.logPath);
   const layerCursor = new LayerBytesCursor(o.registry.logPath, o.image.layers.map((l) => l.digest));
+  const esgzCursor = new LayerBytesCursor(o.registry.logPath, esgz?.layers.map((l) => l.digest) ?? []);
   const runs: Run[] = [];
   for (let i = 0; i < o.runs; i++) {
     log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
     runs.push(await overlayRun(stack, o, cursor, layerCursor, i));
+    if (esgz) {
+      log(`cold start run ${i + 1}/${o.runs}: stargz`);
+      runs.push(await stargzRun(stack, o, esgz, cursor, esgzCursor, i));
+    }
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
     log(`cold start run ${i + 1}/${o.runs}: clip cold node, range reads`);
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-range-${i}`, 'clip cold node, range reads'));
@@ -111,31 +151,45 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-warm-${i}`, 'clip ContentCache-warm node'));
   }
   const of = (v: Variant): Run[] => runs.filter((r) => r.variant === v);
+  const measured = VARIANTS.filter((v) => of(v).length > 0);
+  const median = (v: Variant, f: (r: Run) => number): number => spread(of(v).map(f)).median;
   const base = spread(of('overlayfs full pull').map((r) => r.seconds));
-  for (const v of VARIANTS) {
+  const peer = esgz ? median(STARGZ, (r) => r.seconds) : NaN;
+  for (const v of measured) {
     const s = spread(of(v).map((r) => r.seconds));
     const layers = [...new Set(of(v).map((r) => r.layers ?? 'full (unpacked by containerd)'))].join('; ');
-    e.rows.push([v, formatSpread(s, 2), formatBytes(spread(of(v).map((r) => r.registryBytes)).median), formatBytes(spread(of(v).map((r) => r.layerBytes ?? 0)).median), layers, v.startsWith('overlayfs') ? '1.00×' : `${(s.median / base.median).toFixed(2)}×`]);
+    const vsPeer = Number.isNaN(peer) ? 'n/a' : `${(s.median / peer).toFixed(2)}×`;
+    e.rows.push([v, formatSpread(s, 2), formatBytes(median(v, (r) => r.registryBytes)), formatBytes(median(v, (r) => r.layerBytes ?? 0)), layers, v.startsWith('overlayfs') ? '1.00×' : `${(s.median / base.median).toFixed(2)}×`, vsPeer]);
   }
   e.charts.push({
     title: `Cold start, pull → first output (s), ${o.registry.rate}`, lowerIsBetter: true,
-    bars: VARIANTS.map((v) => ({ label: v, value: spread(of(v).map((r) => r.seconds)).median, unit: 's', baseline: v.startsWith('overlayfs') })),
+    bars: measured.map((v) => ({ label: v, value: median(v, (r) => r.seconds), unit: 's', baseline: v.startsWith('overlayfs') })),
   });
   const sizes = { compressed: o.image.layers.reduce((s, l) => s + l.size, 0), uncompressed: o.image.layers.reduce((s, l) => s + l.uncompressedSize, 0) };
   e.notes.push(
     `image ${o.image.name}: ${o.image.layers.length} layer(s), ${formatBytes(sizes.compressed)} compressed, ${formatBytes(sizes.uncompressed)} uncompressed; registry in its own network namespace, tc tbf ${o.registry.rate} burst 128kb latency 100ms on both veth ends.`,
-    `${o.runs} runs per variant, interleaved; every run on a fresh containerd (+ fresh clip daemon), Redis flushed before each cold clip run; the warm node reads what the cold node put in Redis.`,
+    `${o.runs} runs per variant, interleaved; every run on a fresh containerd (+ fresh clip or stargz daemon), Redis flushed before each cold clip run; the warm node reads what the cold node put in Redis.`,
     indexNote,
-    'registry bytes = sum of blob GET response sizes in the registry access log during the run.',
+    stargzNote,
+    'registry bytes = sum of blob GET response sizes in the registry access log from pull start until the container exited (right after its first output); "of which layer blobs" counts the variant\'s own layer digests (the eStargz blobs for stargz).',
   );
+  if (esgz) {
+    const peerBytes = median(STARGZ, (r) => r.registryBytes);
+    for (const v of COLD_CLIP.filter((x) => of(x).length > 0)) {
+      const t = median(v, (r) => r.seconds);
+      const bytes = median(v, (r) => r.registryBytes);
+      const met = t <= peer && t <= 0.2 * base.median && bytes <= 2 * peerBytes;
+      e.notes.push(`goal (issue 8), ${v}: ≤ 1.0× stargz, ≤ 0.2× overlayfs, registry bytes ≤ 2× stargz's — ${met ? 'met' : 'missed'}: ${(t / peer).toFixed(2)}× stargz, ${(t / base.median).toFixed(2)}× overlayfs, ${(bytes / peerBytes).toFixed(2)}× stargz's bytes (${formatBytes(bytes)} vs ${formatBytes(peerBytes)}).`);
+    }
+  }
   const warm = spread(of('clip ContentCache-warm node').map((r) => r.seconds)).median;
   const warmLayerBytes = Math.max(...of('clip ContentCache-warm node').map((r) => r.layerBytes ?? 0));
   const speedup = base.median / warm;
   e.notes.push(`goal (issue 5): ContentCache-warm node ≥ 5× faster than the overlayfs full pull with 0 registry layer bytes — ${speedup >= 5 && warmLayerBytes === 0 ? 'met' : 'missed'}: overlayfs time / warm-node time = ${speedup.toFixed(2)}×, ${formatBytes(warmLayerBytes)} of layer blobs at most in any warm run.`);
-  e.raw = { runs, imageBytes: sizes };
+  e.raw = { runs, imageBytes: sizes, estargz: esgz ?? null };
 
-  const rss = newEntry('rss', 'Daemon memory after a cold start (RSS of clip-snapshotter serve)', ['node', 'RSS (MB)', 'FUSE layer mounts']);
-  for (const v of VARIANTS.filter((x) => x !== 'overlayfs full pull')) {
+  const rss = newEntry('rss', 'Daemon memory after a cold start (RSS of clip-snapshotter serve; of stargzref for stargz)', ['node', 'RSS (MB)', 'FUSE layer mounts']);
+  for (const v of measured.filter((x) => x !== 'overlayfs full pull')) {
     const mb = spread(of(v).map((r) => (r.rssBytes ?? NaN) / 1e6));
     rss.rows.push([v, formatSpread(mb, 1), spread(of(v).map((r) => r.fuseMounts ?? 0)).median]);
   }

@@ -5,7 +5,8 @@
 #   overlayref        containerd's overlayfs snapshotter served over gRPC (the reference)
 #   rpcbench          per-RPC latency client
 #   pullclient        containerd Go client Pull+unpack (the nerdctl path)
-#   ctr-remote        stargz-snapshotter's client (rpull with stargz-style labels)
+#   ctr-remote        stargz-snapshotter's client (rpull with stargz-style labels, eStargz convert)
+#   stargzref         stargz-snapshotter's remote snapshotter served over gRPC (the lazy-pull peer)
 # Idempotent: an output newer than its sources and the Debian packages it builds from is kept.
 # Usage: build-go-tools.sh [--force] [TOOL...]
 set -euo pipefail
@@ -17,7 +18,8 @@ if [ "${1:-}" = "--force" ]; then force=1; shift; fi
 
 # Every Debian package the tools are built from; checked up front so a missing one is named.
 packages=(golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev
-  golang-github-gogo-protobuf-dev golang-google-grpc-dev golang-github-moby-sys-dev)
+  golang-github-gogo-protobuf-dev golang-google-grpc-dev golang-github-moby-sys-dev
+  golang-github-hashicorp-go-retryablehttp-dev golang-github-sirupsen-logrus-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -72,5 +74,6 @@ want conformance.test && build conformance.test test ./integration/go/conformanc
 want overlayref && build overlayref bin ./integration/go/overlayref integration/go/overlayref
 want rpcbench && build rpcbench bin ./integration/go/rpcbench integration/go/rpcbench
 want pullclient && build pullclient bin ./integration/go/pullclient integration/go/pullclient
+want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref
 want ctr-remote && build ctr-remote bin github.com/containerd/stargz-snapshotter/cmd/ctr-remote "$stargz"
 exit 0

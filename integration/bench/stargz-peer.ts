@@ -1,0 +1,121 @@
+/**
+ * stargz-snapshotter as the lazy-pull peer of the cold-start benchmark: the benchmark image converted
+ * to eStargz with `ctr-remote image convert --estargz --oci` and pushed next to the original, and a
+ * node whose containerd has stargzref (stargz's snapshotter, built from Debian's library) as its
+ * `stargz` proxy plugin, pulled with `ctr-remote images rpull` (which sets the stargz layer labels).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Stack } from '../demo/stack.js';
+import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
+import { ManagedProcess } from '../harness/managed-process.js';
+import { mountsUnder } from '../harness/mounts.js';
+import { runCommand, type CommandResult } from '../harness/run-command.js';
+import { socketAccepts, waitUntil, WaitAborted } from '../harness/wait.js';
+import type { PushedImage } from '../images/index.js';
+import { GO_BIN } from './proc-util.js';
+
+export const STARGZ_SNAPSHOTTER = 'stargz';
+
+/** The eStargz copy of an image in the same registry. */
+export interface EstargzImage {
+  ref: string;
+  manifestDigest: string;
+  layers: Array<{ digest: string; size: number }>;
+}
+
+export interface StargzNode {
+  containerd: Containerd;
+  root: string;
+  /** The tail of the daemon's log, for error messages. */
+  logTail(): string;
+  pid(): number | undefined;
+  /** FUSE mounts under the daemon's root right now. */
+  fuseMounts(): number;
+  stop(): Promise<void>;
+}
+
+const tool = (name: string): string => {
+  const bin = join(GO_BIN, name);
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run 'make go-tools'`);
+  return bin;
+};
+
+/** `ctr-remote --address … --namespace clip-test ARGS` against `c`. */
+function ctrRemote(c: Containerd, args: string[], timeoutMs = 900_000): Promise<CommandResult> {
+  return runCommand(tool('ctr-remote'), ['--address', c.address, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs });
+}
+
+/**
+ * Pull `image` into a scratch containerd, convert it to eStargz (plain `--estargz`, no `optimize`
+ * prioritisation: no prefetch landmark) and push it as `TAG-esgz`; returns its manifest's layers.
+ */
+export async function convertToEstargz(stack: Stack, registryHost: string, image: PushedImage): Promise<EstargzImage> {
+  // Both binaries are checked here so a node without them skips the peer instead of failing mid-run.
+  tool('stargzref');
+  tool('ctr-remote');
+  const c = await stack.containerd('esgz-convert', {}, [registryHost]);
+  try {
+    const ref = `${image.ref}-esgz`;
+    await c.ctr(['images', 'pull', '--plain-http', image.ref], { timeoutMs: 900_000 });
+    await ctrRemote(c, ['images', 'convert', '--estargz', '--oci', image.ref, ref]);
+    await c.ctr(['images', 'push', '--plain-http', ref], { timeoutMs: 900_000 });
+    const list = await c.ctr(['images', 'ls']);
+    const row = list.stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[0] === ref);
+    const manifestDigest = row?.find((f) => f.startsWith('sha256:'));
+    if (!manifestDigest) throw new Error(`converted image ${ref} not in \`ctr images ls\`:\n${list.stdout}`);
+    const manifest = JSON.parse((await c.ctr(['content', 'get', manifestDigest])).stdout) as { mediaType?: string; layers?: Array<{ digest: string; size: number }> };
+    if (!manifest.layers) throw new Error(`${ref}: ${manifestDigest} is not an image manifest (${manifest.mediaType ?? 'no mediaType'})`);
+    return { ref, manifestDigest, layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) };
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Start stargzref, then a containerd that registers it as the `stargz` proxy snapshotter. */
+export async function startStargzNode(stack: Stack, name: string, registryHost: string): Promise<StargzNode> {
+  const dir = join(stack.root, `${name}-stargz`);
+  const root = join(dir, 'root');
+  const address = join(dir, 'stargz.sock');
+  mkdirSync(root, { recursive: true });
+  const logPath = join(dir, 'stargzref.log');
+  const proc = new ManagedProcess({ command: tool('stargzref'), args: ['--root', root, '--address', address, '--plain-http', registryHost], logPath });
+  stack.add(`stargzref ${name}`, () => proc.stop());
+  await waitUntil(`stargzref at ${address}`, async () => {
+    if (!proc.running) throw new WaitAborted(`stargzref exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
+    return socketAccepts(address);
+  }, 15_000);
+  const containerd = await stack.containerd(`${name}-containerd`, { [STARGZ_SNAPSHOTTER]: address }, [registryHost]);
+  return {
+    containerd,
+    root,
+    logTail: () => readFileSync(logPath, 'utf8').slice(-1500).replace(/\n/g, ' | '),
+    pid: () => proc.pid,
+    fuseMounts: () => mountsUnder(root).filter((m) => m.fsType.startsWith('fuse')).length,
+    // containerd first (it removes the tasks), then the daemon, whose close unmounts its layers.
+    stop: async () => {
+      await containerd.stop();
+      await proc.stop();
+    },
+  };
+}
+
+/** `ctr-remote images rpull --plain-http --snapshotter stargz REF` on the node. */
+export async function stargzPull(node: StargzNode, ref: string): Promise<void> {
+  try {
+    await ctrRemote(node.containerd, ['images', 'rpull', '--plain-http', '--snapshotter', STARGZ_SNAPSHOTTER, ref]);
+  } catch (err) {
+    throw new Error(`rpull on stargzref failed; its log: ${node.logTail()}\n${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Snapshots of the node's stargz daemon that are FUSE-mounted remote layers. */
+export async function stargzRemoteSnapshots(node: StargzNode): Promise<number> {
+  const res = await node.containerd.ctr(['snapshots', '--snapshotter', STARGZ_SNAPSHOTTER, 'ls'], { allowFailure: true });
+  let n = 0;
+  for (const key of res.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean)) {
+    const info = await node.containerd.ctr(['snapshots', '--snapshotter', STARGZ_SNAPSHOTTER, 'info', key as string], { allowFailure: true });
+    if (info.stdout.includes('containerd.io/snapshot/remote')) n++;
+  }
+  return n;
+}

@@ -1,0 +1,187 @@
+// Command stargzref serves stargz-snapshotter's remote snapshotter over the
+// containerd.services.snapshots.v1.Snapshots gRPC API on a unix socket.
+//
+// It is the lazy-pull peer the cold-start benchmark measures clip against.
+// Debian packages stargz-snapshotter's library but not its daemon, and the
+// library's `service` package cannot be built here (its CRI keychain and
+// resolver import k8s.io/cri-api, which Debian does not package), so this
+// main composes the same two parts that package does: the stargz FUSE
+// filesystem (`fs`) under the overlay-based remote snapshotter (`snapshot`),
+// with the filesystem's default settings (prefetch and background fetch on,
+// as the upstream daemon runs with an empty config). Layers are found from
+// the labels `ctr-remote images rpull` sets; CRI labels are not read. Its
+// flags have the same shape as `clip-snapshotter serve`, so a harness can
+// start either.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
+	"github.com/containerd/containerd/contrib/snapshotservice"
+	"github.com/containerd/containerd/log"
+	"github.com/containerd/containerd/reference"
+	"github.com/containerd/containerd/remotes/docker"
+	"github.com/containerd/containerd/snapshots"
+	"github.com/containerd/containerd/snapshots/overlay/overlayutils"
+	stargzfs "github.com/containerd/stargz-snapshotter/fs"
+	"github.com/containerd/stargz-snapshotter/fs/config"
+	"github.com/containerd/stargz-snapshotter/fs/layer"
+	"github.com/containerd/stargz-snapshotter/fs/source"
+	"github.com/containerd/stargz-snapshotter/snapshot"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+func main() {
+	root := flag.String("root", "/var/lib/stargzref", "snapshotter state directory")
+	address := flag.String("address", "/run/stargzref/stargzref.sock", "unix socket to serve on")
+	logLevel := flag.String("log-level", "info", "logrus level (debug, info, warn, error)")
+	plainHTTP := flag.String("plain-http", "", "comma-separated registry host:port list reached over plain HTTP")
+	noBackgroundFetch := flag.Bool("no-background-fetch", false, "do not fetch whole layers in the background after mounting")
+	flag.Parse()
+
+	if lvl, err := logrus.ParseLevel(*logLevel); err == nil {
+		logrus.SetLevel(lvl)
+	}
+	cfg := config.Config{NoBackgroundFetch: *noBackgroundFetch}
+	if err := run(*root, *address, registryHosts(splitHosts(*plainHTTP)), cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "stargzref: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func splitHosts(list string) []string {
+	var hosts []string
+	for _, h := range strings.Split(list, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// registryHosts resolves a reference's registry to one host: plain HTTP for
+// localhost and the listed test registries, https otherwise. The client is
+// retryablehttp's, whose retry policy the stargz fetcher configures from its
+// own settings (it only does so for that transport), with the 30 s request
+// timeout the upstream daemon's resolver uses.
+func registryHosts(plainHTTP []string) source.RegistryHosts {
+	plain := map[string]bool{}
+	for _, h := range plainHTTP {
+		plain[h] = true
+	}
+	return func(ref reference.Spec) ([]docker.RegistryHost, error) {
+		host := ref.Hostname()
+		rc := retryablehttp.NewClient()
+		rc.Logger = nil
+		client := rc.StandardClient()
+		client.Timeout = 30 * time.Second
+		scheme := "https"
+		if local, _ := docker.MatchLocalhost(host); local || plain[host] {
+			scheme = "http"
+		}
+		if host == "docker.io" {
+			host = "registry-1.docker.io"
+		}
+		return []docker.RegistryHost{{
+			Client:       client,
+			Authorizer:   docker.NewDockerAuthorizer(docker.WithAuthClient(client)),
+			Host:         host,
+			Scheme:       scheme,
+			Path:         "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
+		}}, nil
+	}
+}
+
+func run(root, address string, hosts source.RegistryHosts, cfg config.Config) error {
+	ctx := log.WithLogger(context.Background(), logrus.NewEntry(logrus.StandardLogger()))
+	snRoot := filepath.Join(root, "snapshotter")
+	if err := os.MkdirAll(snRoot, 0o700); err != nil {
+		return err
+	}
+	if err := overlayutils.Supported(snRoot); err != nil {
+		return fmt.Errorf("overlayfs under %s: %w", snRoot, err)
+	}
+	// The snapshotter stacks overlayfs on the FUSE layers; the whiteout
+	// xattrs the filesystem shows must be the kind this overlayfs reads.
+	opaque := layer.OverlayOpaqueTrusted
+	if userxattr, err := overlayutils.NeedsUserXAttr(snRoot); err != nil {
+		log.G(ctx).WithError(err).Warn("cannot tell whether overlayfs needs userxattr; assuming not")
+	} else if userxattr {
+		opaque = layer.OverlayOpaqueUser
+	}
+	fs, err := stargzfs.NewFilesystem(filepath.Join(root, "stargz"), cfg,
+		stargzfs.WithGetSources(source.FromDefaultLabels(hosts)), stargzfs.WithOverlayOpaqueType(opaque))
+	if err != nil {
+		return fmt.Errorf("stargz filesystem: %w", err)
+	}
+	sn, err := snapshot.NewSnapshotter(ctx, snRoot, fs, snapshot.AsynchronousRemove)
+	if err != nil {
+		return fmt.Errorf("stargz snapshotter on %s: %w", snRoot, err)
+	}
+
+	l, err := listen(address)
+	if err != nil {
+		closeSnapshotter(sn)
+		return err
+	}
+	srv := grpc.NewServer()
+	snapshotsapi.RegisterSnapshotsServer(srv, snapshotservice.FromSnapshotter(sn))
+
+	// Exit 0 on SIGTERM/SIGINT: the harness treats any other exit as a crash.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		srv.Stop()
+	}()
+
+	serveErr := srv.Serve(l)
+	// Close unmounts every FUSE layer mount, so nothing is left under root.
+	closeSnapshotter(sn)
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	if err := os.Remove(address); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func closeSnapshotter(sn snapshots.Snapshotter) {
+	if err := sn.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "stargzref: close: %v\n", err)
+	}
+}
+
+// listen replaces a stale socket file left by a killed predecessor and keeps
+// the socket private to root, as the clip daemon does.
+func listen(address string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(address); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	l, err := net.Listen("unix", address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", address, err)
+	}
+	if err := os.Chmod(address, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
