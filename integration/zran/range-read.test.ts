@@ -1,7 +1,8 @@
 /**
- * Range reads against a real docker-registry: a file deep inside a ~40 MiB gzip layer is read
- * through LayerStore with the index's gzip checkpoints, and the registry's access log shows only
- * small `206` responses — far fewer bytes than the layer — and no whole-blob GET.
+ * Range reads against a real docker-registry: a file deep inside a ~40 MiB layer — gzip with the
+ * index's checkpoints, or multi-frame zstd (pzstd) with its frame table — is read through
+ * LayerStore, and the registry's access log shows only small `206` responses — far fewer bytes
+ * than the layer — and no whole-blob GET.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,7 +15,7 @@ import { buildIndex, decodeIndex, encodeIndex } from '../../snapshotter/src/clip
 import { NoContentCache } from '../../snapshotter/src/contentcache/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
-import { gzipCheckpointObserver } from '../../snapshotter/src/zran/index.js';
+import { randomAccessObserver } from '../../snapshotter/src/zran/index.js';
 import { sampleData } from '../../snapshotter/test/zran/fixtures.js';
 import { pushTestBlob } from '../registry/push-blob.js';
 
@@ -32,7 +33,12 @@ function blobGets(reg: Registry, digest: string): Array<{ status: number; bytes:
     });
 }
 
-t.test('a file deep in a large gzip layer costs a few small Range requests', async (t) => {
+const CODECS: Record<string, string[]> = {
+  gzip: ['gzip', '-6', '-c', '-n'],
+  'zstd (pzstd, 2 MiB frames)': ['pzstd', '-q', '-1', '-p', '2', '-c'],
+};
+
+for (const [codec, [cmd, ...args]] of Object.entries(CODECS)) t.test(`a file deep in a large ${codec} layer costs a few small Range requests`, async (t) => {
   const h = createHarness(t, 'clip-zran-');
   const reg = await h.startRegistry();
   const root = join(h.root, 'layer');
@@ -41,13 +47,13 @@ t.test('a file deep in a large gzip layer costs a few small Range requests', asy
   const deep = Buffer.from('print(1)\n'.repeat(5000));
   await writeFile(join(root, 'usr', 'lib', 'zz-deep.py'), deep);
   const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
-  const blob = execFileSync('gzip', ['-6', '-c', '-n'], { input: tar, maxBuffer: 1 << 30 });
+  const blob = execFileSync(cmd as string, args, { input: tar, maxBuffer: 1 << 30 });
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
   await pushBlob(reg, blob, digest);
 
-  const built = await buildIndex(Readable.from([blob]), { compressedObserver: gzipCheckpointObserver({ minLayerBytes: 0 }) });
+  const built = await buildIndex(Readable.from([blob]), { compressedObserver: randomAccessObserver({ gzip: true, zstd: true, minLayerBytes: 0 }) });
   const index = decodeIndex(encodeIndex(built));
-  t.ok(index.gzipCheckpoints, 'the index carries gzip checkpoints');
+  t.ok(index.gzipCheckpoints ?? index.zstdFrames, 'the index carries a random-access table');
 
   const client = new RegistryClient({ plainHttp: true, maxRetries: 1, connectTimeoutMs: 1_000, timeoutMs: 10_000 });
   t.teardown(() => client.close());
@@ -57,7 +63,7 @@ t.test('a file deep in a large gzip layer costs a few small Range requests', asy
   t.teardown(() => store.close());
   const reader = store.open({
     ref: `${reg.hostPort}/${REPO}:v1`, digest, diffId: index.meta.diffId, uncompressedSize: index.meta.uncompressedSize,
-    gzipCheckpoints: index.gzipCheckpoints,
+    gzipCheckpoints: index.gzipCheckpoints, zstdFrames: index.zstdFrames,
   });
   t.teardown(() => reader.close());
 

@@ -13,6 +13,7 @@ import { boundedMap } from './bounded-map.js';
 import { repoName } from './find-indexes.js';
 import { readDiffIds } from './image-config.js';
 import { ARTIFACT_ERROR_CODES, MAX_INDEX_BLOB_BYTES } from './media-types.js';
+import { decodePackedTable, isPackedTable, packWindows } from '../zran/window-pack.js';
 import type { ArtifactRegistry, IndexArtifact, IndexProgress, ImageIndexes, LayerIndexResult } from './types.js';
 
 export interface BuildImageIndexesOptions {
@@ -76,11 +77,16 @@ async function reuseLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   if (found === undefined) return undefined;
   try {
     const index = await ctx.client.fetchBlobBytes(job.repo, found.digest, { maxBytes: MAX_INDEX_BLOB_BYTES, signal });
-    const meta = decodeIndex(index).meta;
+    const decoded = decodeIndex(index);
+    const meta = decoded.meta;
     if (meta.compressedDigest !== layer.digest || meta.diffId !== diffId) {
       throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `index ${found.digest} describes ${meta.compressedDigest} (${meta.diffId})`);
     }
-    return { digest: layer.digest, diffId, size: layer.size, index, entries: meta.entryCount, reused: true };
+    // A reused index's window pack is listed again in any new artifact, so it is fetched (and checked).
+    const table = decoded.gzipCheckpoints;
+    const pack = table && isPackedTable(table) ? decodePackedTable(table).pack : undefined;
+    const windowPack = pack ? await ctx.client.fetchBlobBytes(job.repo, pack.digest, { maxBytes: MAX_INDEX_BLOB_BYTES, signal }) : undefined;
+    return { digest: layer.digest, diffId, size: layer.size, index, windowPack, entries: meta.entryCount, reused: true };
   } catch (err) {
     if (!isKind(err, 'data_corrupt') && !isKind(err, 'not_found')) throw err;
     ctx.log.warn({ layer: layer.digest, key: found.digest, err: messageOf(err) }, 'published clip index unusable, rebuilding it');
@@ -99,8 +105,10 @@ async function buildLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   if (built.meta.diffId !== job.diffId) {
     throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `layer ${layer.digest}: uncompressed digest ${built.meta.diffId}, image config says ${job.diffId}`);
   }
-  const index = encodeIndex(built);
-  return { digest: layer.digest, diffId: built.meta.diffId, size: layer.size, index, entries: built.meta.entryCount, reused: false };
+  // Published indexes keep gzip windows in a separate pack that a cold node range-reads.
+  const packed = built.gzipCheckpoints && !isPackedTable(built.gzipCheckpoints) ? packWindows(built.gzipCheckpoints) : undefined;
+  const index = encodeIndex(packed ? { ...built, gzipCheckpoints: packed.table } : built);
+  return { digest: layer.digest, diffId: built.meta.diffId, size: layer.size, index, windowPack: packed?.pack, entries: built.meta.entryCount, reused: false };
 }
 
 async function* countBytes(stream: Readable, report: (bytes: number) => void): AsyncGenerator<Buffer> {

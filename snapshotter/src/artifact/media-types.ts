@@ -10,6 +10,12 @@ export const CLIP_INDEX_ARTIFACT_TYPE = 'application/vnd.clip.index.v1';
 /** Media type of one encoded index blob (the clip binary format, LZ4 inside). */
 export const CLIP_INDEX_MEDIA_TYPE = 'application/vnd.clip.index.v1+lz4';
 
+/**
+ * Media type of a gzip window pack: the zran windows of one layer's checkpoints, which the index's
+ * version-2 checkpoint table points into and a cold node range-reads (zran/window-pack.ts).
+ */
+export const CLIP_WINDOW_PACK_MEDIA_TYPE = 'application/vnd.clip.zran.windows.v1+lz4';
+
 /** On each index blob: the compressed digest of the image layer it indexes. */
 export const ANNOTATION_LAYER_DIGEST = 'dev.clip.layer.digest';
 

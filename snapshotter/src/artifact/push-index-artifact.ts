@@ -2,7 +2,7 @@
 import type { Descriptor, RepositoryRef } from '../registry/index.js';
 import {
   ANNOTATION_INDEX_VERSION, ANNOTATION_LAYER_DIFF_ID, ANNOTATION_LAYER_DIGEST, CLIP_INDEX_ARTIFACT_TYPE, CLIP_INDEX_MEDIA_TYPE,
-  INDEX_FORMAT_VERSION,
+  CLIP_WINDOW_PACK_MEDIA_TYPE, INDEX_FORMAT_VERSION,
 } from './media-types.js';
 import { artifactFinderFor } from './find-indexes.js';
 import type { ArtifactRegistry } from './types.js';
@@ -12,6 +12,8 @@ export interface LayerIndexBlob {
   digest: string;
   diffId: string;
   index: Buffer;
+  /** Pushed beside the index (same repository) when its checkpoint table keeps windows outside. */
+  windowPack?: Buffer | undefined;
 }
 
 /**
@@ -26,11 +28,15 @@ export async function pushIndexArtifact(
     repo,
     subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
     artifactType: CLIP_INDEX_ARTIFACT_TYPE,
-    blobs: layers.map((l) => ({
-      mediaType: CLIP_INDEX_MEDIA_TYPE,
-      data: l.index,
-      annotations: { [ANNOTATION_LAYER_DIGEST]: l.digest, [ANNOTATION_LAYER_DIFF_ID]: l.diffId, [ANNOTATION_INDEX_VERSION]: version },
-    })),
+    blobs: layers.flatMap((l) => [
+      {
+        mediaType: CLIP_INDEX_MEDIA_TYPE,
+        data: l.index,
+        annotations: { [ANNOTATION_LAYER_DIGEST]: l.digest, [ANNOTATION_LAYER_DIFF_ID]: l.diffId, [ANNOTATION_INDEX_VERSION]: version },
+      },
+      // Listed so the artifact keeps the pack alive in the registry; readers find it by digest.
+      ...(l.windowPack ? [{ mediaType: CLIP_WINDOW_PACK_MEDIA_TYPE, data: l.windowPack }] : []),
+    ]),
     // No timestamp: the same indexes give the same manifest digest, so a re-push changes nothing.
     annotations: { [ANNOTATION_INDEX_VERSION]: version },
     ...(opts.signal ? { signal: opts.signal } : {}),

@@ -33,6 +33,8 @@ export interface LayerIndexResult {
   size: number;
   /** The encoded index (`encodeIndex` output). */
   index: Buffer;
+  /** The gzip window pack the index's checkpoint table refers to (zran/window-pack.ts), if any. */
+  windowPack?: Buffer | undefined;
   entries: number;
   reused: boolean;
 }

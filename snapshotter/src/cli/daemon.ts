@@ -17,7 +17,7 @@ import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
 import { recordFallback } from '../telemetry/index.js';
-import { gzipCheckpointObserver } from '../zran/index.js';
+import { randomAccessObserver } from '../zran/index.js';
 import { StartProfiles } from '../prefetch/index.js';
 
 /** Everything a running daemon owns, in shutdown order. */
@@ -86,8 +86,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     buildMissing: cfg.index.buildMissing,
     findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
     keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
-    ...(cfg.index.gzipCheckpoints
-      ? { compressedObserver: () => gzipCheckpointObserver({ spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
+    ...(cfg.index.gzipCheckpoints || cfg.index.zstdFrameTables
+      ? { compressedObserver: () => randomAccessObserver({ gzip: cfg.index.gzipCheckpoints, zstd: cfg.index.zstdFrameTables, spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
       : {}),
     log,
   });

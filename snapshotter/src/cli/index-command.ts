@@ -5,7 +5,7 @@ import { DEFAULT_CONFIG_PATH, isConfigError, loadConfig, type Config } from '../
 import { messageOf } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { RegistryClient, formatPlatform, formatReference, parsePlatform, parseReference, type ImageReference, type Platform } from '../registry/index.js';
-import { gzipCheckpointObserver } from '../zran/index.js';
+import { randomAccessObserver } from '../zran/index.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -95,8 +95,8 @@ type Indexed = IndexedImage & { platform: string | undefined };
 
 async function indexAll(client: RegistryClient, a: IndexArgs, board: ProgressBoard | undefined): Promise<Indexed[]> {
   const ix = a.config.index;
-  const checkpoints = ix.gzipCheckpoints
-    ? { compressedObserver: () => gzipCheckpointObserver({ spanBytes: ix.checkpointSpanBytes, minLayerBytes: ix.checkpointMinLayerBytes }) }
+  const checkpoints = ix.gzipCheckpoints || ix.zstdFrameTables
+    ? { compressedObserver: () => randomAccessObserver({ gzip: ix.gzipCheckpoints, zstd: ix.zstdFrameTables, spanBytes: ix.checkpointSpanBytes, minLayerBytes: ix.checkpointMinLayerBytes }) }
     : {};
   const opts = { concurrency: a.concurrency, ...checkpoints, ...(board ? { onProgress: (e: IndexProgress) => board.update(e) } : {}) };
   if (!a.allPlatforms) {

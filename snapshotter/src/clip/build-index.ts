@@ -27,7 +27,7 @@ export interface BuildIndexOptions {
    * download the layer to index it keep the bytes (the disk cache) instead of fetching them twice.
    */
   uncompressedSink?: { write(chunk: Buffer): Promise<unknown> } | undefined;
-  /** Sees every compressed byte (zran's gzip checkpoint builder); its result becomes a section. */
+  /** Sees every compressed byte (zran's table builders); its result becomes a section. */
   compressedObserver?: CompressedObserver | undefined;
 }
 
@@ -63,7 +63,8 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
     compression = detectCompression(head.bytes);
     opts.compressedObserver?.start(compression);
     const source = Readable.from(rawChunks(it, head, rawHash, opts.compressedObserver), { objectMode: false });
-    await pipeline([source, createDecompressor(compression), sink], { signal: opts.signal });
+    const decompressor = opts.compressedObserver?.decompressor?.(compression) ?? createDecompressor(compression);
+    await pipeline([source, decompressor, sink], { signal: opts.signal });
     parser.end();
   } catch (err) {
     throw classify(err, opts.signal);
@@ -75,11 +76,12 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
     throw dataCorrupt('CLIP_LAYER_DIGEST_MISMATCH', `layer digest is ${compressedDigest}, expected ${opts.compressedDigest}`);
   }
   const entries = table.finish();
-  const gzipCheckpoints = opts.compressedObserver?.finish();
+  const section = opts.compressedObserver?.finish();
   const diffId = `sha256:${tarHash.digest('hex')}`;
   log.debug({ diff_id: diffId, bytes: uncompressedSize, duration_ms: Date.now() - started }, 'clip index built');
   const meta = { diffId, compressedDigest, compression, uncompressedSize, entryCount: entries.length };
-  return gzipCheckpoints ? { meta, entries, gzipCheckpoints } : { meta, entries };
+  if (section === undefined) return { meta, entries };
+  return compression === 'zstd' ? { meta, entries, zstdFrames: section } : { meta, entries, gzipCheckpoints: section };
 }
 
 type Head = { bytes: Buffer; done: boolean };

@@ -35,14 +35,15 @@ export function decodeIndex(buf: Buffer): ClipIndexReader {
   const layout: IndexLayout = {
     payload, meta, stringsOff: strings.off, stringsLen: strings.len, entriesOff: entries.off,
     xattrsOff: xattrs.off, xattrCount: xattrs.len / XATTR_ROW.bytes,
-    gzipCheckpoints: checkpointSection(payload, sections.get(SECTION.gzipCheckpoints)),
+    gzipCheckpoints: optionalSection(payload, sections.get(SECTION.gzipCheckpoints)),
+    zstdFrames: optionalSection(payload, sections.get(SECTION.zstdFrames)),
   };
   validateRows(layout);
   return new ClipIndexReader(layout);
 }
 
-/** The optional checkpoint section, copied so it does not pin the payload's layout assumptions. */
-function checkpointSection(payload: Buffer, r: Range | undefined): Buffer | undefined {
+/** An optional opaque section (zran's tables), copied so it does not pin the payload's layout assumptions. */
+function optionalSection(payload: Buffer, r: Range | undefined): Buffer | undefined {
   return r === undefined || r.len === 0 ? undefined : Buffer.from(payload.subarray(r.off, r.off + r.len));
 }
 

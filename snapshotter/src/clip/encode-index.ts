@@ -21,6 +21,7 @@ export function encodeIndex(idx: ClipIndex): Buffer {
     [SECTION.entries, entries],
     [SECTION.xattrs, xattrs],
     ...(idx.gzipCheckpoints && idx.gzipCheckpoints.length > 0 ? [[SECTION.gzipCheckpoints, idx.gzipCheckpoints] as [number, Buffer]] : []),
+    ...(idx.zstdFrames && idx.zstdFrames.length > 0 ? [[SECTION.zstdFrames, idx.zstdFrames] as [number, Buffer]] : []),
   ]);
   const compressed = compressSync(payload);
   const header = Buffer.alloc(HEADER_BYTES);

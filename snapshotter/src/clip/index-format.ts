@@ -6,8 +6,8 @@
  *             ‖ crc32(payload) u32 ‖ crc32(compressed) u32 ‖ reserved u32 (0)
  *   payload = sectionCount u32 ‖ sectionCount × (id u32, offset u32, length u32) ‖ section bodies
  *
- * Readers ignore sections they do not know, so later additions (gzip checkpoints) need no format
- * break; a change to an existing section's layout bumps the version.
+ * Readers ignore sections they do not know, so later additions (gzip checkpoints, zstd frame
+ * tables) need no format break; a change to an existing section's layout bumps the version.
  */
 import { dataCorrupt } from '../errors/index.js';
 
@@ -25,6 +25,8 @@ export const SECTION = {
   xattrs: 4,
   /** Reserved for zran checkpoints (compressed offset, uncompressed offset, bit offset, 32 KiB window). */
   gzipCheckpoints: 5,
+  /** zstd frame table: spans of whole frames (compressed range, uncompressed offset, sha256). */
+  zstdFrames: 6,
 } as const;
 export const SECTION_ROW_BYTES = 12;
 

@@ -17,6 +17,8 @@ export interface IndexLayout {
   readonly xattrCount: number;
   /** Body of the optional gzip-checkpoints section (opaque here; see zran/). */
   readonly gzipCheckpoints?: Buffer | undefined;
+  /** Body of the optional zstd-frames section (opaque here; see zran/). */
+  readonly zstdFrames?: Buffer | undefined;
 }
 
 const MAX_QUERY_BYTES = 4096 * 4;
@@ -37,6 +39,11 @@ export class ClipIndexReader {
   /** The encoded gzip checkpoint table, when the index has one (decode with zran's `decodeCheckpointTable`). */
   get gzipCheckpoints(): Buffer | undefined {
     return this.#l.gzipCheckpoints;
+  }
+
+  /** The encoded zstd frame table, when the index has one (decode with zran's `decodeZstdFrameTable`). */
+  get zstdFrames(): Buffer | undefined {
+    return this.#l.zstdFrames;
   }
 
   /** Number of entries, the root included. */

@@ -4,6 +4,7 @@
  * (`.wh..wh..opq`) become the `opaque` flag of their directory, which is how the FUSE layer must
  * present them to overlayfs anyway.
  */
+import type { Transform } from 'node:stream';
 
 /** Layer compression detected from magic bytes. */
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -123,16 +124,23 @@ export interface ClipIndex {
   readonly entries: readonly BuiltEntry[];
   /** Encoded gzip checkpoint table (zran/), written as the `gzipCheckpoints` section when present. */
   readonly gzipCheckpoints?: Buffer | undefined;
+  /** Encoded zstd frame table (zran/), written as the `zstdFrames` section when present. */
+  readonly zstdFrames?: Buffer | undefined;
 }
 
 /**
- * Sees the raw (compressed) layer bytes while `buildIndex` streams them; lets zran/ build gzip
- * checkpoints in the same pass without clip/ depending on it.
+ * Sees the raw (compressed) layer bytes while `buildIndex` streams them; lets zran/ build its
+ * random-access tables in the same pass without clip/ depending on it.
  */
 export interface CompressedObserver {
   /** Called once, with the compression sniffed from the magic bytes, before any `push`. */
   start(compression: Compression): void;
   push(chunk: Buffer): void;
-  /** The section body to store, or undefined for none. */
+  /**
+   * Optionally decompress the layer for `buildIndex` (compressed bytes in, the uncompressed
+   * stream out), so an observer that needs the uncompressed bytes does not decode them twice.
+   */
+  decompressor?(compression: Compression): Transform | undefined;
+  /** The section body to store — `gzipCheckpoints` for gzip, `zstdFrames` for zstd — or undefined. */
   finish(): Buffer | undefined;
 }

@@ -22,6 +22,8 @@ export interface Config {
     buildMissing: boolean;
     /** Build zran checkpoints for gzip layers into indexes this node builds (needs the clip_zran addon). */
     gzipCheckpoints: boolean;
+    /** Record the frame structure of multi-frame zstd layers into indexes this node builds. */
+    zstdFrameTables: boolean;
     checkpointSpanBytes: number;
     checkpointMinLayerBytes: number;
     /** Serve misses on layers whose index has checkpoints with HTTP Range requests. */

@@ -84,12 +84,14 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     const { index } = resolved;
     const checkpoints = index.gzipCheckpoints;
+    const frames = index.zstdFrames;
     const opened = this.#o.store.open({
       ref: layer.ref,
       digest: layer.layerDigest,
       diffId: index.meta.diffId,
       uncompressedSize: index.meta.uncompressedSize,
       ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}),
+      ...(frames ? { zstdFrames: frames } : {}),
     });
     const reader = this.#o.profiles ? this.#o.profiles.attach(opened) : opened;
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });

@@ -154,6 +154,7 @@ export class IndexResolver {
           diffId: built.meta.diffId,
           uncompressedSize: built.meta.uncompressedSize,
           ...(built.gzipCheckpoints ? { gzipCheckpoints: built.gzipCheckpoints } : {}),
+          ...(built.zstdFrames ? { zstdFrames: built.zstdFrames } : {}),
         };
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }

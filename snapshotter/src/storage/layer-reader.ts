@@ -20,6 +20,8 @@ export interface LayerRef {
    * with `LayerStoreOptions.rangeReads` a miss then fetches only the spans it needs.
    */
   readonly gzipCheckpoints?: Buffer | undefined;
+  /** The index's encoded zstd frame table (`ClipIndexReader.zstdFrames`): the same, for multi-frame zstd layers. */
+  readonly zstdFrames?: Buffer | undefined;
 }
 
 /** Reads of one layer; shared by every mount of that layer. */

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { SparseGzipLayer, decodeCheckpointTable, loadZran, spanAt, spanEnd } from '../zran/index.js';
+import { SparseLayer, hasSpanTable, spanAt, spanCodecFor, spanEnd } from '../zran/index.js';
 import type { BlobSource } from './blob-source.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef } from './layer-reader.js';
 
 interface RangeLayer {
-  layer?: Promise<SparseGzipLayer>;
+  layer?: Promise<SparseLayer>;
   /** Permanently off for this process (corrupt table or data, no Range support, completed). */
   disabled?: boolean;
   /** Off until then after a transient failure (registry unreachable, timeout). */
@@ -69,7 +69,7 @@ export class RangeTier {
   usable(hex: string, ref: LayerRef): boolean {
     const st = this.#layers.get(hex);
     if (st?.disabled === true || (st?.retryAt !== undefined && Date.now() < st.retryAt)) return false;
-    return ref.gzipCheckpoints !== undefined && this.#blobs.fetchRange !== undefined && loadZran() !== undefined;
+    return hasSpanTable(ref) && this.#blobs.fetchRange !== undefined;
   }
 
   /** Serve a read from spans, or undefined (after logging why) when the whole-layer path must. */
@@ -225,7 +225,7 @@ export class RangeTier {
   async #complete(hex: string, ref: LayerRef, st: RangeLayer): Promise<void> {
     const started = Date.now();
     try {
-      const layer = await (st.layer as Promise<SparseGzipLayer>);
+      const layer = await (st.layer as Promise<SparseLayer>);
       await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle());
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
@@ -241,15 +241,15 @@ export class RangeTier {
     }
   }
 
-  async #open(hex: string, ref: LayerRef): Promise<SparseGzipLayer> {
-    const table = decodeCheckpointTable(ref.gzipCheckpoints as Buffer);
-    if (table.uncompressedSize !== ref.uncompressedSize) throw new Error(`checkpoint table is for ${table.uncompressedSize} bytes, layer has ${ref.uncompressedSize}`);
-    this.#made ??= mkdir(this.#dir, { recursive: true });
-    await this.#made;
+  async #open(hex: string, ref: LayerRef): Promise<SparseLayer> {
     const fetchRange = this.#blobs.fetchRange?.bind(this.#blobs);
     if (!fetchRange) throw new Error('blob source cannot fetch ranges');
-    return SparseGzipLayer.open({
-      table, path: join(this.#dir, hex), log: this.#log,
+    // A window pack lives beside the index artifact, in the layer's repository.
+    const codec = spanCodecFor(ref, (digest, start, end, signal) => fetchRange({ ...ref, digest }, start, end, signal));
+    this.#made ??= mkdir(this.#dir, { recursive: true });
+    await this.#made;
+    return SparseLayer.open({
+      codec, path: join(this.#dir, hex), log: this.#log,
       fetchRange: (start, end, signal) => fetchRange(ref, start, end, signal),
     });
   }

@@ -12,6 +12,7 @@
  */
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { dataCorrupt } from '../errors/index.js';
+import { decodePackedTable, isPackedTable, type PackedWindow, type WindowPackRef } from './window-pack.js';
 
 export const CHECKPOINT_TABLE_VERSION = 1;
 const HEAD_BYTES = 32;
@@ -26,8 +27,12 @@ export interface GzipCheckpoint {
   readonly out: number;
   /** Bits of the byte at `in - 1` that belong to the block (0–7). */
   readonly bits: number;
-  /** The 32 KiB (or shorter, near the start) of output preceding `out`. */
-  readonly window: Buffer;
+  /**
+   * The 32 KiB (or shorter, near the start) of output preceding `out`: inline (version-1 tables),
+   * or where it is in the layer's window pack (version 2, `packed`).
+   */
+  readonly window?: Buffer | undefined;
+  readonly packed?: PackedWindow | undefined;
   /** sha256 of the span starting here. */
   readonly sha256: Buffer;
 }
@@ -38,6 +43,8 @@ export interface GzipCheckpointTable {
   readonly compressedSize: number;
   readonly uncompressedSize: number;
   readonly points: readonly GzipCheckpoint[];
+  /** Version-2 tables: the blob (same repository as the layer) holding the windows. */
+  readonly pack?: WindowPackRef | undefined;
 }
 
 const corrupt = (detail: string) => dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `gzip checkpoint table: ${detail}`);
@@ -64,6 +71,7 @@ export function encodeCheckpointTable(t: GzipCheckpointTable): Buffer {
   const parts: Buffer[] = [head];
   for (const p of t.points) {
     const row = Buffer.alloc(POINT_BYTES);
+    if (!p.window) throw corrupt('a point without its window cannot be encoded inline');
     const lz = p.window.length > 0 ? compressSync(p.window) : Buffer.alloc(0);
     u64(row, 0, p.in);
     u64(row, 8, p.out);
@@ -79,6 +87,7 @@ export function encodeCheckpointTable(t: GzipCheckpointTable): Buffer {
 /** Decode and validate a table; throws data_corrupt (`CLIP_ZRAN_TABLE_CORRUPT`) when malformed. */
 export function decodeCheckpointTable(buf: Buffer): GzipCheckpointTable {
   if (buf.length < HEAD_BYTES) throw corrupt('shorter than its header');
+  if (isPackedTable(buf)) return decodePackedTable(buf);
   if (buf.readUInt32LE(0) !== CHECKPOINT_TABLE_VERSION) throw corrupt(`version ${buf.readUInt32LE(0)} is not supported`);
   const count = buf.readUInt32LE(4);
   const spanBytes = buf.readUInt32LE(8);
@@ -121,27 +130,10 @@ function readPoint(buf: Buffer, at: number): { point: GzipCheckpoint; next: numb
   return { point, next: lzStart + lzLen };
 }
 
-/** Uncompressed end of span `i`. */
-export function spanEnd(t: GzipCheckpointTable, i: number): number {
-  return t.points[i + 1]?.out ?? t.uncompressedSize;
-}
-
 /** Compressed bytes needed to inflate span `i` (its partial first byte included). */
 export function spanCompressedRange(t: GzipCheckpointTable, i: number): { start: number; end: number } {
   const p = t.points[i];
   if (!p) throw new RangeError(`no span ${i}`);
   const next = t.points[i + 1];
   return { start: p.in - (p.bits > 0 ? 1 : 0), end: next ? next.in : t.compressedSize };
-}
-
-/** Index of the span containing uncompressed offset `off` (binary search). */
-export function spanAt(t: GzipCheckpointTable, off: number): number {
-  let lo = 0;
-  let hi = t.points.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if ((t.points[mid] as GzipCheckpoint).out <= off) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }

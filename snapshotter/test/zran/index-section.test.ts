@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
-import { SparseGzipLayer, decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
+import { SparseLayer, decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
 import { sampleData } from './fixtures.js';
 
 const stream = (buf: Buffer, chunk = 65536): Readable =>
@@ -42,7 +42,7 @@ t.test('buildIndex stores checkpoints as a section; file bytes read through them
   t.equal(table.uncompressedSize, tar.length);
   t.equal(table.compressedSize, gz.length);
   t.ok(table.points.length >= 10);
-  const layer = await SparseGzipLayer.open({
+  const layer = await SparseLayer.openGzip({
     table, path: join(dir, 'sparse'), fetchRange: async (s, e) => gz.subarray(s, e),
   });
   t.teardown(() => layer.close());

@@ -1,22 +1,24 @@
 /**
- * Random access into one gzip layer through its checkpoint table: a read inflates only the spans
- * it touches, fetched with one HTTP Range request per run of adjacent missing spans, verifies each
- * span's sha256, and keeps it in a sparse per-layer file (`<path>`) with a one-byte-per-span record
- * of what is present (`<path>.spans`). Concurrent misses on a span share one fetch.
+ * Random access into one compressed layer through its span table (gzip checkpoints or zstd
+ * frames, behind a `SpanCodec`): a read decodes only the spans it touches, fetched with one HTTP
+ * Range request per run of adjacent missing spans, verifies each span's sha256, and keeps it in a
+ * sparse per-layer file (`<path>`) with a one-byte-per-span record of what is present
+ * (`<path>.spans`). Concurrent misses on a span share one fetch.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClipError, dataCorrupt, findClipError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { spanAt, spanCompressedRange, spanEnd, type GzipCheckpointTable } from './checkpoint-table.js';
-import { loadZran, type ZranNative } from './native.js';
+import type { GzipCheckpointTable } from './checkpoint-table.js';
+import { loadZran } from './native.js';
+import { gzipSpanCodec, spanAt, spanEnd, type DecodeContext, type SpanCodec, type SpanTable } from './span-codec.js';
 
 /** Fetch compressed bytes [start, end) of the blob; must return exactly that many bytes. */
 export type RangeFetcher = (start: number, end: number, signal: AbortSignal) => Promise<Buffer>;
 
-export interface SparseGzipLayerOptions {
-  table: GzipCheckpointTable;
+export interface SparseLayerOptions {
+  codec: SpanCodec;
   /** Sparse cache file; `<path>.spans` records which spans it holds. */
   path: string;
   fetchRange: RangeFetcher;
@@ -30,11 +32,15 @@ const ABSENT = 0;
 const ON_DISK = 1;
 const VERIFIED = 2;
 
-/** One layer's sparse cache; open with `SparseGzipLayer.open`. */
-export class SparseGzipLayer {
-  readonly table: GzipCheckpointTable;
-  readonly #z: ZranNative;
-  readonly #o: Required<Omit<SparseGzipLayerOptions, 'log'>>;
+/** `SparseLayer.open` over a gzip checkpoint table (needs the clip_zran addon). */
+export type SparseGzipLayerOptions = Omit<SparseLayerOptions, 'codec'> & { table: GzipCheckpointTable };
+
+/** One layer's sparse cache; open with `SparseLayer.open`. */
+export class SparseLayer {
+  readonly codec: SpanCodec;
+  /** Where the spans are (`codec.table`). */
+  readonly table: SpanTable;
+  readonly #o: Required<Omit<SparseLayerOptions, 'log'>>;
   readonly #log: Logger;
   readonly #file: FileHandle;
   readonly #state: Uint8Array;
@@ -43,20 +49,18 @@ export class SparseGzipLayer {
   fetchedBytes = 0;
   #saving: Promise<void> = Promise.resolve();
 
-  private constructor(o: SparseGzipLayerOptions, z: ZranNative, file: FileHandle, state: Uint8Array) {
-    this.table = o.table;
-    this.#z = z;
-    this.#o = { table: o.table, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024 };
+  private constructor(o: SparseLayerOptions, file: FileHandle, state: Uint8Array) {
+    this.codec = o.codec;
+    this.table = o.codec.table;
+    this.#o = { codec: o.codec, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024 };
     this.#log = o.log ?? silentLogger();
     this.#file = file;
     this.#state = state;
   }
 
   /** Open (creating) the sparse file and load its span record. */
-  static async open(o: SparseGzipLayerOptions): Promise<SparseGzipLayer> {
-    const z = loadZran();
-    if (!z) throw new ClipError('unimplemented', 'CLIP_ZRAN_UNAVAILABLE', 'the clip_zran addon is not built (make zran)');
-    const n = o.table.points.length;
+  static async open(o: SparseLayerOptions): Promise<SparseLayer> {
+    const n = o.codec.table.points.length;
     const state = new Uint8Array(n);
     const saved = await readFile(`${o.path}.spans`).catch(() => undefined);
     if (saved?.length === n) saved.forEach((v, i) => (state[i] = v === ABSENT ? ABSENT : ON_DISK));
@@ -64,7 +68,15 @@ export class SparseGzipLayer {
       await fh.close();
       return open(o.path, 'r+');
     });
-    return new SparseGzipLayer(o, z, file, state);
+    return new SparseLayer(o, file, state);
+  }
+
+  /** Open over a gzip checkpoint table; throws `CLIP_ZRAN_UNAVAILABLE` without the addon. */
+  static async openGzip(o: SparseGzipLayerOptions): Promise<SparseLayer> {
+    const z = loadZran();
+    if (!z) throw new ClipError('unimplemented', 'CLIP_ZRAN_UNAVAILABLE', 'the clip_zran addon is not built (make zran)');
+    const { table, ...rest } = o;
+    return SparseLayer.open({ ...rest, codec: gzipSpanCodec(table, z) });
   }
 
   /** Spans present (for tests and metrics). */
@@ -102,8 +114,8 @@ export class SparseGzipLayer {
         flush();
         waits.push(this.#track([i], this.#verifyOnDisk(i, signal)));
       } else {
-        const r = spanCompressedRange(this.table, i);
-        const runStart = run.length > 0 ? spanCompressedRange(this.table, run[0] as number).start : r.start;
+        const r = this.codec.compressedRange(i);
+        const runStart = run.length > 0 ? this.codec.compressedRange(run[0] as number).start : r.start;
         if (r.end - runStart > this.#o.maxFetchBytes) flush();
         run.push(i);
       }
@@ -136,8 +148,8 @@ export class SparseGzipLayer {
         continue;
       }
       let j = i;
-      const start = spanCompressedRange(t, i).start;
-      while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && spanCompressedRange(t, j + 1).end - start <= batchBytes) j++;
+      const start = this.codec.compressedRange(i).start;
+      while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && this.codec.compressedRange(j + 1).end - start <= batchBytes) j++;
       const before = this.fetchedBytes;
       const started = Date.now();
       await this.ensure(i, j, signal);
@@ -173,37 +185,49 @@ export class SparseGzipLayer {
 
   async #fetchAndStore(spans: number[], signal: AbortSignal): Promise<void> {
     const t = this.table;
-    const start = spanCompressedRange(t, spans[0] as number).start;
-    const end = spanCompressedRange(t, spans[spans.length - 1] as number).end;
+    const start = this.codec.compressedRange(spans[0] as number).start;
+    const end = this.codec.compressedRange(spans[spans.length - 1] as number).end;
     const started = Date.now();
+    // Spans after the first decode from the one before; the first from the verified span before
+    // it when that is on disk, else the codec gets ready (a gzip window from the pack) meanwhile.
+    const first = spans[0] as number;
+    let before = await this.#tailBefore(first);
+    const ready = before === undefined ? this.codec.prepare?.([first], signal) : undefined;
+    ready?.catch(() => {});
     const compressed = await this.#o.fetchRange(start, end, signal);
     this.fetchedBytes += compressed.length;
     if (compressed.length !== end - start) {
       throw dataCorrupt('CLIP_ZRAN_RANGE_LENGTH', `range ${start}-${end}: got ${compressed.length} bytes, expected ${end - start}`);
     }
+    await ready;
     for (const i of spans) {
-      const r = spanCompressedRange(t, i);
-      const data = await this.#inflateSpan(i, compressed.subarray(r.start - start, r.end - start));
+      const r = this.codec.compressedRange(i);
+      const data = await this.#decodeSpan(i, compressed.subarray(r.start - start, r.end - start), { before, signal });
       await this.#file.write(data, 0, data.length, (t.points[i] as { out: number }).out);
       this.#state[i] = VERIFIED;
+      before = data;
     }
     this.#saveState();
-    this.#log.debug({ bytes: end - start, spans: spans.length, duration_ms: Date.now() - started }, 'gzip spans fetched');
+    this.#log.debug({ codec: this.codec.name, bytes: end - start, spans: spans.length, duration_ms: Date.now() - started }, 'layer spans fetched');
   }
 
-  /** Inflate span `i` from its checkpoint and check its sha256. */
-  async #inflateSpan(i: number, compressed: Buffer): Promise<Buffer> {
-    const t = this.table;
-    const p = t.points[i];
+  /** Up to 32 KiB of verified bytes ending where span `i` starts, if span i-1 is verified. */
+  async #tailBefore(i: number): Promise<Buffer | undefined> {
+    if (i === 0 || this.#state[i - 1] !== VERIFIED) return undefined;
+    const out = (this.table.points[i] as { out: number }).out;
+    const len = Math.min(32 * 1024, out);
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await this.#file.read(buf, 0, len, out - len);
+    return bytesRead === len ? buf : undefined;
+  }
+
+  /** Decode span `i` and check its sha256: no byte reaches the file unverified. */
+  async #decodeSpan(i: number, compressed: Buffer, ctx: DecodeContext): Promise<Buffer> {
+    const p = this.table.points[i];
     if (!p) throw new RangeError(`no span ${i}`);
-    let data: Buffer;
-    try {
-      data = await this.#z.extract(compressed, p.bits, p.window, spanEnd(t, i) - p.out);
-    } catch (err) {
-      throw dataCorrupt('CLIP_ZRAN_INFLATE', `gzip span ${i} (uncompressed ${p.out}) does not inflate: ${err instanceof Error ? err.message : String(err)}`, err);
-    }
-    if (!createHash('sha256').update(data).digest().equals(p.sha256)) {
-      throw dataCorrupt('CLIP_ZRAN_SPAN_DIGEST', `gzip span ${i} (uncompressed ${p.out}) does not match its checkpoint digest`);
+    const data = await this.codec.decode(i, compressed, ctx);
+    if (data.length !== spanEnd(this.table, i) - p.out || !createHash('sha256').update(data).digest().equals(p.sha256)) {
+      throw dataCorrupt('CLIP_ZRAN_SPAN_DIGEST', `${this.codec.name} span ${i} (uncompressed ${p.out}) does not match its digest`);
     }
     return data;
   }
