@@ -45,4 +45,9 @@ t.test('a cold lazy start through gzip range reads', async (t) => {
     `every layer fetch was a Range request answered 206:\n${layerGets.slice(0, 5).join('\n')}`,
   );
   t.notMatch(snap.log(), /fell back|range reads disabled/, 'no fallback to whole-layer downloads');
+  const packGets = registry
+    .accessLogLines()
+    .slice(mark)
+    .filter((l) => l.includes('"GET ') && /\/blobs\/sha256:/.test(l) && / 206 /.test(l) && !tricky.layers.some((x) => l.includes(`/blobs/${x.digest}`)));
+  t.ok(packGets.length > 0, `windows came from the artifact's window packs by Range (${packGets.length} request(s)), not inside the index`);
 });

@@ -86,8 +86,11 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     buildMissing: cfg.index.buildMissing,
     findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
     keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
-    ...(cfg.index.gzipCheckpoints || cfg.index.zstdFrameTables
-      ? { compressedObserver: () => randomAccessObserver({ gzip: cfg.index.gzipCheckpoints, zstd: cfg.index.zstdFrameTables, spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
+    // No gzip checkpoints here: this node downloads the whole layer to index it (and shares it
+    // through the ContentCache), and with nowhere to publish a window pack they would sit inline,
+    // making the index ~15 % of the layer at the default span. zstd frame tables cost ~100 B a span.
+    ...(cfg.index.zstdFrameTables
+      ? { compressedObserver: () => randomAccessObserver({ gzip: false, zstd: true, spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
       : {}),
     log,
   });

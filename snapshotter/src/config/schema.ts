@@ -76,7 +76,7 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('build_missing', 'buildMissing', 'boolean', true),
       field('gzip_checkpoints', 'gzipCheckpoints', 'boolean', true),
       field('zstd_frame_tables', 'zstdFrameTables', 'boolean', true),
-      field('checkpoint_span_bytes', 'checkpointSpanBytes', 'integer', 4 * 1024 * 1024, positive),
+      field('checkpoint_span_bytes', 'checkpointSpanBytes', 'integer', 256 * 1024, positive),
       field('checkpoint_min_layer_bytes', 'checkpointMinLayerBytes', 'integer', 8 * 1024 * 1024, nonNegative),
       field('range_reads', 'rangeReads', 'boolean', true),
       field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 32 * 1024 * 1024, nonNegative),

@@ -15,7 +15,7 @@ export interface CheckpointBuilderOptions {
   minLayerBytes?: number;
 }
 
-export const DEFAULT_SPAN_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SPAN_BYTES = 256 * 1024;
 export const DEFAULT_MIN_LAYER_BYTES = 8 * 1024 * 1024;
 
 /** Streaming builder; `push` every compressed byte in order, then `finish`. */

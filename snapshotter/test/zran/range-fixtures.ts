@@ -26,12 +26,20 @@ export class RangeBlobSource extends FakeBlobSource {
   ignoreRange = false;
   /** Fail this many range requests as a registry outage would (unavailable), then serve. */
   failNext = 0;
+  /** Other blobs of the repository (window packs), by digest; their ranges go to `otherRanges`. */
+  readonly others = new Map<string, Buffer>();
+  otherRanges: Array<[string, number, number]> = [];
   readonly #blob: Buffer;
   constructor(layer: TestLayer) {
     super([layer]);
     this.#blob = layer.blob;
   }
-  async fetchRange(_ref: LayerRef, start: number, end: number): Promise<Buffer> {
+  async fetchRange(ref: LayerRef, start: number, end: number): Promise<Buffer> {
+    const other = this.others.get(ref.digest);
+    if (other) {
+      this.otherRanges.push([ref.digest, start, end]);
+      return Buffer.from(other.subarray(start, end));
+    }
     this.ranges.push([start, end]);
     if (this.failNext > 0) {
       this.failNext--;
