@@ -5,7 +5,7 @@
  * peer). (e) Daemon RSS after each lazy run, with its FUSE mounts counted.
  */
 import type { Stack, RedisServer } from '../demo/stack.js';
-import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../demo/node.js';
+import { clipPull, remoteSnapshotCount, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../demo/node.js';
 import { AccessLogCursor, formatBytes } from '../demo/registry-bytes.js';
 import type { Containerd } from '../harness/containerd.js';
 import { mountsUnder } from '../harness/mounts.js';
@@ -14,19 +14,29 @@ import type { PushedImage } from '../images/index.js';
 import { runNodeScript, rssBytes } from './proc-util.js';
 import { LayerBytesCursor } from './layer-bytes.js';
 import type { ShapedRegistry } from './shaped-link.js';
-import { convertToEstargz, startStargzNode, stargzPull, stargzRemoteSnapshots, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
+import { convertToEstargz, haveCtrRemote, rpull, startStargzNode, stargzPull, stargzRemoteSnapshots, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-type Variant = 'overlayfs full pull' | 'stargz cold node (eStargz)' | 'clip cold node' | 'clip cold node, range reads' | 'clip ContentCache-warm node';
+type Variant =
+  | 'overlayfs full pull'
+  | 'stargz cold node (eStargz)'
+  | 'clip cold node, whole-layer reads'
+  | 'clip cold node (defaults: range reads)'
+  | 'clip cold node, start profile in ContentCache'
+  | 'clip ContentCache-warm node';
 const STARGZ: Variant = 'stargz cold node (eStargz)';
-const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, 'clip cold node', 'clip cold node, range reads', 'clip ContentCache-warm node'];
-const COLD_CLIP: Variant[] = ['clip cold node', 'clip cold node, range reads'];
-/** Issue 8's switches: the published index carries zran checkpoints; this node range-reads them. */
-const RANGE_TOML = '\n[index]\nrange_reads = true\n';
+const RANGE: Variant = 'clip cold node (defaults: range reads)';
+const PROFILED: Variant = 'clip cold node, start profile in ContentCache';
+const WHOLE: Variant = 'clip cold node, whole-layer reads';
+const WARM: Variant = 'clip ContentCache-warm node';
+const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, RANGE, PROFILED, WHOLE, WARM];
+const COLD_CLIP: Variant[] = [RANGE, PROFILED, WHOLE];
+/** Each clip variant's config on top of the defaults (which range-read layers with checkpoints). */
+const VARIANT_TOML: Partial<Record<Variant, string>> = { [WHOLE]: '\n[index]\nrange_reads = false\n' };
 
 interface Run {
   variant: Variant;
@@ -87,20 +97,35 @@ async function stargzRun(stack: Stack, o: ColdStartOptions, esgz: EstargzImage, 
 const layerCell = (p: PullSummary): string => `${p.lazy} lazy / ${p.full} full${p.present ? ` / ${p.present} present` : ''}`;
 
 async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, layers: LayerBytesCursor, name: string, variant: Variant): Promise<Run> {
-  const extraToml = variant === 'clip cold node, range reads' ? RANGE_TOML : '';
+  const extraToml = VARIANT_TOML[variant] ?? '';
   const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '', extraToml });
   cursor.mark();
   layers.mark();
   const t0 = performance.now();
-  const pull = await clipPull(node, o.image.ref);
+  // The same pull client as the stargz peer when it is built (containerd's Go client with remote
+  // labels, as CRI pulls); `clip-snapshotter pull` otherwise (≈ 0.2 s more: a Node process starts).
+  const pull = haveCtrRemote() ? await rpull(node.containerd, 'clip', o.image.ref) : await clipPull(node, o.image.ref);
   const run = await timeFirstOutput(node.containerd, runArgs(node.containerd, 'clip', o.image.ref, name, o.cmd));
   const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
+  const lazy = pull ? layerCell(pull) : `${await remoteSnapshotCount(node.containerd)} lazy / ${o.image.layers.length} layers`;
   const r: Run = {
-    variant, seconds, registryBytes: cursor.since().blobBytes, layerBytes: layers.since(), layers: layerCell(pull),
+    variant, seconds, registryBytes: cursor.since().blobBytes, layerBytes: layers.since(), layers: lazy,
     rssBytes: rssBytes(node.snapshotter.pid()), fuseMounts: mountsUnder(node.snapshotter.root).filter((m) => m.fsType.startsWith('fuse')).length,
   };
   await stopNode(node.containerd, node);
   return r;
+}
+
+/**
+ * Delete every ContentCache key but the start profiles (layer objects and cached indexes go), so
+ * the next node is cold in every way except that another node recorded what the image reads.
+ */
+async function keepOnlyProfiles(redis: RedisServer): Promise<number> {
+  const cli = (args: string[]) => runCommand('redis-cli', ['-p', String(redis.port), ...args], { allowFailure: true });
+  const keys = (await cli(['--scan', '--pattern', '*'])).stdout.split('\n').filter(Boolean);
+  const drop = keys.filter((k) => !k.includes(':blob:profile:'));
+  for (let i = 0; i < drop.length; i += 500) await cli(['del', ...drop.slice(i, i + 500)]);
+  return keys.length - drop.length;
 }
 
 /** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`. */
@@ -142,13 +167,16 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
       runs.push(await stargzRun(stack, o, esgz, cursor, esgzCursor, i));
     }
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
-    log(`cold start run ${i + 1}/${o.runs}: clip cold node, range reads`);
-    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-range-${i}`, 'clip cold node, range reads'));
+    log(`cold start run ${i + 1}/${o.runs}: ${RANGE}`);
+    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-range-${i}`, RANGE));
+    const profiles = await keepOnlyProfiles(o.redis);
+    log(`cold start run ${i + 1}/${o.runs}: ${PROFILED} (${profiles} profile(s) kept)`);
+    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-prof-${i}`, PROFILED));
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
-    log(`cold start run ${i + 1}/${o.runs}: clip cold node`);
-    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-clip-${i}`, 'clip cold node'));
+    log(`cold start run ${i + 1}/${o.runs}: ${WHOLE}`);
+    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-clip-${i}`, WHOLE));
     log(`cold start run ${i + 1}/${o.runs}: clip ContentCache-warm node`);
-    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-warm-${i}`, 'clip ContentCache-warm node'));
+    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-warm-${i}`, WARM));
   }
   const of = (v: Variant): Run[] => runs.filter((r) => r.variant === v);
   const measured = VARIANTS.filter((v) => of(v).length > 0);
@@ -170,6 +198,10 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
     `image ${o.image.name}: ${o.image.layers.length} layer(s), ${formatBytes(sizes.compressed)} compressed, ${formatBytes(sizes.uncompressed)} uncompressed; registry in its own network namespace, tc tbf ${o.registry.rate} burst 128kb latency 100ms on both veth ends.`,
     `${o.runs} runs per variant, interleaved; every run on a fresh containerd (+ fresh clip or stargz daemon), Redis flushed before each cold clip run; the warm node reads what the cold node put in Redis.`,
     indexNote,
+    haveCtrRemote()
+      ? 'every lazy variant (clip and stargz) pulls with `ctr-remote images rpull` (containerd\'s Go client, unpack with remote-snapshot labels — the CRI path); overlayfs with `ctr images pull`.'
+      : 'clip pulls with `clip-snapshotter pull` (ctr-remote is not built).',
+    'start profile variant: the ContentCache keeps only the start profiles the previous (defaults) node recorded — no layer objects, no cached indexes.',
     stargzNote,
     'registry bytes = sum of blob GET response sizes in the registry access log from pull start until the container exited (right after its first output); "of which layer blobs" counts the variant\'s own layer digests (the eStargz blobs for stargz).',
   );

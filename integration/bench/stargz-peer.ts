@@ -41,6 +41,18 @@ const tool = (name: string): string => {
   return bin;
 };
 
+/**
+ * `ctr-remote images rpull --plain-http --snapshotter SN REF`: containerd's Go client pull + unpack
+ * with stargz-style remote-snapshot labels (the path CRI takes), the same client for every lazy
+ * snapshotter the benchmark compares.
+ */
+export async function rpull(c: Containerd, snapshotter: string, ref: string): Promise<void> {
+  await ctrRemote(c, ['images', 'rpull', '--plain-http', '--snapshotter', snapshotter, ref]);
+}
+
+/** Whether `ctr-remote` is built. */
+export const haveCtrRemote = (): boolean => existsSync(join(GO_BIN, 'ctr-remote'));
+
 /** `ctr-remote --address … --namespace clip-test ARGS` against `c`. */
 function ctrRemote(c: Containerd, args: string[], timeoutMs = 900_000): Promise<CommandResult> {
   return runCommand(tool('ctr-remote'), ['--address', c.address, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs });
