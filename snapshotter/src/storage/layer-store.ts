@@ -246,13 +246,16 @@ export class LayerStore implements LayerReaderHost {
 
   /**
    * Fetch ahead the parts of a layer a container is expected to read (a start profile's ranges),
-   * when the layer is neither on disk nor downloading and can be range-read. Resolves to compressed
-   * bytes fetched (0 when there was nothing to do); never rejects.
+   * when the layer is neither on disk, downloading nor in the ContentCache (reads will be served
+   * from there without the registry) and can be range-read. Resolves to compressed bytes fetched
+   * (0 when there was nothing to do); never rejects.
    */
   async prefetch(ref: LayerRef, ranges: readonly ByteRange[], maxBytes: number, signal: AbortSignal): Promise<number> {
     const hex = hexOf(ref.diffId);
     const st = this.#layers.get(hex);
     if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(hex, ref)) return 0;
+    const shared = await this.#o.contentCache.has(ref.diffId, ref.uncompressedSize).catch(() => false);
+    if (shared) return 0;
     const fetched = await this.#range.prefetch(hex, ref, ranges, maxBytes, signal);
     this.#scheduleEviction();
     return fetched;

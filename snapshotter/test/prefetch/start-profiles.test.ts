@@ -10,9 +10,11 @@ import { RangeBlobSource, gzipLayer } from '../zran/range-fixtures.js';
 class BlobOnlyCache implements ContentCache {
   readonly name = 'blobs';
   readonly blobs = new Map<string, Buffer>();
+  /** Claim to hold every layer object (reads would then come from here, not the registry). */
+  holdsLayers = false;
   readonly #none = new NoContentCache();
   readInto = this.#none.readInto.bind(this.#none);
-  has = this.#none.has.bind(this.#none);
+  has = async (): Promise<boolean> => this.holdsLayers;
   storeFile = this.#none.storeFile.bind(this.#none);
   close = this.#none.close.bind(this.#none);
   async getBlob(key: string): Promise<Buffer | undefined> {
@@ -104,4 +106,15 @@ t.test('a layer already on disk is not prefetched; reads that add nothing publis
   await r.close();
   await n.profiles.drain();
   t.equal(cache.blobs.get(profileKey(layer.ref.diffId)), before, 'profile untouched');
+});
+
+t.test('a layer the ContentCache holds is not prefetched from the registry', async (t) => {
+  const cache = new BlobOnlyCache();
+  cache.blobs.set(profileKey(layer.ref.diffId), (await import('../../src/prefetch/index.js')).encodeProfile([[0, 4096], [9_000_000, 9_100_000]]));
+  cache.holdsLayers = true;
+  const n = await node(t, cache);
+  const r = n.profiles.attach(n.store.open(ref));
+  await n.profiles.drain();
+  t.equal(n.blobs.ranges.length, 0, 'no range request');
+  await r.close();
 });
