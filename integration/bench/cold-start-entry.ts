@@ -34,7 +34,8 @@ const PROFILED: Variant = 'clip cold node, start profile in ContentCache';
 const WHOLE: Variant = 'clip cold node, whole-layer reads';
 const WARM: Variant = 'clip ContentCache-warm node';
 const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, RANGE, PROFILED, WHOLE, WARM];
-const COLD_CLIP: Variant[] = [RANGE, PROFILED, WHOLE];
+/** The range-read variants issue 8's goals are about (whole-layer reads are the old baseline). */
+const COLD_CLIP: Variant[] = [RANGE, PROFILED];
 /** Each clip variant's config on top of the defaults (which range-read layers with checkpoints). */
 const VARIANT_TOML: Partial<Record<Variant, string>> = { [WHOLE]: '\n[index]\nrange_reads = false\n' };
 
