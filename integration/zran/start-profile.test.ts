@@ -1,9 +1,10 @@
 /**
- * Start profiles end to end (issue 8, item 4): node A starts a container cold through range
- * reads and records which parts of each layer it read; the profile lands in the shared Redis
- * ContentCache. Node B, cold too (its own disk, no layer objects in the ContentCache), prefetches
- * those spans as soon as the layers are mounted, so the container's start needs no layer request
- * of its own.
+ * Sharing what range reads fetched (issue 8, items 3 and 4), through a real Redis ContentCache:
+ * node A starts a container cold through range reads, shares every span it decodes and records
+ * which parts of each layer it read (a start profile). Node B, with a cold disk, reads those spans
+ * from the ContentCache — no layer request to the registry. Node C finds only the profiles (the
+ * spans evicted): it prefetches them as soon as the layers are mounted, so the container's start
+ * needs no layer request of its own.
  */
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
@@ -20,9 +21,10 @@ const ZRAN_TOML = '[index]\ngzip_checkpoints = true\ncheckpoint_span_bytes = 655
 const PREFETCH_TOML = '[prefetch]\nrecord_window_ms = 1500\n';
 const CMD = ['cat', '/data/keep.txt', '/data/delete-dir/recreated.txt'];
 
-t.test('a profile recorded on one node makes the next cold node fetch ahead of the container', async (t) => {
+t.test('spans and start profiles recorded on one node make the next cold nodes start without waiting on the registry', async (t) => {
   const ha = createHarness(t, 'clip-prof-a-');
   const hb = createHarness(t, 'clip-prof-b-');
+  const hc = createHarness(t, 'clip-prof-c-');
   const registry = await ha.startRegistry();
   const images = await buildAndPushImages({ hostPort: registry.hostPort });
   const redis = await startRedis(t);
@@ -42,21 +44,31 @@ t.test('a profile recorded on one node makes the next cold node fetch ahead of t
   t.ok(await eventually(async () => (await profileKeys()).length > 0, 20_000), 'node A published start profiles to Redis');
   t.notOk((await redis.cli('--scan', '--pattern', '*:manifest')).trim(), 'no complete layer object in the ContentCache (completion is off)');
 
+  // Node B: cold disk, but node A's decoded spans are in the ContentCache: no layer request at all.
+  const spanKeys = async () => (await redis.cli('--scan', '--pattern', '*:blob:span:v1:*')).split('\n').filter(Boolean);
+  t.ok(await eventually(async () => (await spanKeys()).length > 0, 10_000), 'node A shared the spans it decoded');
   const b = await startClusterNode(hb, 'b', registry, settings);
   mark = registry.accessLogLines().length;
-  const pulled = await clip(['pull', tricky.ref, '--address', b.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
-  t.equal(pulled.code, 0, 'node B pulled (layers mounted lazily)');
+  t.equal((await pullAndRun(b, tricky.ref, CMD)).stdout, 'keep\nback in layer 3\n');
+  t.equal(layerTraffic(registry, mark, digests).gets, 0, 'node B read every span node A had read from the ContentCache, none from the registry');
+
+  // Node C: the shared spans are gone (evicted), only the profiles are left.
+  for (const k of await spanKeys()) await redis.cli('del', k);
+  const c = await startClusterNode(hc, 'c', registry, settings);
+  mark = registry.accessLogLines().length;
+  const pulled = await clip(['pull', tricky.ref, '--address', c.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
+  t.equal(pulled.code, 0, 'node C pulled (layers mounted lazily)');
   const profiles = (await profileKeys()).length;
   t.ok(
-    await eventually(() => logRecords(b.snap, 'prefetched layer start profile').length >= profiles, 30_000),
-    `node B prefetched from all ${profiles} profile(s)`,
+    await eventually(() => logRecords(c.snap, 'prefetched layer start profile').length >= profiles, 30_000),
+    `node C prefetched from all ${profiles} profile(s)`,
   );
   const prefetched = layerTraffic(registry, mark, digests);
   t.ok(prefetched.gets > 0, `prefetch fetched ${prefetched.bytes} bytes in ${prefetched.gets} range request(s) before the container started`);
   mark = registry.accessLogLines().length;
-  const res = await b.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...b.c.runcArgs(), tricky.ref, 'b-profiled', ...CMD], { timeoutMs: 120_000 });
+  const res = await c.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.c.runcArgs(), tricky.ref, 'c-profiled', ...CMD], { timeoutMs: 120_000 });
   t.equal(res.stdout, 'keep\nback in layer 3\n');
   const during = layerTraffic(registry, mark, digests);
-  t.equal(during.gets, 0, 'the container start on node B needed no layer request: everything it read was prefetched');
-  t.notMatch(b.snap.log(), /range reads disabled|start profile unreadable/, 'no fallback, no damaged profile');
+  t.equal(during.gets, 0, 'the container start on node C needed no layer request: everything it read was prefetched');
+  t.notMatch(c.snap.log(), /range reads disabled|start profile unreadable/, 'no fallback, no damaged profile');
 });

@@ -120,6 +120,7 @@ export class LayerStore implements LayerReaderHost {
     this.#range = new RangeTier({
       dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
       completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
+      contentCache: opts.contentCache,
       adopt: (ref, path) => this.adopt(ref, path),
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { SparseLayer, hasSpanTable, spanAt, spanCodecFor, spanEnd } from '../zran/index.js';
+import { SparseLayer, hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanShare, type SpanTable } from '../zran/index.js';
+import type { ContentCache } from '../contentcache/index.js';
 import type { BlobSource } from './blob-source.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef } from './layer-reader.js';
@@ -43,6 +44,11 @@ export interface RangeTierOptions {
   completionBytesPerSec: number;
   /** Completion waits until no on-demand range fetch has run for this long. */
   completionIdleMs?: number;
+  /**
+   * Decoded spans are shared through it (`span:v1:<diffID>:<start>-<end>` blobs): a span another
+   * node already range-read costs no registry request. Omitted or `none`: no sharing.
+   */
+  contentCache?: ContentCache | undefined;
   adopt: AdoptLayer;
 }
 
@@ -57,6 +63,8 @@ export class RangeTier {
   #made: Promise<unknown> | undefined;
   /** When an on-demand read or a prefetch last had to fetch spans (any layer: they share the link). */
   #lastDemand = 0;
+  /** After a ContentCache failure, span sharing pauses until then (reads must not wait on it). */
+  #shareDownUntil = 0;
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
@@ -251,7 +259,28 @@ export class RangeTier {
     return SparseLayer.open({
       codec, path: join(this.#dir, hex), log: this.#log,
       fetchRange: (start, end, signal) => fetchRange(ref, start, end, signal),
+      share: this.#spanShare(ref, codec.table),
     });
+  }
+
+  /** Spans of this layer in the ContentCache, keyed by diffID and uncompressed extent. */
+  #spanShare(ref: LayerRef, table: SpanTable): SpanShare | undefined {
+    const cc = this.#o.contentCache;
+    if (!cc || cc.name === 'none') return undefined;
+    const key = (i: number): string => `span:v1:${ref.diffId}:${table.points[i]?.out ?? 0}-${spanEnd(table, i)}`;
+    const down = (err: unknown): undefined => {
+      if (Date.now() >= this.#shareDownUntil) {
+        this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err), retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'span sharing through the ContentCache paused');
+      }
+      this.#shareDownUntil = Date.now() + TRANSIENT_COOLDOWN_MS;
+      return undefined;
+    };
+    return {
+      get: async (i) => (Date.now() < this.#shareDownUntil ? undefined : cc.getBlob(key(i)).catch(down)),
+      put: (i, data) => {
+        if (Date.now() >= this.#shareDownUntil) void cc.putBlob(key(i), data).catch(down);
+      },
+    };
   }
 }
 

@@ -24,7 +24,20 @@ export interface SparseLayerOptions {
   fetchRange: RangeFetcher;
   /** Adjacent missing spans are fetched together up to this many compressed bytes. */
   maxFetchBytes?: number;
+  /** Where other nodes' decoded spans may be found, and this node's are offered (the ContentCache). */
+  share?: SpanShare | undefined;
   log?: Logger;
+}
+
+/**
+ * Decoded spans shared between nodes: a span another node already fetched and decoded costs no
+ * registry request. What `get` returns is checked against the span's sha256 like registry bytes.
+ */
+export interface SpanShare {
+  /** The span's uncompressed bytes, or undefined (absent or the share is unreachable). */
+  get(i: number, signal: AbortSignal): Promise<Buffer | undefined>;
+  /** Offer a verified span (background, best effort). */
+  put(i: number, data: Buffer): void;
 }
 
 /** Present state of a span: absent, on disk from an earlier run (hash on first use), verified. */
@@ -40,13 +53,16 @@ export class SparseLayer {
   readonly codec: SpanCodec;
   /** Where the spans are (`codec.table`). */
   readonly table: SpanTable;
-  readonly #o: Required<Omit<SparseLayerOptions, 'log'>>;
+  readonly #o: Required<Omit<SparseLayerOptions, 'log' | 'share'>>;
+  readonly #share: SpanShare | undefined;
   readonly #log: Logger;
   readonly #file: FileHandle;
   readonly #state: Uint8Array;
   readonly #inflight = new Map<number, Promise<void>>();
   /** Compressed bytes fetched from the registry by this instance. */
   fetchedBytes = 0;
+  /** Uncompressed bytes of spans taken from the share. */
+  sharedBytes = 0;
   #saving: Promise<void> = Promise.resolve();
 
   private constructor(o: SparseLayerOptions, file: FileHandle, state: Uint8Array) {
@@ -54,6 +70,7 @@ export class SparseLayer {
     this.table = o.codec.table;
     this.#o = { codec: o.codec, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024 };
     this.#log = o.log ?? silentLogger();
+    this.#share = o.share;
     this.#file = file;
     this.#state = state;
   }
@@ -183,7 +200,39 @@ export class SparseLayer {
     return this.#track(spans, this.#fetchAndStore(spans, signal));
   }
 
+  /** Spans from the share where it has them (verified), the rest from the registry in contiguous runs. */
   async #fetchAndStore(spans: number[], signal: AbortSignal): Promise<void> {
+    const share = this.#share;
+    if (!share) return this.#fetchFromRegistry(spans, signal);
+    const found = await Promise.all(spans.map((i) => share.get(i, signal).catch(() => undefined)));
+    let pending: number[] = [];
+    const flush = async (): Promise<void> => {
+      if (pending.length > 0) await this.#fetchFromRegistry(pending, signal);
+      pending = [];
+    };
+    for (const [k, i] of spans.entries()) {
+      const data = found[k];
+      if (data && this.#matches(i, data)) {
+        await flush();
+        await this.#file.write(data, 0, data.length, (this.table.points[i] as { out: number }).out);
+        this.#state[i] = VERIFIED;
+        this.sharedBytes += data.length;
+      } else {
+        if (data) this.#log.warn({ span: i }, 'shared span does not match its digest; fetching it from the registry');
+        pending.push(i);
+      }
+    }
+    await flush();
+    this.#saveState();
+  }
+
+  /** Whether `data` is exactly span `i`. */
+  #matches(i: number, data: Buffer): boolean {
+    const p = this.table.points[i] as { out: number; sha256: Buffer };
+    return data.length === spanEnd(this.table, i) - p.out && createHash('sha256').update(data).digest().equals(p.sha256);
+  }
+
+  async #fetchFromRegistry(spans: number[], signal: AbortSignal): Promise<void> {
     const t = this.table;
     const start = this.codec.compressedRange(spans[0] as number).start;
     const end = this.codec.compressedRange(spans[spans.length - 1] as number).end;
@@ -205,6 +254,7 @@ export class SparseLayer {
       const data = await this.#decodeSpan(i, compressed.subarray(r.start - start, r.end - start), { before, signal });
       await this.#file.write(data, 0, data.length, (t.points[i] as { out: number }).out);
       this.#state[i] = VERIFIED;
+      this.#share?.put(i, data);
       before = data;
     }
     this.#saveState();

@@ -157,7 +157,8 @@ export function recordingLogger(): { log: Logger; records: Array<Record<string, 
 /** A temp dir removed at teardown. */
 export async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'clip-storage-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Retries: a store closed by a later teardown may still be writing a sparse layer's record.
+  t.teardown(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 

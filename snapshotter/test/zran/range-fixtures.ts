@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { ClipError } from '../../src/errors/index.js';
 import type { LayerRef } from '../../src/storage/index.js';
+import { NoContentCache, type ContentCache } from '../../src/contentcache/index.js';
 import { CheckpointBuilder, encodeCheckpointTable } from '../../src/zran/index.js';
 import { FakeBlobSource, type TestLayer } from '../storage/fixtures.js';
 import { sampleData } from './fixtures.js';
@@ -50,3 +51,26 @@ export class RangeBlobSource extends FakeBlobSource {
   }
 }
 
+
+/** A ContentCache holding only small blobs (profiles, shared spans), in memory: enough for two "nodes". */
+export class BlobOnlyCache implements ContentCache {
+  readonly name = 'blobs';
+  readonly blobs = new Map<string, Buffer>();
+  /** Claim to hold every layer object (reads would then come from here, not the registry). */
+  holdsLayers = false;
+  /** Make every blob call fail as an unreachable backend would. */
+  down = false;
+  readonly #none = new NoContentCache();
+  readInto = this.#none.readInto.bind(this.#none);
+  has = async (): Promise<boolean> => this.holdsLayers;
+  storeFile = this.#none.storeFile.bind(this.#none);
+  close = this.#none.close.bind(this.#none);
+  async getBlob(key: string): Promise<Buffer | undefined> {
+    if (this.down) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis: connection refused');
+    return this.blobs.get(key);
+  }
+  async putBlob(key: string, data: Buffer): Promise<void> {
+    if (this.down) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis: connection refused');
+    this.blobs.set(key, data);
+  }
+}

@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { LayerStore } from '../../src/storage/index.js';
+import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
+import { BlobOnlyCache, RangeBlobSource, gzipLayer } from './range-fixtures.js';
+
+const layer = gzipLayer();
+const ref = { ...layer.ref, gzipCheckpoints: layer.checkpoints };
+const reads: Array<[number, number]> = [[5 * 1024 * 1024 + 3, 300_000], [11 * 1024 * 1024, 8192]];
+
+/** One node: its own disk and registry connection, the shared ContentCache. */
+async function node(t: Test, cache: BlobOnlyCache) {
+  const dir = await tempDir(t);
+  const blobs = new RangeBlobSource(layer);
+  const { log, records } = recordingLogger();
+  const store = await LayerStore.create({ cacheDir: join(dir, 'layers'), blobs, contentCache: cache, rangeReads: true, log });
+  t.teardown(() => store.close());
+  return { store, blobs, records };
+}
+
+const spanKeys = (c: BlobOnlyCache): string[] => [...c.blobs.keys()].filter((k) => k.startsWith(`span:v1:${layer.ref.diffId}:`));
+
+t.test('spans one node range-read are served to the next from the ContentCache, not the registry', async (t) => {
+  const cache = new BlobOnlyCache();
+  const a = await node(t, cache);
+  const ra = a.store.open(ref);
+  for (const [off, len] of reads) t.ok((await readRange(ra, off, len)).equals(layer.tar.subarray(off, off + len)));
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(a.blobs.ranges.length > 0, 'node A went to the registry');
+  t.ok(spanKeys(cache).length >= 2, `node A shared ${spanKeys(cache).length} spans`);
+
+  const b = await node(t, cache);
+  const rb = b.store.open(ref);
+  for (const [off, len] of reads) t.ok((await readRange(rb, off, len)).equals(layer.tar.subarray(off, off + len)), `bytes at ${off}`);
+  t.equal(b.blobs.ranges.length, 0, 'node B made no registry request');
+  const other = 1024 * 1024 + 17;
+  t.ok((await readRange(rb, other, 100)).equals(layer.tar.subarray(other, other + 100)));
+  t.equal(b.blobs.ranges.length, 1, 'a span nobody read yet comes from the registry');
+  await ra.close();
+  await rb.close();
+});
+
+t.test('a damaged shared span is never served: refetched from the registry', async (t) => {
+  const cache = new BlobOnlyCache();
+  const a = await node(t, cache);
+  const ra = a.store.open(ref);
+  await readRange(ra, reads[0]![0], reads[0]![1]);
+  await new Promise((r) => setTimeout(r, 50));
+  for (const k of spanKeys(cache)) {
+    const data = cache.blobs.get(k) as Buffer;
+    data[100] = (data[100] as number) ^ 0xff;
+  }
+  const b = await node(t, cache);
+  const rb = b.store.open(ref);
+  const [off, len] = reads[0]!;
+  t.ok((await readRange(rb, off, len)).equals(layer.tar.subarray(off, off + len)), 'correct bytes');
+  t.ok(b.blobs.ranges.length > 0, 'from the registry');
+  t.ok(b.records.some((r) => r['msg'] === 'shared span does not match its digest; fetching it from the registry'));
+  await ra.close();
+  await rb.close();
+});
+
+t.test('an unreachable ContentCache pauses sharing; reads go on from the registry', async (t) => {
+  const cache = new BlobOnlyCache();
+  cache.down = true;
+  const n = await node(t, cache);
+  const r = n.store.open(ref);
+  for (const [off, len] of reads) t.ok((await readRange(r, off, len)).equals(layer.tar.subarray(off, off + len)));
+  t.equal(n.records.filter((rec) => rec['msg'] === 'span sharing through the ContentCache paused').length, 1, 'logged once');
+  await r.close();
+});
