@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createHarness } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
 import { startRedis } from '../contentcache/redis-servers.js';
-import { clip, eventually, layerTraffic, logRecords, pullAndRun, startClusterNode } from '../cluster/cluster-node.js';
+import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from '../cluster/cluster-node.js';
 
 t.setTimeout(300_000);
 
@@ -51,6 +51,10 @@ t.test('spans and start profiles recorded on one node make the next cold nodes s
   mark = registry.accessLogLines().length;
   t.equal((await pullAndRun(b, tricky.ref, CMD)).stdout, 'keep\nback in layer 3\n');
   t.equal(layerTraffic(registry, mark, digests).gets, 0, 'node B read every span node A had read from the ContentCache, none from the registry');
+  // Its start profiles were prefetched from the shared spans, so reads find them on disk by now.
+  const served = (await metric(b.metricsUrl, 'clip_reads', 'content_cache')) + (await metric(b.metricsUrl, 'clip_reads', 'disk'));
+  t.ok(served > 0, `node B metrics: ${served} reads served from the ContentCache or spans already on disk`);
+  t.equal(await metric(b.metricsUrl, 'clip_reads', 'registry'), 0, 'node B metrics: no registry reads');
 
   // Node C: the shared spans are gone (evicted), only the profiles are left.
   for (const k of await spanKeys()) await redis.cli('del', k);

@@ -26,7 +26,7 @@ import { LayerDownload } from './layer-download.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
 import type { LayerReader, LayerRef } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
-import { readSpanAttrs, traceTier } from './read-tracing.js';
+import { readSpanAttrs, traceRangeTier, traceTier } from './read-tracing.js';
 
 export interface LayerStoreOptions {
   /** `<root>/cache/layers`. */
@@ -236,9 +236,7 @@ export class LayerStore implements LayerReaderHost {
     if (hit !== undefined) return hit;
     if (this.#o.rangeReads && !st.download && this.#range.usable(hex, st.ref)) {
       const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
-      const ranged = await traceTier('registry', st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal), {
-        'clip.range_read': true,
-      });
+      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal));
       if (ranged !== undefined) return ranged;
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };

@@ -14,7 +14,7 @@ import { SparseLayer, hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanShar
 import type { ContentCache } from '../contentcache/index.js';
 import type { BlobSource } from './blob-source.js';
 import { hashFile } from './disk-cache.js';
-import type { LayerRef } from './layer-reader.js';
+import type { LayerRef, ReadSource } from './layer-reader.js';
 
 interface RangeLayer {
   layer?: Promise<SparseLayer>;
@@ -80,18 +80,26 @@ export class RangeTier {
     return hasSpanTable(ref) && this.#blobs.fetchRange !== undefined;
   }
 
-  /** Serve a read from spans, or undefined (after logging why) when the whole-layer path must. */
-  async read(hex: string, ref: LayerRef, buf: Buffer, bufOffset: number, len: number, offset: number, signal: AbortSignal): Promise<number | undefined> {
+  /**
+   * Serve a read from spans, or undefined (after logging why) when the whole-layer path must.
+   * `source` says where its bytes came from: spans already on disk, shared by another node, or the
+   * registry (judged by this layer's counters, so concurrent reads of one layer may share a label).
+   */
+  async read(
+    hex: string, ref: LayerRef, buf: Buffer, bufOffset: number, len: number, offset: number, signal: AbortSignal,
+  ): Promise<{ n: number; source: ReadSource } | undefined> {
     const st = this.#state(hex);
     if (!this.usable(hex, ref)) return undefined;
     try {
       st.layer ??= this.#open(hex, ref);
       const layer = await st.layer;
       const before = layer.fetchedBytes;
+      const shared = layer.sharedBytes;
       const n = await layer.read(buf, bufOffset, len, offset, signal);
-      if (layer.fetchedBytes !== before) this.#lastDemand = Date.now();
+      const fetched = layer.fetchedBytes !== before;
+      if (fetched) this.#lastDemand = Date.now();
       this.#startCompletion(hex, ref, st);
-      return n;
+      return { n, source: fetched ? 'registry' : layer.sharedBytes !== shared ? 'content_cache' : 'disk' };
     } catch (err) {
       this.#failed(hex, ref, st, err, signal);
       return undefined;

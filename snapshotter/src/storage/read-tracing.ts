@@ -27,6 +27,35 @@ export function readSpanAttrs(ref: LayerRef, offset: number, len: number): Attri
 }
 
 /**
+ * The range tier, whose source is known only afterwards: spans already in the sparse file (disk),
+ * decoded by another node (content_cache) or fetched by Range (registry). The span starts as
+ * `clip.read.registry` and is renamed to the tier that served the read.
+ */
+export async function traceRangeTier(
+  ref: LayerRef, offset: number, len: number, fn: () => Promise<{ n: number; source: ReadSource } | undefined>,
+): Promise<number | undefined> {
+  const started = performance.now();
+  const run = async (): Promise<{ n: number; source: ReadSource } | undefined> => {
+    try {
+      const r = await fn();
+      if (r) recordRead(r.source, r.n, (performance.now() - started) / 1000);
+      return r;
+    } catch (err) {
+      recordReadError('registry');
+      throw err;
+    }
+  };
+  if (!tracingEnabled()) return (await run())?.n;
+  const attrs = { ...readSpanAttrs(ref, offset, len), [ATTR_CLIP_SOURCE]: 'registry', 'clip.range_read': true };
+  return withSpan(SPAN_READ_REGISTRY, attrs, async (span) => {
+    const r = await run();
+    if (r && r.source !== 'registry') span.updateName(SPAN_OF[r.source]);
+    span.setAttributes({ [ATTR_CLIP_SOURCE]: r?.source ?? 'registry', [ATTR_CLIP_CACHE_HIT]: r !== undefined, [ATTR_CLIP_READ_BYTES]: r?.n ?? 0 });
+    return r?.n;
+  });
+}
+
+/**
  * Run one tier of a read: `fn` resolves to the bytes served or `undefined` for a miss. The tier's
  * span (when tracing) gets `clip.source`, hit/miss and bytes; a rejection marks it failed.
  */
