@@ -123,6 +123,27 @@ async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolea
   process.stdout.write(`Logs of both nodes copied to ${OUT_DIR}/\n\n`);
 }
 
+/**
+ * Node A started its container from a few range reads; in the background it now fetches the rest
+ * of each layer (after 2 s without on-demand reads), checks it against the diffID and publishes it
+ * to the ContentCache. Wait for that, so node B shows the cluster-wide cache, not the registry.
+ */
+async function awaitPublished(node: ClipNode, redisPort: number, layers: number): Promise<void> {
+  step(`${node.name}: background completion — the rest of each layer arrives and is published to the ContentCache`);
+  const started = Date.now();
+  for (;;) {
+    const res = await runCommand('redis-cli', ['-p', String(redisPort), '--scan', '--pattern', '*:manifest'], { allowFailure: true });
+    const complete = res.stdout.split('\n').filter(Boolean).length;
+    if (complete >= layers) break;
+    if (Date.now() - started > 180_000) {
+      step(`${node.name}: ${complete}/${layers} layers published after 180 s; going on`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  step(`${node.name}:   all ${layers} layers complete and published (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
 async function demo(stack: Stack, quick: boolean): Promise<number> {
   step(`private stack under ${stack.root}`);
   const { registry, work } = await prepareImage(stack, quick);
@@ -146,7 +167,10 @@ async function demo(stack: Stack, quick: boolean): Promise<number> {
   }
   const cursor = new AccessLogCursor(registry.logPath);
   const results: NodeResult[] = [];
-  for (const [i, node] of nodes.entries()) results.push(await runOnNode(node, work, cursor, `demo-${i === 0 ? 'a' : 'b'}`));
+  for (const [i, node] of nodes.entries()) {
+    results.push(await runOnNode(node, work, cursor, `demo-${i === 0 ? 'a' : 'b'}`));
+    if (i === 0 && redis) await awaitPublished(node, redisServer.port, work.image.layers.length);
+  }
   // Give batching span exporters a moment to flush before the summary.
   await new Promise((r) => setTimeout(r, 1500));
   await summarize(results, nodes, redis, otlp, metricsAddrs, work.image);
