@@ -1,16 +1,16 @@
 /**
  * zstd spans for a sparse layer: a span's compressed range is whole frames, so it decodes with
- * plain fzstd. The fetched bytes are scanned first — exactly the span's frame count, no frame
+ * plain fzstd (on a worker thread, `zstd-decode-pool.ts`). The fetched bytes are scanned first — exactly the span's frame count, no frame
  * claiming more output or window than the span can have — so a lying registry cannot make the
  * decoder allocate what the table never promised; the sha256 check after decoding is what
  * guarantees the bytes.
  */
-import { decompress } from 'fzstd';
 import { dataCorrupt, findClipError, messageOf } from '../errors/index.js';
 import type { SpanCodec } from './span-codec.js';
 import { MAX_ZSTD_WINDOW_BYTES } from './zstd-frame-builder.js';
 import { scanZstdFrames } from './zstd-frame-scanner.js';
 import { zstdSpanEnd, type ZstdFrameTable } from './zstd-frame-table.js';
+import { decodeZstdOffThread } from './zstd-decode-pool.js';
 
 const decodeError = (i: number, detail: string, cause?: unknown) => dataCorrupt('CLIP_ZRAN_ZSTD_DECODE', `zstd span ${i}: ${detail}`, cause);
 
@@ -32,8 +32,8 @@ export function zstdSpanCodec(table: ZstdFrameTable): SpanCodec {
       checkFrames(i, compressed, s.frames, want);
       let out: Uint8Array;
       try {
-        // fzstd is synchronous: a span costs the event loop ~6 ms per MiB of output (README).
-        out = decompress(compressed);
+        // On a worker thread: fzstd is synchronous, ~6–12 ms per MiB of output (README).
+        out = await decodeZstdOffThread(compressed);
       } catch (err) {
         throw decodeError(i, `does not decode: ${messageOf(err)}`, err);
       }
