@@ -12,6 +12,7 @@
  */
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { dataCorrupt } from '../errors/index.js';
+import { readU64 as readOffset, tableCorrupt, writeU64 } from './table-bytes.js';
 import { decodePackedTable, isPackedTable, type PackedWindow, type WindowPackRef } from './window-pack.js';
 
 export const CHECKPOINT_TABLE_VERSION = 1;
@@ -47,18 +48,10 @@ export interface GzipCheckpointTable {
   readonly pack?: WindowPackRef | undefined;
 }
 
-const corrupt = (detail: string) => dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `gzip checkpoint table: ${detail}`);
+const WHAT = 'gzip checkpoint table';
+const corrupt = (detail: string) => tableCorrupt(WHAT, detail);
+const readU64 = (buf: Buffer, at: number): number => readOffset(buf, at, WHAT);
 
-function u64(buf: Buffer, at: number, value: number): void {
-  buf.writeUInt32LE(value % 0x1_0000_0000, at);
-  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  const hi = buf.readUInt32LE(at + 4);
-  if (hi >= 1 << 21) throw corrupt('offset out of range');
-  return hi * 0x1_0000_0000 + buf.readUInt32LE(at);
-}
 
 /** Encode a table (windows LZ4-compressed). */
 export function encodeCheckpointTable(t: GzipCheckpointTable): Buffer {
@@ -66,15 +59,15 @@ export function encodeCheckpointTable(t: GzipCheckpointTable): Buffer {
   head.writeUInt32LE(CHECKPOINT_TABLE_VERSION, 0);
   head.writeUInt32LE(t.points.length, 4);
   head.writeUInt32LE(t.spanBytes, 8);
-  u64(head, 16, t.compressedSize);
-  u64(head, 24, t.uncompressedSize);
+  writeU64(head, 16, t.compressedSize);
+  writeU64(head, 24, t.uncompressedSize);
   const parts: Buffer[] = [head];
   for (const p of t.points) {
     const row = Buffer.alloc(POINT_BYTES);
     if (!p.window) throw corrupt('a point without its window cannot be encoded inline');
     const lz = p.window.length > 0 ? compressSync(p.window) : Buffer.alloc(0);
-    u64(row, 0, p.in);
-    u64(row, 8, p.out);
+    writeU64(row, 0, p.in);
+    writeU64(row, 8, p.out);
     row.writeUInt8(p.bits, 16);
     row.writeUInt32LE(p.window.length, 20);
     row.writeUInt32LE(lz.length, 24);

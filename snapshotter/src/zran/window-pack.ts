@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { dataCorrupt } from '../errors/index.js';
+import { readU64 as readOffset, tableCorrupt, writeU64 } from './table-bytes.js';
 import { decodeCheckpointTable, type GzipCheckpoint, type GzipCheckpointTable } from './checkpoint-table.js';
 
 export const PACKED_TABLE_VERSION = 2;
@@ -39,18 +40,10 @@ export interface WindowPackRef {
   readonly size: number;
 }
 
-const corrupt = (detail: string) => dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `gzip checkpoint table: ${detail}`);
+const WHAT = 'gzip checkpoint table';
+const corrupt = (detail: string) => tableCorrupt(WHAT, detail);
+const readU64 = (buf: Buffer, at: number): number => readOffset(buf, at, WHAT);
 
-function u64(buf: Buffer, at: number, value: number): void {
-  buf.writeUInt32LE(value % 0x1_0000_0000, at);
-  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  const hi = buf.readUInt32LE(at + 4);
-  if (hi >= 1 << 21) throw corrupt('offset out of range');
-  return hi * 0x1_0000_0000 + buf.readUInt32LE(at);
-}
 
 /** Whether an encoded table keeps its windows in a pack. */
 export function isPackedTable(buf: Buffer): boolean {
@@ -71,13 +64,13 @@ export function packWindows(encoded: Buffer): { table: Buffer; pack: Buffer; pac
     const window = p.window ?? Buffer.alloc(0);
     const lz = window.length > 0 ? compressSync(window) : Buffer.alloc(0);
     const row = Buffer.alloc(POINT_BYTES);
-    u64(row, 0, p.in);
-    u64(row, 8, p.out);
+    writeU64(row, 0, p.in);
+    writeU64(row, 8, p.out);
     row.writeUInt8(p.bits, 16);
     row.writeUInt32LE(window.length, 20);
     row.writeUInt32LE(lz.length, 24);
     p.sha256.copy(row, 28);
-    u64(row, 60, offset);
+    writeU64(row, 60, offset);
     rows.push(row);
     blocks.push(lz);
     offset += lz.length;
@@ -88,9 +81,9 @@ export function packWindows(encoded: Buffer): { table: Buffer; pack: Buffer; pac
   head.writeUInt32LE(PACKED_TABLE_VERSION, 0);
   head.writeUInt32LE(t.points.length, 4);
   head.writeUInt32LE(t.spanBytes, 8);
-  u64(head, 16, t.compressedSize);
-  u64(head, 24, t.uncompressedSize);
-  u64(head, 32, pack.length);
+  writeU64(head, 16, t.compressedSize);
+  writeU64(head, 24, t.uncompressedSize);
+  writeU64(head, 32, pack.length);
   digest.copy(head, 40);
   return { table: Buffer.concat([head, ...rows]), pack, packRef: { digest: `sha256:${digest.toString('hex')}`, size: pack.length } };
 }

@@ -10,7 +10,7 @@
  * Span i is the compressed range [in, inEnd) (its frames plus any skippable frames between them)
  * and the uncompressed range [out_i, out_{i+1}) (the last ends at uncompressedSize).
  */
-import { dataCorrupt } from '../errors/index.js';
+import { readU64 as readOffset, tableCorrupt, writeU64 } from './table-bytes.js';
 
 export const ZSTD_FRAME_TABLE_VERSION = 1;
 const HEAD_BYTES = 32;
@@ -42,18 +42,10 @@ export interface ZstdFrameTable {
   readonly spans: readonly ZstdSpan[];
 }
 
-const corrupt = (detail: string) => dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `zstd frame table: ${detail}`);
+const WHAT = 'zstd frame table';
+const corrupt = (detail: string) => tableCorrupt(WHAT, detail);
+const readU64 = (buf: Buffer, at: number): number => readOffset(buf, at, WHAT);
 
-function u64(buf: Buffer, at: number, value: number): void {
-  buf.writeUInt32LE(value % 0x1_0000_0000, at);
-  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  const hi = buf.readUInt32LE(at + 4);
-  if (hi >= 1 << 21) throw corrupt('offset out of range');
-  return hi * 0x1_0000_0000 + buf.readUInt32LE(at);
-}
 
 /** Encode a table. */
 export function encodeZstdFrameTable(t: ZstdFrameTable): Buffer {
@@ -62,13 +54,13 @@ export function encodeZstdFrameTable(t: ZstdFrameTable): Buffer {
   out.writeUInt32LE(t.spans.length, 4);
   out.writeUInt32LE(t.spanBytes, 8);
   out.writeUInt32LE(t.frameCount, 12);
-  u64(out, 16, t.compressedSize);
-  u64(out, 24, t.uncompressedSize);
+  writeU64(out, 16, t.compressedSize);
+  writeU64(out, 24, t.uncompressedSize);
   t.spans.forEach((s, i) => {
     const at = HEAD_BYTES + i * SPAN_BYTES;
-    u64(out, at, s.in);
-    u64(out, at + 8, s.inEnd);
-    u64(out, at + 16, s.out);
+    writeU64(out, at, s.in);
+    writeU64(out, at + 8, s.inEnd);
+    writeU64(out, at + 16, s.out);
     out.writeUInt32LE(s.frames, at + 24);
     s.sha256.copy(out, at + 32);
   });
