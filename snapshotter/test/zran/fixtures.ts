@@ -1,6 +1,10 @@
 /** Layers for the zran tests: compressible-but-varied data, compressed by several real tools. */
 import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import type { RangeFetcher } from '../../src/zran/index.js';
 import { CheckpointBuilder, decodeCheckpointTable, encodeCheckpointTable, type GzipCheckpointTable } from '../../src/zran/index.js';
 
 /** Deterministic data mixing text runs (long matches), random bytes (stored blocks) and zeros. */
@@ -55,4 +59,35 @@ export function buildTable(blob: Buffer, spanBytes: number, chunk = 65536): Gzip
   const table = b.finish();
   if (!table) throw new Error('no checkpoint table');
   return decodeCheckpointTable(encodeCheckpointTable(table));
+}
+
+/** A temp dir removed at teardown. */
+export async function zranTempDir(t: { teardown(fn: () => Promise<void>): void }, prefix = 'clip-zran-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  return dir;
+}
+
+/** An in-memory "registry" serving ranges of `blob`, recording every request. */
+export function memoryFetcher(blob: Buffer, requests: Array<[number, number]> = []): RangeFetcher {
+  return async (start, end) => {
+    requests.push([start, end]);
+    await new Promise((r) => setImmediate(r));
+    return Buffer.from(blob.subarray(start, end));
+  };
+}
+
+/** A real tar (GNU tar) of six 2 MiB files and a small text file `lastName` at the end. */
+export async function makeGnuTar(
+  t: { teardown(fn: () => Promise<void>): void }, lastName: string, seed: number,
+): Promise<{ tar: Buffer; files: Map<string, Buffer>; dir: string }> {
+  const dir = await zranTempDir(t, 'clip-zran-tar-');
+  const root = join(dir, 'root');
+  await mkdir(join(root, 'usr', 'lib'), { recursive: true });
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < 6; i++) files.set(`usr/lib/blob${i}.bin`, sampleData(2 * 1024 * 1024 + i * 777, i + seed));
+  files.set(`usr/lib/${lastName}`, Buffer.from('the file a container reads first\n'.repeat(100)));
+  for (const [p, data] of files) await writeFile(join(root, p), data);
+  const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
+  return { tar, files, dir };
 }

@@ -1,29 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
 import { SparseLayer, decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
-import { sampleData } from './fixtures.js';
+import { makeGnuTar } from './fixtures.js';
 
 const stream = (buf: Buffer, chunk = 65536): Readable =>
   Readable.from((function* () { for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk); })());
 
-/** A real tar (GNU tar) of a few files, the last one deep inside the archive. */
-async function makeTar(t: Test): Promise<{ tar: Buffer; files: Map<string, Buffer>; dir: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'clip-zran-tar-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const root = join(dir, 'root');
-  await mkdir(join(root, 'usr', 'lib'), { recursive: true });
-  const files = new Map<string, Buffer>();
-  for (let i = 0; i < 6; i++) files.set(`usr/lib/blob${i}.bin`, sampleData(2 * 1024 * 1024 + i * 777, i + 3));
-  files.set('usr/lib/deep.txt', Buffer.from('the file a container reads first\n'.repeat(100)));
-  for (const [p, data] of files) await writeFile(join(root, p), data);
-  const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
-  return { tar, files, dir };
-}
+const makeTar = (t: Test) => makeGnuTar(t, 'deep.txt', 3);
 
 t.test('buildIndex stores checkpoints as a section; file bytes read through them are exact', async (t) => {
   const { tar, files, dir } = await makeTar(t);

@@ -1,30 +1,16 @@
-import { mkdtemp, rm, writeFile, open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { SparseLayer, spanCompressedRange, type GzipCheckpointTable, type RangeFetcher } from '../../src/zran/index.js';
-import { COMPRESSORS, buildTable, sampleData } from './fixtures.js';
+import { COMPRESSORS, buildTable, memoryFetcher, sampleData, zranTempDir } from './fixtures.js';
 
 const data = sampleData(10 * 1024 * 1024, 7);
 const SPAN = 1024 * 1024;
 
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'clip-zran-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
-/** An in-memory "registry" serving ranges of `blob`, recording every request. */
-function fetcher(blob: Buffer, requests: Array<[number, number]> = []): RangeFetcher {
-  return async (start, end) => {
-    requests.push([start, end]);
-    await new Promise((r) => setImmediate(r));
-    return Buffer.from(blob.subarray(start, end));
-  };
-}
 
 async function openLayer(t: Test, table: GzipCheckpointTable, fetchRange: RangeFetcher, path?: string): Promise<SparseLayer> {
-  const layer = await SparseLayer.openGzip({ table, path: path ?? join(await tempDir(t), 'layer'), fetchRange });
+  const layer = await SparseLayer.openGzip({ table, path: path ?? join(await zranTempDir(t), 'layer'), fetchRange });
   t.teardown(() => layer.close().catch(() => {}));
   return layer;
 }
@@ -37,7 +23,7 @@ t.test('byte-exact random reads across span boundaries for every compressor', as
   for (const [name, compress] of Object.entries(COMPRESSORS)) {
     const blob = compress(data);
     const table = buildTable(blob, SPAN);
-    const layer = await openLayer(t, table, fetcher(blob));
+    const layer = await openLayer(t, table, memoryFetcher(blob));
     let bad = 0;
     const reads: Array<[number, number]> = table.points.slice(1).map((p) => [p.out - 100, 200]);
     for (let k = 0; k < 60; k++) reads.push([rnd(data.length), 1 + rnd(k % 10 === 0 ? 3 * SPAN : 70000)]);
@@ -56,7 +42,7 @@ t.test('a small read fetches one span; concurrent misses share it; adjacent span
   const blob = COMPRESSORS['gzip -9']!(data);
   const table = buildTable(blob, SPAN);
   const requests: Array<[number, number]> = [];
-  const layer = await openLayer(t, table, fetcher(blob, requests));
+  const layer = await openLayer(t, table, memoryFetcher(blob, requests));
   const off = table.points[3]!.out + 10;
   await Promise.all([0, 1, 2, 3].map(() => layer.read(Buffer.alloc(4096), 0, 4096, off, signal())));
   t.same(requests, [[spanCompressedRange(table, 3).start, spanCompressedRange(table, 3).end]]);
@@ -75,12 +61,12 @@ t.test('a corrupt window or a lying registry is a data_corrupt error, never wron
   const blob = COMPRESSORS['gzip -1']!(data);
   const table = buildTable(blob, SPAN);
   const points = table.points.map((p, i) => (i === 2 ? { ...p, window: Buffer.from(p.window ?? []).fill(0x41, 0, 32768) } : p));
-  const bent = await openLayer(t, { ...table, points }, fetcher(blob));
+  const bent = await openLayer(t, { ...table, points }, memoryFetcher(blob));
   await t.rejects(bent.read(Buffer.alloc(10), 0, 10, table.points[2]!.out + 5000, signal()), { name: 'ClipError', kind: 'data_corrupt' });
   const flipped = Buffer.from(blob);
   const r = spanCompressedRange(table, 4);
   flipped[Math.floor((r.start + r.end) / 2)]! ^= 0x10;
-  const liar = await openLayer(t, table, fetcher(flipped));
+  const liar = await openLayer(t, table, memoryFetcher(flipped));
   await t.rejects(liar.read(Buffer.alloc(10), 0, 10, table.points[4]!.out, signal()), { name: 'ClipError', kind: 'data_corrupt' });
   const short = await openLayer(t, table, async (s, e) => blob.subarray(s, e - 1));
   await t.rejects(short.read(Buffer.alloc(10), 0, 10, 0, signal()), { code: 'CLIP_ZRAN_RANGE_LENGTH' });
@@ -91,12 +77,12 @@ t.test('a corrupt window or a lying registry is a data_corrupt error, never wron
 t.test('restart: spans on disk are reused after a hash check; a damaged one is refetched', async (t) => {
   const blob = COMPRESSORS.pigz!(data);
   const table = buildTable(blob, SPAN);
-  const path = join(await tempDir(t), 'layer');
-  const first = await SparseLayer.openGzip({ table, path, fetchRange: fetcher(blob) });
+  const path = join(await zranTempDir(t), 'layer');
+  const first = await SparseLayer.openGzip({ table, path, fetchRange: memoryFetcher(blob) });
   await first.read(Buffer.alloc(2 * SPAN), 0, 2 * SPAN, table.points[1]!.out, signal());
   await first.close();
   const requests: Array<[number, number]> = [];
-  const again = await openLayer(t, table, fetcher(blob, requests), path);
+  const again = await openLayer(t, table, memoryFetcher(blob, requests), path);
   t.ok(again.presentSpans >= 2);
   const buf = Buffer.alloc(1000);
   await again.read(buf, 0, 1000, table.points[1]!.out, signal());
@@ -106,12 +92,12 @@ t.test('restart: spans on disk are reused after a hash check; a damaged one is r
   const fh = await open(path, 'r+');
   await fh.write(Buffer.from('XXXX'), 0, 4, table.points[2]!.out + 7);
   await fh.close();
-  const third = await openLayer(t, table, fetcher(blob, requests), path);
+  const third = await openLayer(t, table, memoryFetcher(blob, requests), path);
   await third.read(buf, 0, 1000, table.points[2]!.out, signal());
   t.equal(requests.length, 1, 'damaged span refetched');
   t.ok(buf.equals(data.subarray(table.points[2]!.out, table.points[2]!.out + 1000)));
   await writeFile(`${path}.spans`, Buffer.alloc(3));
-  const fourth = await openLayer(t, table, fetcher(blob), path);
+  const fourth = await openLayer(t, table, memoryFetcher(blob), path);
   t.equal(fourth.presentSpans, 0, 'a span record of the wrong length is ignored');
 });
 
@@ -121,7 +107,7 @@ t.test('tiny spans on a multi-member stream: checkpoints at member starts, whole
   const table = buildTable(blob, 1, 4096);
   t.ok(table.points.length > 20, `${table.points.length} points`);
   t.ok(table.points.some((p, i) => i > 0 && p.window?.length === 0), 'a checkpoint at the start of a later member');
-  const layer = await openLayer(t, table, fetcher(blob));
+  const layer = await openLayer(t, table, memoryFetcher(blob));
   const buf = Buffer.alloc(small.length);
   t.equal(await layer.read(buf, 0, small.length, 0, signal()), small.length);
   t.ok(buf.equals(small));

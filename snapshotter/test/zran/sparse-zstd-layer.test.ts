@@ -1,9 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { SparseLayer, zstdSpanCodec, zstdSpanEnd, type RangeFetcher, type ZstdFrameTable } from '../../src/zran/index.js';
-import { sampleData } from './fixtures.js';
+import { memoryFetcher, sampleData, zranTempDir } from './fixtures.js';
 import { MULTI_FRAME, buildZstd, framed, zstd } from './zstd-fixtures.js';
 
 const data = sampleData(10 * 1024 * 1024, 5);
@@ -23,22 +21,10 @@ function noise(n: number): Buffer {
   return out;
 }
 
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'clip-zstd-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
-function fetcher(blob: Buffer, requests: Array<[number, number]> = []): RangeFetcher {
-  return async (start, end) => {
-    requests.push([start, end]);
-    await new Promise((r) => setImmediate(r));
-    return Buffer.from(blob.subarray(start, end));
-  };
-}
 
 async function openLayer(t: Test, table: ZstdFrameTable, fetchRange: RangeFetcher): Promise<SparseLayer> {
-  const layer = await SparseLayer.open({ codec: zstdSpanCodec(table), path: join(await tempDir(t), 'layer'), fetchRange });
+  const layer = await SparseLayer.open({ codec: zstdSpanCodec(table), path: join(await zranTempDir(t), 'layer'), fetchRange });
   t.teardown(() => layer.close().catch(() => {}));
   return layer;
 }
@@ -55,7 +41,7 @@ t.test('byte-exact random reads across span boundaries for every multi-frame enc
   for (const [name, compress] of Object.entries(MULTI_FRAME)) {
     const blob = compress(data);
     const table = tableOf(blob);
-    const layer = await openLayer(t, table, fetcher(blob));
+    const layer = await openLayer(t, table, memoryFetcher(blob));
     const reads: Array<[number, number]> = table.spans.slice(1).map((s) => [s.out - 100, 200]);
     for (let k = 0; k < 40; k++) reads.push([rnd(data.length), 1 + rnd(k % 8 === 0 ? 3 * SPAN : 70000)]);
     reads.push([data.length - 10, 100], [0, 1]);
@@ -74,7 +60,7 @@ t.test('a small read fetches only its span: one request for exactly its frames',
   const blob = MULTI_FRAME['one frame per 96 KiB']!(data);
   const table = tableOf(blob);
   const requests: Array<[number, number]> = [];
-  const layer = await openLayer(t, table, fetcher(blob, requests));
+  const layer = await openLayer(t, table, memoryFetcher(blob, requests));
   const s = table.spans[4]!;
   const buf = Buffer.alloc(4096);
   await Promise.all([0, 1, 2].map(() => layer.read(buf, 0, 4096, s.out + 10, signal())));
@@ -96,7 +82,7 @@ t.test('a lying registry or a lying table is data_corrupt, never wrong bytes', a
   // A flipped byte inside a block: it decodes to other bytes (sha256 mismatch) or not at all.
   const flipped = Buffer.from(blob);
   flipped[Math.floor((s.in + s.inEnd) / 2)]! ^= 0x10;
-  await t.rejects(read(await openLayer(t, table, fetcher(flipped))), { name: 'ClipError', kind: 'data_corrupt' }, 'flipped byte');
+  await t.rejects(read(await openLayer(t, table, memoryFetcher(flipped))), { name: 'ClipError', kind: 'data_corrupt' }, 'flipped byte');
   // Valid zstd of other bytes, the right length (incompressible frames of equal size): only the digest can tell.
   const noisy = noise(4 * SPAN);
   const noisyBlob = framed(noisy, SPAN, () => ['-1']);
@@ -107,10 +93,10 @@ t.test('a lying registry or a lying table is data_corrupt, never wrong bytes', a
   await t.rejects(openLayer(t, nt, swap).then((l) => l.read(Buffer.alloc(10), 0, 10, n1.out, signal())), { code: 'CLIP_ZRAN_SPAN_DIGEST' }, 'another span served');
   // Right bytes, table digest wrong.
   const spans = table.spans.map((x, i) => (i === 1 ? { ...x, sha256: Buffer.alloc(32, 1) } : x));
-  await t.rejects(read(await openLayer(t, { ...table, spans }, fetcher(blob))), { code: 'CLIP_ZRAN_SPAN_DIGEST' }, 'wrong digest in the table');
+  await t.rejects(read(await openLayer(t, { ...table, spans }, memoryFetcher(blob))), { code: 'CLIP_ZRAN_SPAN_DIGEST' }, 'wrong digest in the table');
   // A table whose span claims more frames than the bytes hold.
   const more = table.spans.map((x, i) => (i === 1 ? { ...x, frames: x.frames + 1 } : x));
-  await t.rejects(read(await openLayer(t, { ...table, spans: more, frameCount: table.frameCount + 1 }, fetcher(blob))), { code: 'CLIP_ZRAN_ZSTD_DECODE' }, 'frame count');
+  await t.rejects(read(await openLayer(t, { ...table, spans: more, frameCount: table.frameCount + 1 }, memoryFetcher(blob))), { code: 'CLIP_ZRAN_ZSTD_DECODE' }, 'frame count');
   // A short answer.
   await t.rejects(read(await openLayer(t, table, async (a, b) => blob.subarray(a, b - 1))), { code: 'CLIP_ZRAN_RANGE_LENGTH' }, 'a short answer');
   // A frame header claiming a huge content size is refused before the decoder allocates it.
@@ -121,8 +107,8 @@ t.test('a lying registry or a lying table is data_corrupt, never wrong bytes', a
   t.equal(desc >> 6, 2, 'a 4-byte frame content size');
   const inflated = Buffer.from(sized);
   inflated.writeUInt32LE(0xfffffff0, f1.in + 5 + ((desc & 0x20) !== 0 ? 0 : 1));
-  await t.rejects(openLayer(t, st, fetcher(inflated)).then((l) => l.read(Buffer.alloc(10), 0, 10, f1.out, signal())), { code: 'CLIP_ZRAN_ZSTD_DECODE', message: /claims 4294967280 bytes/ }, 'a content size beyond the span');
-  const layer = await openLayer(t, table, fetcher(blob));
+  await t.rejects(openLayer(t, st, memoryFetcher(inflated)).then((l) => l.read(Buffer.alloc(10), 0, 10, f1.out, signal())), { code: 'CLIP_ZRAN_ZSTD_DECODE', message: /claims 4294967280 bytes/ }, 'a content size beyond the span');
+  const layer = await openLayer(t, table, memoryFetcher(blob));
   const buf = Buffer.alloc(10);
   await layer.read(buf, 0, 10, off, signal());
   t.ok(buf.equals(data.subarray(off, off + 10)), 'the honest registry serves the same span');

@@ -1,6 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
@@ -8,26 +6,14 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
 import { SparseLayer, decodeZstdFrameTable, loadZran, randomAccessObserver, zstdSpanCodec } from '../../src/zran/index.js';
-import { sampleData } from './fixtures.js';
+import { makeGnuTar } from './fixtures.js';
 import { MULTI_FRAME, zstd } from './zstd-fixtures.js';
 
 const stream = (buf: Buffer, chunk = 65536): Readable =>
   Readable.from((function* () { for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk); })());
 const observer = () => randomAccessObserver({ gzip: true, zstd: true, spanBytes: 1024 * 1024, minLayerBytes: 0 });
 
-/** A real tar (GNU tar) of a few files. */
-async function makeTar(t: Test): Promise<{ tar: Buffer; files: Map<string, Buffer>; dir: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'clip-zstd-tar-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const root = join(dir, 'root');
-  await mkdir(join(root, 'usr', 'lib'), { recursive: true });
-  const files = new Map<string, Buffer>();
-  for (let i = 0; i < 6; i++) files.set(`usr/lib/blob${i}.bin`, sampleData(2 * 1024 * 1024 + i * 777, i + 30));
-  files.set('usr/lib/last.txt', Buffer.from('the file a container reads first\n'.repeat(100)));
-  for (const [p, data] of files) await writeFile(join(root, p), data);
-  const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
-  return { tar, files, dir };
-}
+const makeTar = (t: Test) => makeGnuTar(t, 'last.txt', 30);
 
 t.test('buildIndex stores a zstd frame section for a pzstd layer; file bytes read through it are exact', async (t) => {
   const { tar, files, dir } = await makeTar(t);
