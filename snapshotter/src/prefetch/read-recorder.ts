@@ -25,7 +25,8 @@ export class RecordingLayerReader implements LayerReader {
     this.#done = done;
   }
 
-  async read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
+  // Not async: on the FUSE read path, after the window this is one call and no extra promise.
+  read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
     const ranges = this.#ranges;
     if (ranges !== undefined) {
       this.#timer ??= setTimeout(() => this.#finish(), this.#windowMs).unref();
