@@ -1,9 +1,11 @@
 /**
- * The range-read tier (off unless `LayerStoreOptions.rangeReads`): a miss on a gzip layer whose
- * index carries checkpoints inflates only the spans it touches, fetched with HTTP Range requests,
- * into a sparse per-layer file. Any failure (no addon, a corrupt table or window, a registry that
- * ignores Range, a lying registry) disables the tier for that layer and the read falls back to
- * the whole-layer download, which stays the path to a complete, diffID-verified cache entry.
+ * The range-read tier (`LayerStoreOptions.rangeReads`; on by default in the daemon): a miss on a
+ * gzip or multi-frame zstd layer whose index carries a random-access table decodes only the spans
+ * it touches — from the ContentCache when another node already decoded them, else from HTTP Range
+ * requests — into a sparse per-layer file, every span checked against its sha256. A permanent
+ * failure (no addon, a corrupt table or window, a registry that ignores Range or lies) turns the
+ * tier off for the layer and its reads take the whole-layer download; a transient one does so for
+ * 30 s. Background completion and prefetch (start profiles) go through the same sparse files.
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,7 +54,7 @@ export interface RangeTierOptions {
   adopt: AdoptLayer;
 }
 
-/** Sparse gzip layers, one per diffID, under `<dir>/<hex>`. */
+/** Sparse layers, one per diffID, under `<dir>/<hex>`. */
 export class RangeTier {
   readonly #dir: string;
   readonly #blobs: BlobSource;
