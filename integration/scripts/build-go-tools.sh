@@ -51,10 +51,12 @@ up_to_date() {
   [ -z "$(find "$@" "$0" -newer "$out" -print -quit 2>/dev/null)" ]
 }
 
+# build NAME test|bin PACKAGE SOURCE...: every SOURCE (file or directory) is an input of NAME.
 build() {
-  local name=$1 kind=$2 pkg=$3 src=$4
+  local name=$1 kind=$2 pkg=$3
+  shift 3
   local out=".work/bin/$name"
-  if up_to_date "$out" "$src" "${debian_inputs[@]}"; then
+  if up_to_date "$out" "$@" "${debian_inputs[@]}"; then
     echo "up to date: $out"
     return
   fi
@@ -71,9 +73,9 @@ want() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 selected=("$@")
 stargz=/usr/share/gocode/src/github.com/containerd/stargz-snapshotter/cmd/ctr-remote
 want conformance.test && build conformance.test test ./integration/go/conformance integration/go/conformance
-want overlayref && build overlayref bin ./integration/go/overlayref integration/go/overlayref
+want overlayref && build overlayref bin ./integration/go/overlayref integration/go/overlayref integration/go/proxyserve
 want rpcbench && build rpcbench bin ./integration/go/rpcbench integration/go/rpcbench
 want pullclient && build pullclient bin ./integration/go/pullclient integration/go/pullclient
-want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref
+want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref integration/go/proxyserve
 want ctr-remote && build ctr-remote bin github.com/containerd/stargz-snapshotter/cmd/ctr-remote "$stargz"
 exit 0

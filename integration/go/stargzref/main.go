@@ -18,16 +18,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
-	"github.com/containerd/containerd/contrib/snapshotservice"
 	"github.com/containerd/containerd/log"
 	"github.com/containerd/containerd/reference"
 	"github.com/containerd/containerd/remotes/docker"
@@ -40,7 +35,8 @@ import (
 	"github.com/containerd/stargz-snapshotter/snapshot"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
-	"google.golang.org/grpc"
+
+	"../proxyserve"
 )
 
 func main() {
@@ -132,56 +128,14 @@ func run(root, address string, hosts source.RegistryHosts, cfg config.Config) er
 		return fmt.Errorf("stargz snapshotter on %s: %w", snRoot, err)
 	}
 
-	l, err := listen(address)
-	if err != nil {
-		closeSnapshotter(sn)
-		return err
-	}
-	srv := grpc.NewServer()
-	snapshotsapi.RegisterSnapshotsServer(srv, snapshotservice.FromSnapshotter(sn))
-
-	// Exit 0 on SIGTERM/SIGINT: the harness treats any other exit as a crash.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		srv.Stop()
-	}()
-
-	serveErr := srv.Serve(l)
+	serveErr := proxyserve.Serve(sn, address)
 	// Close unmounts every FUSE layer mount, so nothing is left under root.
 	closeSnapshotter(sn)
-	if serveErr != nil {
-		return fmt.Errorf("serve: %w", serveErr)
-	}
-	if err := os.Remove(address); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return nil
+	return serveErr
 }
 
 func closeSnapshotter(sn snapshots.Snapshotter) {
 	if err := sn.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "stargzref: close: %v\n", err)
 	}
-}
-
-// listen replaces a stale socket file left by a killed predecessor and keeps
-// the socket private to root, as the clip daemon does.
-func listen(address string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.Remove(address); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
-	}
-	l, err := net.Listen("unix", address)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", address, err)
-	}
-	if err := os.Chmod(address, 0o600); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
 }
