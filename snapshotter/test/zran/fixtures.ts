@@ -4,7 +4,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { RangeFetcher } from '../../src/zran/index.js';
+import type { Test } from 'tap';
+import type { ClipIndexReader } from '../../src/clip/index.js';
+import type { RangeFetcher, SparseLayer } from '../../src/zran/index.js';
 import { CheckpointBuilder, decodeCheckpointTable, encodeCheckpointTable, type GzipCheckpointTable } from '../../src/zran/index.js';
 
 /** Deterministic data mixing text runs (long matches), random bytes (stored blocks) and zeros. */
@@ -90,4 +92,20 @@ export async function makeGnuTar(
   for (const [p, data] of files) await writeFile(join(root, p), data);
   const tar = execFileSync('tar', ['-C', root, '--sort=name', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
   return { tar, files, dir };
+}
+
+/** Read every file of `files` through `layer` at the offsets the index gives; each must be byte-exact. */
+export async function expectFilesExact(
+  t: Test, reader: Pick<ClipIndexReader, 'lookup'>, layer: SparseLayer, files: Map<string, Buffer>,
+): Promise<void> {
+  for (const [p, data] of files) {
+    const e = reader.lookup(p);
+    if (e?.type !== 'file') {
+      t.fail(`no file ${p}`);
+      continue;
+    }
+    const buf = Buffer.alloc(e.size);
+    await layer.read(buf, 0, e.size, e.dataOffset, AbortSignal.timeout(10_000));
+    t.ok(buf.equals(data), `${p} byte-exact`);
+  }
 }

@@ -6,7 +6,7 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
 import { SparseLayer, decodeZstdFrameTable, loadZran, randomAccessObserver, zstdSpanCodec } from '../../src/zran/index.js';
-import { makeGnuTar } from './fixtures.js';
+import { expectFilesExact, makeGnuTar } from './fixtures.js';
 import { MULTI_FRAME, zstd } from './zstd-fixtures.js';
 
 const stream = (buf: Buffer, chunk = 65536): Readable =>
@@ -33,16 +33,7 @@ t.test('buildIndex stores a zstd frame section for a pzstd layer; file bytes rea
   t.ok(table.spans.length >= 3, `${table.spans.length} spans`);
   const layer = await SparseLayer.open({ codec: zstdSpanCodec(table), path: join(dir, 'sparse'), fetchRange: async (s, e) => blob.subarray(s, e) });
   t.teardown(() => layer.close());
-  for (const [p, data] of files) {
-    const e = reader.lookup(p);
-    if (e?.type !== 'file') {
-      t.fail(`no file ${p}`);
-      continue;
-    }
-    const buf = Buffer.alloc(e.size);
-    await layer.read(buf, 0, e.size, e.dataOffset, AbortSignal.timeout(10_000));
-    t.ok(buf.equals(data), `${p} byte-exact`);
-  }
+  await expectFilesExact(t, reader, layer, files);
 });
 
 t.test('single-frame zstd, gzip and plain layers get no zstd section', async (t) => {
