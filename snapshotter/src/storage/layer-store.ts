@@ -219,7 +219,8 @@ export class LayerStore implements LayerReaderHost {
   async #readTiers(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
     const disk = await traceTier('disk', st.ref, offset, len, async () => {
       const file = st.file ?? (await this.#openCached(hex, st));
-      if (!file) return undefined;
+      // Not a complete layer yet: spans this node already range-read are on disk too.
+      if (!file) return this.#range.readPresent(hex, buf, bufOffset, len, offset);
       this.#disk.touch(hex);
       return preadFull(file, buf, bufOffset, len, offset);
     });

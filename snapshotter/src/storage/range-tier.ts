@@ -109,6 +109,17 @@ export class RangeTier {
   }
 
   /**
+   * The disk half of the tier: serve a read from spans this node already holds, or undefined
+   * (nothing is fetched). Lets the read path try local spans before the ContentCache.
+   */
+  async readPresent(hex: string, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number | undefined> {
+    const st = this.#layers.get(hex);
+    if (!st?.layer || st.disabled) return undefined;
+    const layer = await st.layer.catch(() => undefined);
+    return layer?.readPresent(buf, bufOffset, len, offset);
+  }
+
+  /**
    * Fetch the spans covering `ranges` (a start profile) ahead of the reads, at most `maxBytes`
    * uncompressed (0 = all), a few Range requests at a time; resolves to compressed bytes fetched.
    * Failures are logged and end the prefetch; reads then take their usual path.

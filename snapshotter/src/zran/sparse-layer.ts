@@ -107,6 +107,19 @@ export class SparseLayer {
     const end = Math.min(off + len, t.uncompressedSize);
     if (end <= off) return 0;
     await this.ensure(spanAt(t, off), spanAt(t, end - 1), signal);
+    return this.#pread(buf, bufOff, off, end);
+  }
+
+  /** Read only when every span of the range is already verified on disk; else undefined, no fetch. */
+  async readPresent(buf: Buffer, bufOff: number, len: number, off: number): Promise<number | undefined> {
+    const t = this.table;
+    const end = Math.min(off + len, t.uncompressedSize);
+    if (end <= off) return 0;
+    for (let i = spanAt(t, off), last = spanAt(t, end - 1); i <= last; i++) if (this.#state[i] !== VERIFIED) return undefined;
+    return this.#pread(buf, bufOff, off, end);
+  }
+
+  async #pread(buf: Buffer, bufOff: number, off: number, end: number): Promise<number> {
     const { bytesRead } = await this.#file.read(buf, bufOff, end - off, off);
     if (bytesRead !== end - off) throw dataCorrupt('CLIP_ZRAN_SHORT_READ', `sparse layer file ${this.#o.path}: short read`);
     return bytesRead;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
-import { readRange, recordingLogger, tempDir } from './fixtures.js';
+import { RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from '../zran/range-fixtures.js';
 
 const layer = gzipLayer();
@@ -50,4 +50,24 @@ t.test('sparse layers count against max_size_bytes and are evicted once nothing 
   const again = s.open(ref);
   t.ok((await readRange(again, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)), 'read again from the registry');
   await again.close();
+});
+
+t.test('spans already on disk are read before asking the ContentCache', async (t) => {
+  const dir = await tempDir(t);
+  const blobs = new RangeBlobSource(layer);
+  const cc = new RecordingContentCache('miss');
+  const s = await LayerStore.create({ cacheDir: join(dir, 'layers'), blobs, contentCache: cc, rangeReads: true });
+  t.teardown(() => s.close());
+  const r = s.open(ref);
+  t.ok((await readRange(r, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)));
+  // Another node has since published the whole layer: the ContentCache would answer now.
+  cc.objects.set(layer.ref.diffId, layer.tar);
+  cc.mode = 'hit';
+  const asked = cc.calls.filter((c) => c.op === 'readInto').length;
+  t.ok((await readRange(r, deep + 100, 4096)).equals(layer.tar.subarray(deep + 100, deep + 4196)));
+  t.equal(cc.calls.filter((c) => c.op === 'readInto').length, asked, 'the local span answered; no ContentCache read');
+  const far = 2 * 1024 * 1024;
+  t.ok((await readRange(r, far, 4096)).equals(layer.tar.subarray(far, far + 4096)));
+  t.equal(cc.calls.filter((c) => c.op === 'readInto').length, asked + 1, 'a span not on disk still asks the ContentCache first');
+  await r.close();
 });
