@@ -125,12 +125,15 @@ export class SparseLayer {
     return bytesRead;
   }
 
-  /** Make spans first..last present (fetching runs of missing ones), waiting for any in flight. */
-  async ensure(first: number, last: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Make spans first..last present (fetching runs of missing ones), waiting for any in flight.
+   * `offer` = false keeps what this call fetches out of the share (background completion).
+   */
+  async ensure(first: number, last: number, signal: AbortSignal, offer = true): Promise<void> {
     const waits: Array<Promise<void>> = [];
     let run: number[] = [];
     const flush = (): void => {
-      if (run.length > 0) waits.push(this.#fetchRun(run, signal));
+      if (run.length > 0) waits.push(this.#fetchRun(run, signal, offer));
       run = [];
     };
     for (let i = first; i <= last; i++) {
@@ -182,7 +185,8 @@ export class SparseLayer {
       while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && this.codec.compressedRange(j + 1).end - start <= batchBytes) j++;
       const before = this.fetchedBytes;
       const started = Date.now();
-      await this.ensure(i, j, signal);
+      // Not offered to the share: the completed layer is published whole, once.
+      await this.ensure(i, j, signal, false);
       const owed = ((this.fetchedBytes - before) / bytesPerSec) * 1000 - (Date.now() - started);
       if (owed > 0) await sleep(owed, undefined, { signal });
       i = j + 1;
@@ -209,18 +213,18 @@ export class SparseLayer {
     return p;
   }
 
-  #fetchRun(spans: number[], signal: AbortSignal): Promise<void> {
-    return this.#track(spans, this.#fetchAndStore(spans, signal));
+  #fetchRun(spans: number[], signal: AbortSignal, offer: boolean): Promise<void> {
+    return this.#track(spans, this.#fetchAndStore(spans, signal, offer));
   }
 
   /** Spans from the share where it has them (verified), the rest from the registry in contiguous runs. */
-  async #fetchAndStore(spans: number[], signal: AbortSignal): Promise<void> {
+  async #fetchAndStore(spans: number[], signal: AbortSignal, offer = true): Promise<void> {
     const share = this.#share;
-    if (!share) return this.#fetchFromRegistry(spans, signal);
+    if (!share) return this.#fetchFromRegistry(spans, signal, false);
     const found = await Promise.all(spans.map((i) => share.get(i, signal).catch(() => undefined)));
     let pending: number[] = [];
     const flush = async (): Promise<void> => {
-      if (pending.length > 0) await this.#fetchFromRegistry(pending, signal);
+      if (pending.length > 0) await this.#fetchFromRegistry(pending, signal, offer);
       pending = [];
     };
     for (const [k, i] of spans.entries()) {
@@ -245,7 +249,8 @@ export class SparseLayer {
     return data.length === spanEnd(this.table, i) - p.out && createHash('sha256').update(data).digest().equals(p.sha256);
   }
 
-  async #fetchFromRegistry(spans: number[], signal: AbortSignal): Promise<void> {
+  /** Fetch contiguous `spans` by one Range request; with `offer`, each verified span goes to the share. */
+  async #fetchFromRegistry(spans: number[], signal: AbortSignal, offer: boolean): Promise<void> {
     const t = this.table;
     const start = this.codec.compressedRange(spans[0] as number).start;
     const end = this.codec.compressedRange(spans[spans.length - 1] as number).end;
@@ -267,7 +272,7 @@ export class SparseLayer {
       const data = await this.#decodeSpan(i, compressed.subarray(r.start - start, r.end - start), { before, signal });
       await this.#file.write(data, 0, data.length, (t.points[i] as { out: number }).out);
       this.#state[i] = VERIFIED;
-      this.#share?.put(i, data);
+      if (offer) this.#share?.put(i, data);
       before = data;
     }
     this.#saveState();

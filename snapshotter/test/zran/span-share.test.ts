@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { LayerStore } from '../../src/storage/index.js';
 import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
 import { BlobOnlyCache, RangeBlobSource, gzipLayer } from './range-fixtures.js';
+import { zranTempDir } from './fixtures.js';
 
 const layer = gzipLayer();
 const ref = { ...layer.ref, gzipCheckpoints: layer.checkpoints };
@@ -67,5 +69,22 @@ t.test('an unreachable ContentCache pauses sharing; reads go on from the registr
   const r = n.store.open(ref);
   for (const [off, len] of reads) t.ok((await readRange(r, off, len)).equals(layer.tar.subarray(off, off + len)));
   t.equal(n.records.filter((rec) => rec['msg'] === 'span sharing through the ContentCache paused').length, 1, 'logged once');
+  await r.close();
+});
+
+t.test('background completion is not offered span by span (the whole layer is published once)', async (t) => {
+  const cache = new BlobOnlyCache();
+  const dir = await zranTempDir(t);
+  const blobs = new RangeBlobSource(layer);
+  const store = await LayerStore.create({
+    cacheDir: join(dir, 'layers'), blobs, contentCache: cache, rangeReads: true, rangeCompletionBytesPerSec: 1 << 30, rangeCompletionIdleMs: 0,
+  });
+  t.teardown(() => store.close());
+  const r = store.open(ref);
+  const [off, len] = reads[1]!;
+  t.ok((await readRange(r, off, len)).equals(layer.tar.subarray(off, off + len)));
+  await store.drain();
+  t.ok(existsSync(join(dir, 'layers', layer.hex)), 'completed into the disk cache');
+  t.equal(spanKeys(cache).length, 1, 'only the span read on demand was shared');
   await r.close();
 });
