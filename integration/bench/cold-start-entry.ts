@@ -4,9 +4,9 @@
  * overlayfs with a full pull and vs stargz-snapshotter on an eStargz copy of the image (the lazy-pull
  * peer). (e) Daemon RSS after each lazy run, with its FUSE mounts counted.
  */
-import type { Stack, RedisServer } from '../demo/stack.js';
-import { clipPull, remoteSnapshotCount, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../demo/node.js';
-import { AccessLogCursor, formatBytes } from '../demo/registry-bytes.js';
+import type { Stack, RedisServer } from '../harness/stack.js';
+import { clipPull, remoteSnapshotCount, runArgs, startNode, timeFirstOutput, type ClipNode, type PullSummary } from '../harness/stack-node.js';
+import { AccessLogCursor, formatBytes } from '../harness/registry-bytes.js';
 import type { Containerd } from '../harness/containerd.js';
 import { mountsUnder } from '../harness/mounts.js';
 import { runCommand } from '../harness/run-command.js';

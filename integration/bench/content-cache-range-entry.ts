@@ -7,7 +7,7 @@ import { closeSync, openSync, readdirSync, readSync, statSync, writeFileSync } f
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisContentCache, type RedisContentCacheOptions } from '../../snapshotter/src/contentcache/index.js';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 import { round } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
 

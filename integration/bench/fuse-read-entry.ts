@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildIndex, decodeIndex, encodeIndex } from '../../snapshotter/src/clip/index.js';
 import { LayerFilesystem } from '../../snapshotter/src/fuse/index.js';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 import { FileLayerReader } from '../fuse/file-layer-reader.js';
 import { runCommand } from '../harness/run-command.js';
 import { runNodeScript } from './proc-util.js';

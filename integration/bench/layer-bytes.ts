@@ -1,6 +1,6 @@
 /** Registry bytes of an image's layer blobs only (not configs, manifests or index artifacts), from the access log. */
 import { statSync } from 'node:fs';
-import { readAppended } from '../demo/registry-bytes.js';
+import { readAppended } from '../harness/registry-bytes.js';
 
 // ... "GET /v2/NAME/blobs/sha256:HEX[?query] HTTP/1.1" 200 12345 ...
 const LINE = /"GET \/v2\/\S+\/blobs\/(sha256:[0-9a-f]{64})(?:\?\S*)? HTTP\/[\d.]+" \d{3} (\d+|-)/;

@@ -5,7 +5,7 @@ import { ManagedProcess } from '../harness/managed-process.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
 import { runCommand, type CommandResult, type RunOptions } from '../harness/run-command.js';
 import { socketAccepts, waitUntil, WaitAborted } from '../harness/wait.js';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 
 export const GO_BIN = join(REPO_ROOT, '.work', 'bin');
 const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];

@@ -1,6 +1,6 @@
 /** (a) Per-RPC latency and conformance-suite wall time: clip vs containerd's overlayfs, same run. */
 import { join } from 'node:path';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
 import { runCommand } from '../harness/run-command.js';
 import { GO_BIN, startOverlayRef } from './proc-util.js';

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 import { ManagedProcess } from '../harness/managed-process.js';
 import { runCommand } from '../harness/run-command.js';
 import { waitUntil } from '../harness/wait.js';

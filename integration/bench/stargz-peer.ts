@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Stack } from '../demo/stack.js';
+import type { Stack } from '../harness/stack.js';
 import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
 import { ManagedProcess } from '../harness/managed-process.js';
 import { mountsUnder } from '../harness/mounts.js';

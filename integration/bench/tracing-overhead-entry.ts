@@ -5,11 +5,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RedisServer, Stack } from '../demo/stack.js';
-import { clipPull, daemonConfigToml, runArgs, timeFirstOutput } from '../demo/node.js';
+import type { RedisServer, Stack } from '../harness/stack.js';
+import { clipPull, daemonConfigToml, runArgs, timeFirstOutput } from '../harness/stack-node.js';
 import { runCommand } from '../harness/run-command.js';
 import type { PushedImage } from '../images/index.js';
-import { startOtlpReceiver } from '../telemetry/otlp-receiver.js';
+import { startOtlpReceiver } from '../harness/otlp-receiver.js';
 import { runNodeScript } from './proc-util.js';
 import type { ShapedRegistry } from './shaped-link.js';
 import { formatSpread, spread, type Spread } from './stats.js';

@@ -5,20 +5,15 @@
  * no layer blob from the registry.
  */
 import t from 'tap';
-import { createHarness } from '../harness/index.js';
-import { buildAndPushImages } from '../images/index.js';
 import { RedisContentCache } from '../../snapshotter/src/contentcache/index.js';
 import { indexCacheKey } from '../../snapshotter/src/remote/index.js';
-import { startRedis } from '../contentcache/redis-servers.js';
-import { eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from './cluster-node.js';
+import { startRedis } from '../harness/redis.js';
+import { eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
 
 t.test('an index built on the fly on node A makes node B lazy', async (t) => {
-  const ha = createHarness(t, 'clip-fly-node-a-');
-  const hb = createHarness(t, 'clip-fly-node-b-');
-  const registry = await ha.startRegistry();
-  const { tricky } = await buildAndPushImages({ hostPort: registry.hostPort });
+  const { ha, hb, registry, images: { tricky } } = await startTwoNodeStack(t, 'clip-fly-');
   const redis = await startRedis(t);
   const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [redis.address] });
   const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address] });

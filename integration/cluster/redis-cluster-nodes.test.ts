@@ -4,19 +4,14 @@
  * registry serves it zero bytes of any layer blob, its reads counted as ContentCache hits.
  */
 import t from 'tap';
-import { createHarness } from '../harness/index.js';
-import { buildAndPushImages } from '../images/index.js';
 import { RedisContentCache } from '../../snapshotter/src/contentcache/index.js';
-import { startRedisCluster } from '../contentcache/redis-servers.js';
-import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from './cluster-node.js';
+import { startRedisCluster } from '../harness/redis.js';
+import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
 
 t.test('two nodes share layers through a 3-master Redis Cluster', async (t) => {
-  const ha = createHarness(t, 'clip-cl-node-a-');
-  const hb = createHarness(t, 'clip-cl-node-b-');
-  const registry = await ha.startRegistry();
-  const { tricky } = await buildAndPushImages({ hostPort: registry.hostPort });
+  const { ha, hb, registry, images: { tricky } } = await startTwoNodeStack(t, 'clip-cl-');
   const masters = await startRedisCluster(t);
   // Seed each daemon with one master only: the others are discovered.
   const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [masters[0]!.address], cluster: true });

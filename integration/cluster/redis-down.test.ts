@@ -4,20 +4,15 @@
  * reading the layer from the registry, and its daemon says why (ContentCache unavailable).
  */
 import t from 'tap';
-import { createHarness } from '../harness/index.js';
-import { buildAndPushImages } from '../images/index.js';
-import { startRedis } from '../contentcache/redis-servers.js';
-import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from './cluster-node.js';
+import { startRedis } from '../harness/redis.js';
+import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
 
 const UNAVAILABLE = ['content cache unavailable; reading from the registry', 'content cache connection error', 'content cache check failed', 'index lookup failed'];
 
 t.test('with Redis stopped, a cold node runs the container through the registry', async (t) => {
-  const ha = createHarness(t, 'clip-down-node-a-');
-  const hb = createHarness(t, 'clip-down-node-b-');
-  const registry = await ha.startRegistry();
-  const { tricky } = await buildAndPushImages({ hostPort: registry.hostPort });
+  const { ha, hb, registry, images: { tricky } } = await startTwoNodeStack(t, 'clip-down-');
   const redis = await startRedis(t);
   const layer1 = tricky.layers[0]!;
   t.equal((await clip(['index', tricky.ref, '--plain-http', '--json'])).code, 0, 'index artifact pushed');

@@ -7,63 +7,15 @@
  * including the error status of a read that fails because the registry is down.
  */
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createHarness, freePort, runCommand, type Containerd, type Harness, type Registry, type Snapshotter } from '../harness/index.js';
-import { buildAndPushImages } from '../images/index.js';
-import { startRedis } from '../contentcache/redis-servers.js';
-import { startOtlpReceiver, type ReceivedSpan } from '../telemetry/otlp-receiver.js';
+import { clip, eventually, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
+import { startRedis } from '../harness/redis.js';
+import { startOtlpReceiver, type ReceivedSpan } from '../harness/otlp-receiver.js';
+import type { Registry } from '../harness/index.js';
 
 t.setTimeout(600_000);
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 let seq = 0;
 
-interface Node {
-  name: string;
-  c: Containerd;
-  snap: Snapshotter;
-  metricsUrl: string;
-}
-
-async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs: 180_000 });
-  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
-}
-
-async function startNode(h: Harness, name: string, registry: Registry, redis: string, otlpUrl: string): Promise<Node> {
-  const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
-  const metricsPort = await freePort();
-  const config = join(h.root, 'clip-config.toml');
-  await writeFile(
-    config,
-    [
-      `containerd_address = "${c.address}"`,
-      'containerd_namespace = "clip-test"',
-      '[registry]',
-      `config_path = "${c.hostsDir}"`,
-      '[content_cache]',
-      'backend = "redis"',
-      `addresses = ["${redis}"]`,
-      '[tracing]',
-      `endpoint = "${otlpUrl}"`,
-      'protocol = "http/json"',
-      `service_name = "clip-${name}"`,
-      '[metrics]',
-      `address = "127.0.0.1:${metricsPort}"`,
-      '',
-    ].join('\n'),
-  );
-  const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
-  return { name, c, snap, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
-}
-
-async function pullAndRun(n: Node, ref: string, cmd: string[], allowFailure = false): Promise<{ code: number; stdout: string }> {
-  const pulled = await clip(['pull', ref, '--address', n.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
-  if (pulled.code !== 0) throw new Error(`pull on ${n.name}: ${pulled.stderr}`);
-  const res = await n.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...n.c.runcArgs(), ref, `${n.name}-${++seq}`, ...cmd], { allowFailure, timeoutMs: 120_000 });
-  return { code: res.code ?? -1, stdout: res.stdout };
-}
+const mustRun = { allowFailure: false };
 
 function blobGets(r: Registry, mark: number, digest: string): number {
   return r.accessLogLines().slice(mark).filter((l) => l.includes('"GET ') && l.includes(`/blobs/${digest}`)).length;
@@ -73,22 +25,13 @@ const service = (s: ReceivedSpan): unknown => s.resource['service.name'];
 const bySource = (spans: ReceivedSpan[], node: string, source: string): ReceivedSpan[] =>
   spans.filter((s) => service(s) === `clip-${node}` && s.name === `clip.read.${source}` && s.attributes['clip.source'] === source);
 
-async function metric(url: string, name: string, source: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}`) && l.includes(`source="${source}"`) && !l.startsWith('#'));
-  return line ? Number(line.trim().split(/\s+/).pop()) : 0;
-}
-
 t.test('two nodes share decompressed layers through the ContentCache', async (t) => {
-  const ha = createHarness(t, 'clip-node-a-');
-  const hb = createHarness(t, 'clip-node-b-');
-  const registry = await ha.startRegistry();
-  const images = await buildAndPushImages({ hostPort: registry.hostPort });
+  const { ha, hb, registry, images } = await startTwoNodeStack(t, 'clip-');
   const redis = await startRedis(t);
   const otlp = await startOtlpReceiver();
   t.teardown(() => otlp.stop());
-  const a = await startNode(ha, 'a', registry, redis.address, otlp.url);
-  const b = await startNode(hb, 'b', registry, redis.address, otlp.url);
+  const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url });
+  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url });
   const tricky = images.tricky;
   const layer1 = tricky.layers[0]!;
   const indexed = await clip(['index', tricky.ref, '--plain-http', '--json']);
@@ -96,15 +39,15 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
 
   await t.test('node A: cold read from the registry, published to the ContentCache', async (t) => {
     const mark = registry.accessLogLines().length;
-    t.equal((await pullAndRun(a, tricky.ref, ['cat', '/data/keep.txt'])).stdout, 'keep\n');
+    t.equal((await pullAndRun(a, tricky.ref, ['cat', '/data/keep.txt'], mustRun)).stdout, 'keep\n');
     t.equal(blobGets(registry, mark, layer1.digest), 1, 'node A fetched layer 1 from the registry exactly once');
-    const stored = await waitForLog(a.snap, /"msg":"stored decompressed layer"|"msg":"stored"/);
+    const stored = await eventually(() => /"msg":"stored decompressed layer"|"msg":"stored"/.test(a.snap.log()));
     t.ok(stored, 'node A logged the layer stored in the ContentCache');
   });
 
   await t.test('node B: the same reads come from the ContentCache, not the registry', async (t) => {
     const mark = registry.accessLogLines().length;
-    t.equal((await pullAndRun(b, tricky.ref, ['cat', '/data/keep.txt'])).stdout, 'keep\n');
+    t.equal((await pullAndRun(b, tricky.ref, ['cat', '/data/keep.txt'], mustRun)).stdout, 'keep\n');
     t.equal(blobGets(registry, mark, layer1.digest), 0, 'node B never fetched layer 1 from the registry');
     t.ok((await metric(b.metricsUrl, 'clip_reads', 'content_cache')) > 0, 'node B metrics: reads served by the ContentCache');
     t.equal(await metric(b.metricsUrl, 'clip_reads', 'registry'), 0, 'node B metrics: no registry reads');
@@ -113,7 +56,7 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
 
   await t.test('node A again: disk hits', async (t) => {
     const mark = registry.accessLogLines().length;
-    const res = await a.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...a.c.runcArgs(), tricky.ref, `a-${++seq}`, 'cat', '/data/modified.txt']);
+    const res = await a.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...a.c.runcArgs(), tricky.ref, `a-rerun-${++seq}`, 'cat', '/data/modified.txt']);
     t.equal(res.stdout, 'v2 from layer 2\n');
     t.equal(blobGets(registry, mark, layer1.digest), 0, 'layer 1 came from node A’s disk');
     t.ok((await metric(a.metricsUrl, 'clip_reads', 'disk')) > 0, 'node A metrics: disk reads');
@@ -136,7 +79,7 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
   await t.test('a read whose registry is down fails with an error span', async (t) => {
     await registry.stop();
     // Layer 3 was never read by anyone: not on disk, not in the ContentCache.
-    const res = await b.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...b.c.runcArgs(), tricky.ref, `b-${++seq}`, 'cat', '/data/delete-dir/recreated.txt'], { allowFailure: true, timeoutMs: 120_000 });
+    const res = await b.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...b.c.runcArgs(), tricky.ref, `b-down-${++seq}`, 'cat', '/data/delete-dir/recreated.txt'], { allowFailure: true, timeoutMs: 120_000 });
     t.not(res.stdout, 'back in layer 3\n', 'the read could not be served');
     // The layer is checked before containerd mounts the container: Mounts answers UNAVAILABLE
     // (nothing can serve the layer), so the failure is on the RPC span, before any read.
@@ -149,12 +92,3 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
     await registry.start();
   });
 });
-
-async function waitForLog(s: Snapshotter, re: RegExp, timeoutMs = 30_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (re.test(s.log())) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}

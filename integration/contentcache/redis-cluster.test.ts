@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { RedisContentCache, RedisKeys } from '../../snapshotter/src/contentcache/index.js';
 import { contentCacheSuite, freshKey, makeContent } from './content-cache-suite.js';
-import { startRedisCluster } from './redis-servers.js';
+import { startRedisCluster } from '../harness/redis.js';
 
 const base = { cluster: true, username: '', password: '', tls: false, timeoutMs: 2_000 };
 

@@ -9,7 +9,7 @@ import { NoContentCache, RedisContentCache, RedisKeys, createContentCache } from
 import { parseConfig } from '../../snapshotter/src/config/index.js';
 import { silentLogger } from '../../snapshotter/src/log/index.js';
 import { contentCacheSuite, freshKey, makeContent } from './content-cache-suite.js';
-import { startRedis } from './redis-servers.js';
+import { startRedis } from '../harness/redis.js';
 
 const base = { cluster: false, username: '', password: '', tls: false, timeoutMs: 1_000 };
 

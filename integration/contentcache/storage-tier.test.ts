@@ -9,7 +9,7 @@ import { parseConfig } from '../../snapshotter/src/config/index.js';
 import { LayerStore } from '../../snapshotter/src/storage/index.js';
 import { FakeBlobSource, makeLayer, readRange, recordingLogger, tempDir, type TestLayer } from '../../snapshotter/test/storage/fixtures.js';
 import { waitUntil } from '../harness/index.js';
-import { startRedis } from './redis-servers.js';
+import { startRedis } from '../harness/redis.js';
 
 const configFor = (address: string, extra = ''): ReturnType<typeof parseConfig> =>
   parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${address}"]\nchunk_size_bytes = 65536\ntimeout_ms = 300\n${extra}`, 'test.toml');

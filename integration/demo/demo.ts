@@ -8,14 +8,15 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../harness/free-port.js';
+import { countByName, startOtlpReceiver, type OtlpReceiver } from '../harness/otlp-receiver.js';
 import { REPO_ROOT, SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
 import { runCommand } from '../harness/run-command.js';
 import { buildAndPushImages, pushImage, type PushedImage } from '../images/index.js';
-import { buildDebianImage } from './debian-image.js';
-import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type DaemonSettings, type PullSummary } from './node.js';
-import { scrapeCounters, startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
-import { AccessLogCursor, formatBytes, type RegistryTraffic } from './registry-bytes.js';
-import { withStack, type Stack } from './stack.js';
+import { buildDebianImage } from '../images/debian-image.js';
+import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type DaemonSettings, type PullSummary } from '../harness/stack-node.js';
+import { scrapeCounters } from './counters.js';
+import { AccessLogCursor, formatBytes, type RegistryTraffic } from '../harness/registry-bytes.js';
+import { withStack, type Stack } from '../harness/stack.js';
 import { printTable } from './table.js';
 
 const OUT_DIR = join(REPO_ROOT, '.work', 'demo');
@@ -108,11 +109,13 @@ async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolea
   }
   mkdirSync(OUT_DIR, { recursive: true });
   const traces = join(OUT_DIR, 'traces.jsonl');
-  if (otlp.spans > 0) {
-    const top = [...otlp.names.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([n, c]) => `${n}×${c}`).join(', ');
-    process.stdout.write(`Traces: ${otlp.spans} spans in ${otlp.requests} OTLP exports (${top}), saved to ${traces}\n`);
+  const spans = otlp.spans();
+  const exports = otlp.accepted() + otlp.rejected();
+  if (spans.length > 0) {
+    const top = countByName(spans).slice(0, 8).map(([n, c]) => `${n}×${c}`).join(', ');
+    process.stdout.write(`Traces: ${spans.length} spans in ${exports} OTLP exports (${top}), saved to ${traces}\n`);
   } else {
-    process.stdout.write(`Traces: no spans arrived at the demo's OTLP receiver (${otlp.requests} exports; tracing not active in the daemon yet)\n`);
+    process.stdout.write(`Traces: no spans arrived at the demo's OTLP receiver (${exports} exports, ${otlp.rejected()} refused)\n`);
   }
   process.stdout.write('        In production set [tracing] endpoint = "http://JAEGER:4318/v1/traces" and open Jaeger\'s UI (port 16686).\n');
   for (const n of nodes) {
@@ -152,8 +155,8 @@ async function demo(stack: Stack, quick: boolean): Promise<number> {
   const redisServer = await stack.redis();
   mkdirSync(OUT_DIR, { recursive: true });
   for (const f of readdirSync(OUT_DIR)) rmSync(join(OUT_DIR, f), { force: true });
-  const otlp = await startOtlpReceiver(join(OUT_DIR, 'traces.jsonl'));
-  stack.add('otlp receiver', () => otlp.close());
+  const otlp = await startOtlpReceiver({ dumpPath: join(OUT_DIR, 'traces.jsonl') });
+  stack.add('otlp receiver', () => otlp.stop());
   const nodes: ClipNode[] = [];
   const metricsAddrs: string[] = [];
   let redis = true;

@@ -14,6 +14,8 @@ export interface TeardownHost {
 }
 
 export interface HarnessStartRegistryOptions {
+  /** Directory name under the temp root (default `registry`); give each registry of a test its own. */
+  name?: string;
   htpasswd?: { username: string; password: string };
 }
 
@@ -46,7 +48,7 @@ export class Harness {
   }
 
   async startRegistry(opts: HarnessStartRegistryOptions = {}): Promise<Registry> {
-    const reg = await startRegistry({ dir: join(this.root, 'registry'), htpasswd: opts.htpasswd });
+    const reg = await startRegistry({ dir: join(this.root, opts.name ?? 'registry'), htpasswd: opts.htpasswd });
     this.#stops.push(() => reg.stop());
     return reg;
   }

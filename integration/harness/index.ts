@@ -18,3 +18,5 @@ export type { MountedImage } from './image-rootfs.js';
 export { waitUntil, socketAccepts, WaitAborted } from './wait.js';
 export { freePort } from './free-port.js';
 export { ManagedProcess } from './managed-process.js';
+export { startOtlpReceiver, childrenOf, countByName } from './otlp-receiver.js';
+export type { OtlpReceiver, OtlpReceiverOptions, ReceivedSpan } from './otlp-receiver.js';

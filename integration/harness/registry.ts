@@ -10,14 +10,11 @@ import { waitUntil } from './wait.js';
 export interface RegistryOptions {
   /** Directory that holds this registry's config, storage and log. */
   dir: string;
-  /** Require basic auth with these credentials (same shape as integration/registry/registry-server.ts). */
+  /** Require basic auth with these credentials. */
   htpasswd?: { username: string; password: string };
 }
 
-/**
- * Field-compatible with integration/registry/registry-server.ts's RunningRegistry, plus a restart on
- * the same port (for registry-outage tests) and a home under the harness's temp root.
- */
+/** A running registry: its address, its access log, and a restart on the same port (for outage tests). */
 export interface Registry {
   /** `127.0.0.1:PORT`, the prefix of image references. */
   host: string;

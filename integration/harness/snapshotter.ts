@@ -35,8 +35,12 @@ export interface Snapshotter {
   address: string;
   logPath: string;
   pid(): number | undefined;
-  /** Send a signal; with SIGKILL nothing is cleaned up, exactly like a crash. */
-  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** True while the current daemon process has not exited. */
+  running(): boolean;
+  /** Resolves when the current daemon process exits, with its exit code (null after a signal). */
+  exited(): Promise<number | null>;
+  /** Send a signal and wait for the exit; with SIGKILL nothing is cleaned up, exactly like a crash. */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
   /** Start again after kill/stop (or stop first with SIGTERM) and wait for the socket. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -57,14 +61,17 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
       return socketAccepts(opts.address);
     }, 30_000);
   await ready();
-  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
     await proc.stop(signal, 10_000);
+    return proc.exited;
   };
   return {
     root: opts.root,
     address: opts.address,
     logPath,
     pid: () => proc.pid,
+    running: () => proc.running,
+    exited: () => proc.exited,
     kill,
     restart: async () => {
       await kill('SIGTERM');

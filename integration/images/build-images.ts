@@ -84,7 +84,7 @@ export async function buildImage(spec: ImageSpec, cacheDir = IMAGE_CACHE_DIR): P
   return { ...(JSON.parse(readFileSync(infoPath, 'utf8')) as ImageInfo), name: spec.name, layoutDir };
 }
 
-/** A registry as either harness or integration/registry/registry-server.ts describes it (`host` is `127.0.0.1:PORT`). */
+/** A registry to push to (the harness's Registry fits; `host` is `127.0.0.1:PORT`). */
 export type PushTarget = ({ hostPort: string } | { host: string }) & { creds?: { username: string; password: string } };
 
 const hostOf = (r: PushTarget): string => ('hostPort' in r ? r.hostPort : r.host);

@@ -12,7 +12,7 @@ import {
   sha256Digest,
   type Descriptor,
 } from '../../snapshotter/src/registry/index.js';
-import { startRegistry } from './registry-server.js';
+import { createHarness } from '../harness/index.js';
 
 const LAYER_TYPE = 'application/vnd.oci.image.layer.v1.tar';
 const ARTIFACT_TYPE = 'application/vnd.clip.index.v1';
@@ -42,8 +42,7 @@ async function pushImage(client: RegistryClient, repo: string, tag: string, arch
 }
 
 t.test('push, resolve, fetch, ranges and referrers against docker-registry', async (t) => {
-  const reg = await startRegistry();
-  t.teardown(() => reg.stop());
+  const reg = await createHarness(t, 'clip-registry-').startRegistry();
   const client = new RegistryClient({ maxRetries: 1 });
   t.teardown(() => client.close());
   const repo = `${reg.host}/clip/test`;
@@ -103,8 +102,7 @@ t.test('push, resolve, fetch, ranges and referrers against docker-registry', asy
 });
 
 t.test('platform selection from an OCI index', async (t) => {
-  const reg = await startRegistry();
-  t.teardown(() => reg.stop());
+  const reg = await createHarness(t, 'clip-registry-').startRegistry();
   const client = new RegistryClient({ maxRetries: 1 });
   t.teardown(() => client.close());
   const repo = `${reg.host}/multi`;
@@ -127,8 +125,7 @@ t.test('platform selection from an OCI index', async (t) => {
 });
 
 t.test('htpasswd registry: basic auth from config and from docker config.json', async (t) => {
-  const reg = await startRegistry({ htpasswd: { username: 'alice', password: 's3cret' } });
-  t.teardown(() => reg.stop());
+  const reg = await createHarness(t, 'clip-registry-').startRegistry({ htpasswd: { username: 'alice', password: 's3cret' } });
   const anon = new RegistryClient({ maxRetries: 0 });
   t.teardown(() => anon.close());
   await rejectsKind(t, anon.pushBlob(`${reg.host}/secure`, { type: 'bytes', data: Buffer.from('x') }), 'failed_precondition', reg.host);
@@ -152,10 +149,9 @@ t.test('htpasswd registry: basic auth from config and from docker config.json', 
 });
 
 t.test('hosts.toml: server and mirror, with fallback to the server', async (t) => {
-  const upstream = await startRegistry();
-  t.teardown(() => upstream.stop());
-  const mirror = await startRegistry();
-  t.teardown(() => mirror.stop());
+  const h = createHarness(t, 'clip-registry-');
+  const upstream = await h.startRegistry({ name: 'upstream' });
+  const mirror = await h.startRegistry({ name: 'mirror' });
   const dir = await mkdtemp(join(tmpdir(), 'clip-hosts-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await mkdir(join(dir, 'registry.example'));

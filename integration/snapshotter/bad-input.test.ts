@@ -2,20 +2,15 @@
 import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
-import { access, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startDaemon, stopDaemon, tempDaemonDir } from './daemon.js';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createHarness, SNAPSHOTTER_BIN } from '../harness/index.js';
 import { SnapshotsClient } from './snapshots-client.js';
 
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
-
 t.test('gRPC error codes over the wire', async (t) => {
-  const tmp = await tempDaemonDir();
-  t.teardown(tmp.cleanup);
-  const d = await startDaemon(tmp.root, tmp.socket);
-  t.teardown(() => stopDaemon(d));
-  const c = new SnapshotsClient(tmp.socket);
+  const h = createHarness(t, 'clip-bad-input-');
+  const d = await h.startSnapshotter();
+  const c = new SnapshotsClient(d.address);
   t.teardown(() => c.close());
 
   await c.call('Prepare', { key: 'base', parent: '' });
@@ -54,11 +49,11 @@ t.test('gRPC error codes over the wire', async (t) => {
 });
 
 t.test('start-up errors: bad config and flags', async (t) => {
-  const tmp = await tempDaemonDir();
-  t.teardown(tmp.cleanup);
+  const h = createHarness(t, 'clip-bad-input-');
+  const tmp = { dir: h.root, ...h.snapshotterPaths, socket: h.snapshotterPaths.address };
   const cfg = join(tmp.dir, 'bad.toml');
   const run = (args: string[]) =>
-    spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
+    spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
   await writeFile(cfg, '[registry]\nconfig_pth = "/x"\n');
   let r = run(['serve', '--config', cfg, '--root', tmp.root, '--address', tmp.socket]);
   t.equal(r.status, 2);
@@ -79,17 +74,16 @@ t.test('start-up errors: bad config and flags', async (t) => {
 });
 
 t.test('socket: mode 0600, stale file replaced', async (t) => {
-  const tmp = await tempDaemonDir();
-  t.teardown(tmp.cleanup);
-  await import('node:fs/promises').then((f) => f.mkdir(tmp.dir, { recursive: true }));
-  await writeFile(tmp.socket, 'stale');
-  const d = await startDaemon(tmp.root, tmp.socket);
-  t.teardown(() => stopDaemon(d));
-  const { stat } = await import('node:fs/promises');
-  const st = await stat(tmp.socket);
+  const h = createHarness(t, 'clip-bad-input-');
+  const socket = h.snapshotterPaths.address;
+  await mkdir(dirname(socket), { recursive: true });
+  // A regular file where the socket goes: the daemon itself must replace it (the harness does not).
+  await writeFile(socket, 'stale');
+  await h.startSnapshotter();
+  const st = await stat(socket);
   t.ok(st.isSocket(), 'stale file replaced by a socket');
   t.equal(st.mode & 0o777, 0o600);
-  const c = new SnapshotsClient(tmp.socket);
+  const c = new SnapshotsClient(socket);
   t.same(await c.list(), []);
   c.close();
 });

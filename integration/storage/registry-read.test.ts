@@ -9,7 +9,7 @@ import { createHarness, type Registry } from '../harness/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
 import { RecordingContentCache, makeLayer, readRange, type TestLayer } from '../../snapshotter/test/storage/fixtures.js';
-import { pushTestBlob } from '../registry/push-blob.js';
+import { pushTestBlob } from '../harness/push-blob.js';
 
 const REPO = 'clip/storage-test';
 

@@ -14,7 +14,7 @@ import { LayerStore, RegistryBlobSource, type LayerRef } from '../../snapshotter
 import { startTelemetry } from '../../snapshotter/src/telemetry/index.js';
 import { createHarness } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
-import { childrenOf, startOtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';
+import { childrenOf, startOtlpReceiver, type ReceivedSpan } from '../harness/otlp-receiver.js';
 
 const ERROR = 2;
 

@@ -17,7 +17,7 @@ import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { LayerStore, RegistryBlobSource } from '../../snapshotter/src/storage/index.js';
 import { randomAccessObserver } from '../../snapshotter/src/zran/index.js';
 import { sampleData } from '../../snapshotter/test/zran/fixtures.js';
-import { pushTestBlob } from '../registry/push-blob.js';
+import { pushTestBlob } from '../harness/push-blob.js';
 
 const REPO = 'clip/zran-test';
 

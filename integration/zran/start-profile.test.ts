@@ -11,8 +11,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHarness } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
-import { startRedis } from '../contentcache/redis-servers.js';
-import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from '../cluster/cluster-node.js';
+import { startRedis } from '../harness/redis.js';
+import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
 

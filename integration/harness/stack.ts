@@ -2,25 +2,17 @@
  * A private stack outside tap for the demo and the benchmarks: one temp root, services registered
  * newest first for teardown, and a SIGINT/SIGTERM handler that tears everything down before exit.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Harness } from '../harness/harness.js';
-import { killShimsOf, startContainerd, type Containerd } from '../harness/containerd.js';
-import { mountsUnder } from '../harness/mounts.js';
-import { startRegistry, type Registry } from '../harness/registry.js';
-import { startSnapshotter, type Snapshotter } from '../harness/snapshotter.js';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ManagedProcess } from '../harness/managed-process.js';
-import { freePort } from '../harness/free-port.js';
-import { waitUntil } from '../harness/wait.js';
-import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { Harness } from './harness.js';
+import { killShimsOf, startContainerd, type Containerd } from './containerd.js';
+import { mountsUnder } from './mounts.js';
+import { startRedis, type RedisServer } from './redis.js';
+import { startRegistry, type Registry } from './registry.js';
+import { startSnapshotter, type Snapshotter } from './snapshotter.js';
 
-export interface RedisServer {
-  address: string;
-  port: number;
-  stop(): Promise<void>;
-}
+export type { RedisServer } from './redis.js';
 
 /** Owns a temp root and every service started under it. */
 export class Stack {
@@ -51,16 +43,7 @@ export class Stack {
   async redis(): Promise<RedisServer> {
     const dir = join(this.root, 'redis');
     mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    const proc = new ManagedProcess({
-      command: 'redis-server',
-      args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'],
-      logPath: join(dir, 'redis.log'),
-    });
-    await waitUntil(`redis on 127.0.0.1:${port}`, () => tcpAccepts(port), 15_000);
-    const stop = (): Promise<void> => proc.stop('SIGTERM', 5000);
-    this.add('redis', stop);
-    return { address: `127.0.0.1:${port}`, port, stop };
+    return startRedis({ teardown: (stop) => this.add('redis', async () => void (await stop())) }, {}, dir);
   }
 
   async containerd(name: string, snapshotters: Record<string, string>, plainHttpRegistries: string[]): Promise<Containerd> {
@@ -102,17 +85,6 @@ export class Stack {
     for (const addr of this.#containerdAddresses) killShimsOf(addr);
     this.#harness.teardownSync();
   }
-}
-
-function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /**

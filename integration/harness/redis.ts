@@ -1,14 +1,19 @@
 /**
- * Real redis-server processes on loopback ports for ContentCache tests: one standalone server
- * (optionally with requirepass) or a 3-master Redis Cluster built with `redis-cli --cluster create`.
- * Everything lives in a temp dir and is stopped and removed at teardown.
+ * Real redis-server processes on loopback ports (the ContentCache of tests, benchmarks and the
+ * demo): one standalone server (optionally with requirepass), a 3-master Redis Cluster built with
+ * `redis-cli --cluster create`, or a blackhole that accepts and never answers. Everything lives in
+ * a temp dir and is stopped and removed through the caller's `teardown`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ManagedProcess, runCommand, waitUntil } from '../harness/index.js';
+import { freePort } from './free-port.js';
+import { ManagedProcess } from './managed-process.js';
+import { runCommand } from './run-command.js';
+import { waitUntil } from './wait.js';
 
-interface Teardown {
+/** Where a started server registers its stop (a tap test, or a Stack through `stack.teardownHost`). */
+export interface Teardown {
   teardown(fn: () => Promise<void> | void): void;
 }
 

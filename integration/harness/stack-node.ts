@@ -2,10 +2,10 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
-import { runCommand } from '../harness/run-command.js';
-import { SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
-import type { Snapshotter } from '../harness/snapshotter.js';
+import { TEST_NAMESPACE, type Containerd } from './containerd.js';
+import { runCommand } from './run-command.js';
+import { SNAPSHOTTER_BIN } from './snapshotter.js';
+import type { Snapshotter } from './snapshotter.js';
 import type { Stack } from './stack.js';
 
 export interface DaemonSettings {

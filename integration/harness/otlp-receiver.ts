@@ -1,11 +1,13 @@
 /**
- * A minimal OTLP/HTTP trace receiver for tests: `POST /v1/traces` with the `http/json` encoding,
- * flattened into one record per span. Protobuf bodies are answered 415 (decoding them would need
- * the OTLP .proto files; configure `protocol = "http/json"` against this receiver).
+ * The one OTLP/HTTP trace receiver of the tests, the benchmarks and the demo: `POST /v1/traces`
+ * with the `http/json` encoding, flattened into one record per span. Protobuf bodies are answered
+ * 415 (decoding them would need the OTLP .proto files; configure `protocol = "http/json"` against
+ * this receiver). Optionally every accepted export is appended to a file as one JSON line.
  */
+import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitUntil } from './wait.js';
 
 type AttrValue = string | number | boolean | AttrValue[] | undefined;
 
@@ -28,13 +30,22 @@ export interface ReceivedSpan {
 export interface OtlpReceiver {
   /** The base URL (`http://127.0.0.1:PORT`); `/v1/traces` is appended by the exporter. */
   url: string;
+  /** The full traces endpoint, `${url}/v1/traces`, for a `[tracing] endpoint`. */
+  endpoint: string;
   /** Every span received so far. */
   spans(): ReceivedSpan[];
   /** Wait until `predicate` holds over the spans received (or throw after `timeoutMs`). */
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
+  /** Export requests accepted. */
+  accepted(): number;
   /** Export requests refused (wrong path or encoding). */
   rejected(): number;
   stop(): Promise<void>;
+}
+
+export interface OtlpReceiverOptions {
+  /** Append every accepted export request, as received, to this file (one JSON document a line). */
+  dumpPath?: string;
 }
 
 interface JsonKeyValue {
@@ -66,8 +77,9 @@ interface JsonRequest {
 }
 
 /** Start a receiver on a loopback port. */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const received: ReceivedSpan[] = [];
+  let accepted = 0;
   let rejected = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -80,7 +92,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         return;
       }
       try {
-        received.push(...flatten(JSON.parse(Buffer.concat(chunks).toString('utf8')) as JsonRequest));
+        const body = Buffer.concat(chunks).toString('utf8');
+        received.push(...flatten(JSON.parse(body) as JsonRequest));
+        accepted++;
+        if (opts.dumpPath !== undefined) appendFileSync(opts.dumpPath, `${body.replace(/\n/g, '')}\n`);
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       } catch {
         rejected++;
@@ -90,15 +105,18 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
+    endpoint: `${url}/v1/traces`,
     spans: () => [...received],
+    accepted: () => accepted,
     rejected: () => rejected,
     async waitFor(predicate, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(received)) {
-        if (Date.now() > deadline) throw new Error(`OTLP receiver: condition not met within ${timeoutMs} ms (${received.length} spans)`);
-        await sleep(50);
+      try {
+        await waitUntil('OTLP spans matching the condition', () => Promise.resolve(predicate(received)), timeoutMs, 50);
+      } catch (err) {
+        throw new Error(`OTLP receiver: ${err instanceof Error ? err.message : String(err)} (${received.length} spans received)`);
       }
       return [...received];
     },
@@ -148,3 +166,10 @@ function value(v: JsonAnyValue): AttrValue {
 /** The children of `parent`. */
 export const childrenOf = (spans: ReceivedSpan[], parent: ReceivedSpan): ReceivedSpan[] =>
   spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
+
+/** Span name → how many spans of that name, most frequent first. */
+export function countByName(spans: ReceivedSpan[]): Array<[string, number]> {
+  const counts = new Map<string, number>();
+  for (const s of spans) counts.set(s.name, (counts.get(s.name) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]);
+}

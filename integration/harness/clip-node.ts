@@ -1,14 +1,21 @@
 /**
- * Shared pieces of the multi-node ContentCache tests: a "node" is a private containerd plus its own
- * clip daemon configured from a plugin config (Redis standalone or Cluster), and the checks the
- * tests make on it — registry access-log bytes per layer, Prometheus counters, daemon log lines.
+ * The multi-node fixture: a "node" is a private containerd plus its own clip daemon configured from
+ * a plugin config (Redis standalone or Cluster, optionally a trace receiver), one harness per node;
+ * `startTwoNodeStack` is the common start of every two-node test (node A's harness owns the
+ * registry, both images pushed). Plus the checks the tests make on a node: registry access-log
+ * bytes per layer, Prometheus counters, daemon log lines.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, runCommand, type Containerd, type Harness, type Registry, type Snapshotter } from '../harness/index.js';
+import { buildAndPushImages, type PushedImage } from '../images/index.js';
+import type { Containerd } from './containerd.js';
+import { freePort } from './free-port.js';
+import { createHarness, type Harness, type TeardownHost } from './harness.js';
+import type { Registry } from './registry.js';
+import { runCommand } from './run-command.js';
+import { SNAPSHOTTER_BIN, type Snapshotter } from './snapshotter.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 let seq = 0;
 
 /** One node of the test cluster. */
@@ -30,8 +37,25 @@ export interface NodeSettings {
 
 /** Run the clip CLI in a fresh node (no tap loader). */
 export async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs: 180_000 });
+  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, ...args], { allowFailure: true, timeoutMs: 180_000 });
   return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** Two node harnesses, the registry (under node A's) and the test images pushed to it. */
+export interface TwoNodeStack {
+  ha: Harness;
+  hb: Harness;
+  registry: Registry;
+  images: { busybox: PushedImage; tricky: PushedImage };
+}
+
+/** The common start of a two-node test; nodes are then started with `startClusterNode`. */
+export async function startTwoNodeStack(t: TeardownHost, prefix: string): Promise<TwoNodeStack> {
+  const ha = createHarness(t, `${prefix}node-a-`);
+  const hb = createHarness(t, `${prefix}node-b-`);
+  const registry = await ha.startRegistry();
+  const images = await buildAndPushImages({ hostPort: registry.hostPort });
+  return { ha, hb, registry, images };
 }
 
 /** The daemon's plugin config for one node. */
@@ -62,11 +86,14 @@ export async function startClusterNode(h: Harness, name: string, registry: Regis
   return { name, c, snap, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
-/** `clip-snapshotter pull` then `ctr run --rm`; returns the container's stdout. */
-export async function pullAndRun(n: ClusterNode, ref: string, cmd: string[]): Promise<{ code: number; stdout: string }> {
+/**
+ * `clip-snapshotter pull` then `ctr run --rm`; returns the container's exit code and stdout. A
+ * failed pull always throws; a failed run throws only with `allowFailure: false`.
+ */
+export async function pullAndRun(n: ClusterNode, ref: string, cmd: string[], { allowFailure = true } = {}): Promise<{ code: number; stdout: string }> {
   const pulled = await clip(['pull', ref, '--address', n.c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
   if (pulled.code !== 0) throw new Error(`pull on ${n.name}: ${pulled.stderr}`);
-  const res = await n.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...n.c.runcArgs(), ref, `${n.name}-${++seq}`, ...cmd], { allowFailure: true, timeoutMs: 120_000 });
+  const res = await n.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...n.c.runcArgs(), ref, `${n.name}-${++seq}`, ...cmd], { allowFailure, timeoutMs: 120_000 });
   return { code: res.code ?? -1, stdout: res.stdout };
 }
 
@@ -112,7 +139,7 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return false;
 }

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IMAGE_CACHE_DIR, type BuiltImage } from '../images/build-images.js';
-import { writeOciLayout, type ImageInfo } from '../images/oci-layout.js';
+import { IMAGE_CACHE_DIR, type BuiltImage } from './build-images.js';
+import { writeOciLayout, type ImageInfo } from './oci-layout.js';
 import { unmountAllUnder } from '../harness/mounts.js';
 import { runCommand } from '../harness/run-command.js';
 
