@@ -1,15 +1,24 @@
 import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { toGrpcStatus, toServiceError } from '../../src/service/index.js';
-import { failedPrecondition, notFound, wrap } from '../../src/errors/index.js';
+import { ClipError, failedPrecondition, notFound, wrap, type ErrorKind } from '../../src/errors/index.js';
 
 t.test('every kind maps to containerd’s code', async (t) => {
-  t.equal(toGrpcStatus('not_found'), status.NOT_FOUND);
-  t.equal(toGrpcStatus('already_exists'), status.ALREADY_EXISTS);
-  t.equal(toGrpcStatus('failed_precondition'), status.FAILED_PRECONDITION);
-  t.equal(toGrpcStatus('invalid_argument'), status.INVALID_ARGUMENT);
-  t.equal(toGrpcStatus('unavailable'), status.UNAVAILABLE);
-  t.equal(toGrpcStatus('internal'), status.INTERNAL);
+  // A Record over the union: a kind added to ErrorKind without a row here does not compile.
+  const expected: Record<ErrorKind, status> = {
+    not_found: status.NOT_FOUND,
+    already_exists: status.ALREADY_EXISTS,
+    failed_precondition: status.FAILED_PRECONDITION,
+    invalid_argument: status.INVALID_ARGUMENT,
+    unavailable: status.UNAVAILABLE,
+    data_corrupt: status.DATA_LOSS,
+    unimplemented: status.UNIMPLEMENTED,
+    internal: status.INTERNAL,
+  };
+  for (const [kind, code] of Object.entries(expected) as Array<[ErrorKind, status]>) {
+    t.equal(toGrpcStatus(kind), code, kind);
+    t.equal(toServiceError(new ClipError(kind, 'CLIP_TEST', kind)).code, code, `a ClipError of kind ${kind} leaves as ${code}`);
+  }
 });
 
 t.test('wrapped errors keep their category; plain errors are internal', async (t) => {
