@@ -9,27 +9,37 @@ import { MAX_PROFILE_RANGES, boundRanges, mergeRanges } from './start-profile.js
 /** Called once with what was read when the window closes (or the reader is closed first). */
 export type RecordingDone = (ranges: ByteRange[]) => void;
 
+/** Runs `fn` once after `ms` unless the returned cancel is called first; tests inject one. */
+export type ScheduleWindowEnd = (fn: () => void, ms: number) => () => void;
+
+const timerWindowEnd: ScheduleWindowEnd = (fn, ms) => {
+  const timer = setTimeout(fn, ms).unref();
+  return () => clearTimeout(timer);
+};
+
 /** A LayerReader that remembers what it served during its first `windowMs` of reads. */
 export class RecordingLayerReader implements LayerReader {
   readonly layer: LayerRef;
   readonly #inner: LayerReader;
   readonly #windowMs: number;
   readonly #done: RecordingDone;
+  readonly #schedule: ScheduleWindowEnd;
   #ranges: ByteRange[] | undefined = [];
-  #timer: NodeJS.Timeout | undefined;
+  #cancelWindow: (() => void) | undefined;
 
-  constructor(inner: LayerReader, windowMs: number, done: RecordingDone) {
+  constructor(inner: LayerReader, windowMs: number, done: RecordingDone, schedule: ScheduleWindowEnd = timerWindowEnd) {
     this.layer = inner.layer;
     this.#inner = inner;
     this.#windowMs = windowMs;
     this.#done = done;
+    this.#schedule = schedule;
   }
 
   // Not async: on the FUSE read path, after the window this is one call and no extra promise.
   read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
     const ranges = this.#ranges;
     if (ranges !== undefined) {
-      this.#timer ??= setTimeout(() => this.#finish(), this.#windowMs).unref();
+      this.#cancelWindow ??= this.#schedule(() => this.#finish(), this.#windowMs);
       ranges.push([offset, offset + length]);
       // FUSE reads arrive in ≤ 128 KiB pieces: merge often so a long sequential read stays one range.
       if (ranges.length >= 4 * MAX_PROFILE_RANGES) this.#ranges = mergeRanges(ranges);
@@ -50,7 +60,7 @@ export class RecordingLayerReader implements LayerReader {
     const ranges = this.#ranges;
     if (ranges === undefined) return;
     this.#ranges = undefined;
-    clearTimeout(this.#timer);
+    this.#cancelWindow?.();
     const size = this.layer.uncompressedSize;
     const clipped = ranges.map(([s, e]): ByteRange => [s, Math.min(e, size)]);
     if (clipped.length > 0) this.#done(boundRanges(clipped));

@@ -40,6 +40,8 @@ export interface RegistryClientOptions {
   logger?: Logger;
   /** Clock for token expiry; tests inject one. */
   nowMs?: () => number;
+  /** Waits between retries; tests inject one (see TransportOptions.sleep). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** An image resolved to one platform's manifest. */
@@ -75,6 +77,7 @@ export class RegistryClient implements Requester {
       retryBaseDelayMs: opts.retryBaseDelayMs,
       maxRetryAfterMs: opts.maxRetryAfterMs,
       logger: this.#logger,
+      sleep: opts.sleep,
     });
     this.#auth = new Authorizer({ transport: this.#transport, credentials: credentialStore(opts), nowMs: opts.nowMs });
   }

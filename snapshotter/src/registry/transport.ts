@@ -34,6 +34,8 @@ export interface TransportOptions {
   maxRetryAfterMs?: number;
   maxRedirects?: number;
   logger?: Logger;
+  /** Waits between retries (backoff, Retry-After); tests inject one that records instead of waiting. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export interface HttpRequest {
@@ -63,8 +65,9 @@ const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 
 /** Sends requests with retries, timeouts and safe redirects; owns the connection pools. */
 export class Transport {
-  #opts: Required<Omit<TransportOptions, 'logger'>>;
+  #opts: Required<Omit<TransportOptions, 'logger' | 'sleep'>>;
   #logger: Logger;
+  #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   #agents = new Map<string, Agent>();
 
   constructor(opts: TransportOptions = {}) {
@@ -79,6 +82,7 @@ export class Transport {
       maxRedirects: opts.maxRedirects ?? 5,
     };
     this.#logger = opts.logger ?? silentLoggerless();
+    this.#sleep = opts.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined));
   }
 
   /**
@@ -115,7 +119,7 @@ export class Transport {
     const exp = Math.min(this.#opts.retryMaxDelayMs, this.#opts.retryBaseDelayMs * 2 ** attempt);
     const delayMs = retryAfterMs !== undefined ? Math.min(retryAfterMs, this.#opts.maxRetryAfterMs) : exp / 2 + Math.random() * (exp / 2);
     this.#logger.debug({ source: 'registry', host: req.url.host, attempt: attempt + 1, reason: why, delay_ms: Math.round(delayMs) }, 'registry request retry');
-    await sleep(delayMs, undefined, req.signal ? { signal: req.signal } : undefined);
+    await this.#sleep(delayMs, req.signal);
   }
 
   async #followRedirects(req: HttpRequest): Promise<HttpResponse> {

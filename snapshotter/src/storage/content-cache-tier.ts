@@ -23,6 +23,8 @@ export interface BreakerOptions {
   failureThreshold?: number;
   /** How long an open breaker skips the cache before one probe. */
   coolDownMs?: number;
+  /** Clock for the cool-down and the warning interval; tests inject one. */
+  nowMs?: () => number;
 }
 
 /** Breaker state, for tests and metrics. */
@@ -49,6 +51,7 @@ export class ContentCacheTier {
   readonly #log: Logger;
   readonly #threshold: number;
   readonly #coolDownMs: number;
+  readonly #now: () => number;
   #state: BreakerState = 'closed';
   #consecutive = 0;
   #openedAtMs = 0;
@@ -61,6 +64,7 @@ export class ContentCacheTier {
     this.#log = log;
     this.#threshold = Math.max(1, breaker.failureThreshold ?? 5);
     this.#coolDownMs = breaker.coolDownMs ?? 10_000;
+    this.#now = breaker.nowMs ?? Date.now;
   }
 
   get breakerState(): BreakerState {
@@ -131,7 +135,7 @@ export class ContentCacheTier {
   #admit(): boolean | undefined {
     if (this.#state === 'closed') return false;
     if (this.#state === 'open') {
-      if (Date.now() - this.#openedAtMs < this.#coolDownMs) return undefined;
+      if (this.#now() - this.#openedAtMs < this.#coolDownMs) return undefined;
       this.#state = 'half_open';
     }
     if (this.#probing) return undefined;
@@ -163,13 +167,13 @@ export class ContentCacheTier {
         );
       }
       this.#state = 'open';
-      this.#openedAtMs = Date.now();
+      this.#openedAtMs = this.#now();
     }
   }
 
   // One line per interval: a dead cache would otherwise log once per read.
   #warnDown(ref: LayerRef, err: unknown): void {
-    const now = Date.now();
+    const now = this.#now();
     if (now - this.#warnedAtMs < WARN_EVERY_MS) return;
     this.#warnedAtMs = now;
     this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, 'content cache unavailable; reading from the registry');

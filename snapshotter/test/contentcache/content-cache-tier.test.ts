@@ -1,5 +1,4 @@
 import t from 'tap';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContentCache } from '../../src/contentcache/index.js';
 import { unavailable } from '../../src/errors/index.js';
 import { ContentCacheTier } from '../../src/storage/content-cache-tier.js';
@@ -12,19 +11,24 @@ const reads = (cc: RecordingContentCache): number => cc.calls.filter((c) => c.op
 t.test('breaker: opens after N failures, skips during cool-down, one probe, closes on success', async (t) => {
   const cc = new RecordingContentCache('unavailable');
   const { log, records } = recordingLogger();
-  const tier = new ContentCacheTier(cc, 'registry', log, { failureThreshold: 3, coolDownMs: 150 });
+  let now = 1_000_000;
+  const tier = new ContentCacheTier(cc, 'registry', log, { failureThreshold: 3, coolDownMs: 150, nowMs: () => now });
   for (let i = 0; i < 10; i++) t.equal(await read(tier), undefined);
   t.equal(reads(cc), 3, 'asked 3 times, then skipped');
   t.equal(tier.breakerState, 'open');
   t.match(tier.stats, { failures: 3, skipped: 7 });
   t.ok(records.some((r) => r['msg'] === 'content cache circuit open; skipping it for reads'));
-  await sleep(170);
+  now += 149;
+  t.equal(await read(tier), undefined);
+  t.equal(reads(cc), 3, 'still skipped 1 ms before the cool-down ends');
+  now += 1;
   t.equal(await read(tier), undefined);
   t.equal(reads(cc), 4, 'one probe after the cool-down');
   t.equal(tier.breakerState, 'open', 'a failed probe re-opens');
+  now += 149;
   await read(tier);
-  t.equal(reads(cc), 4, 'and skipping resumes');
-  await sleep(170);
+  t.equal(reads(cc), 4, 'and skipping resumes for a whole new cool-down');
+  now += 1;
   cc.mode = 'hit';
   cc.objects.set(ref.diffId, Buffer.alloc(100, 7));
   const slowProbe = read(tier);

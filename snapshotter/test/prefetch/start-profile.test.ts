@@ -46,17 +46,26 @@ t.test('the recorder keeps what was read in the window after the first read, the
   const data = Buffer.alloc(10 << 20, 7);
   const inner = bufferReader(data);
   const got: ByteRange[][] = [];
-  const r = new RecordingLayerReader(inner, 150, (ranges) => got.push(ranges));
+  const windows: Array<{ end: () => void; ms: number; cancelled: boolean }> = [];
+  const r = new RecordingLayerReader(inner, 150, (ranges) => got.push(ranges), (end, ms) => {
+    const w = { end, ms, cancelled: false };
+    windows.push(w);
+    return () => void (w.cancelled = true);
+  });
   const buf = Buffer.alloc(8192);
+  t.equal(windows.length, 0, 'no window before the first read');
   await r.read(buf, 0, 4096, 5 << 20);
   await r.read(buf, 0, 4096, (5 << 20) + 4096);
   t.equal(await r.read(buf, 0, 8192, data.length - 100), 100, 'reads are forwarded');
-  await new Promise((res) => setTimeout(res, 250));
+  t.same(windows.map((w) => w.ms), [150], 'one window, opened at the first read');
+  t.same(got, [], 'nothing reported while the window is open');
+  windows[0]!.end(); // the window's time is up
   await r.read(buf, 0, 4096, 0);
   t.same(got, [[[5 << 20, (5 << 20) + 8192], [data.length - 100, data.length]]], 'the window closed before the last read; ranges clipped to the layer');
   await r.close();
   t.ok(inner.closed);
   t.equal(got.length, 1, 'reported once');
+  t.equal(windows.length, 1, 'no second window after the first closed');
 });
 
 t.test('closing the reader before the window ends reports what was read; no reads, no report', async (t) => {
