@@ -4,7 +4,7 @@
  * from streamed layer blobs with bounded concurrency. Nothing is pushed here.
  */
 import { Readable } from 'node:stream';
-import { buildIndex, decodeIndex, encodeIndex, type CompressedObserver } from '../clip/index.js';
+import { buildIndex, decodeIndex, encodeIndex, type ClipLimits, type CompressedObserver } from '../clip/index.js';
 import { dataCorrupt, invalidArgument, isKind, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { toRepositoryRef, type Descriptor, type ImageReference, type Platform, type RepositoryRef } from '../registry/index.js';
@@ -28,6 +28,8 @@ export interface BuildImageIndexesOptions {
   logger?: Logger;
   /** A fresh observer per layer build, e.g. the gzip checkpoint recorder (`[index] gzip_checkpoints`). */
   compressedObserver?: () => CompressedObserver | undefined;
+  /** Bounds on layers and indexes (`[index] max_*`); default `DEFAULT_CLIP_LIMITS`. */
+  limits?: Partial<ClipLimits>;
 }
 
 interface LayerJob {
@@ -49,7 +51,7 @@ export async function buildImageIndexes(client: ArtifactRegistry, imageRef: stri
   const existing = await (opts.finder ?? new ClipArtifactFinder(client)).artifacts(repo, image.descriptor.digest, signal);
   const layers = image.manifest.layers;
   opts.onProgress?.({ type: 'image', subject: image.descriptor, layers });
-  const ctx = { client, log: opts.logger ?? silentLogger(), onProgress: opts.onProgress, compressedObserver: opts.compressedObserver };
+  const ctx = { client, log: opts.logger ?? silentLogger(), onProgress: opts.onProgress, compressedObserver: opts.compressedObserver, limits: opts.limits ?? {} };
   const results = await boundedMap(layers, concurrency, (layer, index, s) =>
     indexLayer(ctx, { repo, layer, index, diffId: diffIds[index] as string, existing }, s), signal);
   return { repo: repoName(repo), subject: image.descriptor, layers: results, complete: completeArtifact(existing, results) };
@@ -60,6 +62,7 @@ interface Ctx {
   log: Logger;
   onProgress: ((e: IndexProgress) => void) | undefined;
   compressedObserver: (() => CompressedObserver | undefined) | undefined;
+  limits: Partial<ClipLimits>;
 }
 
 async function indexLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise<LayerIndexResult> {
@@ -77,7 +80,7 @@ async function reuseLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   if (found === undefined) return undefined;
   try {
     const index = await ctx.client.fetchBlobBytes(job.repo, found.digest, { maxBytes: MAX_INDEX_BLOB_BYTES, signal });
-    const decoded = decodeIndex(index);
+    const decoded = decodeIndex(index, ctx.limits);
     const meta = decoded.meta;
     if (meta.compressedDigest !== layer.digest || meta.diffId !== diffId) {
       throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `index ${found.digest} describes ${meta.compressedDigest} (${meta.diffId})`);
@@ -88,7 +91,7 @@ async function reuseLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
     const windowPack = pack ? await ctx.client.fetchBlobBytes(job.repo, pack.digest, { maxBytes: MAX_INDEX_BLOB_BYTES, signal }) : undefined;
     return { digest: layer.digest, diffId, size: layer.size, index, windowPack, entries: meta.entryCount, reused: true };
   } catch (err) {
-    if (!isKind(err, 'data_corrupt') && !isKind(err, 'not_found')) throw err;
+    if (!isKind(err, 'data_corrupt') && !isKind(err, 'not_found') && !isKind(err, 'invalid_argument')) throw err;
     ctx.log.warn({ layer: layer.digest, key: found.digest, err: messageOf(err) }, 'published clip index unusable, rebuilding it');
     return undefined;
   }
@@ -101,7 +104,7 @@ async function buildLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   const counted = Readable.from(countBytes(blob.stream, (bytes) =>
     ctx.onProgress?.({ type: 'layer-bytes', layer: i, digest: layer.digest, bytes, totalBytes: layer.size })));
   const observer = ctx.compressedObserver?.();
-  const built = await buildIndex(counted, { compressedDigest: layer.digest, signal, logger: ctx.log, ...(observer ? { compressedObserver: observer } : {}) });
+  const built = await buildIndex(counted, { compressedDigest: layer.digest, signal, logger: ctx.log, limits: ctx.limits, ...(observer ? { compressedObserver: observer } : {}) });
   if (built.meta.diffId !== job.diffId) {
     throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `layer ${layer.digest}: uncompressed digest ${built.meta.diffId}, image config says ${job.diffId}`);
   }

@@ -19,6 +19,7 @@ import { LayerStore, RegistryBlobSource } from '../storage/index.js';
 import { recordFallback } from '../telemetry/index.js';
 import { randomAccessObserver } from '../zran/index.js';
 import { StartProfiles } from '../prefetch/index.js';
+import { clipLimitsOf } from './clip-limits.js';
 
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
@@ -84,6 +85,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     contentCache,
     registry,
     buildMissing: cfg.index.buildMissing,
+    limits: clipLimitsOf(cfg),
     findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
     keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
     // No gzip checkpoints here: this node downloads the whole layer to index it (and shares it

@@ -6,6 +6,7 @@ import { messageOf } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { RegistryClient, formatPlatform, formatReference, parsePlatform, parseReference, type ImageReference, type Platform } from '../registry/index.js';
 import { randomAccessObserver } from '../zran/index.js';
+import { clipLimitsOf } from './clip-limits.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -98,7 +99,7 @@ async function indexAll(client: RegistryClient, a: IndexArgs, board: ProgressBoa
   const checkpoints = ix.gzipCheckpoints || ix.zstdFrameTables
     ? { compressedObserver: () => randomAccessObserver({ gzip: ix.gzipCheckpoints, zstd: ix.zstdFrameTables, spanBytes: ix.checkpointSpanBytes, minLayerBytes: ix.checkpointMinLayerBytes }) }
     : {};
-  const opts = { concurrency: a.concurrency, ...checkpoints, ...(board ? { onProgress: (e: IndexProgress) => board.update(e) } : {}) };
+  const opts = { concurrency: a.concurrency, limits: clipLimitsOf(a.config), ...checkpoints, ...(board ? { onProgress: (e: IndexProgress) => board.update(e) } : {}) };
   if (!a.allPlatforms) {
     return [{ ...(await indexImage(client, a.ref, { ...opts, platform: a.platform })), platform: undefined }];
   }

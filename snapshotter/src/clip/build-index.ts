@@ -14,6 +14,7 @@ import { createDecompressor, detectCompression } from '../storage/decompress.js'
 /** Bytes needed to recognise every supported compression. */
 const MAGIC_BYTES = 4;
 import { EntryTable } from './entry-table.js';
+import { DEFAULT_CLIP_LIMITS, type ClipLimits } from './limits.js';
 import { TarParser } from './tar-parser.js';
 import type { ClipIndex, CompressedObserver, Compression } from './types.js';
 
@@ -29,6 +30,8 @@ export interface BuildIndexOptions {
   uncompressedSink?: { write(chunk: Buffer): Promise<unknown> } | undefined;
   /** Sees every compressed byte (zran's table builders); its result becomes a section. */
   compressedObserver?: CompressedObserver | undefined;
+  /** Bounds on members, xattrs and the index (defaults: `DEFAULT_CLIP_LIMITS`). */
+  limits?: Partial<ClipLimits> | undefined;
 }
 
 /** Read a whole layer stream and return its index (entries sorted for `encodeIndex`). */
@@ -37,8 +40,9 @@ export async function buildIndex(stream: Readable, opts: BuildIndexOptions = {})
   const started = Date.now();
   const rawHash = createHash('sha256');
   const tarHash = createHash('sha256');
-  const table = new EntryTable();
-  const parser = new TarParser((e) => table.add(e));
+  const limits = { ...DEFAULT_CLIP_LIMITS, ...opts.limits };
+  const table = new EntryTable(limits.maxEntries);
+  const parser = new TarParser((e) => table.add(e), limits);
   let uncompressedSize = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb): void {

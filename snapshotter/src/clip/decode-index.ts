@@ -4,20 +4,27 @@
  */
 import { crc32 } from 'node:zlib';
 import { uncompressSync } from 'lz4-napi';
-import { dataCorrupt } from '../errors/index.js';
+import { dataCorrupt, invalidArgument } from '../errors/index.js';
 import { ClipIndexReader, type IndexLayout } from './index-reader.js';
 import {
   COMPRESSION_CODES, HEADER_BYTES, MAGIC, MAX_PAYLOAD_BYTES, META, ROW, SECTION, SECTION_ROW_BYTES, VERSION,
   XATTR_ROW, corrupt, readU64,
 } from './index-format.js';
+import { DEFAULT_CLIP_LIMITS, type ClipLimits } from './limits.js';
 import { validateRows } from './validate-rows.js';
 import type { LayerMeta } from './types.js';
 
 type Range = { off: number; len: number };
 
-/** Decode and validate an encoded index; throws data_corrupt for anything malformed. */
-export function decodeIndex(buf: Buffer): ClipIndexReader {
-  const payload = inflate(buf);
+/**
+ * Decode and validate an encoded index; throws data_corrupt for anything malformed and
+ * invalid_argument (`CLIP_INDEX_TOO_LARGE`) for one over `limits` — checked before anything of
+ * the declared size is allocated.
+ */
+export function decodeIndex(buf: Buffer, limits: Partial<Pick<ClipLimits, 'maxEntries' | 'maxIndexBytes'>> = {}): ClipIndexReader {
+  const maxIndexBytes = Math.min(limits.maxIndexBytes ?? DEFAULT_CLIP_LIMITS.maxIndexBytes, MAX_PAYLOAD_BYTES);
+  const maxEntries = limits.maxEntries ?? DEFAULT_CLIP_LIMITS.maxEntries;
+  const payload = inflate(buf, maxIndexBytes);
   const sections = readSections(payload);
   const need = (id: number, name: string): Range => {
     const r = sections.get(id);
@@ -31,6 +38,7 @@ export function decodeIndex(buf: Buffer): ClipIndexReader {
   if (metaR.len < META.bytes) throw corrupt('meta section too short');
   if (xattrs.len % XATTR_ROW.bytes !== 0) throw corrupt('xattr section has a partial row');
   const meta = readMeta(payload, metaR.off, strings);
+  if (meta.entryCount > maxEntries) throw tooLarge(`${meta.entryCount} entries (limit ${maxEntries})`);
   if (entries.len !== meta.entryCount * ROW.bytes || meta.entryCount === 0) throw corrupt('entry count does not match the entry section');
   const layout: IndexLayout = {
     payload, meta, stringsOff: strings.off, stringsLen: strings.len, entriesOff: entries.off,
@@ -47,7 +55,11 @@ function optionalSection(payload: Buffer, r: Range | undefined): Buffer | undefi
   return r === undefined || r.len === 0 ? undefined : Buffer.from(payload.subarray(r.off, r.off + r.len));
 }
 
-function inflate(buf: Buffer): Buffer {
+function tooLarge(detail: string): Error {
+  return invalidArgument('CLIP_INDEX_TOO_LARGE', `clip index: ${detail}`);
+}
+
+function inflate(buf: Buffer, maxIndexBytes: number): Buffer {
   if (buf.length < HEADER_BYTES) throw corrupt('shorter than its header');
   if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt('bad magic');
   const version = buf.readUInt16LE(8);
@@ -56,11 +68,13 @@ function inflate(buf: Buffer): Buffer {
   const payloadLen = buf.readUInt32LE(12);
   const compressedLen = buf.readUInt32LE(16);
   if (compressedLen !== buf.length - HEADER_BYTES) throw corrupt('compressed length does not match');
-  if (payloadLen > MAX_PAYLOAD_BYTES) throw corrupt('payload too large');
   const compressed = buf.subarray(HEADER_BYTES);
   if (crc32(compressed) !== buf.readUInt32LE(24)) throw corrupt('checksum mismatch (compressed)');
   // lz4-napi prefixes its block with the inflated size; it must agree before we let it allocate.
   if (compressed.length < 4 || compressed.readUInt32LE(0) !== payloadLen) throw corrupt('LZ4 size prefix does not match');
+  // An LZ4 block expands at most ~255:1; a larger declared size is a lie told to make us allocate.
+  if (payloadLen > (compressed.length - 4) * 255 + 64) throw corrupt('LZ4 size prefix larger than its block can inflate to');
+  if (payloadLen > maxIndexBytes) throw tooLarge(`payload of ${payloadLen} bytes (limit ${maxIndexBytes})`);
   let payload: Buffer;
   try {
     payload = uncompressSync(compressed);

@@ -5,6 +5,7 @@
  * tar omits are synthesized (0755) when the table is finished.
  */
 import { invalidArgument } from '../errors/index.js';
+import { DEFAULT_CLIP_LIMITS } from './limits.js';
 import { MAX_PATH_BYTES, baseOf, normalizePath, parentOf } from './paths.js';
 import type { TarEntry } from './tar-parser.js';
 import type { BuiltEntry, EntryType } from './types.js';
@@ -17,6 +18,12 @@ const WHITEOUT = '.wh.';
 export class EntryTable {
   #byPath = new Map<string, BuiltEntry>();
   #nextGroup = 1;
+  readonly #maxEntries: number;
+
+  /** `maxEntries` bounds the table, synthesized parents included (a deep path adds one per level). */
+  constructor(maxEntries: number = DEFAULT_CLIP_LIMITS.maxEntries) {
+    this.#maxEntries = maxEntries;
+  }
 
   /** Number of entries held so far. */
   get size(): number {
@@ -126,6 +133,9 @@ export class EntryTable {
         return; // its own ancestors are checked when the loop reaches it
       }
       this.#byPath.set(p, this.#implicitDir(p));
+      if (this.#byPath.size > this.#maxEntries) {
+        throw invalidArgument('CLIP_TAR_TOO_MANY_ENTRIES', `layer has more than ${this.#maxEntries} entries with its implied parent directories`);
+      }
       if (p === '') return;
       p = parentOf(p);
     }

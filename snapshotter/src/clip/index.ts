@@ -5,6 +5,8 @@ export { encodeIndex } from './encode-index.js';
 export { ClipIndexReader } from './index-reader.js';
 export { SECTION, VERSION as CLIP_INDEX_VERSION } from './index-format.js';
 export { normalizePath } from './paths.js';
+export { DEFAULT_CLIP_LIMITS, MAX_TAR_ENTRY_BYTES, clipLimits } from './limits.js';
+export type { ClipLimits } from './limits.js';
 export { TarParser } from './tar-parser.js';
 export type { TarEntry } from './tar-parser.js';
 export type {

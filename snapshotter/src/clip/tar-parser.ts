@@ -5,8 +5,11 @@
  *   skip    – passing over file data and the padding to the next block boundary
  *   eof     – two zero blocks seen; everything after (record padding) is ignored
  * Every emitted entry carries the offset of its data in the (uncompressed) byte stream.
+ * Every size a header declares is checked before it moves the parser (a negative one would make
+ * it step backwards forever), and members and their xattrs are counted against `ClipLimits`.
  */
-import { dataCorrupt, invalidArgument } from '../errors/index.js';
+import { dataCorrupt, internal, invalidArgument } from '../errors/index.js';
+import { DEFAULT_CLIP_LIMITS, MAX_TAR_ENTRY_BYTES, type ClipLimits } from './limits.js';
 import { emptyPax, parsePax, type PaxOverrides } from './pax.js';
 import { BLOCK, isZeroBlock, parseHeader, type RawHeader } from './tar-header.js';
 import type { Xattr } from './types.js';
@@ -55,9 +58,13 @@ export class TarParser {
   #local: PaxOverrides | undefined;
   #longName: string | undefined;
   #longLink: string | undefined;
+  #limits: Pick<ClipLimits, 'maxEntries' | 'maxXattrBytesPerEntry' | 'maxXattrBytesTotal'>;
+  #entries = 0;
+  #xattrBytes = 0;
 
-  constructor(onEntry: (entry: TarEntry) => void) {
+  constructor(onEntry: (entry: TarEntry) => void, limits: Partial<ClipLimits> = {}) {
     this.#onEntry = onEntry;
+    this.#limits = { ...DEFAULT_CLIP_LIMITS, ...limits };
   }
 
   /** Bytes consumed so far. */
@@ -69,7 +76,12 @@ export class TarParser {
   push(chunk: Uint8Array): void {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let pos = 0;
-    while (pos < buf.length) pos += this.#step(buf, pos);
+    while (pos < buf.length) {
+      const used = this.#step(buf, pos);
+      // Every state consumes input; a step that does not would loop forever on hostile input.
+      if (!(used > 0)) throw internal('CLIP_TAR_PARSER_STALLED', `tar parser made no progress at offset ${this.#offset}`);
+      pos += used;
+    }
   }
 
   /** Signal the end of the stream; throws if it ended inside an entry. */
@@ -137,7 +149,7 @@ export class TarParser {
       case 'S':
         throw invalidArgument('CLIP_TAR_SPARSE_UNSUPPORTED', `tar entry ${JSON.stringify(h.name)} at offset ${at}: GNU sparse files are not supported`);
       case 'V':
-        this.#skip(h.size); // GNU volume label: carries no file
+        this.#skip(checkSize(h.size, at)); // GNU volume label: carries no file
         return;
       case 'M': case 'N':
         throw invalidArgument('CLIP_TAR_UNSUPPORTED_TYPE', `tar entry ${JSON.stringify(h.name)} at offset ${at}: type '${h.typeflag}' is not supported`);
@@ -147,6 +159,7 @@ export class TarParser {
   }
 
   #startExt(kind: ExtKind, size: number, at: number): void {
+    checkSize(size, at);
     const limit = kind === 'x' || kind === 'g' ? MAX_PAX_BYTES : MAX_LONGNAME_BYTES;
     if (size > limit) {
       throw invalidArgument('CLIP_TAR_HEADER_TOO_LARGE', `tar extension header '${kind}' at offset ${at} is ${size} bytes (limit ${limit})`);
@@ -174,7 +187,10 @@ export class TarParser {
   #emit(h: RawHeader, at: number): void {
     const l = this.#local;
     const g = this.#global;
-    const size = l?.size ?? g.size ?? h.size;
+    const size = checkSize(l?.size ?? g.size ?? h.size, at);
+    if (++this.#entries > this.#limits.maxEntries) {
+      throw invalidArgument('CLIP_TAR_TOO_MANY_ENTRIES', `tar stream has more than ${this.#limits.maxEntries} members (at offset ${at})`);
+    }
     const entry: TarEntry = {
       name: l?.path ?? this.#longName ?? g.path ?? h.name,
       linkname: l?.linkpath ?? this.#longLink ?? g.linkpath ?? h.linkname,
@@ -193,12 +209,26 @@ export class TarParser {
       headerOffset: at,
       dataOffset: at + BLOCK,
     };
-    if (size < 0) throw dataCorrupt('CLIP_TAR_BAD_HEADER', `tar header at offset ${at}: negative size`);
+    this.#countXattrs(entry.xattrs, at);
     this.#local = undefined;
     this.#longName = undefined;
     this.#longLink = undefined;
     this.#onEntry(entry);
     this.#skip(entry.size);
+  }
+
+  /** Global PAX xattrs apply to every later member, so they are counted once per member. */
+  #countXattrs(xattrs: readonly Xattr[], at: number): void {
+    if (xattrs.length === 0) return;
+    let bytes = 0;
+    for (const x of xattrs) bytes += Buffer.byteLength(x.name) + x.value.length;
+    if (bytes > this.#limits.maxXattrBytesPerEntry) {
+      throw invalidArgument('CLIP_TAR_XATTRS_TOO_LARGE', `tar entry at offset ${at}: ${bytes} bytes of xattrs (limit ${this.#limits.maxXattrBytesPerEntry} per entry)`);
+    }
+    this.#xattrBytes += bytes;
+    if (this.#xattrBytes > this.#limits.maxXattrBytesTotal) {
+      throw invalidArgument('CLIP_TAR_XATTRS_TOO_LARGE', `tar stream at offset ${at}: more than ${this.#limits.maxXattrBytesTotal} bytes of xattrs in all`);
+    }
   }
 
   /** Skip `size` data bytes plus padding to the next block. */
@@ -211,6 +241,14 @@ export class TarParser {
     const pad = (BLOCK - (size % BLOCK)) % BLOCK;
     this.#state = pad === 0 ? { type: 'header' } : { type: 'skip', remaining: pad };
   }
+}
+
+/** A declared data size the parser may skip: not negative, not absurd. */
+function checkSize(size: number, at: number): number {
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_TAR_ENTRY_BYTES) {
+    throw dataCorrupt('CLIP_TAR_SIZE_RANGE', `tar header at offset ${at}: size ${size} is negative or larger than ${MAX_TAR_ENTRY_BYTES}`);
+  }
+  return size;
 }
 
 function mergeXattrs(g: PaxOverrides, l: PaxOverrides | undefined): Xattr[] {

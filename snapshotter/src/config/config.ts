@@ -32,6 +32,14 @@ export interface Config {
     rangeCompletionBytesPerSec: number;
     /** Completion waits for this long without on-demand range fetches. */
     rangeCompletionIdleMs: number;
+    /** Tar members per layer and rows per index. */
+    maxEntries: number;
+    /** Inflated size of one clip index. */
+    maxIndexBytes: number;
+    /** xattr bytes of one entry, inherited global PAX xattrs included. */
+    maxXattrBytesPerEntry: number;
+    /** xattr bytes of one layer's entries together. */
+    maxXattrBytes: number;
   };
   /** Start profiles: record what containers read first, prefetch it on the next cold node. */
   prefetch: { enabled: boolean; recordWindowMs: number; maxBytes: number };

@@ -81,6 +81,13 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('range_reads', 'rangeReads', 'boolean', true),
       field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 32 * 1024 * 1024, nonNegative),
       field('range_completion_idle_ms', 'rangeCompletionIdleMs', 'integer', 2_000, nonNegative),
+      // Bounds on hostile layers and indexes (clip/limits.ts holds the same defaults).
+      field('max_entries', 'maxEntries', 'integer', 2_000_000, positive),
+      field('max_index_bytes', 'maxIndexBytes', 'integer', 512 * 1024 * 1024, (v: number) =>
+        v > 0 && v <= 1024 * 1024 * 1024 ? undefined : 'must be between 1 and 1073741824',
+      ),
+      field('max_xattr_bytes_per_entry', 'maxXattrBytesPerEntry', 'integer', 256 * 1024, positive),
+      field('max_xattr_bytes', 'maxXattrBytes', 'integer', 64 * 1024 * 1024, positive),
     ],
   },
   {

@@ -5,9 +5,9 @@
  */
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader, type CompressedObserver } from '../clip/index.js';
+import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader, type ClipLimits, type CompressedObserver } from '../clip/index.js';
 import type { ContentCache } from '../contentcache/index.js';
-import { isKind, messageOf, notFound } from '../errors/index.js';
+import { findClipError, isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseReference, type RegistryClient } from '../registry/index.js';
 import type { LayerRef } from '../storage/index.js';
@@ -31,6 +31,8 @@ export interface IndexResolverOptions {
   contentCache: ContentCache;
   registry: Pick<RegistryClient, 'fetchBlob'>;
   buildMissing: boolean;
+  /** Bounds on layers it builds from and indexes it decodes (`[index] max_*`). */
+  limits?: Partial<ClipLimits>;
   findArtifact?: ArtifactLookup;
   /**
    * Keeps the uncompressed layer a build had to download: the file is written in `spoolDir` and
@@ -81,7 +83,7 @@ export class IndexResolver {
     const bytes = await readFile(path).catch(() => undefined);
     if (!bytes) return undefined;
     try {
-      return { index: decodeIndex(bytes), bytes, source: 'local' };
+      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'local' };
     } catch (err) {
       this.#log.warn({ layer: layerDigest, path, err: messageOf(err) }, 'discarding corrupt cached index');
       await rm(path, { force: true });
@@ -139,6 +141,7 @@ export class IndexResolver {
       const observer = this.#o.compressedObserver?.();
       const built = await buildIndex(blob.stream, {
         compressedDigest: req.layerDigest,
+        ...(this.#o.limits ? { limits: this.#o.limits } : {}),
         ...(observer ? { compressedObserver: observer } : {}),
         ...(signal ? { signal } : {}),
         ...(file ? { uncompressedSink: { write: (chunk: Buffer) => file.write(chunk) } } : {}),
@@ -158,7 +161,7 @@ export class IndexResolver {
         };
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }
-      return { index: decodeIndex(bytes), bytes, source: 'built' };
+      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built' };
     } finally {
       await file?.close().catch(() => undefined);
       if (spool) await rm(spool, { force: true });
@@ -167,15 +170,16 @@ export class IndexResolver {
 
   #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): ResolvedIndex | undefined {
     try {
-      const index = decodeIndex(bytes);
+      const index = decodeIndex(bytes, this.#o.limits);
       if (index.meta.compressedDigest !== req.layerDigest && index.meta.diffId !== req.layerDigest) {
         this.#log.warn({ layer: req.layerDigest, source, indexed: index.meta.compressedDigest }, 'index is for another layer; ignored');
         return undefined;
       }
       return { index, bytes, source };
     } catch (err) {
-      if (!isKind(err, 'data_corrupt')) throw err;
-      this.#log.warn({ layer: req.layerDigest, source, err: messageOf(err) }, 'corrupt index ignored');
+      // Malformed or over a bound: a miss, the next source (or a build) answers instead.
+      if (!isKind(err, 'data_corrupt') && !isKind(err, 'invalid_argument')) throw err;
+      this.#log.warn({ layer: req.layerDigest, source, err: messageOf(err), code: findClipError(err)?.code }, 'corrupt index ignored');
       return undefined;
     }
   }
