@@ -68,11 +68,14 @@ bench-quick: deps build go-tools ## the benchmarks in quick mode (a few minutes)
 	bash integration/scripts/bench.sh --quick
 
 install: build ## install the daemon, config and systemd unit
-	install -d $(PREFIX)/lib/clip-snapshotter $(PREFIX)/bin /etc/clip-snapshotter /etc/systemd/system
+	install -d $(PREFIX)/lib/clip-snapshotter $(PREFIX)/bin /etc/systemd/system
 	cp -r build package.json package-lock.json snapshotter $(PREFIX)/lib/clip-snapshotter/
 	cd $(PREFIX)/lib/clip-snapshotter && npm ci --omit=dev --no-audit --no-fund
 	ln -sf $(PREFIX)/lib/clip-snapshotter/snapshotter/bin/clip-snapshotter $(PREFIX)/bin/clip-snapshotter
-	[ -f /etc/clip-snapshotter/config.toml ] || install -m 0644 plugin-config/config.toml /etc/clip-snapshotter/config.toml
+	install -d -m 0700 /etc/clip-snapshotter
+	# The config may hold the ContentCache password: readable by root only, an existing one too.
+	[ -f /etc/clip-snapshotter/config.toml ] || install -m 0600 plugin-config/config.toml /etc/clip-snapshotter/config.toml
+	chmod 0600 /etc/clip-snapshotter/config.toml
 	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' plugin-config/clip-snapshotter.service > /etc/systemd/system/clip-snapshotter.service
 
 clean: ## remove build output and test state

@@ -2,13 +2,18 @@
 import { createHash } from 'node:crypto';
 import { invalidArgument } from '../errors/index.js';
 
+/** The chain ID of a layer with `diffId` on top of `parentChainId` ('' for the first layer). */
+export function childChainId(parentChainId: string, diffId: string): string {
+  return parentChainId === '' ? diffId : `sha256:${createHash('sha256').update(`${parentChainId} ${diffId}`).digest('hex')}`;
+}
+
 /** chainID(0) = diffID(0); chainID(n) = sha256(chainID(n-1) + " " + diffID(n)). */
 export function chainIds(diffIds: readonly string[]): string[] {
   const out: string[] = [];
   let prev: string | undefined;
   for (const diffId of diffIds) {
     if (!/^sha256:[0-9a-f]{64}$/.test(diffId)) throw invalidArgument('CLIP_INVALID_DIFF_ID', `diff id "${diffId.slice(0, 100)}"`);
-    prev = prev === undefined ? diffId : `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`;
+    prev = childChainId(prev ?? '', diffId);
     out.push(prev);
   }
   return out;

@@ -1,7 +1,7 @@
 export { ContainerdClient } from './containerd-client.js';
 export type { ContainerdClientOptions } from './containerd-client.js';
 export { CONTAINERD_ERROR_CODES, fromGrpcError, kindOfGrpcCode } from './grpc-errors.js';
-export { chainId, chainIds } from './chain-id.js';
+export { chainId, chainIds, childChainId } from './chain-id.js';
 export {
   LABEL_CRI_IMAGE_LAYERS,
   LABEL_CRI_IMAGE_REF,

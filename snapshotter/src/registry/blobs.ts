@@ -1,6 +1,7 @@
-import { PassThrough, type Readable, type Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { ClipError, invalidArgument } from '../errors/index.js';
 import { DigestVerifier, parseDigest, verifyDigest } from './digest.js';
+import { ExactLength } from './exact-length.js';
 import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
@@ -54,7 +55,7 @@ async function openBlob(rq: Requester, repo: RepositoryRef, digest: string, opts
   });
   obs.response(res.url, res.status);
   const what = `${describeRepo(repo, res.host)} blob ${digest}${range ? ` range ${range.offset}+${range.length}` : ''}`;
-  if (range) return rangeStream(res.status, res.body, header(res, 'content-range'), range, what, () => statusError(res, what), obs);
+  if (range) return rangeStream(res.status, res.body, header(res, 'content-range'), header(res, 'content-length'), range, what, () => statusError(res, what), obs);
   if (res.status !== 200) throw await statusError(res, what);
   const contentLength = numberOrUndefined(header(res, 'content-length'));
   if (opts.size !== undefined && contentLength !== undefined && contentLength !== opts.size) {
@@ -66,8 +67,8 @@ async function openBlob(rq: Requester, repo: RepositoryRef, digest: string, opts
 }
 
 async function rangeStream(
-  status: number, body: ResponseBody, contentRange: string | undefined, range: ByteRange, what: string, fail: () => Promise<ClipError>,
-  obs: BlobFetchObserver,
+  status: number, body: ResponseBody, contentRange: string | undefined, contentLength: string | undefined, range: ByteRange, what: string,
+  fail: () => Promise<ClipError>, obs: BlobFetchObserver,
 ): Promise<BlobStream> {
   if (status === 200) {
     discard(body);
@@ -84,7 +85,13 @@ async function rangeStream(
     discard(body);
     throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.rangeUnsupported, `${what}: wrong Content-Range "${contentRange ?? ''}"`);
   }
-  return { stream: guard(body, new PassThrough(), what, obs), size: total, offset: start, length: end - start + 1 };
+  const length = end - start + 1;
+  const declared = numberOrUndefined(contentLength);
+  if (declared !== undefined && declared !== length) {
+    discard(body);
+    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: Content-Length ${declared} does not match Content-Range "${contentRange ?? ''}"`);
+  }
+  return { stream: guard(body, new ExactLength(length, what), what, obs), size: total, offset: start, length };
 }
 
 /** Pipe the body into `out`, turning transport failures into `unavailable` errors on `out`. */
@@ -111,7 +118,7 @@ export async function fetchBlobBytes(rq: Requester, repo: RepositoryRef, digest:
   const res = await rq.request({ repo, path: `blobs/${digest}`, method: 'GET', capability: 'pull', signal });
   const what = `${describeRepo(repo, res.host)} blob ${digest}`;
   if (res.status !== 200) throw await statusError(res, what);
-  const bytes = await readLimited(res.body, maxBytes, what).catch((err: unknown) => {
+  const bytes = await readLimited(res.body, maxBytes, what, res.headers).catch((err: unknown) => {
     throw err instanceof ClipError ? err : unavailable(`${what}: download failed`, err);
   });
   verifyDigest(bytes, digest, what);

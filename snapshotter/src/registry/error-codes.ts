@@ -18,6 +18,8 @@ export const REGISTRY_ERROR_CODES = {
   digestMismatch: 'CLIP_REGISTRY_DIGEST_MISMATCH',
   /** A Range request was ignored or answered with the wrong Content-Range. */
   rangeUnsupported: 'CLIP_REGISTRY_RANGE_UNSUPPORTED',
+  /** A response body is longer than what was asked for (a Range) or than allowed (manifests, tokens). */
+  bodyTooLong: 'CLIP_REGISTRY_BODY_TOO_LONG',
   /** A manifest is not valid JSON, has an unknown media type or is too large. */
   manifestInvalid: 'CLIP_REGISTRY_MANIFEST_INVALID',
   /** No manifest in an index matches the wanted platform. */

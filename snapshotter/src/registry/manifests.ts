@@ -33,7 +33,7 @@ export async function fetchManifest(rq: Requester, repo: RepositoryRef, referenc
   });
   const what = `${describeRepo(repo, res.host)} manifest ${reference}`;
   if (res.status !== 200) throw await statusError(res, what);
-  const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, what);
+  const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, what, res.headers);
   if (byDigest) verifyDigest(bytes, reference, what);
   const digest = byDigest ? reference : sha256Digest(bytes);
   const claimed = header(res, 'docker-content-digest');

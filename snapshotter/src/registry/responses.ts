@@ -28,15 +28,23 @@ export function discard(body: ResponseBody): void {
   body.destroy();
 }
 
-/** Read a whole body, refusing more than `maxBytes` (manifests, tokens, error documents). */
-export async function readLimited(body: ResponseBody, maxBytes: number, what: string): Promise<Buffer> {
+/**
+ * Read a whole body, refusing more than `maxBytes` (manifests, tokens, error documents): at once
+ * when `Content-Length` (pass `res.headers`) already says so, else as soon as the surplus arrives.
+ */
+export async function readLimited(body: ResponseBody, maxBytes: number, what: string, headers?: HttpResponse['headers']): Promise<Buffer> {
+  const declared = Number(headers?.['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    discard(body);
+    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: Content-Length ${declared} is larger than ${maxBytes} bytes`);
+  }
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > maxBytes) {
       discard(body);
-      throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.manifestInvalid, `${what}: larger than ${maxBytes} bytes`);
+      throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: larger than ${maxBytes} bytes`);
     }
     chunks.push(chunk);
   }

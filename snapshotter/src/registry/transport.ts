@@ -1,7 +1,8 @@
 /**
  * HTTP for the registry client: one undici Agent per endpoint (TLS: CA, skip_verify), connect,
  * header and idle-body timeouts, bounded retries with exponential backoff on 5xx and connection
- * errors, `Retry-After` on 429, and manual redirects that drop `Authorization` on an origin change.
+ * errors, `Retry-After` on 429, and manual redirects that drop `Authorization` and hosts.toml headers
+ * on an origin change.
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -56,6 +57,8 @@ export interface HttpResponse {
   url: URL;
 }
 
+/** Request headers a redirect to another origin keeps; everything else (auth, hosts.toml headers) is dropped. */
+const CROSS_ORIGIN_HEADERS = new Set(['accept', 'range', 'content-type', 'content-length', 'content-range', 'user-agent']);
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
 const RETRY_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
@@ -145,8 +148,12 @@ export class Transport {
       }
       await res.body.dump().catch(() => undefined);
       const next = new URL(location, url);
-      // Blob storage behind a redirect must never see the registry's credentials.
-      if (next.origin !== url.origin) delete headers.authorization;
+      // Blob storage behind a redirect must never see the registry's credentials, nor the custom
+      // headers hosts.toml sets for the registry (they may be credentials too): another origin
+      // gets only the headers that describe the request itself.
+      if (next.origin !== url.origin) {
+        for (const name of Object.keys(headers)) if (!CROSS_ORIGIN_HEADERS.has(name.toLowerCase())) delete headers[name];
+      }
       if (res.statusCode === 303 && method !== 'HEAD') {
         method = 'GET';
         body = undefined;

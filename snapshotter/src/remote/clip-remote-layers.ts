@@ -18,6 +18,7 @@ import {
   setMountedLayers,
   withSpan,
 } from '../telemetry/index.js';
+import { checkChainId } from './chain-id-check.js';
 import type { IndexResolver } from './index-resolver.js';
 import type { StartProfiles } from '../prefetch/index.js';
 import {
@@ -62,17 +63,21 @@ export class ClipRemoteLayers implements RemoteLayers {
   }
 
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
-    const hint = layerHintFromLabels(labels);
+    // A restart re-mounts from the labels this daemon recorded at commit; a Prepare's may carry the image's.
+    const hint = layerHintFromLabels(labels, ctx.restore ? 'committed' : 'prepare');
     if (!hint) return undefined;
     return withSpan(SPAN_LAYER_PREPARE, { [ATTR_CLIP_SNAPSHOT_KEY]: ctx.key }, async (span) => {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
       span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
-      return this.#mountLayer(mountpoint, layer, ctx);
+      return this.#mountLayer(mountpoint, layer, ctx, (diffId) => {
+        if (!ctx.restore) checkChainId({ chainId: hint.chainId, parentName: ctx.parent ?? '', diffId, labels });
+      });
     });
   }
 
-  async #mountLayer(mountpoint: string, layer: ChainLayer, ctx: RemoteMountContext): Promise<Record<string, string>> {
+  /** `check` vets the resolved index's diffID before anything is opened or mounted. */
+  async #mountLayer(mountpoint: string, layer: ChainLayer, ctx: RemoteMountContext, check: (diffId: string) => void): Promise<Record<string, string>> {
     const started = Date.now();
     const resolved = await withSpan(SPAN_INDEX_RESOLVE, { [ATTR_CLIP_LAYER_DIGEST]: layer.layerDigest }, async (span) => {
       const r = ctx.restore
@@ -83,6 +88,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     });
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     const { index } = resolved;
+    check(index.meta.diffId);
     const checkpoints = index.gzipCheckpoints;
     const frames = index.zstdFrames;
     const opened = this.#o.store.open({

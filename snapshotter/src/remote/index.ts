@@ -1,5 +1,7 @@
 export { ClipRemoteLayers, namespaceOfKey } from './clip-remote-layers.js';
 export type { ChainLayer, ChainResolver, ClipRemoteLayersOptions } from './clip-remote-layers.js';
+export { LABEL_DIFF_ID, LABEL_PARENT_CHAIN_ID, checkChainId, parentChainIdOf } from './chain-id-check.js';
+export type { ChainCheck } from './chain-id-check.js';
 export { IndexResolver, indexCacheKey } from './index-resolver.js';
 export type { ArtifactLookup, IndexRequest, IndexResolverOptions, IndexSource, ResolvedIndex } from './index-resolver.js';
 export {
@@ -14,4 +16,4 @@ export {
   checkDigest,
   layerHintFromLabels,
 } from './layer-labels.js';
-export type { HintSource, LayerHint } from './layer-labels.js';
+export type { HintSource, LabelOrigin, LayerHint } from './layer-labels.js';

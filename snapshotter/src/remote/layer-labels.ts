@@ -42,18 +42,29 @@ function checkRef(value: string, label: string): string {
   return value;
 }
 
+/** Label dialects in the order they are consulted. */
+const CONTAINERD_DIALECTS: ReadonlyArray<[Exclude<HintSource, 'content_store'>, string, string]> = [
+  ['cri', LABEL_CRI_IMAGE_REF, LABEL_CRI_LAYER_DIGEST],
+  ['stargz', LABEL_STARGZ_REFERENCE, LABEL_STARGZ_DIGEST],
+];
+const WITH_CLIP: typeof CONTAINERD_DIALECTS = [['clip', LABEL_CLIP_IMAGE_REF, LABEL_CLIP_LAYER_DIGEST], ...CONTAINERD_DIALECTS];
+
+/** Whose labels these are: a Prepare's (containerd's and, through annotations, the image's) or our own record. */
+export type LabelOrigin = 'prepare' | 'committed';
+
 /**
  * The layer hint in a Prepare's labels, or undefined when the Prepare is not for an image layer
  * (no `containerd.io/snapshot.ref`). Throws an invalid-argument ClipError on malformed labels.
+ *
+ * `clip.*` labels are this daemon's own record, written at commit for a restart. containerd copies
+ * every manifest layer annotation beginning `containerd.io/snapshot/` into a Prepare's labels, so
+ * on a Prepare (`origin` 'prepare') they can only come from the image and are ignored — they would
+ * otherwise name any layer of any repository for the node to fetch with its credentials.
  */
-export function layerHintFromLabels(labels: Readonly<Record<string, string>>): LayerHint | undefined {
+export function layerHintFromLabels(labels: Readonly<Record<string, string>>, origin: LabelOrigin = 'prepare'): LayerHint | undefined {
   const chainId = labels[LABEL_SNAPSHOT_REF];
   if (!chainId) return undefined;
-  const dialects: Array<[Exclude<HintSource, 'content_store'>, string, string]> = [
-    ['clip', LABEL_CLIP_IMAGE_REF, LABEL_CLIP_LAYER_DIGEST],
-    ['cri', LABEL_CRI_IMAGE_REF, LABEL_CRI_LAYER_DIGEST],
-    ['stargz', LABEL_STARGZ_REFERENCE, LABEL_STARGZ_DIGEST],
-  ];
+  const dialects = origin === 'committed' ? WITH_CLIP : CONTAINERD_DIALECTS;
   for (const [source, refLabel, digestLabel] of dialects) {
     const ref = labels[refLabel];
     const digest = labels[digestLabel];

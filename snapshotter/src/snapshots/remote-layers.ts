@@ -7,6 +7,11 @@ export interface RemoteMountContext {
   log: Logger;
   /** True when re-mounting a committed snapshot at start-up: no network may be needed. */
   restore: boolean;
+  /**
+   * The Prepare's parent as containerd named it ('' for none): the layer may be committed under
+   * its target chain ID only if its diffID chains from this parent to it. Absent on restore.
+   */
+  parent?: string;
 }
 
 /**

@@ -78,14 +78,14 @@ export class Snapshotter {
       throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
     }
     const rec = this.#create(key, parent, Kind.Active, labels);
-    if (target && this.#remote) await this.#tryRemote(rec, target, labels);
-    return this.#mounts(rec);
+    if (target && this.#remote) await this.#tryRemote(rec, target, parent, labels);
+    return this.#mountsOfNew(rec);
   }
 
   /** Create a read-only view of `parent`. */
   async view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
     validateLabels(labels);
-    return this.#mounts(this.#create(key, parent, Kind.View, labels));
+    return this.#mountsOfNew(this.#create(key, parent, Kind.View, labels));
   }
 
   /** The mounts of an active snapshot or view. */
@@ -235,6 +235,21 @@ export class Snapshotter {
     });
   }
 
+  /**
+   * Mounts of a snapshot just created, after the same lazy-parent check as Mounts: a stack whose
+   * lazy layer no tier can serve answers UNAVAILABLE now rather than EIO inside the container.
+   * The new snapshot is removed again on failure, so a failed Prepare leaves nothing behind.
+   */
+  async #mountsOfNew(rec: SnapshotRecord): Promise<Mount[]> {
+    try {
+      await this.#checkRemoteParents(rec);
+    } catch (err) {
+      await this.remove(rec.key).catch((e: unknown) => this.#log.warn({ key: rec.key, err: messageOf(e) }, 'could not remove a snapshot whose parents are unavailable'));
+      throw err;
+    }
+    return this.#mounts(rec);
+  }
+
   #mounts(rec: SnapshotRecord): Mount[] {
     return buildMounts(
       { id: rec.id, kind: rec.kind, parentIds: this.#store.parentIds(rec) },
@@ -242,11 +257,11 @@ export class Snapshotter {
     );
   }
 
-  async #tryRemote(rec: SnapshotRecord, target: string, labels: Record<string, string>): Promise<void> {
+  async #tryRemote(rec: SnapshotRecord, target: string, parent: string, labels: Record<string, string>): Promise<void> {
     const mountpoint = fsPath(this.snapshotsDir, rec.id);
     let extra: Record<string, string> | undefined;
     try {
-      extra = await this.#remote!.mount(mountpoint, labels, { key: rec.key, log: this.#log, restore: false });
+      extra = await this.#remote!.mount(mountpoint, labels, { key: rec.key, log: this.#log, restore: false, parent });
     } catch (err) {
       this.#fallback(rec.key, findClipError(err)?.code ?? 'CLIP_INTERNAL', messageOf(err));
       return;

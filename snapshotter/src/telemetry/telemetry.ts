@@ -16,6 +16,7 @@ import { installMeterProvider } from './metrics.js';
 import { createSpanExporter, exporterUrl, type OtlpProtocol } from './otlp-exporter.js';
 import type { PrometheusEndpoint } from './prometheus-server.js';
 import { setTracingEnabled } from './tracing.js';
+import { redactUserinfo } from './redact-url.js';
 
 /** `[tracing]` plus `[metrics] address`. */
 export type TelemetryConfig = Config['tracing'] & {
@@ -54,11 +55,11 @@ export async function startTelemetry(cfg: TelemetryConfig, log: Logger = silentL
     throw err;
   }
   if (prometheus) installMeterProvider(prometheus.provider);
-  log.info({ tracing: tracing !== undefined, endpoint: tracing?.endpoint, protocol: tracing?.protocol, sample_ratio: cfg.sampleRatio, metrics: prometheus?.url }, 'telemetry started');
+  log.info({ tracing: tracing !== undefined, endpoint: redactUserinfo(tracing?.endpoint), protocol: tracing?.protocol, sample_ratio: cfg.sampleRatio, metrics: prometheus?.url }, 'telemetry started');
   let stopped: Promise<void> | undefined;
   return {
     tracing: tracing !== undefined,
-    traceEndpoint: tracing?.endpoint,
+    traceEndpoint: redactUserinfo(tracing?.endpoint),
     metricsUrl: prometheus?.url,
     flush: async () => tracing?.flush(),
     shutdown: () =>

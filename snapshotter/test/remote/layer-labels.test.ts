@@ -47,3 +47,22 @@ t.test('malformed labels are invalid arguments naming the label', async (t) => {
     { code: 'CLIP_LABEL_BAD_REF' },
   );
 });
+
+t.test('clip.* labels are honoured only from this daemon\'s own record, never from a Prepare', async (t) => {
+  // containerd copies manifest layer annotations starting containerd.io/snapshot/ into a Prepare's
+  // labels: an image could name any layer of any repository here.
+  const injected = {
+    'containerd.io/snapshot.ref': 'sha256:c',
+    'containerd.io/snapshot/clip.image-ref': 'private.example/secret/app:1',
+    'containerd.io/snapshot/clip.layer-digest': M,
+    'containerd.io/snapshot/cri.image-ref': 'docker.io/library/alpine:latest',
+    'containerd.io/snapshot/cri.layer-digest': D,
+  };
+  t.match(layerHintFromLabels(injected), { source: 'cri', imageRef: 'docker.io/library/alpine:latest', layerDigest: D }, 'a Prepare uses CRI\'s labels');
+  t.same(
+    layerHintFromLabels({ 'containerd.io/snapshot.ref': 'sha256:c', 'containerd.io/snapshot/clip.image-ref': 'private.example/secret/app:1', 'containerd.io/snapshot/clip.layer-digest': M }),
+    { type: 'chain_only', chainId: 'sha256:c' },
+    'clip.* alone on a Prepare: resolved through the content store, as if absent',
+  );
+  t.match(layerHintFromLabels(injected, 'committed'), { source: 'clip', layerDigest: M }, 'a restart re-mounts from the recorded labels');
+});

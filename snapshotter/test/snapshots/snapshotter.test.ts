@@ -158,6 +158,33 @@ t.test('mounts checks remote parents are available', async (t) => {
   await rejectsKind(t, s.mounts('c'), 'unavailable');
 });
 
+t.test('prepare and view check remote parents as mounts does, and leave nothing behind when they fail', async (t) => {
+  let healthy = true;
+  const parents: string[] = [];
+  const remote: RemoteLayers = {
+    mount: async (_mp, _labels, ctx) => {
+      parents.push(ctx.parent ?? '<none>');
+      return {};
+    },
+    check: async () => {
+      if (!healthy) throw unavailable('CLIP_LAYER_UNAVAILABLE', 'layer sha256:x');
+    },
+    unmount: async () => undefined,
+  };
+  const s = await open(t, remote);
+  await rejectsKind(t, s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L' }), 'already_exists');
+  await rejectsKind(t, s.prepare('y', 'L', { 'containerd.io/snapshot.ref': 'L2' }), 'already_exists');
+  t.same(parents, ['', 'L'], 'the remote side is told the Prepare\'s parent (for the chain-ID check)');
+  healthy = false;
+  await rejectsKind(t, s.prepare('c', 'L2', {}), 'unavailable');
+  await rejectsKind(t, s.view('v', 'L2', {}), 'unavailable');
+  await rejectsKind(t, s.stat('c'), 'not_found');
+  await rejectsKind(t, s.stat('v'), 'not_found');
+  healthy = true;
+  t.equal((await s.prepare('c', 'L2', {}))[0]?.type, 'overlay', 'works again once the layer is reachable');
+  t.ok((await s.view('v', 'L2', {})).length > 0);
+});
+
 t.test('state survives reopening', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
