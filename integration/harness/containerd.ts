@@ -1,7 +1,12 @@
-/** A private containerd 1.6 with its own root, state and sockets, plus a `ctr` bound to it. */
+/**
+ * A private containerd with its own root, state and sockets, plus a `ctr` bound to it: Debian's
+ * 1.6 (config version 2, the default) or a containerd 2.x built from Go modules (config version 3,
+ * optionally with CRI and a `crictl` bound to it).
+ */
 import { mkdirSync, writeFileSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { containerdConfigToml, hostsToml } from './containerd-config.js';
+import { containerdConfigToml, containerdConfigTomlV3, hostsToml, type CriConfig, type ProxySnapshotterConfig } from './containerd-config.js';
+import { containerd2BinDir, crictlPath, requireGoModuleBinary } from './go-modules.js';
 import { ManagedProcess } from './managed-process.js';
 import { unmountAllUnder } from './mounts.js';
 import { runCommand, type CommandResult, type RunOptions } from './run-command.js';
@@ -16,6 +21,19 @@ export interface ContainerdOptions {
   snapshotters?: Record<string, string>;
   /** Registries (`host:port`) reachable over plain HTTP; written as ctr `--hosts-dir` entries. */
   plainHttpRegistries?: string[];
+  /**
+   * A containerd 2.x version from integration/go-modules.env (e.g. `v2.4.2`), built by
+   * build-go-modules.sh. Absent: Debian's containerd 1.6 from PATH.
+   */
+  version?: string;
+  /**
+   * containerd 2.x only: proxy snapshotter `capabilities`/`exports` by name (the address comes
+   * from `snapshotters`). By default every proxy snapshotter is also an unpack target of the
+   * transfer service.
+   */
+  proxyOptions?: Record<string, Omit<ProxySnapshotterConfig, 'address'>>;
+  /** containerd 2.x only: enable CRI with these settings (the directories are made private). */
+  cri?: Pick<CriConfig, 'snapshotter' | 'disableSnapshotAnnotations' | 'sandboxImage'>;
 }
 
 export interface Containerd {
@@ -25,8 +43,16 @@ export interface Containerd {
   logPath: string;
   hostsDir: string;
   overlayfsRoot: string;
+  /** `1.6` (Debian's) or the 2.x version it was started as (`v2.4.2`). */
+  version: string;
+  /** The ctr binary matching this daemon. */
+  ctrPath: string;
   /** `ctr --address … --namespace clip-test ARGS`; throws on failure unless `allowFailure`. */
   ctr(args: string[], opts?: RunOptions): Promise<CommandResult>;
+  /** `ctr` in another namespace (CRI keeps its images and containers in `k8s.io`). */
+  ctrIn(namespace: string, args: string[], opts?: RunOptions): Promise<CommandResult>;
+  /** `crictl` against this daemon's CRI endpoint; throws unless started with `cri`. */
+  crictl(args: string[], opts?: RunOptions): Promise<CommandResult>;
   /** Args for `ctr run` that keep runc's state under our own state dir. */
   runcArgs(): string[];
   restart(): Promise<void>;
@@ -50,11 +76,41 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     writeFileSync(join(hostsDir, hp, 'hosts.toml'), hostsToml(hp));
   }
   const cfgPath = join(opts.dir, 'config.toml');
-  writeFileSync(cfgPath, containerdConfigToml(paths, opts.snapshotters ?? {}));
+  const v2 = opts.version !== undefined;
+  let command = 'containerd';
+  let ctrPath = 'ctr';
+  let env: NodeJS.ProcessEnv | undefined;
+  if (v2) {
+    const bin = containerd2BinDir(opts.version!);
+    command = requireGoModuleBinary(join(bin, 'containerd'));
+    ctrPath = requireGoModuleBinary(join(bin, 'ctr'));
+    requireGoModuleBinary(join(bin, 'containerd-shim-runc-v2'));
+    // containerd finds its shim on PATH: the one built with this version comes first.
+    env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    const cniConfDir = join(opts.dir, 'cni', 'net.d');
+    const cniBinDir = join(opts.dir, 'cni', 'bin');
+    if (opts.cri) for (const d of [cniConfDir, cniBinDir]) mkdirSync(d, { recursive: true });
+    const snapshotters = Object.fromEntries(Object.entries(opts.snapshotters ?? {}).map(([n, address]) => [n, { address, ...(opts.proxyOptions?.[n] ?? {}) }]));
+    writeFileSync(cfgPath, containerdConfigTomlV3(paths, {
+      snapshotters,
+      unpackSnapshotters: Object.keys(snapshotters),
+      registryConfigPath: hostsDir,
+      cri: opts.cri && { ...opts.cri, registryConfigPath: hostsDir, cniConfDir, cniBinDir, runcRoot: join(paths.state, 'runc') },
+    }));
+  } else {
+    if (opts.cri || opts.proxyOptions) throw new Error('cri and proxyOptions need a containerd 2.x version (ContainerdOptions.version)');
+    writeFileSync(cfgPath, containerdConfigToml(paths, opts.snapshotters ?? {}));
+  }
   const logPath = join(opts.dir, 'containerd.log');
-  const proc = new ManagedProcess({ command: 'containerd', args: ['--config', cfgPath], logPath });
-  const ctr = (args: string[], runOpts: RunOptions = {}): Promise<CommandResult> =>
-    runCommand('ctr', ['--address', paths.grpcAddress, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs: 120_000, ...runOpts });
+  const proc = new ManagedProcess({ command, args: ['--config', cfgPath], logPath, env });
+  const ctrIn = (namespace: string, args: string[], runOpts: RunOptions = {}): Promise<CommandResult> =>
+    runCommand(ctrPath, ['--address', paths.grpcAddress, '--namespace', namespace, ...args], { timeoutMs: 120_000, ...runOpts });
+  const ctr = (args: string[], runOpts: RunOptions = {}): Promise<CommandResult> => ctrIn(TEST_NAMESPACE, args, runOpts);
+  const crictl = (args: string[], runOpts: RunOptions = {}): Promise<CommandResult> => {
+    if (!opts.cri) throw new Error('crictl needs a containerd started with cri');
+    const endpoint = `unix://${paths.grpcAddress}`;
+    return runCommand(requireGoModuleBinary(crictlPath()), ['--runtime-endpoint', endpoint, '--image-endpoint', endpoint, '--timeout', '120s', ...args], { timeoutMs: 180_000, ...runOpts });
+  };
   const ready = async (): Promise<void> => {
     await waitUntil(`containerd at ${paths.grpcAddress} (log ${logPath})`, async () => {
       if (!proc.running) throw new WaitAborted(`containerd exited: ${readFileSync(logPath, 'utf8').slice(-2000)}`);
@@ -72,7 +128,11 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     logPath,
     hostsDir,
     overlayfsRoot: paths.overlayfsRoot,
+    version: opts.version ?? '1.6',
+    ctrPath,
     ctr,
+    ctrIn,
+    crictl,
     runcArgs: () => ['--runc-root', join(paths.state, 'runc')],
     restart: async () => {
       await stop();
@@ -80,6 +140,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
       await ready();
     },
     stop: async () => {
+      if (opts.cri) await removeAllPods(crictl, proc.running);
       await removeAllTasks(ctr, proc.running);
       await stop();
       killShimsOf(paths.grpcAddress);
@@ -97,6 +158,16 @@ async function removeAllTasks(ctr: Containerd['ctr'], running: boolean): Promise
   for (const id of res.stdout.split('\n').filter(Boolean)) {
     await ctr(['tasks', 'kill', '-s', 'SIGKILL', id], { allowFailure: true, timeoutMs: 10_000 });
     await ctr(['tasks', 'rm', '-f', id], { allowFailure: true, timeoutMs: 10_000 });
+  }
+}
+
+// CRI's sandboxes and containers live in the k8s.io namespace; stop and remove them through CRI.
+async function removeAllPods(crictl: Containerd['crictl'], running: boolean): Promise<void> {
+  if (!running) return;
+  const res = await crictl(['pods', '-q'], { allowFailure: true, timeoutMs: 30_000 });
+  for (const id of res.stdout.split('\n').filter(Boolean)) {
+    await crictl(['stopp', id], { allowFailure: true, timeoutMs: 60_000 });
+    await crictl(['rmp', '-f', id], { allowFailure: true, timeoutMs: 60_000 });
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { killShimsOf, startContainerd, type Containerd } from './containerd.js';
+import { killShimsOf, startContainerd, type Containerd, type ContainerdOptions } from './containerd.js';
 import { mountsUnder, unmountAllUnder } from './mounts.js';
 import { startRegistry, type Registry } from './registry.js';
 import { startSnapshotter, type Snapshotter } from './snapshotter.js';
@@ -19,9 +19,9 @@ export interface HarnessStartRegistryOptions {
   htpasswd?: { username: string; password: string };
 }
 
-export interface HarnessStartContainerdOptions {
-  snapshotters?: Record<string, string>;
-  plainHttpRegistries?: string[];
+export interface HarnessStartContainerdOptions extends Omit<ContainerdOptions, 'dir'> {
+  /** Directory name under the temp root (default `containerd`); one per daemon of a test. */
+  dirName?: string;
 }
 
 export interface HarnessStartSnapshotterOptions {
@@ -54,7 +54,8 @@ export class Harness {
   }
 
   async startContainerd(opts: HarnessStartContainerdOptions = {}): Promise<Containerd> {
-    const c = await startContainerd({ dir: join(this.root, 'containerd'), ...opts });
+    const { dirName, ...rest } = opts;
+    const c = await startContainerd({ dir: join(this.root, dirName ?? 'containerd'), ...rest });
     this.#stops.push(() => c.stop());
     this.#containerdAddresses.push(c.address);
     return c;

@@ -21,18 +21,24 @@ export interface MountedImage {
 
 let viewSeq = 0;
 
+/** `ctr` of `c` in `namespace` (the test namespace unless given; CRI's is `k8s.io`). */
+function ctrOf(c: Containerd, namespace?: string): Containerd['ctr'] {
+  return namespace === undefined ? c.ctr : (args, opts) => c.ctrIn(namespace, args, opts);
+}
+
 /** The chain ID of an image's top layer, from its config in containerd's content store. */
-export async function topChainId(c: Containerd, ref: string): Promise<string> {
-  const ls = await c.ctr(['images', 'ls']);
+export async function topChainId(c: Containerd, ref: string, namespace?: string): Promise<string> {
+  const ctr = ctrOf(c, namespace);
+  const ls = await ctr(['images', 'ls']);
   const line = ls.stdout.split('\n').find((l) => l.split(/\s+/)[0] === ref);
   const manifestDigest = line?.split(/\s+/).find((f) => f.startsWith('sha256:'));
   if (!manifestDigest) throw new Error(`image ${ref} not in containerd: ${ls.stdout}`);
-  let doc = JSON.parse((await c.ctr(['content', 'get', manifestDigest])).stdout) as { manifests?: Array<{ digest: string; platform?: { architecture?: string } }>; config?: { digest: string } };
+  let doc = JSON.parse((await ctr(['content', 'get', manifestDigest])).stdout) as { manifests?: Array<{ digest: string; platform?: { architecture?: string } }>; config?: { digest: string } };
   if (doc.manifests) {
     const m = doc.manifests.find((x) => (x.platform?.architecture ?? 'amd64') === 'amd64') ?? doc.manifests[0]!;
-    doc = JSON.parse((await c.ctr(['content', 'get', m.digest])).stdout);
+    doc = JSON.parse((await ctr(['content', 'get', m.digest])).stdout);
   }
-  const config = JSON.parse((await c.ctr(['content', 'get', doc.config!.digest])).stdout) as { rootfs: { diff_ids: string[] } };
+  const config = JSON.parse((await ctr(['content', 'get', doc.config!.digest])).stdout) as { rootfs: { diff_ids: string[] } };
   return config.rootfs.diff_ids.reduce((chain, diffId) => (chain === '' ? diffId : `sha256:${createHash('sha256').update(`${chain} ${diffId}`).digest('hex')}`), '');
 }
 
@@ -41,23 +47,24 @@ export async function topChainId(c: Containerd, ref: string): Promise<string> {
  * triggered by an earlier removal can collect it between two ctr calls, so label it a GC root and
  * start over if it vanished first). Returns the mount commands ctr prints.
  */
-async function viewMounts(c: Containerd, sn: string[], ref: string, target: string): Promise<{ key: string; lines: string[] }> {
-  const chain = await topChainId(c, ref);
+async function viewMounts(c: Containerd, sn: string[], ref: string, target: string, namespace?: string): Promise<{ key: string; lines: string[] }> {
+  const ctr = ctrOf(c, namespace);
+  const chain = await topChainId(c, ref, namespace);
   for (let attempt = 1; ; attempt++) {
     const key = `rootfs-view-${process.pid}-${++viewSeq}`;
-    await c.ctr([...sn, 'view', key, chain]);
-    const labelled = await c.ctr([...sn, 'label', key, 'containerd.io/gc.root=rootfs-view'], { allowFailure: true });
-    const mounts = labelled.code === 0 ? await c.ctr([...sn, 'mounts', target, key], { allowFailure: true }) : labelled;
+    await ctr([...sn, 'view', key, chain]);
+    const labelled = await ctr([...sn, 'label', key, 'containerd.io/gc.root=rootfs-view'], { allowFailure: true });
+    const mounts = labelled.code === 0 ? await ctr([...sn, 'mounts', target, key], { allowFailure: true }) : labelled;
     if (mounts.code === 0) return { key, lines: mounts.stdout.split('\n').filter(Boolean) };
     if (attempt >= 3) throw new Error(`view of ${ref} kept disappearing: ${mounts.stderr}`);
   }
 }
 
-/** Mount `ref`'s rootfs read-only at `target` through `snapshotter`. */
-export async function mountImage(c: Containerd, ref: string, snapshotter: string, target: string): Promise<MountedImage> {
+/** Mount `ref`'s rootfs read-only at `target` through `snapshotter` (in `namespace`, default the test's). */
+export async function mountImage(c: Containerd, ref: string, snapshotter: string, target: string, namespace?: string): Promise<MountedImage> {
   mkdirSync(target, { recursive: true });
   const sn = ['snapshots', '--snapshotter', snapshotter];
-  const { key, lines } = await viewMounts(c, sn, ref, target);
+  const { key, lines } = await viewMounts(c, sn, ref, target, namespace);
   const stdout = lines.join('\n');
   for (const line of stdout.split('\n').filter(Boolean)) {
     const [cmd, dashT, type, source, tgt, dashO, options] = line.split(' ');
@@ -70,14 +77,14 @@ export async function mountImage(c: Containerd, ref: string, snapshotter: string
     target,
     unmount: async () => {
       await runCommand('umount', [target]);
-      await c.ctr([...sn, 'rm', key]);
+      await ctrOf(c, namespace)([...sn, 'rm', key]);
     },
   };
 }
 
 /** Mount, describe and unmount `ref`'s rootfs as `snapshotter` serves it. */
-export async function imageManifest(c: Containerd, ref: string, snapshotter: string, target: string): Promise<Manifest> {
-  const m = await mountImage(c, ref, snapshotter, target);
+export async function imageManifest(c: Containerd, ref: string, snapshotter: string, target: string, namespace?: string): Promise<Manifest> {
+  const m = await mountImage(c, ref, snapshotter, target, namespace);
   try {
     return await snapshotRootfs(m.target);
   } finally {

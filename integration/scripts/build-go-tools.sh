@@ -8,13 +8,21 @@
 #   ctr-remote        stargz-snapshotter's client (rpull with stargz-style labels, eStargz convert)
 #   stargzref         stargz-snapshotter's remote snapshotter served over gRPC (the lazy-pull peer)
 # Idempotent: an output newer than its sources and the Debian packages it builds from is kept.
-# Usage: build-go-tools.sh [--force] [TOOL...]
+# Then (unless --no-modules or TOOLs are named) build-go-modules.sh builds containerd 2.x, crictl,
+# nerdctl and the containerd 2 conformance harness from Go modules (cached per machine).
+# Usage: build-go-tools.sh [--force] [--no-modules] [TOOL...]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-force=0
-if [ "${1:-}" = "--force" ]; then force=1; shift; fi
+force=0 modules=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --force) force=1; shift ;;
+    --no-modules) modules=0; shift ;;
+    *) break ;;
+  esac
+done
 
 # Every Debian package the tools are built from; checked up front so a missing one is named.
 packages=(golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev
@@ -78,4 +86,7 @@ want rpcbench && build rpcbench bin ./integration/go/rpcbench integration/go/rpc
 want pullclient && build pullclient bin ./integration/go/pullclient integration/go/pullclient
 want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref integration/go/proxyserve
 want ctr-remote && build ctr-remote bin github.com/containerd/stargz-snapshotter/cmd/ctr-remote "$stargz"
+if [ "$modules" -eq 1 ] && [ ${#selected[@]} -eq 0 ]; then
+  bash integration/scripts/build-go-modules.sh $([ "$force" -eq 1 ] && echo --force)
+fi
 exit 0
