@@ -9,14 +9,14 @@ import { pipeline } from 'node:stream/promises';
 import { ClipError, dataCorrupt, findClipError, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 // One codec module for the whole daemon: the layer store decompresses the same blobs.
-import { createDecompressor, detectCompression } from '../storage/decompress.js';
+import { createDecompressor, decompressFailed, detectCompression, type Compression } from '../compression/index.js';
 
 /** Bytes needed to recognise every supported compression. */
 const MAGIC_BYTES = 4;
 import { EntryTable } from './entry-table.js';
 import { DEFAULT_CLIP_LIMITS, type ClipLimits } from './limits.js';
 import { TarParser } from './tar-parser.js';
-import type { ClipIndex, CompressedObserver, Compression } from './types.js';
+import type { ClipIndex, CompressedObserver } from './types.js';
 
 export interface BuildIndexOptions {
   /** Digest of the blob as published; verified against the bytes read. */
@@ -133,5 +133,5 @@ function classify(err: unknown, signal: AbortSignal | undefined): ClipError {
   if (signal?.aborted === true) return unavailable('CLIP_BUILD_ABORTED', 'clip index build aborted', err);
   const known = findClipError(err);
   if (known !== undefined) return known;
-  return dataCorrupt('CLIP_LAYER_DECOMPRESS', `layer stream could not be decompressed: ${err instanceof Error ? err.message : String(err)}`, err);
+  return decompressFailed(`layer stream could not be decompressed: ${err instanceof Error ? err.message : String(err)}`, err);
 }

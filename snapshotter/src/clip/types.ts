@@ -5,9 +5,9 @@
  * present them to overlayfs anyway.
  */
 import type { Transform } from 'node:stream';
+import type { Compression } from '../compression/index.js';
 
-/** Layer compression detected from magic bytes. */
-export type Compression = 'gzip' | 'zstd' | 'none';
+export type { Compression };
 
 /** Entry kinds as stored in the index. */
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'whiteout';

@@ -8,8 +8,6 @@ export const STORAGE_ERROR_CODES = {
   digestMismatch: 'CLIP_LAYER_DIGEST_MISMATCH',
   /** The downloaded layer's uncompressed size differs from the descriptor's. */
   sizeMismatch: 'CLIP_LAYER_SIZE_MISMATCH',
-  /** The blob could not be decompressed. */
-  decompressFailed: 'CLIP_LAYER_DECOMPRESS_FAILED',
   /** The layer is not on disk, not in the ContentCache and not in the registry. */
   layerUnavailable: 'CLIP_LAYER_UNAVAILABLE',
   /** The ContentCache failed and `onContentCacheUnavailable` is `error`. */

@@ -16,8 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClipError, dataCorrupt, isKind, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { createDecompressor, decompressFailed, detectCompression, sniff, type Compression } from '../compression/index.js';
 import type { BlobSource } from './blob-source.js';
-import { createDecompressor, detectCompression, sniff, type Compression } from './decompress.js';
 import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
@@ -273,7 +273,7 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 function classify(err: unknown, ref: LayerRef): unknown {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('Z_')) {
-    return dataCorrupt(CODES.decompressFailed, `layer ${ref.digest}: ${messageOf(err)}`, err);
+    return decompressFailed(`layer ${ref.digest}: ${messageOf(err)}`, err);
   }
   return err;
 }
@@ -281,6 +281,6 @@ function classify(err: unknown, ref: LayerRef): unknown {
 /** Reads see `data_corrupt` for bad bytes and `unavailable` for everything else. */
 function toReadError(err: unknown, ref: LayerRef): ClipError {
   if (err instanceof ClipError && (err.kind === 'data_corrupt' || err.code === CODES.fetchFailed)) return err;
-  if (isKind(err, 'data_corrupt')) return dataCorrupt(CODES.decompressFailed, messageOf(err), err);
+  if (isKind(err, 'data_corrupt')) return decompressFailed(messageOf(err), err);
   return unavailable(CODES.fetchFailed, `layer ${ref.digest} from ${ref.ref}: ${messageOf(err)}`, err);
 }

@@ -8,8 +8,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Decompress } from 'fzstd';
-import { dataCorrupt, messageOf } from '../errors/index.js';
-import { STORAGE_ERROR_CODES } from '../storage/errors.js';
+import { decompressFailed } from '../compression/index.js';
+import { messageOf } from '../errors/index.js';
 import { DEFAULT_MIN_LAYER_BYTES, DEFAULT_SPAN_BYTES } from './checkpoint-builder.js';
 import { ZstdFrameScanner, type ScannedFrame } from './zstd-frame-scanner.js';
 import type { ZstdFrameTable, ZstdSpan } from './zstd-frame-table.js';
@@ -32,7 +32,7 @@ export const MAX_ZSTD_WINDOW_BYTES = 128 * 1024 * 1024;
 type OpenSpan = { in: number; inEnd: number; out: number; frames: number; hash: Hash };
 
 /** Any failure here is the layer's: report it as the plain zstd decoder would. */
-const decodeError = (err: unknown) => dataCorrupt(STORAGE_ERROR_CODES.decompressFailed, `zstd: ${messageOf(err)}`, err);
+const decodeError = (err: unknown) => decompressFailed(`zstd: ${messageOf(err)}`, err);
 
 /** Streaming decoder + table builder; `push` every compressed byte in order, `end`, then `finish`. */
 export class ZstdFrameBuilder {

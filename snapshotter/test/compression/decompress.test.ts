@@ -4,8 +4,7 @@ import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { createDecompressor, detectCompression } from '../../src/storage/index.js';
-import { sniff } from '../../src/storage/decompress.js';
+import { createDecompressor, detectCompression, sniff } from '../../src/compression/index.js';
 
 const oneByteAtATime = (b: Buffer) => Readable.from((function* () {
   for (let i = 0; i < b.length; i++) yield b.subarray(i, i + 1);
