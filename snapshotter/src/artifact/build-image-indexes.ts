@@ -13,7 +13,7 @@ import { boundedMap } from './bounded-map.js';
 import { repoName } from './find-indexes.js';
 import { readDiffIds } from './image-config.js';
 import { ARTIFACT_ERROR_CODES, MAX_INDEX_BLOB_BYTES } from './media-types.js';
-import { decodePackedTable, isPackedTable, packWindows } from '../zran/window-pack.js';
+import { decodeCheckpointTable, isPackedTable, packWindows } from '../zran/index.js';
 import type { ArtifactRegistry, IndexArtifact, IndexProgress, ImageIndexes, LayerIndexResult } from './types.js';
 
 export interface BuildImageIndexesOptions {
@@ -87,7 +87,7 @@ async function reuseLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
     }
     // A reused index's window pack is listed again in any new artifact, so it is fetched (and checked).
     const table = decoded.gzipCheckpoints;
-    const pack = table && isPackedTable(table) ? decodePackedTable(table).pack : undefined;
+    const pack = table && isPackedTable(table) ? decodeCheckpointTable(table).pack : undefined;
     const windowPack = pack ? await ctx.client.fetchBlobBytes(job.repo, pack.digest, { maxBytes: MAX_INDEX_BLOB_BYTES, signal }) : undefined;
     return { digest: layer.digest, diffId, size: layer.size, index, windowPack, entries: meta.entryCount, reused: true };
   } catch (err) {

@@ -1,7 +1,9 @@
 export { CheckpointBuilder, DEFAULT_MIN_LAYER_BYTES, DEFAULT_SPAN_BYTES } from './checkpoint-builder.js';
 export type { CheckpointBuilderOptions } from './checkpoint-builder.js';
-export { CHECKPOINT_TABLE_VERSION, decodeCheckpointTable, encodeCheckpointTable, spanCompressedRange } from './checkpoint-table.js';
-export type { GzipCheckpoint, GzipCheckpointTable } from './checkpoint-table.js';
+export {
+  CHECKPOINT_TABLE_VERSION, PACKED_TABLE_VERSION, decodeCheckpointTable, encodeCheckpointTable, isPackedTable, spanCompressedRange,
+} from './checkpoint-table.js';
+export type { GzipCheckpoint, GzipCheckpointTable, PackedWindow, WindowPackRef } from './checkpoint-table.js';
 export { gzipCheckpointObserver, randomAccessObserver, zstdFrameObserver } from './index-observer.js';
 export type { RandomAccessObserverOptions } from './index-observer.js';
 export { loadZran } from './native.js';
@@ -19,5 +21,4 @@ export type { FrameScanHandler, ScannedFrame } from './zstd-frame-scanner.js';
 export { ZSTD_FRAME_TABLE_VERSION, decodeZstdFrameTable, encodeZstdFrameTable, zstdSpanEnd } from './zstd-frame-table.js';
 export type { ZstdFrameTable, ZstdSpan } from './zstd-frame-table.js';
 export { zstdSpanCodec } from './zstd-span-codec.js';
-export { PACKED_TABLE_VERSION, decodePackedTable, isPackedTable, packWindows, unpackWindow } from './window-pack.js';
-export type { PackedWindow, WindowPackRef } from './window-pack.js';
+export { packWindows, unpackWindow } from './window-pack.js';

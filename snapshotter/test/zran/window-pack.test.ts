@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import {
-  decodeCheckpointTable, decodePackedTable, isPackedTable, packWindows, spanCodecFor, unpackWindow,
+  decodeCheckpointTable, isPackedTable, packWindows, spanCodecFor, unpackWindow,
 } from '../../src/zran/index.js';
 import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
@@ -25,11 +25,11 @@ t.test('windows move into a pack; the table keeps offsets and hashes only', asyn
     if (w.windowLen > 0 && !unpackWindow(packed.pack.subarray(w.offset, w.offset + w.length), w).equals(q.window!)) t.fail(`window ${i}`);
   });
   t.throws(() => packWindows(packed.table), { code: 'CLIP_ZRAN_TABLE_CORRUPT' }, 'a packed table cannot be packed again');
-  t.throws(() => decodePackedTable(packed.table.subarray(0, packed.table.length - 1)), { code: 'CLIP_ZRAN_TABLE_CORRUPT' }, 'truncated');
+  t.throws(() => decodeCheckpointTable(packed.table.subarray(0, packed.table.length - 1)), { code: 'CLIP_ZRAN_TABLE_CORRUPT' }, 'truncated');
   const outside = Buffer.from(packed.table);
   outside.writeUInt32LE(1, 32); // pack size 1: every window lies outside it
-  t.throws(() => decodePackedTable(outside), { code: 'CLIP_ZRAN_TABLE_CORRUPT' }, 'window outside the pack');
-  const w = decodePackedTable(packed.table).points[3]!.packed!;
+  t.throws(() => decodeCheckpointTable(outside), { code: 'CLIP_ZRAN_TABLE_CORRUPT' }, 'window outside the pack');
+  const w = decodeCheckpointTable(packed.table).points[3]!.packed!;
   t.throws(() => unpackWindow(Buffer.alloc(w.length, 7), w), { code: 'CLIP_ZRAN_WINDOW_CORRUPT' });
 });
 
