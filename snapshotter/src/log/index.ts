@@ -1,2 +1,2 @@
-export { LOG_LEVELS, createLogger, silentLogger } from './logger.js';
+export { LOG_LEVELS, createLogger, sharedSilentLogger, silentLogger } from './logger.js';
 export type { Logger } from './logger.js';

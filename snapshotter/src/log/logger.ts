@@ -25,3 +25,11 @@ export function createLogger(level: LevelWithSilent = 'info', destination: numbe
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+let shared: Logger | undefined;
+
+/** One silent logger for every component that was given none (saves a pino instance each). */
+export function sharedSilentLogger(): Logger {
+  shared ??= silentLogger();
+  return shared;
+}

@@ -8,8 +8,10 @@ import { ClipError } from '../errors/index.js';
 import type { CredentialStore, Credential } from './credentials.js';
 import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RegistryHost } from './hosts.js';
-import { readLimited, statusError, unavailable } from './responses.js';
-import type { Endpoint, Transport } from './transport.js';
+import { statusError, unavailable } from './registry-errors.js';
+import { readLimited } from './response-body.js';
+import type { Endpoint } from './http.js';
+import type { Transport } from './transport.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.js';
 
 export interface AuthorizerOptions {

@@ -15,7 +15,8 @@ import type { RegistryHost } from './hosts.js';
 import type { Descriptor } from './media-types.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester, type RepoResponse } from './requester.js';
-import { header, statusError } from './responses.js';
+import { header } from './headers.js';
+import { statusError } from './registry-errors.js';
 
 /** Where blob bytes come from. A stream is uploaded in chunks while it is hashed. */
 export type BlobSource =

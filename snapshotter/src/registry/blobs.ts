@@ -5,8 +5,10 @@ import { ExactLength } from './exact-length.js';
 import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
-import { discard, header, readLimited, statusError, unavailable } from './responses.js';
-import type { ResponseBody } from './transport.js';
+import { header } from './headers.js';
+import { statusError, unavailable } from './registry-errors.js';
+import { discard, readLimited } from './response-body.js';
+import type { ResponseBody } from './http.js';
 import { BlobFetchObserver } from '../telemetry/index.js';
 
 /** A byte range of a blob: `length` bytes from `offset`. */

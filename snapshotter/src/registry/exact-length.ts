@@ -7,7 +7,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { ClipError } from '../errors/index.js';
 import { REGISTRY_ERROR_CODES } from './error-codes.js';
-import { unavailable } from './responses.js';
+import { unavailable } from './registry-errors.js';
 
 /** Passes exactly `length` bytes; more is data_corrupt (`CLIP_REGISTRY_BODY_TOO_LONG`), fewer unavailable. */
 export class ExactLength extends Transform {

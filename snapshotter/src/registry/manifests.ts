@@ -13,7 +13,9 @@ import {
 } from './media-types.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
-import { header, readLimited, statusError } from './responses.js';
+import { header } from './headers.js';
+import { statusError } from './registry-errors.js';
+import { readLimited } from './response-body.js';
 
 /** Manifests larger than this are refused, as containerd does. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

@@ -12,7 +12,8 @@ import { fetchManifest, isMissing, parseManifest, pushManifest, referrersTag } f
 import { EMPTY_JSON_BYTES, MEDIA_TYPE_OCI_EMPTY, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type ImageIndex, type ImageManifest } from './media-types.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
-import { readLimited, statusError } from './responses.js';
+import { statusError } from './registry-errors.js';
+import { readLimited } from './response-body.js';
 
 export interface ArtifactBlob {
   mediaType: string;

@@ -4,7 +4,7 @@
  * {range})` for every FUSE miss cheaply. Nothing here logs on the hot path.
  */
 import { ClipError } from '../errors/index.js';
-import type { Logger } from '../log/index.js';
+import { sharedSilentLogger, type Logger } from '../log/index.js';
 import { Authorizer } from './authorizer.js';
 import { pushBlob, type BlobSource, type PushBlobOptions } from './blob-upload.js';
 import { fetchBlob, fetchBlobBytes, statBlob, type BlobStream, type FetchBlobOptions } from './blobs.js';
@@ -17,8 +17,9 @@ import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, selectPlatformManifest
 import { formatReference, parseReference, toRepositoryRef, type ImageReference, type RepositoryRef } from './reference.js';
 import { listReferrers, pushArtifact, type PushArtifactOptions } from './referrers.js';
 import type { HostRequest, RepoRequest, RepoResponse, Requester } from './requester.js';
-import { silentLoggerless, unavailable } from './responses.js';
-import { Transport, type HttpResponse } from './transport.js';
+import { unavailable } from './registry-errors.js';
+import type { HttpResponse } from './http.js';
+import { Transport } from './transport.js';
 
 export interface RegistryClientOptions {
   /** containerd-style hosts directory (`[registry] config_path`). */
@@ -67,7 +68,7 @@ export class RegistryClient implements Requester {
 
   constructor(opts: RegistryClientOptions = {}) {
     this.#opts = opts;
-    this.#logger = opts.logger ?? silentLoggerless();
+    this.#logger = opts.logger ?? sharedSilentLogger();
     this.#platform = typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform ?? DEFAULT_PLATFORM;
     this.#transport = new Transport({
       connectTimeoutMs: opts.connectTimeoutMs,

@@ -1,6 +1,6 @@
 import type { HostCapability, RegistryHost } from './hosts.js';
 import type { RepositoryRef } from './reference.js';
-import type { HttpRequest, HttpResponse } from './transport.js';
+import type { HttpRequest, HttpResponse } from './http.js';
 
 /** A request against one repository; the client picks the host, adds auth and retries. */
 export interface RepoRequest {

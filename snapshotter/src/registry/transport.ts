@@ -5,21 +5,11 @@
  * on an origin change.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
-import { unavailable, silentLoggerless } from './responses.js';
-import type { Logger } from '../log/index.js';
-
-export type ResponseBody = Dispatcher.ResponseData['body'];
-
-/** TLS and address settings shared by all requests to one registry endpoint. */
-export interface Endpoint {
-  scheme: 'http' | 'https';
-  host: string;
-  skipVerify: boolean;
-  caPem: string[];
-}
+import { sharedSilentLogger, type Logger } from '../log/index.js';
+import type { Endpoint, HttpRequest, HttpResponse } from './http.js';
+import { unavailable } from './registry-errors.js';
 
 export interface TransportOptions {
   connectTimeoutMs?: number;
@@ -37,24 +27,6 @@ export interface TransportOptions {
   logger?: Logger;
   /** Waits between retries (backoff, Retry-After); tests inject one that records instead of waiting. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-}
-
-export interface HttpRequest {
-  url: URL;
-  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
-  endpoint: Endpoint;
-  headers?: Record<string, string>;
-  /** A Buffer, or a factory so that a streamed body can be replayed on retry. */
-  body?: Buffer | (() => Readable);
-  signal?: AbortSignal;
-}
-
-export interface HttpResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: ResponseBody;
-  /** The URL that answered, after redirects. */
-  url: URL;
 }
 
 /** Request headers a redirect to another origin keeps; everything else (auth, hosts.toml headers) is dropped. */
@@ -84,7 +56,7 @@ export class Transport {
       maxRetryAfterMs: opts.maxRetryAfterMs ?? 30_000,
       maxRedirects: opts.maxRedirects ?? 5,
     };
-    this.#logger = opts.logger ?? silentLoggerless();
+    this.#logger = opts.logger ?? sharedSilentLogger();
     this.#sleep = opts.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined));
   }
 

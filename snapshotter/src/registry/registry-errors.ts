@@ -1,54 +1,12 @@
+/** The ClipErrors a registry exchange ends in: unreachable, or a status this client did not want. */
 import { ClipError, unavailable as unavailableError } from '../errors/index.js';
-import { silentLogger, type Logger } from '../log/index.js';
 import { REGISTRY_ERROR_CODES } from './error-codes.js';
-import type { HttpResponse, ResponseBody } from './transport.js';
+import type { HttpResponse } from './http.js';
+import { readLimited } from './response-body.js';
 
 /** An `unavailable` registry error with the stable registry code. */
 export function unavailable(message: string, cause?: unknown): ClipError {
   return unavailableError(REGISTRY_ERROR_CODES.unavailable, message, cause);
-}
-
-let shared: Logger | undefined;
-
-/** One silent logger for every client that was given none. */
-export function silentLoggerless(): Logger {
-  shared ??= silentLogger();
-  return shared;
-}
-
-/** The first value of a response header. */
-export function header(res: HttpResponse, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** Abandon a response body without an unhandled 'aborted' error. */
-export function discard(body: ResponseBody): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
-/**
- * Read a whole body, refusing more than `maxBytes` (manifests, tokens, error documents): at once
- * when `Content-Length` (pass `res.headers`) already says so, else as soon as the surplus arrives.
- */
-export async function readLimited(body: ResponseBody, maxBytes: number, what: string, headers?: HttpResponse['headers']): Promise<Buffer> {
-  const declared = Number(headers?.['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    discard(body);
-    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: Content-Length ${declared} is larger than ${maxBytes} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > maxBytes) {
-      discard(body);
-      throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: larger than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Turn an unexpected response into a ClipError whose kind fits the status; consumes the body. */

@@ -1,0 +1,32 @@
+/** The shapes of one HTTP exchange with a registry, shared by the transport and everything that reads its responses. */
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+/** A response body as undici hands it out. */
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/** TLS and address settings shared by all requests to one registry endpoint. */
+export interface Endpoint {
+  scheme: 'http' | 'https';
+  host: string;
+  skipVerify: boolean;
+  caPem: string[];
+}
+
+export interface HttpRequest {
+  url: URL;
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  endpoint: Endpoint;
+  headers?: Record<string, string>;
+  /** A Buffer, or a factory so that a streamed body can be replayed on retry. */
+  body?: Buffer | (() => Readable);
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: ResponseBody;
+  /** The URL that answered, after redirects. */
+  url: URL;
+}
