@@ -5,5 +5,7 @@ export type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 export { LayerStore } from './layer-store.js';
 export type { LayerStoreOptions } from './layer-store.js';
 export { RegistryBlobSource } from './registry-blob-source.js';
+export { SparseLayer } from './sparse-layer.js';
+export type { RangeFetcher, SparseGzipLayerOptions, SparseLayerOptions, SpanShare } from './sparse-layer.js';
 export type { BlobClient } from './registry-blob-source.js';
 export type { ByteRange } from './range-tier.js';

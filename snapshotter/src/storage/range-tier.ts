@@ -12,11 +12,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { SparseLayer, hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanShare, type SpanTable } from '../zran/index.js';
+import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
 import type { ContentCache } from '../contentcache/index.js';
 import type { BlobSource } from './blob-source.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
+import { SparseLayer, type SpanShare } from './sparse-layer.js';
 
 interface RangeLayer {
   layer?: Promise<SparseLayer>;

@@ -12,8 +12,6 @@ export { gzipSpanCodec, spanAt, spanEnd } from './span-codec.js';
 export type { DecodeContext, PackFetcher, SpanCodec, SpanTable } from './span-codec.js';
 export { hasSpanTable, spanCodecFor } from './span-codec-for.js';
 export type { BlobRangeFetcher, SpanTableRef } from './span-codec-for.js';
-export { SparseLayer } from './sparse-layer.js';
-export type { RangeFetcher, SparseGzipLayerOptions, SparseLayerOptions, SpanShare } from './sparse-layer.js';
 export { MAX_ZSTD_FRAME_BYTES, MAX_ZSTD_WINDOW_BYTES, ZstdFrameBuilder } from './zstd-frame-builder.js';
 export type { ZstdFrameBuilderOptions } from './zstd-frame-builder.js';
 export { ZstdFrameScanner, scanZstdFrames } from './zstd-frame-scanner.js';

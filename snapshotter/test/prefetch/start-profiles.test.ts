@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { StartProfiles, decodeProfile, profileKey } from '../../src/prefetch/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
-import { BlobOnlyCache, RangeBlobSource, gzipLayer } from '../zran/range-fixtures.js';
+import { BlobOnlyCache, RangeBlobSource, gzipLayer } from '../storage/range-fixtures.js';
 
 const layer = gzipLayer();
 const ref = { ...layer.ref, gzipCheckpoints: layer.checkpoints };

@@ -4,7 +4,7 @@ import t from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import { RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
-import { RangeBlobSource, gzipLayer } from '../zran/range-fixtures.js';
+import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
 const ref = { ...layer.ref, gzipCheckpoints: layer.checkpoints };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Test } from 'tap';
 import type { ClipIndexReader } from '../../src/clip/index.js';
-import type { RangeFetcher, SparseLayer } from '../../src/zran/index.js';
+import type { RangeFetcher, SparseLayer } from '../../src/storage/index.js';
 import { CheckpointBuilder, decodeCheckpointTable, encodeCheckpointTable, type GzipCheckpointTable } from '../../src/zran/index.js';
 
 /** Deterministic data mixing text runs (long matches), random bytes (stored blocks) and zeros. */

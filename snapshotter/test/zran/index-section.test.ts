@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
-import { SparseLayer, decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
+import { SparseLayer } from '../../src/storage/index.js';
+import { decodeCheckpointTable, gzipCheckpointObserver } from '../../src/zran/index.js';
 import { expectFilesExact, makeGnuTar } from './fixtures.js';
 
 const stream = (buf: Buffer, chunk = 65536): Readable =>

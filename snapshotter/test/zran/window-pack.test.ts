@@ -6,7 +6,7 @@ import {
   decodeCheckpointTable, isPackedTable, packWindows, spanCodecFor, unpackWindow,
 } from '../../src/zran/index.js';
 import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
-import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
+import { RangeBlobSource, gzipLayer } from '../storage/range-fixtures.js';
 
 const layer = gzipLayer();
 const inline = decodeCheckpointTable(layer.checkpoints);

@@ -5,7 +5,8 @@ import { crc32 } from 'node:zlib';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import t, { type Test } from 'tap';
 import { buildIndex, decodeIndex, encodeIndex } from '../../src/clip/index.js';
-import { SparseLayer, decodeZstdFrameTable, loadZran, randomAccessObserver, zstdSpanCodec } from '../../src/zran/index.js';
+import { SparseLayer } from '../../src/storage/index.js';
+import { decodeZstdFrameTable, loadZran, randomAccessObserver, zstdSpanCodec } from '../../src/zran/index.js';
 import { expectFilesExact, makeGnuTar } from './fixtures.js';
 import { MULTI_FRAME, zstd } from './zstd-fixtures.js';
 

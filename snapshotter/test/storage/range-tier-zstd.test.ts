@@ -5,10 +5,10 @@ import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore, type LayerRef } from '../../src/storage/index.js';
 import { encodeZstdFrameTable } from '../../src/zran/index.js';
-import { readRange, recordingLogger, tempDir, type TestLayer } from '../storage/fixtures.js';
-import { sampleData } from './fixtures.js';
+import { readRange, recordingLogger, tempDir, type TestLayer } from './fixtures.js';
+import { sampleData } from '../zran/fixtures.js';
 import { RangeBlobSource } from './range-fixtures.js';
-import { MULTI_FRAME, buildZstd, zstd } from './zstd-fixtures.js';
+import { MULTI_FRAME, buildZstd, zstd } from '../zran/zstd-fixtures.js';
 
 /** A layer (12 MiB, by pzstd unless told) with its encoded frame table (1 MiB spans). */
 function zstdLayer(compress: (d: Buffer) => Buffer = MULTI_FRAME['pzstd -1']!, seed = 77, size = 12 * 1024 * 1024): TestLayer & { frames: Buffer | undefined } {

@@ -5,8 +5,8 @@ import { ClipError } from '../../src/errors/index.js';
 import type { LayerRef } from '../../src/storage/index.js';
 import { NoContentCache, type ContentCache } from '../../src/contentcache/index.js';
 import { CheckpointBuilder, encodeCheckpointTable } from '../../src/zran/index.js';
-import { FakeBlobSource, type TestLayer } from '../storage/fixtures.js';
-import { sampleData } from './fixtures.js';
+import { FakeBlobSource, type TestLayer } from './fixtures.js';
+import { sampleData } from '../zran/fixtures.js';
 
 /** A gzip layer (by pigz) of 12 MiB of varied data, with its encoded checkpoint table. */
 export function gzipLayer(): TestLayer & { checkpoints: Buffer } {

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
-import { RecordingContentCache, readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
+import { RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();

@@ -1,8 +1,9 @@
 import { writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { SparseLayer, spanCompressedRange, type GzipCheckpointTable, type RangeFetcher } from '../../src/zran/index.js';
-import { COMPRESSORS, buildTable, memoryFetcher, sampleData, zranTempDir } from './fixtures.js';
+import { SparseLayer, type RangeFetcher } from '../../src/storage/index.js';
+import { spanCompressedRange, type GzipCheckpointTable } from '../../src/zran/index.js';
+import { COMPRESSORS, buildTable, memoryFetcher, sampleData, zranTempDir } from '../zran/fixtures.js';
 
 const data = sampleData(10 * 1024 * 1024, 7);
 const SPAN = 1024 * 1024;

@@ -10,9 +10,9 @@ import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClipError, dataCorrupt, findClipError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import type { GzipCheckpointTable } from './checkpoint-table.js';
-import { loadZran } from './native.js';
-import { gzipSpanCodec, spanAt, spanEnd, type DecodeContext, type SpanCodec, type SpanTable } from './span-codec.js';
+import {
+  gzipSpanCodec, loadZran, spanAt, spanEnd, type DecodeContext, type GzipCheckpointTable, type SpanCodec, type SpanTable,
+} from '../zran/index.js';
 
 /** Fetch compressed bytes [start, end) of the blob; must return exactly that many bytes. */
 export type RangeFetcher = (start: number, end: number, signal: AbortSignal) => Promise<Buffer>;

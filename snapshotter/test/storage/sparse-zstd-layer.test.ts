@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { SparseLayer, zstdSpanCodec, zstdSpanEnd, type RangeFetcher, type ZstdFrameTable } from '../../src/zran/index.js';
-import { memoryFetcher, sampleData, zranTempDir } from './fixtures.js';
-import { MULTI_FRAME, buildZstd, framed, zstd } from './zstd-fixtures.js';
+import { SparseLayer, type RangeFetcher } from '../../src/storage/index.js';
+import { zstdSpanCodec, zstdSpanEnd, type ZstdFrameTable } from '../../src/zran/index.js';
+import { memoryFetcher, sampleData, zranTempDir } from '../zran/fixtures.js';
+import { MULTI_FRAME, buildZstd, framed, zstd } from '../zran/zstd-fixtures.js';
 
 const data = sampleData(10 * 1024 * 1024, 5);
 const SPAN = 1024 * 1024;

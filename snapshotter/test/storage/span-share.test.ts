@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { LayerStore } from '../../src/storage/index.js';
-import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
+import { readRange, recordingLogger, tempDir } from './fixtures.js';
 import { BlobOnlyCache, RangeBlobSource, gzipLayer } from './range-fixtures.js';
-import { zranTempDir } from './fixtures.js';
+import { zranTempDir } from '../zran/fixtures.js';
 
 const layer = gzipLayer();
 const ref = { ...layer.ref, gzipCheckpoints: layer.checkpoints };
