@@ -70,9 +70,13 @@ export class ClipRemoteLayers implements RemoteLayers {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
       span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
-      return this.#mountLayer(mountpoint, layer, ctx, (diffId) => {
-        if (!ctx.restore) checkChainId({ chainId: hint.chainId, parentName: ctx.parent ?? '', diffId, labels });
-      });
+      return this.#mountLayer(mountpoint, layer, ctx, (diffId) =>
+        // On restore the name the snapshot was committed under is the target (labels can be
+        // rewritten by Update since; the name cannot), and the Prepare's labels are gone.
+        checkChainId(ctx.restore
+          ? { chainId: ctx.key, parentName: ctx.parent ?? '', diffId, labels: {} }
+          : { chainId: hint.chainId, parentName: ctx.parent ?? '', diffId, labels }),
+      );
     });
   }
 

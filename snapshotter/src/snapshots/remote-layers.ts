@@ -9,7 +9,8 @@ export interface RemoteMountContext {
   restore: boolean;
   /**
    * The Prepare's parent as containerd named it ('' for none): the layer may be committed under
-   * its target chain ID only if its diffID chains from this parent to it. Absent on restore.
+   * its target chain ID only if its diffID chains from this parent to it. On restore, the name of
+   * the committed parent, so the same check runs again.
    */
   parent?: string;
 }

@@ -192,7 +192,8 @@ export class Snapshotter {
     for (const r of this.#store.all()) {
       if (!r.remote || !this.#remote) continue;
       try {
-        await this.#remote.mount(fsPath(this.snapshotsDir, r.id), r.labels, { key: r.key, log: this.#log, restore: true });
+        const parent = r.parentId === null ? '' : (this.#store.getById(r.parentId)?.key ?? '');
+        await this.#remote.mount(fsPath(this.snapshotsDir, r.id), r.labels, { key: r.key, log: this.#log, restore: true, parent });
         mounted++;
       } catch (err) {
         failed++;

@@ -1,0 +1,158 @@
+/**
+ * Issue 12 end to end: images made to attack the snapshotter, pulled through real containerd, the
+ * registry and the daemon. Each ends in the true bytes, an ordinary snapshot or a clean error —
+ * never the planted bytes, never a hang — and the daemon answers RPCs throughout.
+ * - annotations that inject `clip.*` labels naming another repository's layer: ignored;
+ * - chain-ID squatting: a config naming a popular layer's diffID over different bytes is refused
+ *   before its commit, so the popular image pulled next on the node runs on its own bytes;
+ * - a tar with a GNU volume header of negative size (it used to hang the daemon): a typed
+ *   fallback from the pull, a typed error from `clip-snapshotter index`.
+ */
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { childChainId } from '../../snapshotter/src/containerd/chain-id.js';
+import { header, member, tar } from '../../snapshotter/test/clip/tar-fixtures.js';
+import { createHarness, runCommand, type Containerd, type Registry } from '../harness/index.js';
+import { buildImage, IMAGE_SPECS } from '../images/index.js';
+import { baseLayerOf, gzipLayer, pushCraftedImage } from './crafted-image.js';
+
+t.setTimeout(900_000);
+const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
+const GO_BIN = fileURLToPath(new URL('../../../.work/bin/', import.meta.url));
+let seq = 0;
+
+async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // The command's own deadline is the "never a hang" bound: runCommand rejects when it passes.
+  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs: 240_000 });
+  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+const clipPull = (c: Containerd, ref: string) =>
+  clip(['pull', ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
+
+async function run(c: Containerd, ref: string, cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const res = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), ref, `sec-${++seq}`, ...cmd], { allowFailure: true, timeoutMs: 120_000 });
+  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+async function snapshotLabels(c: Containerd, name: string): Promise<Record<string, string> | undefined> {
+  const res = await c.ctr(['snapshots', '--snapshotter', 'clip', 'info', name], { allowFailure: true });
+  if (res.code !== 0) return undefined;
+  return (JSON.parse(res.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
+}
+
+/** containerd re-dials a restarted proxy plugin with backoff: wait (bounded) until it answers. */
+async function waitForPlugin(c: Containerd): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    if ((await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true })).code === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('containerd did not reconnect to the restarted snapshotter');
+}
+
+/** The daemon still answers RPCs (through containerd). */
+async function answers(c: Containerd): Promise<boolean> {
+  return (await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true, timeoutMs: 30_000 })).code === 0;
+}
+
+function blobGets(r: Registry, mark: number, digest: string): number {
+  return r.accessLogLines().slice(mark).filter((l) => l.includes('"GET ') && l.includes(`/blobs/${digest}`)).length;
+}
+
+/** `lazy mount fell back` lines logged after `mark` (a count of log lines), as parsed JSON. */
+function fallbacksSince(log: string, mark: number): Array<{ code?: string; reason?: string }> {
+  return log.split('\n').slice(mark).filter((l) => l.includes('lazy mount fell back')).map((l) => JSON.parse(l) as { code?: string; reason?: string });
+}
+
+const file = (name: string, text: string): Buffer => tar(member({ name, mode: 0o644 }, text));
+
+t.test('hostile images through real containerd', async (t) => {
+  const h = createHarness(t, 'clip-sec-');
+  const registry = await h.startRegistry();
+  const base = baseLayerOf(await buildImage(IMAGE_SPECS.busybox));
+  const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
+  const config = join(h.root, 'clip-config.toml');
+  await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n`);
+  const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  const logLines = (): number => snap.log().split('\n').length - 1;
+
+  await t.test('clip.* labels injected through manifest annotations do not make the node fetch another layer', async (t) => {
+    const secretLayer = gzipLayer(file('secret.txt', 'secret bytes\n'));
+    const secret = await pushCraftedImage(registry.hostPort, 'secret', [base, secretLayer]);
+    const own = gzipLayer(file('who.txt', 'attacker\n'));
+    const attacker = await pushCraftedImage(registry.hostPort, 'annotated', [base, {
+      ...own,
+      annotations: {
+        'containerd.io/snapshot/clip.image-ref': secret.ref,
+        'containerd.io/snapshot/clip.layer-digest': secret.layers[1]!.digest,
+        'containerd.io/snapshot/clip.diff-id': secret.layers[1]!.diffId,
+      },
+    }]);
+    const mark = registry.accessLogLines().length;
+    const logMark = logLines();
+    // containerd's own unpacker (the Go client) copies the annotations into the Prepare's labels.
+    const res = await runCommand(join(GO_BIN, 'pullclient'), ['--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http', attacker.ref], {
+      allowFailure: true,
+      timeoutMs: 180_000,
+    });
+    t.equal(res.code, 0, `pulled: ${res.stderr.slice(-400)}`);
+    t.equal(blobGets(registry, mark, secret.layers[1]!.digest), 0, 'the layer the annotations named was never fetched');
+    const top = childChainId(base.diffId, own.diffId);
+    const labels = await snapshotLabels(c, top);
+    t.equal(labels?.['containerd.io/snapshot/remote'], 'remote snapshot', 'the image\'s own layer was mounted lazily');
+    // (containerd's own copy of the labels, which ctr shows, keeps the Prepare's injected values
+    // over the daemon's; the daemon's record is what a restart mounts from, checked below.)
+    t.same(fallbacksSince(snap.log(), logMark), [], 'no fallback: the injected labels were simply not honoured');
+    t.equal((await run(c, attacker.ref, ['cat', '/who.txt'])).stdout, 'attacker\n', 'the container sees its own bytes');
+    t.not((await run(c, attacker.ref, ['cat', '/secret.txt'])).code, 0, 'and not the other image\'s');
+    // A restart re-mounts from the daemon's own record: still the image's own layer.
+    await snap.kill('SIGKILL');
+    await snap.restart();
+    await waitForPlugin(c);
+    t.equal((await run(c, attacker.ref, ['cat', '/who.txt'])).stdout, 'attacker\n', 'after a restart too');
+    t.equal(blobGets(registry, mark, secret.layers[1]!.digest), 0, 'and the named layer is still never fetched');
+    t.notMatch(snap.log(), /could not re-mount/, 'every lazy layer re-mounted');
+  });
+
+  await t.test('chain-ID squatting: the victim pulled after the squatter runs on its true bytes', async (t) => {
+    const popularLayer = gzipLayer(file('popular.txt', 'true popular bytes\n'));
+    const planted = gzipLayer(file('popular.txt', 'PLANTED\n'));
+    // The squatter's config claims the popular layer's diffID for its own, different blob.
+    const squatter = await pushCraftedImage(registry.hostPort, 'squatter', [base, { blob: planted.blob, diffId: popularLayer.diffId }]);
+    const victim = await pushCraftedImage(registry.hostPort, 'popular', [base, popularLayer]);
+    const chain = childChainId(base.diffId, popularLayer.diffId);
+    const logMark = logLines();
+    const pulled = await clipPull(c, squatter.ref);
+    t.not(pulled.code, 0, 'the squatter\'s pull fails: its layer is not what its config says');
+    t.match(pulled.stderr, /CLIP_PULL_DIFF_ID_MISMATCH|unpacked to/, `containerd's applier caught it on the fallback: ${pulled.stderr.slice(-300)}`);
+    const codes = fallbacksSince(snap.log(), logMark).map((f) => f.code);
+    t.ok(codes.includes('CLIP_CHAIN_ID_MISMATCH'), `the lazy commit was refused with its own code (${codes.join(', ')})`);
+    t.equal(await snapshotLabels(c, chain), undefined, 'nothing was committed under the popular layer\'s chain ID');
+    const ok = await clipPull(c, victim.ref);
+    t.equal(ok.code, 0, `the victim pulls: ${ok.stderr.slice(-300)}`);
+    t.equal((await snapshotLabels(c, chain))?.['containerd.io/snapshot/clip.layer-digest'], victim.layers[1]!.digest, 'its chain ID now holds its own layer');
+    t.equal((await run(c, victim.ref, ['cat', '/popular.txt'])).stdout, 'true popular bytes\n', 'the victim runs on its true bytes');
+    t.ok(await answers(c), 'the daemon answers RPCs');
+  });
+
+  await t.test('a GNU volume header with a negative size: typed errors, no hang, the daemon keeps serving', async (t) => {
+    const volume = header({ name: 'vol', type: 'V', gnu: true, size: -1024, base256: ['size'] });
+    const hostileTar = tar(member({ name: 'a.txt', mode: 0o644 }, 'hello\n'), volume, member({ name: 'b.txt', mode: 0o644 }, 'x\n'));
+    const hostile = await pushCraftedImage(registry.hostPort, 'negative-size', [base, gzipLayer(hostileTar)]);
+    const logMark = logLines();
+    const pulled = await clipPull(c, hostile.ref);
+    const codes = fallbacksSince(snap.log(), logMark).map((f) => f.code);
+    t.ok(codes.includes('CLIP_TAR_SIZE_RANGE'), `the lazy pull fell back with a clear code (${codes.join(', ')}); pull exit ${pulled.code}`);
+    t.ok(await answers(c), 'the daemon answers RPCs after the hostile layer');
+    const indexed = await clip(['index', hostile.ref, '--plain-http', '--json']);
+    t.equal(indexed.code, 1, 'clip-snapshotter index fails');
+    t.match(indexed.stderr, /negative or larger than/, `with the typed error: ${indexed.stderr.slice(-300)}`);
+    // A well-formed image still pulls lazily and runs on the same daemon.
+    const fine = await pushCraftedImage(registry.hostPort, 'after-hostile', [base, gzipLayer(file('fine.txt', 'still serving\n'))]);
+    const ok = await clipPull(c, fine.ref);
+    t.equal(ok.code, 0, `a good image pulls afterwards: ${ok.stderr.slice(-300)}`);
+    t.equal((await run(c, fine.ref, ['cat', '/fine.txt'])).stdout, 'still serving\n');
+  });
+});
