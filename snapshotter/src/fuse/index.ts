@@ -7,5 +7,5 @@ export type { IndexView } from './index-view.js';
 export { LayerFilesystem } from './layer-filesystem.js';
 export type { LayerFilesystemOptions } from './layer-filesystem.js';
 export { LayerOps } from './layer-ops.js';
-export type { LayerOpsOptions } from './layer-ops.js';
+export type { IdTranslation, LayerOpsOptions } from './layer-ops.js';
 export { isMountPoint, lazyDetach } from './detach.js';

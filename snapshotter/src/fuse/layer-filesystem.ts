@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../log/index.js';
 import type { LayerReader } from '../storage/layer-reader.js';
 import { isMountPoint, lazyDetach } from './detach.js';
 import type { IndexView } from './index-view.js';
-import { LayerOps } from './layer-ops.js';
+import { LayerOps, type IdTranslation } from './layer-ops.js';
 import { ClipFuse, releaseNative, type NativeOptions } from './native-fuse.js';
 
 /** Options of `LayerFilesystem`. */
@@ -26,6 +26,8 @@ export interface LayerFilesystemOptions {
   unmountTimeoutMs?: number | undefined;
   /** fuse's own request trace on stderr. */
   debug?: boolean | undefined;
+  /** Owner translation for a user-namespaced container's view; absent = owners as in the layer. */
+  ids?: IdTranslation | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -63,7 +65,7 @@ export class LayerFilesystem {
       throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} is already mounted at ${this.#mountpoint}`);
     }
     const mnt = resolve(mountpoint);
-    const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log });
+    const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
     const fuse = new ClipFuse(mnt, ops.ops(), this.#nativeOptions(), this.#extraOptions());
     this.#fuse = fuse;
     this.#ops = ops;

@@ -32,6 +32,17 @@ export interface LayerOpsOptions {
   /** Name used in logs (usually the diffID). */
   layer: string;
   logger?: Logger | undefined;
+  /** Owner translation for a user-namespaced container's view of the layer; absent = as stored. */
+  ids?: IdTranslation | undefined;
+}
+
+/**
+ * Container uid/gid → host uid/gid. The kernel's permission checks (`default_permissions`) and
+ * overlayfs copy-up then see the owners a user-namespaced container needs, without a chown.
+ */
+export interface IdTranslation {
+  uid(containerUid: number): number;
+  gid(containerGid: number): number;
 }
 
 /** The operations table of one mounted layer, with its open handles. */
@@ -40,6 +51,7 @@ export class LayerOps {
   readonly #reader: LayerReader;
   readonly #layer: string;
   readonly #log: Logger;
+  readonly #ids: IdTranslation | undefined;
   readonly #handles = new HandleTable();
   #closed = false;
 
@@ -48,6 +60,7 @@ export class LayerOps {
     this.#reader = opts.reader;
     this.#layer = opts.layer;
     this.#log = opts.logger ?? silentLogger();
+    this.#ids = opts.ids;
   }
 
   /** Number of open file and directory handles. */
@@ -106,7 +119,15 @@ export class LayerOps {
   #getattr(path: string, cb: (err: number, stat?: FuseStat) => void): void {
     const e = this.entry(path);
     if (typeof e === 'number') return cb(e);
-    cb(0, statOf(e));
+    cb(0, this.#stat(e));
+  }
+
+  #stat(e: Entry): FuseStat {
+    const st = statOf(e);
+    if (this.#ids === undefined) return st;
+    st.uid = this.#ids.uid(st.uid);
+    st.gid = this.#ids.gid(st.gid);
+    return st;
   }
 
   #readdir(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void {
@@ -118,13 +139,13 @@ export class LayerOps {
     const names = new Array<string>(children.length + 2);
     const stats = new Array<FuseStat>(children.length + 2);
     names[0] = '.';
-    stats[0] = statOf(dir);
+    stats[0] = this.#stat(dir);
     names[1] = '..';
-    stats[1] = statOf(parent);
+    stats[1] = this.#stat(parent);
     for (let i = 0; i < children.length; i++) {
       const c = children[i] as Entry;
       names[i + 2] = c.name;
-      stats[i + 2] = statOf(c);
+      stats[i + 2] = this.#stat(c);
     }
     cb(0, names, stats);
   }

@@ -3,7 +3,7 @@
  * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
  */
 import { messageOf, notFound, unavailable } from '../errors/index.js';
-import { LayerFilesystem } from '../fuse/index.js';
+import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
 import type { LayerReader, LayerStore } from '../storage/index.js';
@@ -51,12 +51,15 @@ export interface ClipRemoteLayersOptions {
 interface Mounted {
   fs: LayerFilesystem;
   reader: LayerReader;
+  view: IndexView;
 }
 
 /** RemoteLayers over clip indexes, the layer store and FUSE. */
 export class ClipRemoteLayers implements RemoteLayers {
   readonly #o: ClipRemoteLayersOptions;
   readonly #mounted = new Map<string, Mounted>();
+  /** Id-translated second mounts of mounted layers (user-namespaced containers), by mount point. */
+  readonly #mapped = new Map<string, LayerFilesystem>();
 
   constructor(o: ClipRemoteLayersOptions) {
     this.#o = o;
@@ -113,7 +116,7 @@ export class ClipRemoteLayers implements RemoteLayers {
       await reader.close().catch(() => undefined);
       throw err;
     }
-    this.#mounted.set(mountpoint, { fs, reader });
+    this.#mounted.set(mountpoint, { fs, reader, view: index });
     setMountedLayers(this.#mounted.size);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
@@ -125,7 +128,23 @@ export class ClipRemoteLayers implements RemoteLayers {
     await m.reader.check();
   }
 
+  /** Mount a layer already mounted at `layerMountpoint` again at `target`, owners translated. */
+  async mountMapped(layerMountpoint: string, target: string, ids: IdTranslation, log: Logger): Promise<void> {
+    const m = this.#mounted.get(layerMountpoint);
+    if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${layerMountpoint} is not mounted`);
+    if (this.#mapped.has(target)) return;
+    // The same reader: a user-namespaced container shares the layer's reads and caches.
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader, logger: log, ids });
+    await fs.mount(target);
+    this.#mapped.set(target, fs);
+  }
+
   async unmount(mountpoint: string): Promise<void> {
+    const mapped = this.#mapped.get(mountpoint);
+    if (mapped) {
+      this.#mapped.delete(mountpoint);
+      return mapped.unmount();
+    }
     const m = this.#mounted.get(mountpoint);
     if (!m) return;
     this.#mounted.delete(mountpoint);
@@ -139,7 +158,7 @@ export class ClipRemoteLayers implements RemoteLayers {
 
   /** Unmount everything (daemon shutdown). */
   async unmountAll(log: Logger): Promise<void> {
-    for (const mp of [...this.#mounted.keys()]) {
+    for (const mp of [...this.#mapped.keys(), ...this.#mounted.keys()]) {
       await this.unmount(mp).catch((err: unknown) => log.warn({ mount_point: mp, err: messageOf(err) }, 'unmount failed'));
     }
   }

@@ -78,7 +78,7 @@ export function snapshotsHandlers(s: Snapshotter, log: Logger): grpc.UntypedServ
     Prepare: unary(log, 'Prepare', async (r) => ({ mounts: toWireMounts(await s.prepare(r.key ?? '', r.parent ?? '', r.labels ?? {})) })),
     View: unary(log, 'View', async (r) => ({ mounts: toWireMounts(await s.view(r.key ?? '', r.parent ?? '', r.labels ?? {})) })),
     Mounts: unary(log, 'Mounts', async (r) => ({ mounts: toWireMounts(await s.mounts(r.key ?? '')) })),
-    Commit: unary(log, 'Commit', async (r) => (await s.commit(r.name ?? '', r.key ?? '', r.labels ?? {}), {})),
+    Commit: unary(log, 'Commit', async (r) => (await s.commit(r.name ?? '', r.key ?? '', r.labels ?? {}, r.parent ?? ''), {})),
     Remove: unary(log, 'Remove', async (r) => (await s.remove(r.key ?? ''), {})),
     Stat: unary(log, 'Stat', async (r) => ({ info: toWireInfo(await s.stat(r.key ?? '')) })),
     Update: unary(log, 'Update', async (r) => {

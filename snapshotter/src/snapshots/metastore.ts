@@ -72,6 +72,7 @@ export class Metastore {
   #commit: Database.Statement;
   #setLabels: Database.Statement;
   #setRemote: Database.Statement;
+  #setParent: Database.Statement;
   #delete: Database.Statement;
   #byId = new Map<number, SnapshotRecord>();
   #byKey = new Map<string, SnapshotRecord>();
@@ -93,6 +94,7 @@ export class Metastore {
     );
     this.#setLabels = this.#db.prepare('UPDATE snapshots SET labels = ?, updated_ns = ? WHERE id = ?');
     this.#setRemote = this.#db.prepare('UPDATE snapshots SET remote = 1 WHERE id = ?');
+    this.#setParent = this.#db.prepare('UPDATE snapshots SET parent_id = ? WHERE id = ?');
     this.#delete = this.#db.prepare('DELETE FROM snapshots WHERE id = ?');
     this.#reload();
   }
@@ -148,6 +150,16 @@ export class Metastore {
     this.#dirty = true;
     this.#setRemote.run(id);
     this.#remember({ ...this.#byId.get(id)!, remote: true });
+  }
+
+  /** Give a snapshot created without a parent its parent (containerd's rebase on commit). */
+  setParent(id: number, parentId: number): void {
+    this.#dirty = true;
+    this.#setParent.run(parentId, id);
+    const r = this.#byId.get(id)!;
+    if (r.parentId !== null) this.#children.set(r.parentId, (this.#children.get(r.parentId) ?? 1) - 1);
+    this.#children.set(parentId, (this.#children.get(parentId) ?? 0) + 1);
+    this.#remember({ ...r, parentId });
   }
 
   delete(id: number): void {

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/index.js';
+import type { IdMapping } from './id-mapping.js';
 
 /** What a lazy mount knows about the request that caused it. */
 export interface RemoteMountContext {
@@ -29,6 +30,11 @@ export interface RemoteLayers {
   mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined>;
   /** Throws an `unavailable` ClipError when the layer mounted at `mountpoint` cannot serve reads. */
   check(mountpoint: string, labels: Readonly<Record<string, string>>): Promise<void>;
-  /** Unmount a layer; a no-op when nothing is mounted there. */
+  /**
+   * Mount, at `target`, the layer mounted at `layerMountpoint` with its owners translated by `ids`
+   * (a user-namespaced container's view, sharing the layer's reads and caches).
+   */
+  mountMapped(layerMountpoint: string, target: string, ids: IdMapping, log: Logger): Promise<void>;
+  /** Unmount a layer or a mapped view; a no-op when nothing is mounted there. */
   unmount(mountpoint: string): Promise<void>;
 }

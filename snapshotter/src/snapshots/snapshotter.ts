@@ -6,7 +6,7 @@
  * Remote layers take a shortcut: Prepare with `containerd.io/snapshot.ref` mounts the layer lazily,
  * commits it under the target name at once and answers "already exists".
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { access, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -20,12 +20,22 @@ import {
 } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseFilters } from './filters.js';
+import { idMappingFromLabels, type IdMapping } from './id-mapping.js';
 import { validateLabels, withoutEmpty } from './labels.js';
 import { Metastore, nowNs, type SnapshotRecord } from './metastore.js';
 import { mountsUnder, unmount } from './mount-table.js';
 import { buildMounts, fsPath } from './mounts.js';
 import type { RemoteLayers } from './remote-layers.js';
-import { Kind, LABEL_REMOTE, LABEL_SNAPSHOT_REF, type Mount, type SnapshotInfo, type Usage } from './types.js';
+import { shiftedCopy } from './shifted-copy.js';
+import {
+  Kind,
+  LABEL_PARENT_CHAIN_ID,
+  LABEL_REMOTE,
+  LABEL_SNAPSHOT_REF,
+  type Mount,
+  type SnapshotInfo,
+  type Usage,
+} from './types.js';
 import { diskUsage } from './usage.js';
 
 /** What the snapshotter needs to run. */
@@ -46,6 +56,9 @@ export class Snapshotter {
   #remote: RemoteLayers | undefined;
   #log: Logger;
   #onFallback: (code: string, message: string) => void;
+  /** Id-translated layer views (path → made), and the ones being made, shared by their users. */
+  #views = new Set<string>();
+  #making = new Map<string, Promise<void>>();
 
   private constructor(o: SnapshotterOptions, store: Metastore, indexOff: boolean) {
     this.root = o.root;
@@ -60,6 +73,7 @@ export class Snapshotter {
   /** Open (creating if needed) the snapshotter at `root`, clearing mounts a dead daemon left behind. */
   static async open(o: SnapshotterOptions): Promise<Snapshotter> {
     await mkdir(join(o.root, 'snapshots'), { recursive: true, mode: 0o700 });
+    await mkdir(join(o.root, 'empty'), { recursive: true, mode: 0o755 });
     const store = new Metastore(join(o.root, 'metadata.db'));
     const indexOff = await access('/sys/module/overlay/parameters/index').then(
       () => true,
@@ -73,19 +87,21 @@ export class Snapshotter {
   /** Create an active snapshot (or, for a lazily served layer, a committed one). */
   async prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
     validateLabels(labels);
+    const ids = idMappingFromLabels(labels);
     const target = labels[LABEL_SNAPSHOT_REF];
     if (target && this.#remote && this.#store.get(target)) {
       throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
     }
-    const rec = this.#create(key, parent, Kind.Active, labels);
-    if (target && this.#remote) await this.#tryRemote(rec, target, parent, labels);
+    const rec = this.#create(key, parent, Kind.Active, labels, ids);
+    if (target && this.#remote && ids === undefined) await this.#tryRemote(rec, target, parent, labels);
     return this.#mountsOfNew(rec);
   }
 
   /** Create a read-only view of `parent`. */
   async view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
     validateLabels(labels);
-    return this.#mountsOfNew(this.#create(key, parent, Kind.View, labels));
+    const ids = idMappingFromLabels(labels);
+    return this.#mountsOfNew(this.#create(key, parent, Kind.View, labels, ids));
   }
 
   /** The mounts of an active snapshot or view. */
@@ -95,11 +111,15 @@ export class Snapshotter {
       throw failedPrecondition('CLIP_MOUNTS_COMMITTED', `snapshot "${key}" is committed; mounts need an active snapshot or view`);
     }
     await this.#checkRemoteParents(rec);
-    return this.#mounts(rec);
+    return this.#mountsOf(rec);
   }
 
-  /** Commit an active snapshot under `name`; labels are replaced, not inherited. */
-  async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
+  /**
+   * Commit an active snapshot under `name`; labels are replaced, not inherited. `parent` (containerd
+   * 2.2+ parallel unpack) rebases a snapshot prepared without a parent onto it, as containerd's
+   * own snapshotters do; naming a different parent than the one it was prepared on is refused.
+   */
+  async commit(name: string, key: string, labels: Record<string, string>, parent = ''): Promise<void> {
     validateLabels(labels);
     const before = this.#get(key);
     if (before.kind !== Kind.Active) throw failedPrecondition('CLIP_COMMIT_NOT_ACTIVE', `snapshot "${key}" is not active`);
@@ -108,20 +128,36 @@ export class Snapshotter {
       if (this.#store.get(name)) throw alreadyExists('CLIP_NAME_EXISTS', `snapshot "${name}"`);
       const rec = this.#get(key);
       if (rec.kind !== Kind.Active) throw failedPrecondition('CLIP_COMMIT_NOT_ACTIVE', `snapshot "${key}" is not active`);
+      const rebaseOnto = parent === '' ? undefined : this.#rebaseTarget(rec, parent);
       this.#store.commit(rec.id, name, withoutEmpty(labels), usage, nowNs());
+      if (rebaseOnto !== undefined) this.#store.setParent(rec.id, rebaseOnto);
     });
+  }
+
+  /** The id of the parent a Commit names, or undefined when it already is the snapshot's parent. */
+  #rebaseTarget(rec: SnapshotRecord, parent: string): number | undefined {
+    if (rec.parentId !== null) {
+      if (this.#store.getById(rec.parentId)?.key === parent) return undefined;
+      throw invalidArgument('CLIP_COMMIT_PARENT_CHANGED', `cannot change parent of active snapshot "${rec.key}" on commit`);
+    }
+    const p = this.#store.get(parent);
+    if (!p) throw notFound('CLIP_PARENT_NOT_FOUND', `parent snapshot "${parent}"`);
+    if (p.kind !== Kind.Committed) throw failedPrecondition('CLIP_PARENT_NOT_COMMITTED', `parent "${parent}" is not a committed snapshot`);
+    return p.id;
   }
 
   /** Remove a snapshot without children, its directory and any lazy mount on it. */
   async remove(key: string): Promise<void> {
-    const rec = this.#store.transaction(() => {
+    const { rec, ancestors } = this.#store.transaction(() => {
       const r = this.#get(key);
       if (this.#store.hasChildren(r.id)) {
         throw failedPrecondition('CLIP_REMOVE_HAS_CHILDREN', `cannot remove snapshot "${key}" with children`);
       }
+      const parents = this.#store.parentIds(r);
       this.#store.delete(r.id);
-      return r;
+      return { rec: r, ancestors: parents };
     });
+    await this.#releaseViews(rec, ancestors);
     if (rec.remote) await this.#remote?.unmount(fsPath(this.snapshotsDir, rec.id));
     await this.#removeDir(rec.id).catch((err: unknown) =>
       this.#log.warn({ key, err: messageOf(err) }, 'snapshot directory left for cleanup'),
@@ -200,6 +236,13 @@ export class Snapshotter {
         this.#log.error({ key: r.key, err: messageOf(err) }, 'could not re-mount a lazy layer');
       }
     }
+    // Then the id-translated views of user-namespaced containers, over the layers just mounted.
+    for (const r of this.#store.all()) {
+      if (r.kind === Kind.Committed) continue;
+      await this.#mountsOf(r).catch((err: unknown) =>
+        this.#log.error({ key: r.key, err: messageOf(err) }, 'could not restore the id-mapped views of a snapshot'),
+      );
+    }
     return { mounted, failed };
   }
 
@@ -214,7 +257,7 @@ export class Snapshotter {
   }
 
   /** Insert the row and create its directories in one transaction: both or neither survive. */
-  #create(key: string, parent: string, kind: Kind, labels: Record<string, string>): SnapshotRecord {
+  #create(key: string, parent: string, kind: Kind, labels: Record<string, string>, ids?: IdMapping): SnapshotRecord {
     return this.#store.transaction(() => {
       if (this.#store.get(key)) throw alreadyExists('CLIP_KEY_EXISTS', `snapshot "${key}"`);
       let parentId: number | null = null;
@@ -232,6 +275,12 @@ export class Snapshotter {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(join(dir, 'fs'), { recursive: true, mode: 0o755 });
       if (kind === Kind.Active) mkdirSync(join(dir, 'work'), { mode: 0o700 });
+      if (ids !== undefined) {
+        // As containerd's overlayfs with remap-ids: container root owns the root of its rootfs.
+        const root = ids.root();
+        chownSync(join(dir, 'fs'), root.uid, root.gid);
+        if (kind === Kind.Active) chownSync(join(dir, 'work'), root.uid, root.gid);
+      }
       return { ...rec, id, size: 0, inodes: 0 };
     });
   }
@@ -244,22 +293,94 @@ export class Snapshotter {
   async #mountsOfNew(rec: SnapshotRecord): Promise<Mount[]> {
     try {
       await this.#checkRemoteParents(rec);
+      return await this.#mountsOf(rec);
     } catch (err) {
       await this.remove(rec.key).catch((e: unknown) => this.#log.warn({ key: rec.key, err: messageOf(e) }, 'could not remove a snapshot whose parents are unavailable'));
       throw err;
     }
-    return this.#mounts(rec);
   }
 
-  #mounts(rec: SnapshotRecord): Mount[] {
+  /** The mounts of a snapshot; a user-namespaced one sees its parents through id-translated views. */
+  async #mountsOf(rec: SnapshotRecord): Promise<Mount[]> {
+    const parentIds = this.#store.parentIds(rec);
+    const ids = idMappingFromLabels(rec.labels);
+    if (ids !== undefined) for (const id of parentIds) await this.#ensureView(id, ids);
     return buildMounts(
-      { id: rec.id, kind: rec.kind, parentIds: this.#store.parentIds(rec) },
-      { snapshotsDir: this.snapshotsDir, indexOff: this.#indexOff },
+      { id: rec.id, kind: rec.kind, parentIds, unpackWithoutParent: rec.labels[LABEL_SNAPSHOT_REF] !== undefined },
+      {
+        snapshotsDir: this.snapshotsDir,
+        indexOff: this.#indexOff,
+        emptyDir: join(this.root, 'empty'),
+        ...(ids !== undefined ? { lowerPath: (id: number) => this.#viewPath(id, ids.key) } : {}),
+      },
     );
+  }
+
+  #viewPath(id: number, mapKey: string): string {
+    return join(this.snapshotsDir, String(id), 'idmap', mapKey);
+  }
+
+  /**
+   * Make the id-translated view of a committed layer, once per layer and mapping: a second FUSE
+   * mount of a lazily served layer, or an id-shifted copy of an on-disk one (containerd's
+   * idmapped bind mounts cannot be used: they must cover the whole snapshots tree, and FUSE mounts
+   * there refuse them).
+   */
+  async #ensureView(id: number, ids: IdMapping): Promise<void> {
+    const path = this.#viewPath(id, ids.key);
+    if (this.#views.has(path)) return;
+    let making = this.#making.get(path);
+    if (making === undefined) {
+      making = this.#makeView(id, ids, path).finally(() => this.#making.delete(path));
+      this.#making.set(path, making);
+    }
+    await making;
+  }
+
+  async #makeView(id: number, ids: IdMapping, path: string): Promise<void> {
+    const layer = this.#store.getById(id);
+    if (!layer) throw notFound('CLIP_PARENT_NOT_FOUND', `parent snapshot ${id}`);
+    if (layer.remote && this.#remote) {
+      await mkdir(path, { recursive: true, mode: 0o755 });
+      await this.#remote.mountMapped(fsPath(this.snapshotsDir, id), path, ids, this.#log);
+    } else if (!(await access(path).then(() => true, () => false))) {
+      await mkdir(join(this.snapshotsDir, String(id), 'idmap'), { recursive: true, mode: 0o700 });
+      await shiftedCopy(fsPath(this.snapshotsDir, id), path, ids);
+    }
+    this.#views.add(path);
+    this.#log.info({ layer_snapshot: layer.key, idmap: ids.key, remote: layer.remote }, 'id-mapped layer view ready');
+  }
+
+  /** Drop the views a removed snapshot used that no remaining snapshot with its mapping needs. */
+  async #releaseViews(removed: SnapshotRecord, ancestors: readonly number[]): Promise<void> {
+    const ids = idMappingFromLabelsOrNone(removed.labels);
+    if (ids === undefined) return;
+    const stillUsed = new Set<number>();
+    for (const r of this.#store.all()) {
+      if (r.kind === Kind.Committed || idMappingFromLabelsOrNone(r.labels)?.key !== ids.key) continue;
+      for (const p of this.#store.parentIds(r)) stillUsed.add(p);
+    }
+    for (const id of ancestors) {
+      if (stillUsed.has(id)) continue;
+      const path = this.#viewPath(id, ids.key);
+      this.#views.delete(path);
+      if (this.#store.getById(id)?.remote) await this.#remote?.unmount(path);
+      await rm(path, { recursive: true, force: true }).catch((err: unknown) =>
+        this.#log.warn({ path, err: messageOf(err) }, 'id-mapped view left for cleanup'),
+      );
+    }
   }
 
   async #tryRemote(rec: SnapshotRecord, target: string, parent: string, labels: Record<string, string>): Promise<void> {
     const mountpoint = fsPath(this.snapshotsDir, rec.id);
+    // Parallel unpack (an operator declared `rebase` anyway): a layer above the first comes without
+    // its parent, which arrives only at Commit. Committed here it would be parentless, and
+    // containerd looks for it with no parent, so it cannot be served lazily: the ordinary path
+    // takes it (containerd 2.3+ says so in a label; on 2.2 the remote's chain-ID check refuses it).
+    const named = labels[LABEL_PARENT_CHAIN_ID];
+    if (rec.parentId === null && named !== undefined) {
+      return this.#fallback(rec.key, 'CLIP_LAZY_PARENT_MISSING', `layer ${target} was prepared without its parent ${named.slice(0, 80)} (parallel unpack)`);
+    }
     let extra: Record<string, string> | undefined;
     try {
       extra = await this.#remote!.mount(mountpoint, labels, { key: rec.key, log: this.#log, restore: false, parent });
@@ -308,5 +429,14 @@ export class Snapshotter {
       this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
       await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));
     }
+  }
+}
+
+/** The mapping of stored labels, which were checked when the snapshot was created. */
+function idMappingFromLabelsOrNone(labels: Readonly<Record<string, string>>): IdMapping | undefined {
+  try {
+    return idMappingFromLabels(labels);
+  } catch {
+    return undefined;
   }
 }

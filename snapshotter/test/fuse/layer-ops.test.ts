@@ -127,3 +127,28 @@ t.test('readlink, xattrs, statfs, access, writes', async (t) => {
     t.equal(res, ERRNO.EROFS, op);
   }
 });
+
+t.test('an id translation maps owners in getattr and readdir, and nothing else', async (t) => {
+  const owned = new FakeIndex([
+    { type: 'dir', path: '', mode: 0o755, opaque: false, uid: 0, gid: 0 },
+    { type: 'file', path: 'mine', size: 16, dataOffset: 1000, uid: 1000, gid: 100, mode: 0o4755 },
+  ]);
+  const ids = { uid: (u: number) => u + 100000, gid: (g: number) => g + 200000 };
+  const ops = new LayerOps({ view: owned, reader: fakeReader(), layer: 'sha256:x', ids }).ops();
+  const [err, st] = await call<[number, FuseStat?]>((cb) => ops.getattr('/mine', cb));
+  t.equal(err, 0);
+  t.equal(st?.uid, 101000);
+  t.equal(st?.gid, 200100);
+  t.equal(st!.mode & 0o7777, 0o4755, 'mode unchanged, setuid kept');
+  const [, names, stats] = await call<[number, string[]?, FuseStat[]?]>((cb) => ops.readdir('/', cb));
+  t.same(names, ['.', '..', 'mine']);
+  t.same(stats?.map((s) => [s.uid, s.gid]), [
+    [100000, 200000],
+    [100000, 200000],
+    [101000, 200100],
+  ]);
+  const plain = new LayerOps({ view: owned, reader: fakeReader(), layer: 'sha256:x' }).ops();
+  const [, st2] = await call<[number, FuseStat?]>((cb) => plain.getattr('/mine', cb));
+  t.equal(st2?.uid, 1000, 'without a translation the stored owner');
+  t.equal(owned.lookup('mine')?.uid, 1000, 'the shared index is not modified');
+});

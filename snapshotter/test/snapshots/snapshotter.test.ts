@@ -108,6 +108,7 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
       return { 'containerd.io/snapshot/clip.layer-digest': 'sha256:l' };
     },
     check: async () => undefined,
+    mountMapped: async () => undefined,
     unmount: async (mp) => void mounted.splice(mounted.indexOf(mp), 1),
   };
   const fallbacks: string[] = [];
@@ -148,6 +149,7 @@ t.test('mounts checks remote parents are available', async (t) => {
     check: async () => {
       if (!healthy) throw unavailable('CLIP_LAYER_UNAVAILABLE', 'layer sha256:x');
     },
+    mountMapped: async () => undefined,
     unmount: async () => undefined,
   };
   const s = await open(t, remote);
@@ -169,6 +171,7 @@ t.test('prepare and view check remote parents as mounts does, and leave nothing 
     check: async () => {
       if (!healthy) throw unavailable('CLIP_LAYER_UNAVAILABLE', 'layer sha256:x');
     },
+    mountMapped: async () => undefined,
     unmount: async () => undefined,
   };
   const s = await open(t, remote);
