@@ -177,10 +177,10 @@ function toUnavailable(err: unknown, req: HttpRequest): Error {
 }
 
 /** Retry-After as delta-seconds or an HTTP date, in milliseconds. */
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+export function parseRetryAfter(value: string | string[] | undefined, nowMs = Date.now()): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined || v.trim() === '') return undefined;
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }

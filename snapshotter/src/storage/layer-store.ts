@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import type { ContentCache } from '../contentcache/index.js';
 import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
+import type { Clock } from '../util/clock.js';
 import {
   ATTR_CLIP_CONTENT_CACHE_BACKEND, ATTR_CLIP_DOWNLOAD_JOINED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE,
   ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_CONTENT_CACHE_PUBLISH, SPAN_DISK_VERIFY, SPAN_READ,
@@ -67,6 +68,8 @@ export interface LayerStoreOptions {
   rangeCompletionBytesPerSec?: number;
   /** Background completion starts after no on-demand range fetch for this long. Default 2000. */
   rangeCompletionIdleMs?: number;
+  /** Time for the range tier's idle wait, completion rate and cool-downs; tests inject one. */
+  clock?: Clock;
 }
 
 interface LayerState {
@@ -84,7 +87,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -122,6 +125,7 @@ export class LayerStore implements LayerReaderHost {
       completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
       contentCache: opts.contentCache,
       adopt: (ref, path) => this.adopt(ref, path),
+      clock: opts.clock,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);

@@ -9,9 +9,9 @@
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
 import type { ContentCache } from '../contentcache/index.js';
 import type { BlobSource } from './blob-source.js';
@@ -53,6 +53,8 @@ export interface RangeTierOptions {
    */
   contentCache?: ContentCache | undefined;
   adopt: AdoptLayer;
+  /** Cool-downs, the idle wait and the completion rate run on it; tests inject one. */
+  clock?: Clock;
 }
 
 /** Sparse layers, one per diffID, under `<dir>/<hex>`. */
@@ -61,6 +63,7 @@ export class RangeTier {
   readonly #blobs: BlobSource;
   readonly #log: Logger;
   readonly #o: RangeTierOptions;
+  readonly #clock: Clock;
   readonly #layers = new Map<string, RangeLayer>();
   readonly #stop = new AbortController();
   #made: Promise<unknown> | undefined;
@@ -74,12 +77,13 @@ export class RangeTier {
     this.#dir = o.dir;
     this.#blobs = o.blobs;
     this.#log = o.log;
+    this.#clock = o.clock ?? systemClock;
   }
 
   /** Whether a read of this layer may try the tier. */
   usable(hex: string, ref: LayerRef): boolean {
     const st = this.#layers.get(hex);
-    if (st?.disabled === true || (st?.retryAt !== undefined && Date.now() < st.retryAt)) return false;
+    if (st?.disabled === true || (st?.retryAt !== undefined && this.#clock.nowMs() < st.retryAt)) return false;
     return hasSpanTable(ref) && this.#blobs.fetchRange !== undefined;
   }
 
@@ -100,7 +104,7 @@ export class RangeTier {
       const shared = layer.sharedBytes;
       const n = await layer.read(buf, bufOffset, len, offset, signal);
       const fetched = layer.fetchedBytes !== before;
-      if (fetched) this.#lastDemand = Date.now();
+      if (fetched) this.#lastDemand = this.#clock.nowMs();
       this.#startCompletion(hex, ref, st);
       return { n, source: fetched ? 'registry' : layer.sharedBytes !== shared ? 'content_cache' : 'disk' };
     } catch (err) {
@@ -133,12 +137,12 @@ export class RangeTier {
       const layer = await st.layer;
       const runs = spanRuns(layer.table, ranges, maxBytes);
       const before = layer.fetchedBytes;
-      this.#lastDemand = Date.now();
+      this.#lastDemand = this.#clock.nowMs();
       let next = 0;
       const worker = async (): Promise<void> => {
         for (let r = runs[next++]; r !== undefined; r = runs[next++]) {
           await layer.ensure(r[0], r[1], signal);
-          this.#lastDemand = Date.now();
+          this.#lastDemand = this.#clock.nowMs();
         }
       };
       await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, runs.length) }, worker));
@@ -188,7 +192,7 @@ export class RangeTier {
     if (st.disabled) return;
     const code = (err as { code?: string }).code;
     if (signal.aborted || kindOf(err) === 'unavailable') {
-      st.retryAt = Date.now() + TRANSIENT_COOLDOWN_MS;
+      st.retryAt = this.#clock.nowMs() + TRANSIENT_COOLDOWN_MS;
       this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code, retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'range read failed; this layer uses the whole-layer path for now');
       return;
     }
@@ -205,9 +209,9 @@ export class RangeTier {
   async #waitIdle(): Promise<void> {
     const idleMs = this.#o.completionIdleMs ?? 0;
     for (;;) {
-      const wait = this.#lastDemand + idleMs - Date.now();
+      const wait = this.#lastDemand + idleMs - this.#clock.nowMs();
       if (wait <= 0) return;
-      await sleep(wait, undefined, { signal: this.#stop.signal });
+      await this.#clock.sleep(wait, this.#stop.signal);
     }
   }
 
@@ -256,7 +260,7 @@ export class RangeTier {
     const started = Date.now();
     try {
       const layer = await (st.layer as Promise<SparseLayer>);
-      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle());
+      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle(), this.#clock);
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
       if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIGEST_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
@@ -291,16 +295,16 @@ export class RangeTier {
     if (!cc || cc.name === 'none') return undefined;
     const key = (i: number): string => `span:v1:${ref.diffId}:${table.points[i]?.out ?? 0}-${spanEnd(table, i)}`;
     const down = (err: unknown): undefined => {
-      if (Date.now() >= this.#shareDownUntil) {
+      if (this.#clock.nowMs() >= this.#shareDownUntil) {
         this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err), retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'span sharing through the ContentCache paused');
       }
-      this.#shareDownUntil = Date.now() + TRANSIENT_COOLDOWN_MS;
+      this.#shareDownUntil = this.#clock.nowMs() + TRANSIENT_COOLDOWN_MS;
       return undefined;
     };
     return {
-      get: async (i) => (Date.now() < this.#shareDownUntil ? undefined : cc.getBlob(key(i)).catch(down)),
+      get: async (i) => (this.#clock.nowMs() < this.#shareDownUntil ? undefined : cc.getBlob(key(i)).catch(down)),
       put: (i, data) => {
-        if (Date.now() >= this.#shareDownUntil) void cc.putBlob(key(i), data).catch(down);
+        if (this.#clock.nowMs() >= this.#shareDownUntil) void cc.putBlob(key(i), data).catch(down);
       },
     };
   }

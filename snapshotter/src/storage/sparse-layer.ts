@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ClipError, dataCorrupt, findClipError } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import {
   gzipSpanCodec, loadZran, spanAt, spanEnd, type DecodeContext, type GzipCheckpointTable, type SpanCodec, type SpanTable,
 } from '../zran/index.js';
@@ -167,7 +167,7 @@ export class SparseLayer {
    * while on-demand fetches are in flight so they keep the link, and awaiting `waitIdle` (if
    * given) before each batch. Resolves when all are present.
    */
-  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024, waitIdle?: () => Promise<void>): Promise<void> {
+  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024, waitIdle?: () => Promise<void>, clock: Clock = systemClock): Promise<void> {
     const t = this.table;
     for (let i = 0; i < t.points.length; ) {
       signal.throwIfAborted();
@@ -184,11 +184,11 @@ export class SparseLayer {
       const start = this.codec.compressedRange(i).start;
       while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && this.codec.compressedRange(j + 1).end - start <= batchBytes) j++;
       const before = this.fetchedBytes;
-      const started = Date.now();
+      const started = clock.nowMs();
       // Not offered to the share: the completed layer is published whole, once.
       await this.ensure(i, j, signal, false);
-      const owed = ((this.fetchedBytes - before) / bytesPerSec) * 1000 - (Date.now() - started);
-      if (owed > 0) await sleep(owed, undefined, { signal });
+      const owed = ((this.fetchedBytes - before) / bytesPerSec) * 1000 - (clock.nowMs() - started);
+      if (owed > 0) await clock.sleep(owed, signal);
       i = j + 1;
     }
     await this.#saving;

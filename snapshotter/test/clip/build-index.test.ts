@@ -101,9 +101,9 @@ t.test('compressed digest is verified when given', async (t) => {
 
 t.test('an aborted build rejects with unavailable', async (t) => {
   const ac = new AbortController();
-  const slow = new Readable({ read() { /* never produces: only the abort ends it */ } });
+  // Never produces: only the abort ends it, sent once the build is waiting for data.
+  const slow = new Readable({ read() { setImmediate(() => ac.abort()); } });
   const p = buildIndex(slow, { signal: ac.signal });
-  setTimeout(() => ac.abort(), 20);
   await rejectsClipError(t, p, 'unavailable', 'CLIP_BUILD_ABORTED');
 });
 

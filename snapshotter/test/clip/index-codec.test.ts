@@ -85,19 +85,18 @@ function bigIndex(n: number): ClipIndex {
   return { meta: { diffId: 'sha256:x', compressedDigest: 'sha256:y', compression: 'gzip', uncompressedSize: n * 1024 + 1024, entryCount: entries.length }, entries };
 }
 
-t.test('100k entries: decode + 10k lookups take milliseconds', async (t) => {
+// How fast decode and lookups are is measured in `make bench` (integration/bench/index-bench.ts).
+t.test('100k entries: decode, then 10k lookups all find their entry', async (t) => {
   const idx = bigIndex(100_000);
-  const enc = encodeIndex(idx);
-  const t0 = performance.now();
-  const r = decodeIndex(enc);
-  const t1 = performance.now();
+  const r = decodeIndex(encodeIndex(idx));
+  t.equal(r.entryCount, idx.entries.length);
   let found = 0;
-  for (let i = 0; i < 10_000; i++) if (r.indexOf(`usr/share/d${(i * 7) % 1000}/file-${(i * 7) % 100_000}.txt`) > 0) found++;
-  const t2 = performance.now();
+  for (let i = 0; i < 10_000; i++) {
+    const path = `usr/share/d${(i * 7) % 1000}/file-${(i * 7) % 100_000}.txt`;
+    const at = r.indexOf(path);
+    if (at > 0 && r.entryAt(at).path === path) found++;
+  }
   t.equal(found, 10_000);
-  t.comment(`encoded ${enc.length} bytes; decode ${(t1 - t0).toFixed(1)} ms; 10k lookups ${(t2 - t1).toFixed(1)} ms`);
-  t.ok(t1 - t0 < 1000, 'decode is fast');
-  t.ok(t2 - t1 < 500, 'lookups are fast');
   t.equal(r.readdir('usr/share/d5')!.length, 100);
 });
 
@@ -129,8 +128,7 @@ function fuzz(t: Pick<typeof tap, 'fail'>, base: Buffer, mutate: (b: Buffer, ran
   const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
   let rejected = 0;
   let accepted = 0;
-  const deadline = Date.now() + 20_000;
-  for (let i = 0; i < iterations && Date.now() < deadline; i++) {
+  for (let i = 0; i < iterations; i++) {
     const mutated = mutate(Buffer.from(base), rand);
     try {
       const r = decodeIndex(wrapPayload ? rewrap(mutated) : mutated);

@@ -32,7 +32,7 @@ function fakeStore() {
       listContent: async (filters: string[] = []) => {
         calls.list++;
         calls.filters.push(filters);
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setImmediate(r)); // answer asynchronously, as containerd does
         return [...infos];
       },
       readContent: async (digest: string) => {

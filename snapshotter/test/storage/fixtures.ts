@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import type { ContentCache } from '../../src/contentcache/index.js';
 import { unavailable } from '../../src/errors/index.js';
 import type { Logger } from '../../src/log/index.js';
+import type { Clock } from '../../src/util/clock.js';
 import type { BlobSource, LayerRef } from '../../src/storage/index.js';
 
 /** A ustar archive with one regular file of `size` random bytes. */
@@ -61,6 +62,8 @@ export interface FakeBehaviour {
   wrongBytes?: Buffer;
   /** After the first chunk, wait for this before sending the rest. */
   gateAfterFirstChunk?: Promise<void>;
+  /** Send nothing until this resolves (a download that is alive but slow, for as long as the test says). */
+  gateBeforeFirstChunk?: Promise<void>;
   missing?: boolean;
 }
 
@@ -90,7 +93,7 @@ export class FakeBlobSource implements BlobSource {
       return addAbortSignal(signal, new Readable({ read() {} }));
     }
     const bytes = b.wrongBytes ?? blob;
-    return addAbortSignal(signal, Readable.from(chunks(bytes, b.chunkSize ?? 16 * 1024, b.delayMs ?? 0, b.gateAfterFirstChunk)));
+    return addAbortSignal(signal, Readable.from(chunks(bytes, b.chunkSize ?? 16 * 1024, b.delayMs ?? 0, b.gateAfterFirstChunk, b.gateBeforeFirstChunk)));
   }
 
   async exists(ref: LayerRef): Promise<boolean> {
@@ -99,7 +102,8 @@ export class FakeBlobSource implements BlobSource {
   }
 }
 
-async function* chunks(bytes: Buffer, size: number, delayMs: number, gate?: Promise<void>): AsyncGenerator<Buffer> {
+async function* chunks(bytes: Buffer, size: number, delayMs: number, gate?: Promise<void>, gateBefore?: Promise<void>): AsyncGenerator<Buffer> {
+  if (gateBefore) await gateBefore;
   for (let off = 0; off < bytes.length; off += size) {
     if (off > 0 && gate) await gate;
     if (off > 0 && delayMs > 0) await sleep(delayMs);
@@ -167,4 +171,58 @@ export async function readRange(r: { read(b: Buffer, bo: number, l: number, o: n
   const buf = Buffer.alloc(length);
   const n = await r.read(buf, 0, length, offset);
   return buf.subarray(0, n);
+}
+
+/**
+ * A clock the test drives: time moves only when code sleeps on it (a sleep advances it by the
+ * amount asked and returns at once), every sleep is recorded, and from the `holdFrom`-th sleep on
+ * sleeps wait until their signal aborts, so a test can stop code in the middle of a wait.
+ */
+export class ManualClock implements Clock {
+  now = 1_000_000;
+  readonly slept: number[] = [];
+  /** Index of the first sleep to hold (Infinity: none). */
+  holdFrom = Infinity;
+  /** Held sleeps that ended because their signal aborted. */
+  aborted = 0;
+  readonly #heldWaiters: Array<() => void> = [];
+  #heldCount = 0;
+
+  nowMs = (): number => this.now;
+
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
+    signal?.throwIfAborted();
+    const index = this.slept.length;
+    this.slept.push(ms);
+    if (index < this.holdFrom) {
+      this.now += ms;
+      return Promise.resolve();
+    }
+    this.#heldCount++;
+    for (const w of this.#heldWaiters.splice(0)) w();
+    return new Promise<void>((_resolve, reject) => {
+      signal?.addEventListener('abort', () => {
+        this.aborted++;
+        reject(signal.reason);
+      }, { once: true });
+    });
+  };
+
+  /** Resolves once some code is waiting in a held sleep. */
+  held(): Promise<void> {
+    if (this.#heldCount > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#heldWaiters.push(resolve));
+  }
+}
+
+/**
+ * Wait for background work the code under test does not let us await: poll `cond` until it holds,
+ * failing after a generous deadline (a hung test is not a passing one).
+ */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`not within ${deadlineMs} ms: ${what}`);
+    await sleep(10);
+  }
 }

@@ -69,8 +69,21 @@ export class BlobOnlyCache implements ContentCache {
     if (this.down) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis: connection refused');
     return this.blobs.get(key);
   }
-  async putBlob(key: string, data: Buffer): Promise<void> {
-    if (this.down) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis: connection refused');
-    this.blobs.set(key, data);
+  readonly #puts = new Set<Promise<void>>();
+  putBlob(key: string, data: Buffer): Promise<void> {
+    const put = (async () => {
+      // Stored after a turn of the event loop, as a network round trip would be: callers that
+      // do not wait for it (the span share does not) must not find it there synchronously.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.down) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis: connection refused');
+      this.blobs.set(key, data);
+    })();
+    this.#puts.add(put);
+    void put.catch(() => undefined).finally(() => this.#puts.delete(put));
+    return put;
+  }
+  /** Resolves when every put issued so far has landed (or failed). */
+  async settled(): Promise<void> {
+    while (this.#puts.size > 0) await Promise.allSettled([...this.#puts]);
   }
 }

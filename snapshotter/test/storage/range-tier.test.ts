@@ -3,17 +3,17 @@ import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
-import { RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
+import { ManualClock, RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
 
-async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; contentCache?: RecordingContentCache } = {}) {
+async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; rangeCompletionIdleMs?: number; contentCache?: RecordingContentCache; clock?: ManualClock } = {}) {
   const dir = await tempDir(t);
   const { log, records } = recordingLogger();
   const s = await LayerStore.create({
     cacheDir: join(dir, 'layers'), blobs, contentCache: more.contentCache ?? new NoContentCache(), rangeReads, log,
-    rangeCompletionBytesPerSec: more.rangeCompletionBytesPerSec ?? 0,
+    rangeCompletionBytesPerSec: more.rangeCompletionBytesPerSec ?? 0, rangeCompletionIdleMs: more.rangeCompletionIdleMs, clock: more.clock,
   });
   t.teardown(() => s.close());
   return { s, records, dir };
@@ -75,15 +75,24 @@ t.test('background completion: remaining spans at a bounded rate, then a verifie
   const blobs = new RangeBlobSource(layer);
   const cc = new RecordingContentCache('miss');
   const rate = Math.ceil(layer.blob.length / 1.5);
-  const { s, dir } = await store(t, blobs, true, { rangeCompletionBytesPerSec: rate, contentCache: cc });
+  const clock = new ManualClock();
+  // No idle wait here (its own test below): every wait on the clock is the rate's.
+  const { s, dir } = await store(t, blobs, true, { rangeCompletionBytesPerSec: rate, rangeCompletionIdleMs: 0, contentCache: cc, clock });
   const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
-  const started = Date.now();
   t.ok((await readRange(r, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)));
   const mid = 6 * 1024 * 1024 + 17;
   t.ok((await readRange(r, mid, 4096)).equals(layer.tar.subarray(mid, mid + 4096)), 'on-demand reads still served during completion');
+  const onDemand = blobs.ranges.reduce((n, [a, b]) => n + b - a, 0);
   await s.drain();
-  const elapsed = Date.now() - started;
-  t.ok(elapsed >= 800, `completion bounded by the rate: ${elapsed} ms`);
+  const total = blobs.ranges.reduce((n, [a, b]) => n + b - a, 0);
+  // The clock only moves when the completion waits: after each batch it owes batch bytes / rate.
+  // Completion fetched what the two reads did not (at least total - onDemand; onDemand may
+  // include its first batch), so it waited at least that many bytes' worth of the rate.
+  const rateWaits = clock.slept.reduce((n, ms) => n + ms, 0);
+  const owed = ((total - onDemand) / rate) * 1000;
+  t.ok(rateWaits >= owed - 1, `completion bounded by the rate: waited ${rateWaits.toFixed(0)} ms for ${total - onDemand}+ bytes (owed ${owed.toFixed(0)} ms)`);
+  t.ok(rateWaits <= (total / rate) * 1000 + 1, `and no longer than the whole blob at that rate: ${rateWaits.toFixed(0)} ms`);
+  t.ok(rateWaits >= 1000, 'most of the 1.5 s the blob takes at this rate');
   t.equal(blobs.opens, 0, 'never a whole-blob GET');
   const covered = new Set<number>();
   for (const [a, b] of blobs.ranges) for (let x = a; x < b; x += 4096) covered.add(Math.floor(x / 4096));
@@ -98,23 +107,42 @@ t.test('background completion: remaining spans at a bounded rate, then a verifie
   await r.close();
 });
 
-t.test('restart in the middle of a background completion: stopped promptly, resumed from the spans on disk', async (t) => {
+t.test('completion waits until on-demand reads have been idle for rangeCompletionIdleMs', async (t) => {
   const blobs = new RangeBlobSource(layer);
-  const { s, dir } = await store(t, blobs, true, { rangeCompletionBytesPerSec: 200_000 });
+  const clock = new ManualClock();
+  clock.holdFrom = 0; // hold the first wait: nothing moves the clock but the test
+  const { s } = await store(t, blobs, true, { rangeCompletionBytesPerSec: 1 << 30, rangeCompletionIdleMs: 2_000, clock });
   const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
   await readRange(r, deep, 4096);
-  await new Promise((res) => setTimeout(res, 200));
-  const started = Date.now();
+  await clock.held();
+  t.same(clock.slept, [2_000], 'the completion waits the whole idle time after the read');
+  t.equal(blobs.ranges.length, 1, 'and fetches nothing while it waits');
   await r.close();
   await s.close();
-  t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms`);
+  t.equal(clock.aborted, 1, 'close ends the idle wait');
+});
+
+t.test('restart in the middle of a background completion: stopped promptly, resumed from the spans on disk', async (t) => {
+  const blobs = new RangeBlobSource(layer);
+  const clock = new ManualClock();
+  clock.holdFrom = 1; // the idle wait passes; the rate wait after the first completion batch is held
+  const { s, dir } = await store(t, blobs, true, { rangeCompletionBytesPerSec: 200_000, clock });
+  const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
+  await readRange(r, deep, 4096);
+  await clock.held(); // completion fetched a batch and now waits for the rate: the middle of it
+  const batched = blobs.ranges.length;
+  t.ok(batched >= 2, `a completion batch was fetched after the read (${batched} range requests)`);
+  await r.close();
+  await s.close(); // never resolves unless close cuts the completion's wait short
+  t.equal(clock.aborted, 1, 'close aborted the completion in its rate wait');
+  t.equal(blobs.ranges.length, batched, 'no range request after close');
   t.ok(existsSync(join(dir, 'sparse-layers', `${layer.hex}.spans`)));
 
   // Restart: a new store on the same directories resumes, fetching only spans not yet on disk.
   const before = blobs.ranges.reduce((n, [a, b]) => n + b - a, 0);
   const again = new RangeBlobSource(layer);
   const s2 = await LayerStore.create({
-    cacheDir: join(dir, 'layers'), blobs: again, contentCache: new NoContentCache(), rangeReads: true, rangeCompletionBytesPerSec: 1e9,
+    cacheDir: join(dir, 'layers'), blobs: again, contentCache: new NoContentCache(), rangeReads: true, rangeCompletionBytesPerSec: 1e9, rangeCompletionIdleMs: 0,
   });
   t.teardown(() => s2.close());
   const r2 = s2.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });

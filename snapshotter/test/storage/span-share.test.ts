@@ -27,7 +27,7 @@ t.test('spans one node range-read are served to the next from the ContentCache, 
   const a = await node(t, cache);
   const ra = a.store.open(ref);
   for (const [off, len] of reads) t.ok((await readRange(ra, off, len)).equals(layer.tar.subarray(off, off + len)));
-  await new Promise((r) => setTimeout(r, 50));
+  await cache.settled();
   t.ok(a.blobs.ranges.length > 0, 'node A went to the registry');
   t.ok(spanKeys(cache).length >= 2, `node A shared ${spanKeys(cache).length} spans`);
 
@@ -47,7 +47,8 @@ t.test('a damaged shared span is never served: refetched from the registry', asy
   const a = await node(t, cache);
   const ra = a.store.open(ref);
   await readRange(ra, reads[0]![0], reads[0]![1]);
-  await new Promise((r) => setTimeout(r, 50));
+  await cache.settled();
+  t.ok(spanKeys(cache).length > 0, 'node A shared its spans');
   for (const k of spanKeys(cache)) {
     const data = cache.blobs.get(k) as Buffer;
     data[100] = (data[100] as number) ^ 0xff;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
-import { RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
+import { RecordingContentCache, readRange, recordingLogger, tempDir, until } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
@@ -42,7 +42,9 @@ t.test('sparse layers count against max_size_bytes and are evicted once nothing 
   await s.drain();
   t.ok(existsSync(sparse), 'kept while mounted, although over the limit');
   await r.close();
-  await new Promise((res) => setTimeout(res, 50));
+  // The sparse file is released, then evicted, in the background of close().
+  const evicted = (): boolean => records.some((rec) => rec['msg'] === 'evicted sparse layer from disk cache');
+  await until('the sparse layer is evicted after its release', evicted);
   await s.drain();
   t.notOk(existsSync(sparse), 'evicted after release');
   t.notOk(existsSync(`${sparse}.spans`), 'with its span record');
