@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childChainId } from '../../snapshotter/src/containerd/chain-id.js';
 import { header, member, tar } from '../../snapshotter/test/clip/tar-fixtures.js';
-import { createHarness, runCommand, type Containerd, type Registry } from '../harness/index.js';
+import { createHarness, runCommand, waitUntil, type Containerd, type Registry } from '../harness/index.js';
 import { buildImage, IMAGE_SPECS } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage } from './crafted-image.js';
 
@@ -43,18 +43,29 @@ async function snapshotLabels(c: Containerd, name: string): Promise<Record<strin
   return (JSON.parse(res.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
 }
 
-/** containerd re-dials a restarted proxy plugin with backoff: wait (bounded) until it answers. */
+/**
+ * containerd dials a proxy plugin lazily and re-dials with backoff, failing RPCs meanwhile: wait
+ * (bounded) until a Prepare reaches the daemon. (`ctr snapshots ls` would not do: containerd
+ * answers List from its own metadata without asking the plugin.)
+ */
 async function waitForPlugin(c: Containerd): Promise<void> {
   for (let i = 0; i < 120; i++) {
-    if ((await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true })).code === 0) return;
+    const key = `probe-${++seq}`;
+    if ((await c.ctr(['snapshots', '--snapshotter', 'clip', 'prepare', key], { allowFailure: true })).code === 0) {
+      await c.ctr(['snapshots', '--snapshotter', 'clip', 'rm', key]);
+      return;
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error('containerd did not reconnect to the restarted snapshotter');
+  throw new Error('containerd did not reach the snapshotter');
 }
 
-/** The daemon still answers RPCs (through containerd). */
+/** The daemon still answers RPCs (a Prepare and a Remove through containerd, which reach it). */
 async function answers(c: Containerd): Promise<boolean> {
-  return (await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true, timeoutMs: 30_000 })).code === 0;
+  const key = `alive-${++seq}`;
+  const prepared = await c.ctr(['snapshots', '--snapshotter', 'clip', 'prepare', key], { allowFailure: true, timeoutMs: 30_000 });
+  if (prepared.code !== 0) return false;
+  return (await c.ctr(['snapshots', '--snapshotter', 'clip', 'rm', key], { allowFailure: true, timeoutMs: 30_000 })).code === 0;
 }
 
 function blobGets(r: Registry, mark: number, digest: string): number {
@@ -76,6 +87,8 @@ t.test('hostile images through real containerd', async (t) => {
   const config = join(h.root, 'clip-config.toml');
   await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n`);
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  // containerd dialled the socket before the daemon existed and retries with backoff.
+  await waitForPlugin(c);
   const logLines = (): number => snap.log().split('\n').length - 1;
 
   await t.test('clip.* labels injected through manifest annotations do not make the node fetch another layer', async (t) => {
@@ -108,8 +121,12 @@ t.test('hostile images through real containerd', async (t) => {
     t.equal((await run(c, attacker.ref, ['cat', '/who.txt'])).stdout, 'attacker\n', 'the container sees its own bytes');
     t.not((await run(c, attacker.ref, ['cat', '/secret.txt'])).code, 0, 'and not the other image\'s');
     // A restart re-mounts from the daemon's own record: still the image's own layer.
+    const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
+    const before = restores();
     await snap.kill('SIGKILL');
     await snap.restart();
+    // Re-mounting runs after the socket is up; Prepares on a layer not yet back answer UNAVAILABLE.
+    await waitUntil('the restarted daemon re-mounted its lazy layers', async () => restores() > before, 60_000);
     await waitForPlugin(c);
     t.equal((await run(c, attacker.ref, ['cat', '/who.txt'])).stdout, 'attacker\n', 'after a restart too');
     t.equal(blobGets(registry, mark, secret.layers[1]!.digest), 0, 'and the named layer is still never fetched');

@@ -37,8 +37,11 @@ export async function decodeChunk(value: Buffer, expectedLength: number, expecte
   let data: Buffer;
   try {
     if (value[0] === RAW) data = value.subarray(1);
-    else if (value[0] === LZ4) data = await uncompress(value.subarray(1));
-    else return { type: 'corrupt', reason: `unknown chunk encoding ${String(value[0])}` };
+    else if (value[0] === LZ4) {
+      const refused = refuseLz4Size(value.subarray(1), expectedLength);
+      if (refused) return { type: 'corrupt', reason: refused };
+      data = await uncompress(value.subarray(1));
+    } else return { type: 'corrupt', reason: `unknown chunk encoding ${String(value[0])}` };
   } catch (err) {
     return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
   }
@@ -46,6 +49,19 @@ export async function decodeChunk(value: Buffer, expectedLength: number, expecte
   const crc = crc32(data);
   if (crc !== expectedCrc) return { type: 'corrupt', reason: `crc32 ${crc}, expected ${expectedCrc}` };
   return { type: 'ok', data };
+}
+
+/**
+ * Why an lz4-napi block must not be inflated, or undefined when it may: it would allocate the size
+ * its prefix declares (up to 4 GiB) before anything else is checked, and values come from Redis.
+ * The prefix must be the expected length, and no more than the block can inflate to (~255:1).
+ */
+function refuseLz4Size(block: Buffer, expectedLength: number): string | undefined {
+  if (block.length < 4) return 'lz4: block shorter than its size prefix';
+  const declared = block.readUInt32LE(0);
+  if (declared !== expectedLength) return `lz4: declares ${declared} bytes, expected ${expectedLength}`;
+  if (declared > (block.length - 4) * 255 + 64) return `lz4: declares ${declared} bytes, more than ${block.length} bytes can inflate to`;
+  return undefined;
 }
 
 /** Chunk checksum, as recorded in the manifest. */
@@ -86,6 +102,8 @@ export async function decodeBlob(value: Buffer): Promise<Decoded> {
   if (value.length < BLOB_HEADER || value[0] !== BLOB_VERSION) return { type: 'corrupt', reason: 'bad blob header' };
   const crc = value.readUInt32BE(1);
   const length = value.readUInt32BE(5);
+  const refused = refuseLz4Size(value.subarray(BLOB_HEADER), length);
+  if (refused) return { type: 'corrupt', reason: refused };
   let data: Buffer;
   try {
     data = await uncompress(value.subarray(BLOB_HEADER));

@@ -47,3 +47,19 @@ t.test('blobs round-trip and are verified', async (t) => {
   t.equal((await decodeBlob(bad)).type, 'corrupt');
   t.equal((await decodeBlob(Buffer.alloc(3))).type, 'corrupt');
 });
+
+t.test('an LZ4 value is not inflated at a size it declares for itself (issue 12)', async (t) => {
+  const text = Buffer.from('abc'.repeat(10_000));
+  const packed = await encodeChunk(text);
+  // The lz4-napi size prefix (after the encoding byte) claims 3 GiB: refused before allocating.
+  const lying = Buffer.from(packed);
+  lying.writeUInt32LE(3 * 1024 ** 3, 1);
+  t.match(await decodeChunk(lying, 3 * 1024 ** 3, 0), { type: 'corrupt', reason: /more than .* can inflate to/ });
+  t.match(await decodeChunk(lying, text.length, chunkCrc(text)), { type: 'corrupt', reason: /expected 30000/ });
+  const blob = await encodeBlob(text);
+  const lyingBlob = Buffer.from(blob);
+  lyingBlob.writeUInt32BE(3 * 1024 ** 3, 5);
+  lyingBlob.writeUInt32LE(3 * 1024 ** 3, 9);
+  t.match(await decodeBlob(lyingBlob), { type: 'corrupt', reason: /can inflate to/ });
+  t.same(await decodeBlob(blob), { type: 'ok', data: text }, 'an honest blob still decodes');
+});
