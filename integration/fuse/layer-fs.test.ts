@@ -120,6 +120,40 @@ t.test('two FUSE layers as overlayfs lower dirs: whiteouts and opaque dirs work'
   t.equal(await sh(`cat '${lower.mountpoint}/dir/plain.txt'`), 'p', 'layer untouched');
 });
 
+t.test('an id-translated mount (remap-ids) shows mapped owners; statfs answers for the layer', async (t) => {
+  await writeTree(join(root, 'ids-src'), { 'root.txt': 'r', 'home/user/own.txt': 'u' });
+  await sh(`chown -R 1000:100 '${join(root, 'ids-src', 'home/user')}' && chmod 4755 '${join(root, 'ids-src', 'root.txt')}'`);
+  await tarDir(join(root, 'ids-src'), join(root, 'ids.tar'));
+  const ids = { uid: (u: number) => 100000 + u, gid: (g: number) => 200000 + g };
+  const plain = await mountTar(join(root, 'ids.tar'), join(root, 'ids-plain'));
+  t.teardown(() => plain.fs.unmount());
+  const mapped = await mountTar(join(root, 'ids.tar'), join(root, 'ids-mapped'), ids);
+  t.teardown(() => mapped.fs.unmount());
+  const owners = (mnt: string) => sh(`cd '${mnt}' && stat -c '%n %u:%g %a' . root.txt home/user home/user/own.txt`);
+  t.equal(await owners(plain.mountpoint), '. 0:0 755\nroot.txt 0:0 4755\nhome/user 1000:100 755\nhome/user/own.txt 1000:100 644\n', 'as stored');
+  t.equal(await owners(mapped.mountpoint), '. 100000:200000 755\nroot.txt 100000:200000 4755\nhome/user 101000:200100 755\nhome/user/own.txt 101000:200100 644\n', 'translated, modes as stored');
+  // The kernel checks permissions against the translated owner (default_permissions).
+  t.equal((await runCommand('setpriv', ['--reuid=101000', '--regid=200100', '--clear-groups', 'sh', '-c', `ls '${mapped.mountpoint}/home/user'`])).stdout, 'own.txt\n');
+
+  // As a user-namespaced container's rootfs: overlay copy-up keeps the translated owner.
+  const rw = join(root, 'ids-rw');
+  await mkdir(join(rw, 'up'), { recursive: true });
+  await mkdir(join(rw, 'work'));
+  await mkdir(join(rw, 'fs'));
+  await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `index=off,lowerdir=${mapped.mountpoint},upperdir=${rw}/up,workdir=${rw}/work`, `${rw}/fs`]);
+  t.teardown(() => runCommand('umount', [`${rw}/fs`], { allowFailure: true }));
+  await sh(`echo more >> '${rw}/fs/home/user/own.txt'`);
+  t.equal(await sh(`stat -c '%u:%g' '${rw}/up/home/user/own.txt'`), '101000:200100\n', 'copied up with the mapped owner, no chown');
+
+  const statfs = (await sh(`stat -f -c '%T %S %b %f %a %c %d' '${mapped.mountpoint}'`)).trim().split(' ');
+  t.match(statfs[0], /^fuse/, 'a FUSE file system');
+  t.equal(statfs[1], '4096', 'block size');
+  t.ok(Number(statfs[2]) >= 1, `blocks ${statfs[2]}: the layer's size, never 0`);
+  t.same(statfs.slice(3, 5), ['0', '0'], 'no free blocks: read-only');
+  t.ok(Number(statfs[5]) >= 5, `files ${statfs[5]}: the layer's entries`);
+  t.equal(statfs[6], '0', 'no free inodes');
+});
+
 t.test('unmount with a file held open detaches and leaves nothing in mountinfo', async (t) => {
   await writeTree(join(root, 'busy-src'), { 'f.txt': 'busy' });
   await tarDir(join(root, 'busy-src'), join(root, 'busy.tar'));
