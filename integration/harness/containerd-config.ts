@@ -107,6 +107,11 @@ export interface ContainerdV3Options {
   registryConfigPath: string;
   /** Enables CRI when given; otherwise every CRI plugin is disabled. */
   cri?: CriConfig;
+  /**
+   * The transfer service's `max_concurrent_unpacks`: above 1, containerd 2.2+ unpacks layers in
+   * parallel for snapshotters that declare `rebase` (Prepare without parent, parent at Commit).
+   */
+  maxConcurrentUnpacks?: number;
 }
 
 /** containerd 2.x plugins that stay off unless CRI is asked for. */
@@ -199,5 +204,5 @@ ${proxies}
     startup_delay = "100ms"
   [plugins."io.containerd.transfer.v1.local"]
     config_path = ${q(opts.registryConfigPath)}
-${unpack}${criToml}`;
+${opts.maxConcurrentUnpacks !== undefined ? `    max_concurrent_unpacks = ${opts.maxConcurrentUnpacks}\n` : ''}${unpack}${criToml}`;
 }

@@ -34,6 +34,8 @@ export interface ContainerdOptions {
   proxyOptions?: Record<string, Omit<ProxySnapshotterConfig, 'address'>>;
   /** containerd 2.x only: enable CRI with these settings (the directories are made private). */
   cri?: Pick<CriConfig, 'snapshotter' | 'disableSnapshotAnnotations' | 'sandboxImage'>;
+  /** containerd 2.x only: the transfer service's `max_concurrent_unpacks` (parallel unpack when > 1). */
+  maxConcurrentUnpacks?: number;
 }
 
 export interface Containerd {
@@ -96,9 +98,10 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
       unpackSnapshotters: Object.keys(snapshotters),
       registryConfigPath: hostsDir,
       cri: opts.cri && { ...opts.cri, registryConfigPath: hostsDir, cniConfDir, cniBinDir, runcRoot: join(paths.state, 'runc') },
+      ...(opts.maxConcurrentUnpacks !== undefined ? { maxConcurrentUnpacks: opts.maxConcurrentUnpacks } : {}),
     }));
   } else {
-    if (opts.cri || opts.proxyOptions) throw new Error('cri and proxyOptions need a containerd 2.x version (ContainerdOptions.version)');
+    if (opts.cri || opts.proxyOptions || opts.maxConcurrentUnpacks !== undefined) throw new Error('cri, proxyOptions and maxConcurrentUnpacks need a containerd 2.x version (ContainerdOptions.version)');
     writeFileSync(cfgPath, containerdConfigToml(paths, opts.snapshotters ?? {}));
   }
   const logPath = join(opts.dir, 'containerd.log');
