@@ -162,6 +162,9 @@ export function containerdConfigTomlV3(paths: ContainerdPaths, opts: ContainerdV
   [plugins."io.containerd.cri.v1.runtime"]
     enable_selinux = false
     disable_apparmor = true
+    # The test machines lack CAP_SYS_RESOURCE: the sandbox's default oom_score_adj (-998) is
+    # refused by the kernel, so keep every container at or above containerd's own score.
+    restrict_oom_score_adj = true
     [plugins."io.containerd.cri.v1.runtime".cni]
       bin_dirs = [${q(cri.cniBinDir)}]
       conf_dir = ${q(cri.cniConfDir)}

@@ -3,7 +3,7 @@
  * 1.6 (config version 2, the default) or a containerd 2.x built from Go modules (config version 3,
  * optionally with CRI and a `crictl` bound to it).
  */
-import { mkdirSync, writeFileSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerdConfigToml, containerdConfigTomlV3, hostsToml, type CriConfig, type ProxySnapshotterConfig } from './containerd-config.js';
 import { containerd2BinDir, crictlPath, requireGoModuleBinary } from './go-modules.js';
@@ -143,7 +143,8 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
       await ready();
     },
     stop: async () => {
-      if (opts.cri) await removeAllPods(crictl, proc.running);
+      // Without crictl (not built) nothing could have created pods.
+      if (opts.cri && existsSync(crictlPath())) await removeAllPods(crictl, proc.running);
       await removeAllTasks(ctr, proc.running);
       await stop();
       killShimsOf(paths.grpcAddress);

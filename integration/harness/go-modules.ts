@@ -1,5 +1,5 @@
 /**
- * Where the Go-module-built components live (containerd 2.x, ctr, the runc shim, crictl, nerdctl).
+ * Where the Go-module-built components live (containerd 2.x, ctr, the runc shim, crictl).
  * Versions come from integration/go-modules.env — the one place they are pinned —
  * and integration/scripts/build-go-modules.sh builds them once per machine into CLIP_GO_CACHE.
  */
@@ -13,7 +13,6 @@ export interface GoModulePins {
   /** containerd 2.x versions in the matrix, newest first as listed (e.g. `v2.4.2`). */
   containerd2Versions: string[];
   criToolsVersion: string;
-  nerdctlVersion: string;
 }
 
 /** Parse integration/go-modules.env (`KEY=value` lines, `#` comments). */
@@ -31,7 +30,6 @@ export function goModulePins(path = join(REPO_ROOT, 'integration', 'go-modules.e
   return {
     containerd2Versions: get('CONTAINERD2_VERSIONS').split(/\s+/).filter(Boolean),
     criToolsVersion: get('CRI_TOOLS_VERSION'),
-    nerdctlVersion: get('NERDCTL_VERSION'),
   };
 }
 
@@ -48,11 +46,6 @@ export function containerd2BinDir(version: string): string {
 /** crictl at the pinned cri-tools version. */
 export function crictlPath(): string {
   return join(goModuleCache(), `sigs.k8s.io/cri-tools@${goModulePins().criToolsVersion}`, 'bin', 'crictl');
-}
-
-/** nerdctl at the pinned version. */
-export function nerdctlPath(): string {
-  return join(goModuleCache(), `github.com/containerd/nerdctl/v2@${goModulePins().nerdctlVersion}`, 'bin', 'nerdctl');
 }
 
 /** Throws naming the missing program and how to build it. */

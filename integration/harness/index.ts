@@ -6,7 +6,7 @@ export { startContainerd, killShimsOf, removeEmptyNamespaceCgroups, TEST_NAMESPA
 export type { Containerd, ContainerdOptions } from './containerd.js';
 export { containerdConfigToml, containerdConfigTomlV3, hostsToml, DISABLED_PLUGINS, DISABLED_PLUGINS_V2, CRI_PLUGINS_V2 } from './containerd-config.js';
 export type { ProxySnapshotterConfig, CriConfig, ContainerdV3Options } from './containerd-config.js';
-export { goModulePins, goModuleCache, containerd2BinDir, crictlPath, nerdctlPath, requireGoModuleBinary, CONTAINERD2_MODULE } from './go-modules.js';
+export { goModulePins, goModuleCache, containerd2BinDir, crictlPath, requireGoModuleBinary, CONTAINERD2_MODULE } from './go-modules.js';
 export type { GoModulePins } from './go-modules.js';
 export { startSnapshotter, snapshotterMissingReason, REPO_ROOT, SNAPSHOTTER_BIN, SNAPSHOTTER_MAIN } from './snapshotter.js';
 export type { Snapshotter, SnapshotterOptions } from './snapshotter.js';

@@ -5,10 +5,11 @@
 #   $CLIP_GO_CACHE/<module>@<version>/bin/<program>     (default CLIP_GO_CACHE=/var/cache/clip-snapshotter/go)
 #     github.com/containerd/containerd/v2@V: containerd, ctr, containerd-shim-runc-v2   (each CONTAINERD2_VERSIONS)
 #     sigs.k8s.io/cri-tools@V: crictl
-#     github.com/containerd/nerdctl/v2@V: nerdctl
-#   $CLIP_GO_CACHE/clip-conformance2/<containerd version>-<source hash>/conformance2.test
-#     containerd 2's core/snapshots/testsuite harness (integration/go/conformance2) per version,
-#     copied to .work/bin/conformance2-<containerd version>.test for run-conformance2.sh.
+#   $CLIP_GO_CACHE/clip-<name>/<containerd version>-<source hash>/, per containerd version, copied to
+#   .work/bin/<name>-<containerd version>[.test]:
+#     conformance2.test  containerd 2's core/snapshots/testsuite harness (integration/go/conformance2)
+#     transferpull       nerdctl >= 2.3's transfer-service pull (integration/go/transferpull); nerdctl
+#                        itself does not build from the proxy (see integration/go-modules.env)
 # A program is rebuilt only when its stamp (go version, tags, flags) differs. Concurrent runs
 # (several worktrees on one machine) serialise per program on a lock file.
 # A failed build names the module and version and quotes the end of the build log.
@@ -32,7 +33,7 @@ while IFS= read -r line; do
   [[ "$line" =~ ^([A-Z0-9_]+)=(.*)$ ]] || continue
   pin[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 done < integration/go-modules.env
-for k in GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION NERDCTL_VERSION; do
+for k in GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION; do
   [ -n "${pin[$k]:-}" ] || { echo "build-go-modules: $k missing in integration/go-modules.env" >&2; exit 1; }
 done
 go=${pin[GO_MODULE_TOOLCHAIN]}
@@ -59,14 +60,13 @@ print_versions() {
     echo "  ctr $v: $("$(prog_path "$containerd_mod" "$v" ctr)" --version 2>&1 | head -1)"
   done
   echo "  crictl: $("$(prog_path sigs.k8s.io/cri-tools "${pin[CRI_TOOLS_VERSION]}" crictl)" --version 2>&1 | head -1)"
-  echo "  nerdctl: $("$(prog_path github.com/containerd/nerdctl/v2 "${pin[NERDCTL_VERSION]}" nerdctl)" --version 2>&1 | head -1)"
   echo "  containerd 1.6 (Debian): $(containerd --version 2>&1 | head -1)"
 }
 
 failures=()
 
-# install MODULE VERSION PACKAGE TAGS LDFLAGS: `go install PACKAGE@VERSION` into the cache.
-install() {
+# go_install MODULE VERSION PACKAGE TAGS LDFLAGS: `go install PACKAGE@VERSION` into the cache.
+go_install() {
   local module=$1 version=$2 pkg=$3 tags=$4 ldflags=$5
   local dir="$cache/$module@$version" name=${pkg##*/}
   local out="$dir/bin/$name" stamp="$dir/bin/.$name.stamp"
@@ -91,41 +91,45 @@ install() {
   ) 9>"$dir/.lock-$name" || failures+=("$module@$version ($name)")
 }
 
-# conformance2 VERSION: containerd 2's snapshotter testsuite harness against containerd/v2@VERSION.
+# module_harness NAME test|bin VERSION: integration/go/NAME built against containerd/v2@VERSION
+# (conformance2: containerd 2's snapshotter testsuite; transferpull: nerdctl >= 2.3's pull).
 # The committed go.mod has no requirements; each version gets a generated one (-modfile), tidied
-# from that version's own requirements, checked to have selected exactly VERSION.
-conformance2() {
-  local version=$1 src=integration/go/conformance2
+# from that version's own requirements, checked to have selected exactly VERSION. The result is
+# cached by source hash and copied to .work/bin/NAME-VERSION[.test].
+module_harness() {
+  local name=$1 kind=$2 version=$3 src=integration/go/$1
   local hash
   hash=$(cat "$src"/*.go "$src"/go.mod "$0" | sha256sum | cut -c1-16)
-  local dir="$cache/clip-conformance2/$version-$hash"
-  local out="$dir/conformance2.test" log="$dir/build.log"
-  mkdir -p "$dir"
+  local dir="$cache/clip-$name/$version-$hash"
+  local suffix="" ; [ "$kind" = test ] && suffix=.test
+  local out="$dir/$name$suffix" log="$dir/build.log" copy=".work/bin/$name-$version$suffix"
+  mkdir -p "$dir" .work/bin
   (
     flock 9
-    mkdir -p .work/bin
     if [ "$force" -eq 0 ] && [ -x "$out" ]; then
-      install -m 0755 "$out" ".work/bin/conformance2-$version.test"
+      install -m 0755 "$out" "$copy"
       echo "up to date: $out"
       exit 0
     fi
     local start=$SECONDS
     cp "$src/go.mod" "$dir/go.mod"
     rm -f "$dir/go.sum"
+    local build=(build -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
+    [ "$kind" = test ] && build=(test -c -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
     if (cd "$src" && "$go" mod edit -modfile="$dir/go.mod" -require="$containerd_mod@$version" &&
         "$go" mod tidy -modfile="$dir/go.mod" &&
         got=$("$go" list -modfile="$dir/go.mod" -m -f '{{.Version}}' "$containerd_mod") &&
         { [ "$got" = "$version" ] || { echo "tidy selected $containerd_mod $got, not $version"; false; }; } &&
-        "$go" test -c -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .) >"$log" 2>&1; then
+        "$go" "${build[@]}") >"$log" 2>&1; then
       mv "$out.tmp" "$out"
-      install -m 0755 "$out" ".work/bin/conformance2-$version.test"
+      install -m 0755 "$out" "$copy"
       echo "built: $out ($((SECONDS - start)) s)"
     else
-      echo "build-go-modules: FAILED to build integration/go/conformance2 against module $containerd_mod $version (log $log):" >&2
+      echo "build-go-modules: FAILED to build integration/go/$name against module $containerd_mod $version (log $log):" >&2
       tail -40 "$log" >&2
       exit 1
     fi
-  ) 9>"$dir/.lock" || failures+=("integration/go/conformance2 with $containerd_mod@$version")
+  ) 9>"$dir/.lock" || failures+=("integration/go/$name with $containerd_mod@$version")
 }
 
 if [ "$print" -eq 1 ]; then
@@ -135,18 +139,16 @@ fi
 
 for v in ${pin[CONTAINERD2_VERSIONS]}; do
   x="-s -w -X $containerd_mod/version.Version=$v -X $containerd_mod/version.Package=$containerd_mod"
-  install "$containerd_mod" "$v" "$containerd_mod/cmd/containerd" "$containerd_tags" "$x"
-  install "$containerd_mod" "$v" "$containerd_mod/cmd/ctr" "$containerd_tags" "$x"
-  install "$containerd_mod" "$v" "$containerd_mod/cmd/containerd-shim-runc-v2" "$containerd_tags no_grpc" "$x"
+  go_install "$containerd_mod" "$v" "$containerd_mod/cmd/containerd" "$containerd_tags" "$x"
+  go_install "$containerd_mod" "$v" "$containerd_mod/cmd/ctr" "$containerd_tags" "$x"
+  go_install "$containerd_mod" "$v" "$containerd_mod/cmd/containerd-shim-runc-v2" "$containerd_tags no_grpc" "$x"
 done
 v=${pin[CRI_TOOLS_VERSION]}
-install sigs.k8s.io/cri-tools "$v" sigs.k8s.io/cri-tools/cmd/crictl "" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v"
-v=${pin[NERDCTL_VERSION]}
-install github.com/containerd/nerdctl/v2 "$v" github.com/containerd/nerdctl/v2/cmd/nerdctl "no_btrfs" \
-  "-s -w -X github.com/containerd/nerdctl/v2/pkg/version.Version=$v"
-if [ -f integration/go/conformance2/go.mod ]; then
-  for v in ${pin[CONTAINERD2_VERSIONS]}; do conformance2 "$v"; done
-fi
+go_install sigs.k8s.io/cri-tools "$v" sigs.k8s.io/cri-tools/cmd/crictl "" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v"
+for v in ${pin[CONTAINERD2_VERSIONS]}; do
+  module_harness conformance2 test "$v"
+  module_harness transferpull bin "$v"
+done
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "build-go-modules: failed: ${failures[*]}" >&2

@@ -25,21 +25,47 @@ npx tap --disable-coverage --reporter=tap --timeout=300 'build/snapshotter/test/
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_tap .work/test-logs/unit.tap
 
+# count_go_test LOG: add go test -v results (one line per test and subtest).
+count_go_test() {
+  local p f s
+  p=$(grep -cE '^\s+--- PASS' "$1")
+  f=$(grep -cE '^\s*--- FAIL' "$1")
+  s=$(grep -cE '^\s+--- SKIP' "$1")
+  [ "$p" -gt 0 ] || { f=$((f + 1)); echo "$2 ran no test" >&2; }
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
 stage "go tools"
-if bash integration/scripts/build-go-tools.sh > .work/test-logs/go-tools.log 2>&1; then
+if bash integration/scripts/build-go-tools.sh --no-modules > .work/test-logs/go-tools.log 2>&1; then
   stage "conformance suite (containerd 1.6 snapshots/testsuite)"
   bash integration/scripts/run-conformance.sh 2>&1 | tee .work/test-logs/conformance.log
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  p=$(grep -cE '^\s+--- PASS' .work/test-logs/conformance.log)
-  f=$(grep -cE '^\s*--- FAIL' .work/test-logs/conformance.log)
-  s=$(grep -cE '^\s+--- SKIP' .work/test-logs/conformance.log)
-  [ "$p" -gt 0 ] || { f=$((f + 1)); echo "conformance suite ran no test" >&2; }
-  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  count_go_test .work/test-logs/conformance.log "conformance suite (1.6)"
 else
   cat .work/test-logs/go-tools.log
   echo "building the Go test tools failed" >&2
   status=1 failed=$((failed + 1))
 fi
+
+stage "go modules (containerd 2.x, crictl, nerdctl; pinned in integration/go-modules.env)"
+started=$SECONDS
+if bash integration/scripts/build-go-modules.sh > .work/test-logs/go-modules.log 2>&1; then
+  echo "go modules ready ($((SECONDS - started)) s)"
+else
+  cat .work/test-logs/go-modules.log
+  echo "building the Go module components failed (see above for the module and version)" >&2
+  status=1 failed=$((failed + 1))
+fi
+bash integration/scripts/build-go-modules.sh --print-versions
+for v in $(sed -nE 's/^CONTAINERD2_VERSIONS=//p' integration/go-modules.env); do
+  [ -x ".work/bin/conformance2-$v.test" ] || continue
+  stage "conformance suite (containerd $v core/snapshots/testsuite)"
+  started=$SECONDS
+  bash integration/scripts/run-conformance2.sh "$v" 2>&1 | tee ".work/test-logs/conformance2-$v.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  count_go_test ".work/test-logs/conformance2-$v.log" "conformance suite ($v)"
+  echo "conformance $v: $((SECONDS - started)) s"
+done
 
 stage "integration tests (real containerd, runc, registry)"
 # The clip index is also checked against a real Debian root file system (debootstrap, ~1 min).

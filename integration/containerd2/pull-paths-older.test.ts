@@ -1,0 +1,9 @@
+/**
+ * Every pull path into clip on the older containerd 2.x of integration/go-modules.env
+ * (CONTAINERD2_VERSIONS entry 1): lazy where containerd lets it be, rootfs identical to overlayfs.
+ */
+import t from 'tap';
+import { pullPathsSuite } from './pull-suite.js';
+
+t.setTimeout(1_200_000);
+await pullPathsSuite(t, 1);
