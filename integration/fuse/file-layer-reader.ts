@@ -23,7 +23,7 @@ export class FileLayerReader implements LayerReader {
 
   async read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
     this.reads++;
-    if (this.failReads) throw unavailable('TEST_READ_FAILED', `layer ${this.layer.diffId} read at ${offset}`);
+    if (this.failReads) throw unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${this.layer.diffId} read at ${offset}`);
     const { bytesRead } = await this.#fh.read(buf, bufOffset, length, offset);
     return bytesRead;
   }

@@ -12,7 +12,7 @@ import { ClipArtifactFinder } from './artifact-finder.js';
 import { boundedMap } from './bounded-map.js';
 import { repoName } from './find-indexes.js';
 import { readDiffIds } from './image-config.js';
-import { ARTIFACT_ERROR_CODES, MAX_INDEX_BLOB_BYTES } from './media-types.js';
+import { MAX_INDEX_BLOB_BYTES } from './media-types.js';
 import { decodeCheckpointTable, isPackedTable, packWindows } from '../zran/index.js';
 import type { ArtifactRegistry, IndexArtifact, IndexProgress, ImageIndexes, LayerIndexResult } from './types.js';
 
@@ -43,7 +43,7 @@ interface LayerJob {
 /** Build (or reuse) the clip index of every layer of `imageRef`'s platform manifest. */
 export async function buildImageIndexes(client: ArtifactRegistry, imageRef: string | ImageReference, opts: BuildImageIndexesOptions = {}): Promise<ImageIndexes> {
   const concurrency = opts.concurrency ?? 3;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw invalidArgument(ARTIFACT_ERROR_CODES.badConcurrency, `concurrency ${concurrency}: must be a positive integer`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw invalidArgument('CLIP_ARTIFACT_BAD_CONCURRENCY', `concurrency ${concurrency}: must be a positive integer`);
   const signal = opts.signal;
   const image = await client.resolveImage(imageRef, { ...(opts.platform ? { platform: opts.platform } : {}), ...(signal ? { signal } : {}) });
   const repo = toRepositoryRef(image.reference);
@@ -83,7 +83,7 @@ async function reuseLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
     const decoded = decodeIndex(index, ctx.limits);
     const meta = decoded.meta;
     if (meta.compressedDigest !== layer.digest || meta.diffId !== diffId) {
-      throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `index ${found.digest} describes ${meta.compressedDigest} (${meta.diffId})`);
+      throw dataCorrupt('CLIP_ARTIFACT_DIFF_ID_MISMATCH', `index ${found.digest} describes ${meta.compressedDigest} (${meta.diffId})`);
     }
     // A reused index's window pack is listed again in any new artifact, so it is fetched (and checked).
     const table = decoded.gzipCheckpoints;
@@ -106,7 +106,7 @@ async function buildLayer(ctx: Ctx, job: LayerJob, signal: AbortSignal): Promise
   const observer = ctx.compressedObserver?.();
   const built = await buildIndex(counted, { compressedDigest: layer.digest, signal, logger: ctx.log, limits: ctx.limits, ...(observer ? { compressedObserver: observer } : {}) });
   if (built.meta.diffId !== job.diffId) {
-    throw dataCorrupt(ARTIFACT_ERROR_CODES.diffIdMismatch, `layer ${layer.digest}: uncompressed digest ${built.meta.diffId}, image config says ${job.diffId}`);
+    throw dataCorrupt('CLIP_ARTIFACT_DIFF_ID_MISMATCH', `layer ${layer.digest}: uncompressed digest ${built.meta.diffId}, image config says ${job.diffId}`);
   }
   // Published indexes keep gzip windows in a separate pack that a cold node range-reads.
   const packed = built.gzipCheckpoints && !isPackedTable(built.gzipCheckpoints) ? packWindows(built.gzipCheckpoints) : undefined;

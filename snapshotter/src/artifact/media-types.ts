@@ -30,10 +30,3 @@ export const INDEX_FORMAT_VERSION: number = CLIP_INDEX_VERSION;
 
 /** Index blobs larger than this are refused when fetched (a 1M-entry layer needs far less). */
 export const MAX_INDEX_BLOB_BYTES = 256 * 1024 * 1024;
-
-/** Error codes of this module. */
-export const ARTIFACT_ERROR_CODES = {
-  diffIdMismatch: 'CLIP_ARTIFACT_DIFF_ID_MISMATCH',
-  notAnImage: 'CLIP_ARTIFACT_NOT_AN_IMAGE',
-  badConcurrency: 'CLIP_ARTIFACT_BAD_CONCURRENCY',
-} as const;

@@ -3,7 +3,7 @@
  * without '.' or empty components; '' is the root. Anything that could escape the layer root is
  * rejected rather than repaired.
  */
-import { invalidArgument } from '../errors/index.js';
+import { invalidArgument, type CodeOf } from '../errors/index.js';
 
 /** Longest path (in UTF-8 bytes) the index accepts; Linux PATH_MAX. */
 export const MAX_PATH_BYTES = 4096;
@@ -35,6 +35,6 @@ export function baseOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-function bad(code: string, what: string, raw: string, detail: string): Error {
+function bad(code: CodeOf<'invalid_argument'>, what: string, raw: string, detail: string): Error {
   return invalidArgument(code, `tar entry ${what} ${JSON.stringify(raw)} ${detail}`);
 }

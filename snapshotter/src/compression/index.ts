@@ -1,5 +1,5 @@
 export { detectCompression } from './compression.js';
 export type { Compression } from './compression.js';
-export { DECOMPRESS_FAILED, decompressFailed } from './decompress-error.js';
+export { decompressFailed } from './decompress-error.js';
 export { createDecompressor } from './decompressor.js';
 export { sniff } from './sniff.js';

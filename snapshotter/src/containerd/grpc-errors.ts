@@ -1,9 +1,9 @@
 /** Map gRPC status codes from containerd's API back to ClipError kinds (containerd's errdefs). */
 import { status as Status } from '@grpc/grpc-js';
-import { ClipError, type ErrorKind } from '../errors/index.js';
+import { ClipError, type CodeOf, type ErrorKind } from '../errors/index.js';
 
 /** Stable codes for failures reported by containerd, one per kind. */
-export const CONTAINERD_ERROR_CODES: Readonly<Record<ErrorKind, string>> = {
+export const CONTAINERD_ERROR_CODES: { readonly [K in ErrorKind]: CodeOf<K> } = {
   not_found: 'CLIP_CONTAINERD_NOT_FOUND',
   already_exists: 'CLIP_CONTAINERD_ALREADY_EXISTS',
   failed_precondition: 'CLIP_CONTAINERD_FAILED_PRECONDITION',

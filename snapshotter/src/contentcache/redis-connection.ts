@@ -7,7 +7,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { CONTENT_CACHE_ERROR_CODES as CODES } from './errors.js';
 
 /** How to reach Redis. */
 export interface RedisEndpoint {
@@ -36,7 +35,7 @@ export function parseRedisAddress(text: string): RedisAddress {
   const m = ADDRESS.exec(text);
   const port = Number(m?.[3]);
   if (!m?.[2] || !(port > 0 && port < 65536)) {
-    throw invalidArgument(CODES.badOptions, `content cache address "${text}" must be host:port, redis://host:port or rediss://host:port`);
+    throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache address "${text}" must be host:port, redis://host:port or rediss://host:port`);
   }
   return { host: m[2].replace(/^\[|\]$/g, ''), port, tls: m[1] === 'rediss' };
 }
@@ -53,7 +52,7 @@ export class RedisConnection {
   #connecting: Promise<void> | undefined;
 
   constructor(endpoint: RedisEndpoint, log: Logger) {
-    if (endpoint.addresses.length === 0) throw invalidArgument(CODES.badOptions, 'content cache backend "redis" needs at least one address');
+    if (endpoint.addresses.length === 0) throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', 'content cache backend "redis" needs at least one address');
     const nodes = endpoint.addresses.map(parseRedisAddress);
     const tls = endpoint.tls || nodes.some((n) => n.tls) ? {} : undefined;
     this.#timeoutMs = endpoint.timeoutMs;
@@ -105,7 +104,7 @@ export class RedisConnection {
   /** An `unavailable` error mentioning the last connection error (never credentials). */
   unavailable(what: string, cause?: unknown): Error {
     const last = this.#lastError && !what.includes(this.#lastError) ? ` (last error: ${this.#lastError})` : '';
-    return unavailable(CODES.unavailable, `content cache ${what}${last}`, cause);
+    return unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', `content cache ${what}${last}`, cause);
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,6 @@ import { silentLogger, type Logger } from '../log/index.js';
 import { decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
 import { ChunkLru } from './chunk-lru.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
-import { CONTENT_CACHE_ERROR_CODES as CODES } from './errors.js';
 import { Limiter } from './limiter.js';
 import { RedisConnection, type RedisEndpoint } from './redis-connection.js';
 import { RedisKeys } from './redis-keys.js';
@@ -57,7 +56,7 @@ export class RedisContentCache implements ContentCache {
     this.#log = opts.log ?? silentLogger();
     this.chunkSizeBytes = opts.chunkSizeBytes ?? 4 << 20;
     if (!Number.isSafeInteger(this.chunkSizeBytes) || this.chunkSizeBytes <= 0) {
-      throw invalidArgument(CODES.badOptions, `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
+      throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
     }
     this.#o = { publishConcurrency: opts.publishConcurrency ?? 4, readaheadChunks: opts.readaheadChunks ?? 2, lockTtlMs: opts.lockTtlMs ?? 30_000 };
     this.#lru = new ChunkLru(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes));
@@ -68,7 +67,7 @@ export class RedisContentCache implements ContentCache {
 
   async readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined> {
     if (offset < 0 || length < 0 || bufOffset < 0 || bufOffset + length > buf.length) {
-      throw invalidArgument(CODES.badOptions, `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
+      throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
     }
     const m = await this.#manifest(key);
     if (!m) return undefined;

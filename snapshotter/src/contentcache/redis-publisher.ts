@@ -9,7 +9,6 @@ import { ClipError, invalidArgument } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { chunkCrc, encodeChunk, encodeManifest, type Manifest } from './chunk-codec.js';
 import type { StoreOptions, StoreResult } from './content-cache.js';
-import { CONTENT_CACHE_ERROR_CODES as CODES } from './errors.js';
 import { PublishLock } from './publish-lock.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -27,7 +26,7 @@ export interface PublisherContext {
 
 /** Publish `path` under `key`; see the file header for the protocol. */
 export async function publishFile(ctx: PublisherContext, key: string, path: string, size: number, opts: StoreOptions = {}): Promise<StoreResult> {
-  if (!Number.isSafeInteger(size) || size < 0) throw invalidArgument(CODES.badOptions, `store of ${key}: bad size ${size}`);
+  if (!Number.isSafeInteger(size) || size < 0) throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `store of ${key}: bad size ${size}`);
   if (await ctx.isComplete(key, size)) return { type: 'skipped', reason: 'complete' };
   const lock = await PublishLock.acquire(ctx.conn, ctx.keys.lock(key), ctx.lockTtlMs);
   if (!lock) {
@@ -40,7 +39,7 @@ export async function publishFile(ctx: PublisherContext, key: string, path: stri
     if (await ctx.isComplete(key, size)) return { type: 'skipped', reason: 'complete' };
     file = await open(path, 'r');
     const actual = (await file.stat()).size;
-    if (actual !== size) throw invalidArgument(CODES.badOptions, `store of ${key}: ${path} has ${actual} bytes, expected ${size}`);
+    if (actual !== size) throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `store of ${key}: ${path} has ${actual} bytes, expected ${size}`);
     const chunks = Math.ceil(size / ctx.chunkSizeBytes);
     const crcs = new Array<number>(chunks).fill(0);
     const storedBytes = await uploadChunks(ctx, { key, file, size, chunks, crcs, lock, opts });
@@ -93,15 +92,15 @@ async function uploadChunks(ctx: PublisherContext, u: Upload): Promise<number> {
 }
 
 function checkContinue(key: string, lock: PublishLock, signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new ClipError('unavailable', CODES.publishAborted, `store of ${key} aborted`, { cause: signal.reason });
-  if (lock.lost) throw new ClipError('unavailable', CODES.publishAborted, `store of ${key}: publish lock lost`);
+  if (signal?.aborted) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_PUBLISH_ABORTED', `store of ${key} aborted`, { cause: signal.reason });
+  if (lock.lost) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_PUBLISH_ABORTED', `store of ${key}: publish lock lost`);
 }
 
 async function readFull(file: FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
   let done = 0;
   while (done < len) {
     const { bytesRead } = await file.read(buf, done, len - done, position + done);
-    if (bytesRead === 0) throw new ClipError('unavailable', CODES.publishAborted, `file shrank while publishing (at ${position + done})`);
+    if (bytesRead === 0) throw new ClipError('unavailable', 'CLIP_CONTENT_CACHE_PUBLISH_ABORTED', `file shrank while publishing (at ${position + done})`);
     done += bytesRead;
   }
 }

@@ -3,24 +3,18 @@
  * errdefs categories) and a stable `code`; the kind is translated exactly twice: to gRPC status
  * codes in `service/` and to errno values in `fuse/`.
  */
+import type { CLIP_ERROR_KINDS, ClipErrorCode, CodeOf } from './codes.js';
+import type { ErrorKind } from './kinds.js';
 
-/** The categories callers branch on; mirrors containerd's errdefs. */
-export type ErrorKind =
-  | 'not_found'
-  | 'already_exists'
-  | 'failed_precondition'
-  | 'invalid_argument'
-  | 'unavailable'
-  | 'data_corrupt'
-  | 'unimplemented'
-  | 'internal';
+export type { ErrorKind };
 
 /** An error with a category and a stable, documented code (e.g. `CLIP_SNAPSHOT_NOT_FOUND`). */
-export class ClipError extends Error {
+export class ClipError<C extends ClipErrorCode = ClipErrorCode> extends Error {
   readonly kind: ErrorKind;
-  readonly code: string;
+  readonly code: C;
 
-  constructor(kind: ErrorKind, code: string, message: string, options?: { cause?: unknown }) {
+  /** `kind` must be the one `CLIP_ERROR_KINDS` gives `code`. */
+  constructor(kind: (typeof CLIP_ERROR_KINDS)[C], code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ClipError';
     this.kind = kind;
@@ -29,19 +23,19 @@ export class ClipError extends Error {
 }
 
 /** Shorthand constructors so call sites read as the category they raise. */
-export const notFound = (code: string, message: string, cause?: unknown): ClipError =>
+export const notFound = (code: CodeOf<'not_found'>, message: string, cause?: unknown): ClipError =>
   new ClipError('not_found', code, `${message}: not found`, { cause });
-export const alreadyExists = (code: string, message: string, cause?: unknown): ClipError =>
+export const alreadyExists = (code: CodeOf<'already_exists'>, message: string, cause?: unknown): ClipError =>
   new ClipError('already_exists', code, `${message}: already exists`, { cause });
-export const failedPrecondition = (code: string, message: string, cause?: unknown): ClipError =>
+export const failedPrecondition = (code: CodeOf<'failed_precondition'>, message: string, cause?: unknown): ClipError =>
   new ClipError('failed_precondition', code, `${message}: failed precondition`, { cause });
-export const invalidArgument = (code: string, message: string, cause?: unknown): ClipError =>
+export const invalidArgument = (code: CodeOf<'invalid_argument'>, message: string, cause?: unknown): ClipError =>
   new ClipError('invalid_argument', code, `${message}: invalid argument`, { cause });
-export const unavailable = (code: string, message: string, cause?: unknown): ClipError =>
+export const unavailable = (code: CodeOf<'unavailable'>, message: string, cause?: unknown): ClipError =>
   new ClipError('unavailable', code, `${message}: unavailable`, { cause });
-export const dataCorrupt = (code: string, message: string, cause?: unknown): ClipError =>
+export const dataCorrupt = (code: CodeOf<'data_corrupt'>, message: string, cause?: unknown): ClipError =>
   new ClipError('data_corrupt', code, `${message}: data corrupt`, { cause });
-export const internal = (code: string, message: string, cause?: unknown): ClipError =>
+export const internal = (code: CodeOf<'internal'>, message: string, cause?: unknown): ClipError =>
   new ClipError('internal', code, message, { cause });
 
 /** The first ClipError on the `cause` chain, if any. */
@@ -68,7 +62,7 @@ export function isKind(err: unknown, kind: ErrorKind): boolean {
 export function wrap(err: unknown, message: string): ClipError {
   const found = findClipError(err);
   const detail = err instanceof Error ? err.message : String(err);
-  return new ClipError(found?.kind ?? 'internal', found?.code ?? 'CLIP_INTERNAL', `${message}: ${detail}`, {
+  return new ClipError<ClipErrorCode>(found?.kind ?? 'internal', found?.code ?? 'CLIP_INTERNAL', `${message}: ${detail}`, {
     cause: err,
   });
 }

@@ -13,4 +13,6 @@ export {
   unavailable,
   wrap,
 } from './clip-error.js';
-export type { ErrorKind } from './clip-error.js';
+export { CLIP_ERROR_KINDS } from './codes.js';
+export type { ClipErrorCode, CodeOf } from './codes.js';
+export type { ErrorKind } from './kinds.js';

@@ -6,7 +6,6 @@
  */
 import { ClipError } from '../errors/index.js';
 import type { CredentialStore, Credential } from './credentials.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RegistryHost } from './hosts.js';
 import { statusError, unavailable } from './registry-errors.js';
 import { readLimited } from './response-body.js';
@@ -101,7 +100,7 @@ export class Authorizer {
       : await this.#transport.send({ url: tokenUrl(realm, ch, scopes), method: 'GET', endpoint, signal, headers: cred?.type === 'basic' ? { authorization: basicHeader(cred) } : {} });
     if (res.status === 401 || res.status === 403) {
       await res.body.dump().catch(() => undefined);
-      throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.unauthorized, `${what}: ${cred ? 'credentials refused' : 'anonymous access refused'} (HTTP ${res.status})`);
+      throw new ClipError('failed_precondition', 'CLIP_REGISTRY_UNAUTHORIZED', `${what}: ${cred ? 'credentials refused' : 'anonymous access refused'} (HTTP ${res.status})`);
     }
     if (res.status !== 200) throw await statusError(res, what);
     return parseTokenResponse(await readLimited(res.body, 1024 * 1024, what), what, started);
@@ -123,7 +122,7 @@ function parseRealm(host: RegistryHost, ch: AuthChallenge): URL {
   } catch {
     // reported below
   }
-  throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.unauthorized, `registry ${host.host}: bearer challenge without a usable realm`);
+  throw new ClipError('failed_precondition', 'CLIP_REGISTRY_UNAUTHORIZED', `registry ${host.host}: bearer challenge without a usable realm`);
 }
 
 function tokenUrl(realm: URL, ch: AuthChallenge, scopes: string[]): URL {

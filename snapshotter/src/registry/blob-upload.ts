@@ -10,7 +10,6 @@ import type { Readable } from 'node:stream';
 import { dataCorrupt, failedPrecondition } from '../errors/index.js';
 import { statBlob } from './blobs.js';
 import { parseDigest, sha256Digest } from './digest.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RegistryHost } from './hosts.js';
 import type { Descriptor } from './media-types.js';
 import type { RepositoryRef } from './reference.js';
@@ -63,7 +62,7 @@ export async function pushBlob(rq: Requester, repo: RepositoryRef, source: BlobS
   const uploaded = await uploadChunks(rq, repo, session, chunksOf(source, chunkSize), chunkSize, opts.signal);
   const expected = known?.digest ?? opts.digest;
   if (expected !== undefined && expected !== uploaded.digest) {
-    throw dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${describeRepo(repo)} push blob: content hashes to ${uploaded.digest}, expected ${expected}`);
+    throw dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${describeRepo(repo)} push blob: content hashes to ${uploaded.digest}, expected ${expected}`);
   }
   await finish(rq, repo, uploaded.session, uploaded.digest, undefined, 0, opts.signal);
   return { mediaType, digest: uploaded.digest, size: uploaded.size };
@@ -88,7 +87,7 @@ async function startSession(rq: Requester, repo: RepositoryRef, signal?: AbortSi
 
 function nextLocation(res: RepoResponse, what: string): URL {
   const location = header(res, 'location');
-  if (!location) throw failedPrecondition(REGISTRY_ERROR_CODES.unexpectedStatus, `${what}: response without Location`);
+  if (!location) throw failedPrecondition('CLIP_REGISTRY_UNEXPECTED_STATUS', `${what}: response without Location`);
   return new URL(location, res.url);
 }
 
@@ -142,7 +141,7 @@ async function patch(rq: Requester, repo: RepositoryRef, s: Session, data: Buffe
   await res.body.dump().catch(() => undefined);
   const range = header(res, 'range');
   if (range !== undefined && range.replace(/^bytes=/, '') !== `0-${end}`) {
-    throw failedPrecondition(REGISTRY_ERROR_CODES.unexpectedStatus, `${what}: registry holds ${range}`);
+    throw failedPrecondition('CLIP_REGISTRY_UNEXPECTED_STATUS', `${what}: registry holds ${range}`);
   }
   return { host: s.host, url: nextLocation(res, what) };
 }
@@ -162,6 +161,6 @@ async function finish(
   await res.body.dump().catch(() => undefined);
   const claimed = header(res, 'docker-content-digest');
   if (claimed !== undefined && claimed !== digest) {
-    throw dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${what}: registry stored ${claimed}`);
+    throw dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${what}: registry stored ${claimed}`);
   }
 }

@@ -2,7 +2,6 @@ import type { Readable, Transform } from 'node:stream';
 import { ClipError, invalidArgument } from '../errors/index.js';
 import { DigestVerifier, parseDigest, verifyDigest } from './digest.js';
 import { ExactLength } from './exact-length.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { RepositoryRef } from './reference.js';
 import { describeRepo, type Requester } from './requester.js';
 import { header } from './headers.js';
@@ -49,7 +48,7 @@ async function openBlob(rq: Requester, repo: RepositoryRef, digest: string, opts
   parseDigest(digest);
   const { range } = opts;
   if (range && (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length <= 0)) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.rejected, `blob ${digest}: bad range ${range.offset}+${range.length}`);
+    throw invalidArgument('CLIP_REGISTRY_REJECTED', `blob ${digest}: bad range ${range.offset}+${range.length}`);
   }
   const res = await rq.request({
     repo, path: `blobs/${digest}`, method: 'GET', capability: 'pull', signal: opts.signal,
@@ -62,7 +61,7 @@ async function openBlob(rq: Requester, repo: RepositoryRef, digest: string, opts
   const contentLength = numberOrUndefined(header(res, 'content-length'));
   if (opts.size !== undefined && contentLength !== undefined && contentLength !== opts.size) {
     discard(res.body);
-    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.digestMismatch, `${what}: registry sends ${contentLength} bytes, descriptor says ${opts.size}`);
+    throw new ClipError('data_corrupt', 'CLIP_REGISTRY_DIGEST_MISMATCH', `${what}: registry sends ${contentLength} bytes, descriptor says ${opts.size}`);
   }
   const size = opts.size ?? contentLength;
   return { stream: guard(res.body, new DigestVerifier(digest, what, size), what, obs), size, offset: 0, length: size };
@@ -74,7 +73,7 @@ async function rangeStream(
 ): Promise<BlobStream> {
   if (status === 200) {
     discard(body);
-    throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.rangeUnsupported, `${what}: the registry ignored the Range header and sent the whole blob`);
+    throw new ClipError('failed_precondition', 'CLIP_REGISTRY_RANGE_UNSUPPORTED', `${what}: the registry ignored the Range header and sent the whole blob`);
   }
   if (status !== 206) throw await fail();
   const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange?.trim() ?? '');
@@ -85,13 +84,13 @@ async function rangeStream(
   const endOk = end === wantEnd || (total !== undefined && wantEnd >= total && end === total - 1);
   if (!m || start !== range.offset || !endOk || end < start) {
     discard(body);
-    throw new ClipError('failed_precondition', REGISTRY_ERROR_CODES.rangeUnsupported, `${what}: wrong Content-Range "${contentRange ?? ''}"`);
+    throw new ClipError('failed_precondition', 'CLIP_REGISTRY_RANGE_UNSUPPORTED', `${what}: wrong Content-Range "${contentRange ?? ''}"`);
   }
   const length = end - start + 1;
   const declared = numberOrUndefined(contentLength);
   if (declared !== undefined && declared !== length) {
     discard(body);
-    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: Content-Length ${declared} does not match Content-Range "${contentRange ?? ''}"`);
+    throw new ClipError('data_corrupt', 'CLIP_REGISTRY_BODY_TOO_LONG', `${what}: Content-Length ${declared} does not match Content-Range "${contentRange ?? ''}"`);
   }
   return { stream: guard(body, new ExactLength(length, what), what, obs), size: total, offset: start, length };
 }

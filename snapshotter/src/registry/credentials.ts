@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { invalidArgument } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 
 /** What a registry host may be given; secrets never appear in messages or logs. */
 export type Credential =
@@ -78,7 +77,7 @@ async function loadDockerConfig(path: string): Promise<Map<string, Credential>> 
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `docker config ${path}: not valid JSON`, err);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${path}: not valid JSON`, err);
   }
   return parseDockerAuths(doc, path);
 }
@@ -89,7 +88,7 @@ export function parseDockerAuths(doc: unknown, source: string): Map<string, Cred
   const auths = (doc as { auths?: unknown } | null)?.auths;
   if (auths === undefined) return out;
   if (typeof auths !== 'object' || auths === null) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `docker config ${source}: "auths" is not an object`);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${source}: "auths" is not an object`);
   }
   for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
     const cred = parseAuthEntry(entry, `${source}: auths["${key}"]`);
@@ -105,7 +104,7 @@ function parseAuthEntry(entry: unknown, where: string): Credential | undefined {
   if (typeof e.auth === 'string' && e.auth !== '') {
     const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `docker config ${where}: "auth" is not base64 of user:password`);
+    if (colon < 0) throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${where}: "auth" is not base64 of user:password`);
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
   }

@@ -1,7 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { dataCorrupt, invalidArgument } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 
 const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 };
 
@@ -12,7 +11,7 @@ export function parseDigest(digest: string): { algorithm: 'sha256' | 'sha512'; h
   const hex = digest.slice(colon + 1);
   const len = ALGORITHMS[algorithm];
   if (colon < 0 || len === undefined || hex.length !== len || !/^[0-9a-f]+$/.test(hex)) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidDigest, `digest "${digest.slice(0, 200)}"`);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_DIGEST', `digest "${digest.slice(0, 200)}"`);
   }
   return { algorithm: algorithm as 'sha256' | 'sha512', hex };
 }
@@ -30,7 +29,7 @@ export function verifyDigest(data: Uint8Array, expected: string, what: string): 
 }
 
 function mismatch(what: string, expected: string, actual: string) {
-  return dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${what}: content hashes to ${actual}, expected ${expected}`);
+  return dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${what}: content hashes to ${actual}, expected ${expected}`);
 }
 
 /**
@@ -55,7 +54,7 @@ export class DigestVerifier extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#bytes += chunk.length;
     if (this.#expectedSize !== undefined && this.#bytes > this.#expectedSize) {
-      done(dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${this.#what}: more than the expected ${this.#expectedSize} bytes`));
+      done(dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${this.#what}: more than the expected ${this.#expectedSize} bytes`));
       return;
     }
     this.#hash.update(chunk);
@@ -65,7 +64,7 @@ export class DigestVerifier extends Transform {
   override _flush(done: TransformCallback): void {
     const actual = `${parseDigest(this.#expected).algorithm}:${this.#hash.digest('hex')}`;
     if (this.#expectedSize !== undefined && this.#bytes !== this.#expectedSize) {
-      done(dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${this.#what}: got ${this.#bytes} bytes, expected ${this.#expectedSize}`));
+      done(dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${this.#what}: got ${this.#bytes} bytes, expected ${this.#expectedSize}`));
     } else if (actual !== this.#expected) {
       done(mismatch(this.#what, this.#expected, actual));
     } else {

@@ -6,7 +6,6 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { ClipError } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import { unavailable } from './registry-errors.js';
 
 /** Passes exactly `length` bytes; more is data_corrupt (`CLIP_REGISTRY_BODY_TOO_LONG`), fewer unavailable. */
@@ -24,7 +23,7 @@ export class ExactLength extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#seen += chunk.length;
     if (this.#seen > this.#length) {
-      done(new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${this.#what}: the registry sent more than the ${this.#length} bytes asked for`));
+      done(new ClipError('data_corrupt', 'CLIP_REGISTRY_BODY_TOO_LONG', `${this.#what}: the registry sent more than the ${this.#length} bytes asked for`));
       return;
     }
     done(null, chunk);

@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { invalidArgument } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import { apiHostOf, isLoopbackHost } from './reference.js';
 
 export type HostCapability = 'pull' | 'resolve' | 'push';
@@ -68,7 +67,7 @@ export async function parseHostsToml(text: string, path: string, domain: string,
   try {
     doc = parseToml(text) as Table;
   } catch (err) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `hosts file ${path}: not valid TOML`, err);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `hosts file ${path}: not valid TOML`, err);
   }
   const defaultScheme = plainHttp || isLoopbackHost(domain) ? 'http' : 'https';
   const hosts: RegistryHost[] = [];
@@ -89,7 +88,7 @@ async function toHost(raw: string, t: Table, path: string, defaultScheme: string
   try {
     url = new URL(raw.includes('://') ? raw : `${defaultScheme}://${raw}`);
   } catch (err) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `hosts file ${path}: host "${raw}" is not a URL`, err);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `hosts file ${path}: host "${raw}" is not a URL`, err);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(path, `host "${raw}" must use http or https`);
   let apiPath = url.pathname.replace(/\/+$/, '');
@@ -130,7 +129,7 @@ async function readCas(value: unknown, path: string): Promise<string[]> {
       try {
         return await readFile(file, 'utf8');
       } catch (err) {
-        throw invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `hosts file ${path}: cannot read CA ${file}`, err);
+        throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `hosts file ${path}: cannot read CA ${file}`, err);
       }
     }),
   );
@@ -153,5 +152,5 @@ function isTable(v: unknown): v is Table {
 }
 
 function configError(path: string, why: string) {
-  return invalidArgument(REGISTRY_ERROR_CODES.invalidConfig, `hosts file ${path}: ${why}`);
+  return invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `hosts file ${path}: ${why}`);
 }

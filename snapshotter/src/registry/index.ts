@@ -7,7 +7,6 @@ export type { BlobStream, ByteRange, FetchBlobOptions } from './blobs.js';
 export { ChainedCredentials, DockerConfigCredentials, StaticCredentials, normalizeCredentialHost, parseDockerAuths } from './credentials.js';
 export type { Credential, CredentialStore } from './credentials.js';
 export { DigestVerifier, parseDigest, sha256Digest, verifyDigest } from './digest.js';
-export { REGISTRY_ERROR_CODES } from './error-codes.js';
 export { parseHostsToml, resolveHosts } from './hosts.js';
 export type { HostCapability, HostsOptions, RegistryHost } from './hosts.js';
 export { MAX_MANIFEST_BYTES, fetchManifest, parseManifest, pushManifest, referrersTag } from './manifests.js';

@@ -1,6 +1,5 @@
 import { ClipError, dataCorrupt } from '../errors/index.js';
 import { parseDigest, sha256Digest, verifyDigest } from './digest.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import {
   MANIFEST_MEDIA_TYPES,
   MEDIA_TYPE_OCI_INDEX,
@@ -40,7 +39,7 @@ export async function fetchManifest(rq: Requester, repo: RepositoryRef, referenc
   const digest = byDigest ? reference : sha256Digest(bytes);
   const claimed = header(res, 'docker-content-digest');
   if (!byDigest && claimed?.startsWith('sha256:') && claimed !== digest) {
-    throw dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${what}: content hashes to ${digest}, registry says ${claimed}`);
+    throw dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${what}: content hashes to ${digest}, registry says ${claimed}`);
   }
   return parseManifest(bytes, header(res, 'content-type'), digest, what);
 }
@@ -94,7 +93,7 @@ function checkDescriptor(d: unknown, where: string): void {
 }
 
 function invalid(message: string, cause?: unknown): ClipError {
-  return new ClipError('data_corrupt', REGISTRY_ERROR_CODES.manifestInvalid, message, { cause });
+  return new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', message, { cause });
 }
 
 /** PUT a manifest under a tag or its digest; returns its descriptor and the `OCI-Subject` header. */
@@ -111,7 +110,7 @@ export async function pushManifest(
   await res.body.dump().catch(() => undefined);
   const claimed = header(res, 'docker-content-digest');
   if (claimed !== undefined && claimed !== digest) {
-    throw dataCorrupt(REGISTRY_ERROR_CODES.digestMismatch, `${what}: registry stored ${claimed}`);
+    throw dataCorrupt('CLIP_REGISTRY_DIGEST_MISMATCH', `${what}: registry stored ${claimed}`);
   }
   return { descriptor: { mediaType, digest, size: bytes.length }, ociSubject: header(res, 'oci-subject') };
 }

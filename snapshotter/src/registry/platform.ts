@@ -1,5 +1,4 @@
 import { invalidArgument } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { Descriptor, Platform } from './media-types.js';
 
 /** The platform chosen when none is configured. */
@@ -13,7 +12,7 @@ export function parsePlatform(spec: string): Platform {
   const parts = spec.trim().toLowerCase().split('/');
   const [os, arch, variant] = parts;
   if (parts.length < 2 || parts.length > 3 || !os || !arch || (parts.length === 3 && !variant)) {
-    throw invalidArgument(REGISTRY_ERROR_CODES.invalidReference, `platform "${spec}" (want os/arch[/variant])`);
+    throw invalidArgument('CLIP_REGISTRY_INVALID_REFERENCE', `platform "${spec}" (want os/arch[/variant])`);
   }
   return normalizePlatform({ os, architecture: arch, ...(variant ? { variant } : {}) });
 }

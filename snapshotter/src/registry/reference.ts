@@ -1,5 +1,4 @@
 import { invalidArgument } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 
 /** Where a repository lives: the registry domain as users write it, and the repository path. */
 export interface RepositoryRef {
@@ -22,7 +21,7 @@ const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const MAX_NAME_LENGTH = 255;
 
 const bad = (ref: string, why: string) =>
-  invalidArgument(REGISTRY_ERROR_CODES.invalidReference, `image reference "${ref}": ${why}`);
+  invalidArgument('CLIP_REGISTRY_INVALID_REFERENCE', `image reference "${ref}": ${why}`);
 
 /**
  * Parse a reference the way containerd and docker normalise it: `alpine` is

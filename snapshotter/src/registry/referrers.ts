@@ -7,7 +7,6 @@
 import { ClipError } from '../errors/index.js';
 import { pushBlob, type BlobSource } from './blob-upload.js';
 import { parseDigest } from './digest.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import { fetchManifest, isMissing, parseManifest, pushManifest, referrersTag } from './manifests.js';
 import { EMPTY_JSON_BYTES, MEDIA_TYPE_OCI_EMPTY, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type ImageIndex, type ImageManifest } from './media-types.js';
 import type { RepositoryRef } from './reference.js';
@@ -46,7 +45,7 @@ export async function listReferrers(rq: Requester, repo: RepositoryRef, subjectD
   } else if (res.status === 200) {
     const bytes = await readLimited(res.body, 4 * 1024 * 1024, what);
     const parsed = parseManifest(bytes, MEDIA_TYPE_OCI_INDEX, subjectDigest, what);
-    if (parsed.type !== 'index') throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.manifestInvalid, `${what}: not an index`);
+    if (parsed.type !== 'index') throw new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', `${what}: not an index`);
     index = parsed.index;
   } else {
     throw await statusError(res, what);
@@ -58,7 +57,7 @@ async function readFallbackIndex(rq: Requester, repo: RepositoryRef, subjectDige
   try {
     const found = await fetchManifest(rq, repo, referrersTag(subjectDigest), signal);
     if (found.type === 'index') return found.index;
-    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.manifestInvalid, `${describeRepo(repo)} tag ${referrersTag(subjectDigest)}: not an index`);
+    throw new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', `${describeRepo(repo)} tag ${referrersTag(subjectDigest)}: not an index`);
   } catch (err) {
     if (isMissing(err)) return { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [] };
     throw err;
@@ -97,7 +96,7 @@ export async function pushArtifact(rq: Requester, opts: PushArtifactOptions): Pr
 
 function requirePath(blob: ArtifactBlob): string {
   if (blob.path === undefined) {
-    throw new ClipError('invalid_argument', REGISTRY_ERROR_CODES.rejected, `artifact blob ${blob.mediaType}: neither data nor path given`);
+    throw new ClipError('invalid_argument', 'CLIP_REGISTRY_REJECTED', `artifact blob ${blob.mediaType}: neither data nor path given`);
   }
   return blob.path;
 }

@@ -9,7 +9,6 @@ import { Authorizer } from './authorizer.js';
 import { pushBlob, type BlobSource, type PushBlobOptions } from './blob-upload.js';
 import { fetchBlob, fetchBlobBytes, statBlob, type BlobStream, type FetchBlobOptions } from './blobs.js';
 import { ChainedCredentials, DockerConfigCredentials, StaticCredentials, type Credential, type CredentialStore } from './credentials.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import { resolveHosts, type RegistryHost } from './hosts.js';
 import { fetchManifest, pushManifest, type FetchedManifest } from './manifests.js';
 import type { Descriptor, ImageManifest, Platform } from './media-types.js';
@@ -108,11 +107,11 @@ export class RegistryClient implements Requester {
     if (root.type === 'manifest') return { reference: r, root: root.descriptor, descriptor: root.descriptor, manifest: root.manifest };
     const picked = selectPlatformManifest(root.index.manifests, platform);
     if (!picked) {
-      throw new ClipError('not_found', REGISTRY_ERROR_CODES.platformNotFound, `image ${formatReference(r)}: no manifest for platform ${formatPlatform(platform)}: not found`);
+      throw new ClipError('not_found', 'CLIP_REGISTRY_PLATFORM_NOT_FOUND', `image ${formatReference(r)}: no manifest for platform ${formatPlatform(platform)}: not found`);
     }
     const child = await fetchManifest(this, r, picked.digest, opts.signal);
     if (child.type !== 'manifest') {
-      throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.manifestInvalid, `image ${formatReference(r)}: ${picked.digest} is a nested index`);
+      throw new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', `image ${formatReference(r)}: ${picked.digest} is a nested index`);
     }
     return { reference: r, root: root.descriptor, descriptor: child.descriptor, manifest: child.manifest };
   }

@@ -1,6 +1,5 @@
 /** Reading registry response bodies: whole but bounded, or abandoned cleanly. */
 import { ClipError } from '../errors/index.js';
-import { REGISTRY_ERROR_CODES } from './error-codes.js';
 import type { HttpResponse, ResponseBody } from './http.js';
 
 /** Abandon a response body without an unhandled 'aborted' error. */
@@ -17,7 +16,7 @@ export async function readLimited(body: ResponseBody, maxBytes: number, what: st
   const declared = Number(headers?.['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     discard(body);
-    throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: Content-Length ${declared} is larger than ${maxBytes} bytes`);
+    throw new ClipError('data_corrupt', 'CLIP_REGISTRY_BODY_TOO_LONG', `${what}: Content-Length ${declared} is larger than ${maxBytes} bytes`);
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -25,7 +24,7 @@ export async function readLimited(body: ResponseBody, maxBytes: number, what: st
     total += chunk.length;
     if (total > maxBytes) {
       discard(body);
-      throw new ClipError('data_corrupt', REGISTRY_ERROR_CODES.bodyTooLong, `${what}: larger than ${maxBytes} bytes`);
+      throw new ClipError('data_corrupt', 'CLIP_REGISTRY_BODY_TOO_LONG', `${what}: larger than ${maxBytes} bytes`);
     }
     chunks.push(chunk);
   }

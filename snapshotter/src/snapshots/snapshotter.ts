@@ -142,7 +142,7 @@ export class Snapshotter {
     }
     const p = this.#store.get(parent);
     if (!p) throw notFound('CLIP_PARENT_NOT_FOUND', `parent snapshot "${parent}"`);
-    if (p.kind !== Kind.Committed) throw failedPrecondition('CLIP_PARENT_NOT_COMMITTED', `parent "${parent}" is not a committed snapshot`);
+    if (p.kind !== Kind.Committed) throw failedPrecondition('CLIP_COMMIT_PARENT_NOT_COMMITTED', `parent "${parent}" is not a committed snapshot`);
     return p.id;
   }
 

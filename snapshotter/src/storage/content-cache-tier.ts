@@ -11,7 +11,6 @@
 import type { ContentCache, StoreResult } from '../contentcache/index.js';
 import { isKind, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import type { LayerRef } from './layer-reader.js';
 
 /** What a ContentCache failure means for a read. */
@@ -96,7 +95,7 @@ export class ContentCacheTier {
       this.stats.failures++;
       this.#failed(err);
       if (this.#policy === 'error') {
-        throw unavailable(CODES.contentCacheUnavailable, `content cache ${this.cache.name} for layer ${ref.diffId}`, err);
+        throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', `content cache ${this.cache.name} for layer ${ref.diffId}`, err);
       }
       this.#warnDown(ref, err);
       return undefined;
@@ -146,7 +145,7 @@ export class ContentCacheTier {
   #skip(ref: LayerRef): undefined {
     this.stats.skipped++;
     if (this.#policy === 'error') {
-      throw unavailable(CODES.contentCacheUnavailable, `content cache ${this.cache.name} for layer ${ref.diffId} (circuit open)`);
+      throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', `content cache ${this.cache.name} for layer ${ref.diffId} (circuit open)`);
     }
     return undefined;
   }

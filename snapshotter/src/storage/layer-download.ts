@@ -18,7 +18,6 @@ import { ClipError, dataCorrupt, isKind, messageOf, unavailable } from '../error
 import type { Logger } from '../log/index.js';
 import { createDecompressor, decompressFailed, detectCompression, sniff, type Compression } from '../compression/index.js';
 import type { BlobSource } from './blob-source.js';
-import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
 import {
@@ -111,7 +110,7 @@ export class LayerDownload {
 
   /** Stop the download (store shutdown); waiters reject `unavailable`. */
   abort(): void {
-    this.#abort.abort(unavailable(CODES.fetchFailed, `download of layer ${this.#o.ref.diffId} aborted`));
+    this.#abort.abort(unavailable('CLIP_LAYER_FETCH_FAILED', `download of layer ${this.#o.ref.diffId} aborted`));
   }
 
   #waitFor(end: number, signal: AbortSignal): Promise<void> {
@@ -141,7 +140,7 @@ export class LayerDownload {
   }
 
   #failure(): ClipError {
-    return this.#state.type === 'failed' ? this.#state.error : unavailable(CODES.fetchFailed, 'layer file closed');
+    return this.#state.type === 'failed' ? this.#state.error : unavailable('CLIP_LAYER_FETCH_FAILED', 'layer file closed');
   }
 
   async #run(): Promise<DownloadedLayer> {
@@ -192,7 +191,7 @@ export class LayerDownload {
     let stall: NodeJS.Timeout | undefined;
     const armStall = () => {
       clearTimeout(stall);
-      stall = setTimeout(() => ac.abort(unavailable(CODES.fetchFailed, `layer ${ref.diffId}: no data for ${stallTimeoutMs} ms`)), stallTimeoutMs);
+      stall = setTimeout(() => ac.abort(unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${ref.diffId}: no data for ${stallTimeoutMs} ms`)), stallTimeoutMs);
     };
     try {
       armStall();
@@ -232,7 +231,7 @@ export class LayerDownload {
     const end = start + chunk.length;
     const { ref } = this.#o;
     if (end > ref.uncompressedSize) {
-      throw dataCorrupt(CODES.sizeMismatch, `layer ${ref.diffId} is longer than its declared ${ref.uncompressedSize} bytes`);
+      throw dataCorrupt('CLIP_LAYER_SIZE_MISMATCH', `layer ${ref.diffId} is longer than its declared ${ref.uncompressedSize} bytes`);
     }
     if (end <= this.#written || this.#fh === undefined) return;
     const skip = Math.max(0, this.#written - start);
@@ -244,10 +243,10 @@ export class LayerDownload {
   #verify(produced: number, hex: string): void {
     const { ref } = this.#o;
     if (produced !== ref.uncompressedSize) {
-      throw dataCorrupt(CODES.sizeMismatch, `layer ${ref.diffId}: ${produced} bytes, expected ${ref.uncompressedSize}`);
+      throw dataCorrupt('CLIP_LAYER_SIZE_MISMATCH', `layer ${ref.diffId}: ${produced} bytes, expected ${ref.uncompressedSize}`);
     }
     if (`sha256:${hex}` !== ref.diffId) {
-      throw dataCorrupt(CODES.digestMismatch, `layer ${ref.digest}: uncompressed sha256:${hex}, expected ${ref.diffId}`);
+      throw dataCorrupt('CLIP_LAYER_DIFF_ID_MISMATCH', `layer ${ref.digest}: uncompressed sha256:${hex}, expected ${ref.diffId}`);
     }
   }
 
@@ -280,7 +279,7 @@ function classify(err: unknown, ref: LayerRef): unknown {
 
 /** Reads see `data_corrupt` for bad bytes and `unavailable` for everything else. */
 function toReadError(err: unknown, ref: LayerRef): ClipError {
-  if (err instanceof ClipError && (err.kind === 'data_corrupt' || err.code === CODES.fetchFailed)) return err;
+  if (err instanceof ClipError && (err.kind === 'data_corrupt' || err.code === 'CLIP_LAYER_FETCH_FAILED')) return err;
   if (isKind(err, 'data_corrupt')) return decompressFailed(messageOf(err), err);
-  return unavailable(CODES.fetchFailed, `layer ${ref.digest} from ${ref.ref}: ${messageOf(err)}`, err);
+  return unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${ref.digest} from ${ref.ref}: ${messageOf(err)}`, err);
 }

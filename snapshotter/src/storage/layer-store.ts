@@ -21,7 +21,6 @@ import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
 import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.js';
 import { DiskCache, hashFile } from './disk-cache.js';
-import { STORAGE_ERROR_CODES as CODES } from './errors.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
@@ -101,9 +100,9 @@ export class LayerStore implements LayerReaderHost {
 
   constructor(opts: LayerStoreOptions) {
     if (opts.contentCache === undefined || opts.contentCache === null) {
-      throw invalidArgument(CODES.badOptions, 'LayerStore needs a contentCache (pass NoContentCache to run without one)');
+      throw invalidArgument('CLIP_STORAGE_BAD_OPTIONS', 'LayerStore needs a contentCache (pass NoContentCache to run without one)');
     }
-    if (!opts.blobs) throw invalidArgument(CODES.badOptions, 'LayerStore needs a blob source');
+    if (!opts.blobs) throw invalidArgument('CLIP_STORAGE_BAD_OPTIONS', 'LayerStore needs a blob source');
     this.#log = opts.log ?? silentLogger();
     const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
     this.#o = {
@@ -158,7 +157,7 @@ export class LayerStore implements LayerReaderHost {
 
   /** A reader for one layer; the layer is pinned (never evicted) until every reader is closed. */
   open(ref: LayerRef): LayerReader {
-    if (!this.#started) throw failedPrecondition(CODES.notStarted, 'LayerStore.open before start()');
+    if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.open before start()');
     const hex = hexOf(ref.diffId);
     let st = this.#layers.get(hex);
     if (!st) {
@@ -184,15 +183,15 @@ export class LayerStore implements LayerReaderHost {
     } catch (err) {
       cause = err;
     }
-    throw unavailable(CODES.layerUnavailable, `layer ${ref.digest} (${ref.diffId}) is not on disk, in the content cache or in ${ref.ref}`, cause);
+    throw unavailable('CLIP_LAYER_UNAVAILABLE', `layer ${ref.digest} (${ref.diffId}) is not on disk, in the content cache or in ${ref.ref}`, cause);
   }
 
   /** The three-tier read; see LayerReader.read. */
   async readLayer(hex: string, buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
     const st = this.#layers.get(hex);
-    if (!st) throw failedPrecondition(CODES.notStarted, `layer ${hex} is not open`);
+    if (!st) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', `layer ${hex} is not open`);
     if (offset < 0 || length < 0 || bufOffset < 0 || bufOffset + length > buf.length) {
-      throw invalidArgument(CODES.badRange, `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
+      throw invalidArgument('CLIP_LAYER_BAD_RANGE', `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
     }
     const len = Math.min(length, st.ref.uncompressedSize - offset);
     if (len <= 0) return 0;
@@ -333,9 +332,9 @@ export class LayerStore implements LayerReaderHost {
     } catch (err) {
       if (err instanceof ClipError) throw err;
       if (signal.aborted) {
-        throw unavailable(CODES.readTimeout, `layer ${st.ref.diffId}: bytes ${offset}+${len} not available within ${this.#o.readTimeoutMs} ms`, err);
+        throw unavailable('CLIP_LAYER_READ_TIMEOUT', `layer ${st.ref.diffId}: bytes ${offset}+${len} not available within ${this.#o.readTimeoutMs} ms`, err);
       }
-      throw unavailable(CODES.fetchFailed, `layer ${st.ref.diffId}: ${messageOf(err)}`, err);
+      throw unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${st.ref.diffId}: ${messageOf(err)}`, err);
     }
   }
 
@@ -454,6 +453,6 @@ export class LayerStore implements LayerReaderHost {
 
 function hexOf(diffId: string): string {
   const m = DIFF_ID.exec(diffId);
-  if (!m?.[1]) throw invalidArgument(CODES.badOptions, `diffID ${diffId} is not sha256:<64 hex>`);
+  if (!m?.[1]) throw invalidArgument('CLIP_STORAGE_BAD_OPTIONS', `diffID ${diffId} is not sha256:<64 hex>`);
   return m[1];
 }

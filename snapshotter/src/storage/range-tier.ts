@@ -263,7 +263,7 @@ export class RangeTier {
       await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle(), this.#clock);
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
-      if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIGEST_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
+      if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIFF_ID_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
       await this.#o.adopt(ref, path);
       this.#log.info({ layer: ref.digest, diff_id: ref.diffId, bytes: layer.fetchedBytes, duration_ms: Date.now() - started }, 'layer completed from range reads');
       st.disabled = true;

@@ -1,6 +1,5 @@
 /** The handle `LayerStore.open` returns: forwards to the store and releases its pin once. */
 import { failedPrecondition } from '../errors/index.js';
-import { STORAGE_ERROR_CODES } from './errors.js';
 import type { LayerReader, LayerRef } from './layer-reader.js';
 
 /** What a reader needs from its store; keeps the reader free of the store's internals. */
@@ -40,4 +39,4 @@ export class StoreLayerReader implements LayerReader {
 }
 
 const closedError = (layer: LayerRef) =>
-  failedPrecondition(STORAGE_ERROR_CODES.notStarted, `layer ${layer.diffId}: reader is closed`);
+  failedPrecondition('CLIP_STORAGE_NOT_STARTED', `layer ${layer.diffId}: reader is closed`);

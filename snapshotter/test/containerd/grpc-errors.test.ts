@@ -33,6 +33,6 @@ t.test('fromGrpcError keeps details, names the operation and has a stable code',
 
 t.test('errors without a gRPC code are internal; ClipErrors pass through', async (t) => {
   t.equal(fromGrpcError(new Error('boom'), 'x').kind, 'internal');
-  const mine = notFound('CLIP_X', 'thing');
+  const mine = notFound('CLIP_SNAPSHOT_NOT_FOUND', 'thing');
   t.equal(fromGrpcError(mine, 'x'), mine);
 });

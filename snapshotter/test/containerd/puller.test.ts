@@ -19,7 +19,7 @@ function fixture(n = 3) {
     host: 'reg.test:5000',
     repository: 'team/app',
     getManifest: async () => ({ digest: sha(manifest), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: manifest }),
-    getBlob: async (d) => (d === sha(config) ? config : Promise.reject(notFound('X', d))),
+    getBlob: async (d) => (d === sha(config) ? config : Promise.reject(notFound('CLIP_CONTAINERD_NOT_FOUND', d))),
     openBlob: async function* (d) {
       const b = blobs.find((x) => sha(x) === d);
       if (b) yield b;
@@ -58,7 +58,7 @@ function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: 
     },
     createImage: async (img) => {
       rec('createImage', img);
-      if (opts.imageExists) throw alreadyExists('X', img.name);
+      if (opts.imageExists) throw alreadyExists('CLIP_CONTAINERD_ALREADY_EXISTS', img.name);
       return img;
     },
     updateImage: async (img) => {
@@ -66,7 +66,7 @@ function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: 
       return img;
     },
     statSnapshot: async (_sn, key) => {
-      if (!snapshots.has(key)) throw notFound('X', key);
+      if (!snapshots.has(key)) throw notFound('CLIP_CONTAINERD_NOT_FOUND', key);
       return { name: key, parent: '', kind: 'committed', labels: {} };
     },
     prepareSnapshot: async (sn, key, parent, labels) => {
@@ -78,7 +78,7 @@ function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: 
         } else {
           snapshots.add(chains[i] as string);
         }
-        throw alreadyExists('X', key);
+        throw alreadyExists('CLIP_CONTAINERD_ALREADY_EXISTS', key);
       }
       return [{ type: 'bind', source: `/s/${i}`, options: ['rw'] }] as ContainerdMount[];
     },

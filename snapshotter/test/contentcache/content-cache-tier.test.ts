@@ -58,7 +58,7 @@ t.test('misses and non-outage errors do not trip the breaker', async (t) => {
   t.equal(tier.breakerState, 'closed');
   t.match(tier.stats, { misses: 6, failures: 0 });
   cc.readInto = async () => {
-    throw unavailable('X', 'down');
+    throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', 'down');
   };
   await read(tier);
   t.equal(tier.breakerState, 'open', 'threshold 1');
@@ -76,7 +76,7 @@ t.test('publish logs: storing, stored (hash, bytes), skipped, failed', async (t)
   await tier.publish(ref, '/x', 100);
   t.match(records.find((r) => r['msg'] === 'store skipped'), { reason: 'locked' });
   cc.storeFile = async () => {
-    throw unavailable('X', 'redis down');
+    throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', 'redis down');
   };
   await tier.publish(ref, '/x', 100);
   t.match(records.find((r) => r['msg'] === 'store failed'), { bytes: 100, err: /redis down/ });

@@ -20,7 +20,7 @@ function fakeReader(): LayerReader & { calls: Array<[number, number]>; failNext:
       r.calls.push([length, offset]);
       if (r.failNext > 0) {
         r.failNext--;
-        throw unavailable('TEST_DOWN', 'registry down');
+        throw unavailable('CLIP_REGISTRY_UNAVAILABLE', 'registry down');
       }
       const n = Math.min(length, r.maxChunk, LAYER.length - offset);
       return LAYER.copy(buf, bufOffset, offset, offset + n);

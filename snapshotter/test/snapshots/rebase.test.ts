@@ -86,7 +86,7 @@ t.test('Commit parent errors follow containerd', async (t) => {
   await s.prepare('x', '', {});
   await rejects(t, s.commit('X', 'x', {}, 'missing'), 'not_found', 'CLIP_PARENT_NOT_FOUND');
   await s.prepare('act', '', {});
-  await rejects(t, s.commit('X', 'x', {}, 'act'), 'failed_precondition', 'CLIP_PARENT_NOT_COMMITTED');
+  await rejects(t, s.commit('X', 'x', {}, 'act'), 'failed_precondition', 'CLIP_COMMIT_PARENT_NOT_COMMITTED');
   t.equal((await s.stat('x')).kind, Kind.Active, 'a refused commit changes nothing');
   await s.prepare('y', 'A', {});
   await s.prepare('b', '', {});

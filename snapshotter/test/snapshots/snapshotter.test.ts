@@ -102,7 +102,7 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
   const mounted: string[] = [];
   const remote: RemoteLayers = {
     mount: async (mp, labels) => {
-      if (labels['fail']) throw unavailable('TEST', 'registry down');
+      if (labels['fail']) throw unavailable('CLIP_REGISTRY_UNAVAILABLE', 'registry down');
       if (!labels['lazy']) return undefined;
       mounted.push(mp);
       return { 'containerd.io/snapshot/clip.layer-digest': 'sha256:l' };
@@ -135,7 +135,7 @@ t.test('remote prepare protocol: mount, commit under target, already exists', as
   await s.prepare('k3', 'sha256:chain1', { 'containerd.io/snapshot.ref': 'sha256:chain3', fail: '1' });
   t.equal((await s.stat('k3')).kind, Kind.Active);
   t.equal(fallbacks.length, 1);
-  t.match(fallbacks[0], /^TEST: registry down/);
+  t.match(fallbacks[0], /^CLIP_REGISTRY_UNAVAILABLE: registry down/);
   await s.remove('k3');
   await s.remove('k2');
   await s.remove('sha256:chain1');

@@ -87,7 +87,7 @@ export class FakeBlobSource implements BlobSource {
       b.failOpens--;
       throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
     }
-    if (!blob || b.missing) throw unavailable('TEST_MISSING', `blob ${ref.digest}`);
+    if (!blob || b.missing) throw unavailable('CLIP_REGISTRY_UNAVAILABLE', `blob ${ref.digest}`);
     if (b.hangOpens && b.hangOpens > 0) {
       b.hangOpens--;
       return addAbortSignal(signal, new Readable({ read() {} }));
@@ -126,14 +126,14 @@ export class RecordingContentCache implements ContentCache {
 
   async readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined> {
     this.calls.push({ op: 'readInto', key, args: [offset, length] });
-    if (this.mode === 'unavailable') throw unavailable('TEST_CC_DOWN', 'recording cache');
+    if (this.mode === 'unavailable') throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', 'recording cache');
     const obj = this.objects.get(key);
     if (this.mode !== 'hit' || !obj) return undefined;
     return obj.copy(buf, bufOffset, offset, Math.min(obj.length, offset + length));
   }
   async has(key: string, size: number): Promise<boolean> {
     this.calls.push({ op: 'has', key, args: [size] });
-    if (this.mode === 'unavailable') throw unavailable('TEST_CC_DOWN', 'recording cache');
+    if (this.mode === 'unavailable') throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', 'recording cache');
     return this.objects.get(key)?.length === size;
   }
   async storeFile(key: string, path: string, size: number): Promise<void> {

@@ -15,7 +15,7 @@ t.test('withSpan nests, records errors and ends every span', async (t) => {
   const exp = inMemoryTracing(t);
   await withSpan('outer', { a: 1 }, async () => {
     await withSpan('inner', { b: 'x' }, async () => undefined);
-    await t.rejects(withSpan('failing', {}, async () => Promise.reject(unavailable('TEST_DOWN', 'down'))));
+    await t.rejects(withSpan('failing', {}, async () => Promise.reject(unavailable('CLIP_REGISTRY_UNAVAILABLE', 'down'))));
   });
   const spans = exp.getFinishedSpans();
   const [outer] = named(spans, 'outer');
@@ -24,7 +24,7 @@ t.test('withSpan nests, records errors and ends every span', async (t) => {
   const [failing] = named(spans, 'failing');
   t.equal(failing!.status.code, SpanStatusCode.ERROR);
   t.match(failing!.status.message, /down/);
-  t.equal(failing!.attributes['error.type'], 'TEST_DOWN');
+  t.equal(failing!.attributes['error.type'], 'CLIP_REGISTRY_UNAVAILABLE');
   t.equal(failing!.events[0]?.name, 'exception');
   t.equal(named(spans, 'inner')[0]!.status.code, SpanStatusCode.UNSET);
 });
@@ -46,8 +46,8 @@ t.test('traceRpc: server span with rpc.* attributes, a continued trace, and semc
   const traceId = '0af7651916cd43dd8448eb211c80319c';
   const carrier = { traceparent: `00-${traceId}-b7ad6b7169203331-01` };
   await traceRpc('svc.S', 'Prepare', carrier, { 'clip.snapshot.key': 'k' }, async () => 'ok', () => 2);
-  await t.rejects(traceRpc('svc.S', 'Stat', undefined, {}, async () => Promise.reject(notFound('X', 'gone')), () => 5));
-  await t.rejects(traceRpc('svc.S', 'Mounts', undefined, {}, async () => Promise.reject(unavailable('X', 'down')), () => 14));
+  await t.rejects(traceRpc('svc.S', 'Stat', undefined, {}, async () => Promise.reject(notFound('CLIP_SNAPSHOT_NOT_FOUND', 'gone')), () => 5));
+  await t.rejects(traceRpc('svc.S', 'Mounts', undefined, {}, async () => Promise.reject(unavailable('CLIP_REGISTRY_UNAVAILABLE', 'down')), () => 14));
   const [prep] = named(exp.getFinishedSpans(), 'svc.S/Prepare');
   t.equal(prep!.kind, 1 /* SERVER */);
   t.equal(prep!.spanContext().traceId, traceId, 'continues the caller trace');
