@@ -7,7 +7,7 @@
 import { isKind } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { toRepositoryRef, type Descriptor, type RepositoryRef } from '../registry/index.js';
-import { LruMap } from './lru-map.js';
+import { LruMap } from '../util/lru-map.js';
 import {
   ANNOTATION_INDEX_VERSION, ANNOTATION_LAYER_DIFF_ID, ANNOTATION_LAYER_DIGEST, CLIP_INDEX_ARTIFACT_TYPE, CLIP_INDEX_MEDIA_TYPE,
   INDEX_FORMAT_VERSION, MAX_INDEX_BLOB_BYTES,

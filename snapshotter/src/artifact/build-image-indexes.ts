@@ -9,7 +9,7 @@ import { dataCorrupt, invalidArgument, isKind, messageOf } from '../errors/index
 import { silentLogger, type Logger } from '../log/index.js';
 import { toRepositoryRef, type Descriptor, type ImageReference, type Platform, type RepositoryRef } from '../registry/index.js';
 import { ClipArtifactFinder } from './artifact-finder.js';
-import { boundedMap } from './bounded-map.js';
+import { boundedMap } from '../util/bounded-map.js';
 import { repoName } from './find-indexes.js';
 import { readDiffIds } from './image-config.js';
 import { MAX_INDEX_BLOB_BYTES } from './media-types.js';

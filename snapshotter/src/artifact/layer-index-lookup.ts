@@ -5,7 +5,7 @@
  */
 import { parseReference, type Platform } from '../registry/index.js';
 import { artifactFinderFor } from './find-indexes.js';
-import { LruMap } from './lru-map.js';
+import { LruMap } from '../util/lru-map.js';
 import type { ArtifactRegistry } from './types.js';
 
 /** What the lookup is asked for (the shape of the daemon's index request). */

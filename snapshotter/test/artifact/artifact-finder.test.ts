@@ -3,8 +3,6 @@ import {
   ANNOTATION_INDEX_VERSION, ANNOTATION_LAYER_DIGEST, CLIP_INDEX_ARTIFACT_TYPE, CLIP_INDEX_MEDIA_TYPE, ClipArtifactFinder, buildImageIndexes, createLayerIndexLookup,
   findLayerIndex, pushIndexArtifact,
 } from '../../src/artifact/index.js';
-import { LruMap } from '../../src/artifact/lru-map.js';
-import { boundedMap } from '../../src/artifact/bounded-map.js';
 import { decodeIndex } from '../../src/clip/index.js';
 import { FakeRegistry, fakeLayer, sha256 } from './fake-registry.js';
 
@@ -90,37 +88,6 @@ t.test('a caller signal aborts the wait, not the shared lookup', async (t) => {
   await t.rejects(p, /caller gone/);
   t.ok(await finder.findLayerIndex(REPO, subject, layers[0]!.digest));
   t.equal(reg.calls.findReferrers, 1);
-});
-
-t.test('LruMap evicts the least recently used entry', async (t) => {
-  const m = new LruMap<string, number>(2);
-  m.set('a', 1);
-  m.set('b', 2);
-  m.get('a');
-  m.set('c', 3);
-  t.equal(m.get('b'), undefined);
-  t.equal(m.get('a'), 1);
-  t.equal(m.size, 2);
-});
-
-t.test('boundedMap keeps order, bounds concurrency and stops at the first failure', async (t) => {
-  let inFlight = 0;
-  let max = 0;
-  const out = await boundedMap([5, 1, 4, 2, 3], 2, async (x) => {
-    max = Math.max(max, ++inFlight);
-    await new Promise((r) => setTimeout(r, x * 3));
-    inFlight--;
-    return x * 10;
-  });
-  t.same(out, [50, 10, 40, 20, 30]);
-  t.equal(max, 2);
-  const started: number[] = [];
-  await t.rejects(boundedMap([1, 2, 3, 4, 5], 1, async (x) => {
-    started.push(x);
-    if (x === 2) throw new Error('boom');
-    return x;
-  }), /boom/);
-  t.same(started, [1, 2], 'nothing starts after a failure');
 });
 
 t.test('createLayerIndexLookup resolves references without a manifest digest, once per TTL', async (t) => {
