@@ -1,7 +1,8 @@
 /**
- * The ContentCache as the read path's middle tier: range reads with the configured failure policy,
- * a circuit breaker, and background publication of verified layers with the log lines operators
- * look for.
+ * The ContentCache as the read path's middle tier, and the read path's only way to it: range reads
+ * with the configured failure policy, whole-layer checks, span sharing (best effort), and
+ * background publication of verified layers with the log lines operators look for — all behind one
+ * circuit breaker, so a dead cache is noticed once for every use.
  *
  * Breaker states: `closed` (every read asks the cache) → after `failureThreshold` consecutive
  * `unavailable` failures → `open` (reads skip the cache: a miss under the `registry` policy, an
@@ -41,6 +42,7 @@ export interface ContentCacheTierStats {
 }
 
 const WARN_EVERY_MS = 10_000;
+const SHARE_PAUSED = 'span sharing through the ContentCache paused';
 
 /** Reads and publishes through one ContentCache. */
 export class ContentCacheTier {
@@ -56,6 +58,7 @@ export class ContentCacheTier {
   #openedAtMs = 0;
   #probing = false;
   #warnedAtMs = 0;
+  #shareWarnedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(cache: ContentCache, policy: ContentCachePolicy, log: Logger, breaker: BreakerOptions = {}) {
     this.cache = cache;
@@ -98,6 +101,46 @@ export class ContentCacheTier {
         throw unavailable('CLIP_CONTENT_CACHE_UNAVAILABLE', `content cache ${this.cache.name} for layer ${ref.diffId}`, err);
       }
       this.#warnDown(ref, err);
+      return undefined;
+    } finally {
+      if (probe) this.#probing = false;
+    }
+  }
+
+  /**
+   * Whether the cache holds the whole layer (`check`, prefetch); false when it does not, when the
+   * breaker skips it, or when it fails (logged). Never throws, whatever the policy.
+   */
+  async has(ref: LayerRef): Promise<boolean> {
+    const held = await this.#bestEffort(() => this.cache.has(ref.diffId, ref.uncompressedSize), (err) => {
+      this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, 'content cache check failed');
+    });
+    return held === true;
+  }
+
+  /** A shared span (or other small blob); undefined when absent, skipped or failing. Never throws. */
+  getBlob(key: string, ref: LayerRef): Promise<Buffer | undefined> {
+    return this.#bestEffort(() => this.cache.getBlob(key), (err) => this.#warnShare(ref, err));
+  }
+
+  /** Offer a small blob in the background (best effort). */
+  putBlob(key: string, data: Buffer, ref: LayerRef): void {
+    void this.#bestEffort(() => this.cache.putBlob(key, data), (err) => this.#warnShare(ref, err));
+  }
+
+  /** A call no read depends on: skipped while the breaker is open, its outage counted, undefined on failure. */
+  async #bestEffort<T>(call: () => Promise<T>, onError: (err: unknown) => void): Promise<T | undefined> {
+    if (this.cache.name === 'none') return undefined;
+    const probe = this.#admit();
+    if (probe === undefined) return undefined;
+    try {
+      const value = await call();
+      this.#succeeded();
+      return value;
+    } catch (err) {
+      if (isKind(err, 'unavailable')) this.#failed(err);
+      else this.#succeeded();
+      onError(err);
       return undefined;
     } finally {
       if (probe) this.#probing = false;
@@ -168,6 +211,14 @@ export class ContentCacheTier {
       this.#state = 'open';
       this.#openedAtMs = this.#now();
     }
+  }
+
+  // One line per interval, like #warnDown: sharing is tried again once the breaker lets it.
+  #warnShare(ref: LayerRef, err: unknown): void {
+    const now = this.#now();
+    if (now - this.#shareWarnedAtMs < WARN_EVERY_MS) return;
+    this.#shareWarnedAtMs = now;
+    this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, SHARE_PAUSED);
   }
 
   // One line per interval: a dead cache would otherwise log once per read.

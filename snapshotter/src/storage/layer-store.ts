@@ -1,7 +1,8 @@
 /**
- * The layer read path, one per daemon: disk cache → ContentCache → registry, with one download per
- * layer at a time (single flight), reads served as soon as their range is on disk, background
- * publication of downloaded layers to the ContentCache, and LRU eviction of unpinned layers.
+ * The layer read path, one per daemon: disk cache → ContentCache → range reads → registry, with
+ * one download per layer at a time (single flight) and reads served as soon as their range is on
+ * disk. It coordinates the tiers and pins layers while something holds them; publishing
+ * (`layer-publisher.ts`) and eviction (`disk-eviction.ts`) are modules of their own.
  *
  * A layer's state lives in `#layers` only while something holds it: an open reader (a mount), a
  * download, a publish, or a disk-cache verification; a layer with no state is evictable.
@@ -14,13 +15,15 @@ import { silentLogger, type Logger } from '../log/index.js';
 import type { Clock } from '../util/clock.js';
 import {
   ATTR_CLIP_CONTENT_CACHE_BACKEND, ATTR_CLIP_DOWNLOAD_JOINED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE,
-  ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_CONTENT_CACHE_PUBLISH, SPAN_DISK_VERIFY, SPAN_READ,
+  ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_DISK_VERIFY, SPAN_READ,
   activeRecordingSpan, observeContentCache, recordRead, tracingEnabled, withSpan, type SkippedDiskReads,
 } from '../telemetry/index.js';
 import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
 import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.js';
 import { DiskCache, hashFile } from './disk-cache.js';
+import { DiskEviction } from './disk-eviction.js';
+import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
@@ -93,10 +96,12 @@ export class LayerStore implements LayerReaderHost {
   readonly #disk: DiskCache;
   readonly #layers = new Map<string, LayerState>();
   #started = false;
+  /** The one way to the ContentCache: reads, checks, span sharing and publishing share its breaker. */
   readonly #cc: ContentCacheTier;
+  readonly #publisher: LayerPublisher;
+  readonly #eviction: DiskEviction;
   /** Layers whose disk file this process has hashed or written: not hashed again on reopen. */
   readonly #verified = new Set<string>();
-  #evicting: Promise<void> = Promise.resolve();
 
   constructor(opts: LayerStoreOptions) {
     if (opts.contentCache === undefined || opts.contentCache === null) {
@@ -119,15 +124,21 @@ export class LayerStore implements LayerReaderHost {
       verifyCachedLayers: opts.verifyCachedLayers ?? true,
       rangeReads: opts.rangeReads ?? false,
     };
+    this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
+    this.#publisher = new LayerPublisher(this.#cc);
     this.#range = new RangeTier({
       dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
       completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
-      contentCache: opts.contentCache,
+      contentCache: this.#cc,
       adopt: (ref, path) => this.adopt(ref, path),
       clock: opts.clock,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
-    this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
+    this.#eviction = new DiskEviction({
+      maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, log: this.#log,
+      held: (hex) => this.#layers.has(hex),
+      removing: (hex) => this.#verified.delete(hex),
+    });
     this.#diskSpans = new DiskSpanSampler(opts.diskSpanIntervalMs);
   }
 
@@ -172,11 +183,7 @@ export class LayerStore implements LayerReaderHost {
   async checkLayer(ref: LayerRef): Promise<void> {
     const hex = hexOf(ref.diffId);
     if (this.#layers.get(hex)?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return;
-    try {
-      if (await this.#o.contentCache.has(ref.diffId, ref.uncompressedSize)) return;
-    } catch (err) {
-      this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err) }, 'content cache check failed');
-    }
+    if (await this.#cc.has(ref)) return;
     let cause: unknown;
     try {
       if (await this.#o.blobs.exists(ref, AbortSignal.timeout(this.#o.checkTimeoutMs))) return;
@@ -257,8 +264,7 @@ export class LayerStore implements LayerReaderHost {
     const hex = hexOf(ref.diffId);
     const st = this.#layers.get(hex);
     if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(hex, ref)) return 0;
-    const shared = await this.#o.contentCache.has(ref.diffId, ref.uncompressedSize).catch(() => false);
-    if (shared) return 0;
+    if (await this.#cc.has(ref)) return 0;
     const fetched = await this.#range.prefetch(hex, ref, ranges, maxBytes, signal);
     this.#scheduleEviction();
     return fetched;
@@ -277,7 +283,7 @@ export class LayerStore implements LayerReaderHost {
     await this.#range.drain();
     const busy = [...this.#layers.values()].flatMap((st) => [st.download?.result.catch(() => {}), st.publishing]);
     await Promise.all(busy);
-    await this.#evicting;
+    await this.#eviction.idle;
   }
 
   /** Abort downloads, wait for publishes, close every file. */
@@ -393,15 +399,7 @@ export class LayerStore implements LayerReaderHost {
 
   /** Background: never awaited by a read; the layer stays pinned while it runs. */
   #publish(hex: string, st: LayerState, path: string, size: number, trigger: SpanContext | undefined): void {
-    const run = () => this.#cc.publish(st.ref, path, size);
-    const traced = tracingEnabled() && this.#o.contentCache.name !== 'none';
-    const attrs = {
-      [ATTR_CLIP_LAYER_DIGEST]: st.ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: st.ref.diffId, [ATTR_CLIP_LAYER_SIZE]: size,
-      [ATTR_CLIP_CONTENT_CACHE_BACKEND]: this.#o.contentCache.name,
-    };
-    const links = trigger ? [{ context: trigger }] : [];
-    const publishing = traced ? withSpan(SPAN_CONTENT_CACHE_PUBLISH, attrs, async () => run(), { root: true, links }) : run();
-    st.publishing = publishing?.finally(() => {
+    st.publishing = this.#publisher.publish(st.ref, path, size, trigger)?.finally(() => {
       st.publishing = undefined;
       this.#dropIfIdle(hex, st);
     });
@@ -416,38 +414,7 @@ export class LayerStore implements LayerReaderHost {
   }
 
   #scheduleEviction(): void {
-    if (this.#o.maxSizeBytes <= 0) return;
-    this.#evicting = this.#evicting.then(() => this.#evict()).catch((err) => {
-      this.#log.warn({ err: messageOf(err) }, 'disk cache eviction failed');
-    });
-  }
-
-  /**
-   * Delete what nothing holds until complete layers plus sparse (range-read) layers fit: sparse
-   * layers first (they are partial, and their spans are the cheapest to fetch again), then
-   * complete layers least recently read first.
-   */
-  async #evict(): Promise<void> {
-    const sparse = await this.#range.usage();
-    let sparseBytes = sparse.reduce((n, l) => n + l.bytes, 0);
-    const over = (): boolean => this.#disk.totalBytes + sparseBytes > this.#o.maxSizeBytes;
-    for (const l of sparse) {
-      if (!over()) return;
-      if (l.open || this.#layers.has(l.hex) || !(await this.#range.evict(l.hex))) continue;
-      sparseBytes -= l.bytes;
-      this.#log.info({ diff_id: `sha256:${l.hex}`, bytes: l.bytes }, 'evicted sparse layer from disk cache');
-    }
-    for (const hex of this.#disk.lru()) {
-      if (!over()) return;
-      if (this.#layers.has(hex)) continue;
-      const bytes = this.#disk.sizeOf(hex);
-      this.#verified.delete(hex);
-      await this.#disk.remove(hex);
-      this.#log.info({ diff_id: `sha256:${hex}`, bytes }, 'evicted layer from disk cache');
-    }
-    if (over()) {
-      this.#log.debug({ bytes: this.#disk.totalBytes + sparseBytes, max_bytes: this.#o.maxSizeBytes }, 'disk cache over its limit; the rest is pinned');
-    }
+    this.#eviction.schedule();
   }
 }
 

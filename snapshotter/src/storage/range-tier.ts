@@ -13,8 +13,9 @@ import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
-import type { ContentCache } from '../contentcache/index.js';
+import { boundedMap } from '../util/bounded-map.js';
 import type { BlobSource } from './blob-source.js';
+import type { ContentCacheTier } from './content-cache-tier.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
 import { SparseLayer, type SpanShare } from './sparse-layer.js';
@@ -48,10 +49,11 @@ export interface RangeTierOptions {
   /** Completion waits until no on-demand range fetch has run for this long. */
   completionIdleMs?: number;
   /**
-   * Decoded spans are shared through it (`span:v1:<diffID>:<start>-<end>` blobs): a span another
-   * node already range-read costs no registry request. Omitted or `none`: no sharing.
+   * Decoded spans are shared through the ContentCache tier (`span:v1:<diffID>:<start>-<end>`
+   * blobs, behind the tier's breaker): a span another node already range-read costs no registry
+   * request. Omitted or a `none` cache: no sharing.
    */
-  contentCache?: ContentCache | undefined;
+  contentCache?: ContentCacheTier | undefined;
   adopt: AdoptLayer;
   /** Cool-downs, the idle wait and the completion rate run on it; tests inject one. */
   clock?: Clock;
@@ -69,8 +71,6 @@ export class RangeTier {
   #made: Promise<unknown> | undefined;
   /** When an on-demand read or a prefetch last had to fetch spans (any layer: they share the link). */
   #lastDemand = 0;
-  /** After a ContentCache failure, span sharing pauses until then (reads must not wait on it). */
-  #shareDownUntil = 0;
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
@@ -138,14 +138,10 @@ export class RangeTier {
       const runs = spanRuns(layer.table, ranges, maxBytes);
       const before = layer.fetchedBytes;
       this.#lastDemand = this.#clock.nowMs();
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        for (let r = runs[next++]; r !== undefined; r = runs[next++]) {
-          await layer.ensure(r[0], r[1], signal);
-          this.#lastDemand = this.#clock.nowMs();
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, runs.length) }, worker));
+      await boundedMap(runs, PREFETCH_CONCURRENCY, async ([first, last]) => {
+        await layer.ensure(first, last, signal);
+        this.#lastDemand = this.#clock.nowMs();
+      }, signal);
       this.#startCompletion(hex, ref, st);
       return layer.fetchedBytes - before;
     } catch (err) {
@@ -292,20 +288,11 @@ export class RangeTier {
   /** Spans of this layer in the ContentCache, keyed by diffID and uncompressed extent. */
   #spanShare(ref: LayerRef, table: SpanTable): SpanShare | undefined {
     const cc = this.#o.contentCache;
-    if (!cc || cc.name === 'none') return undefined;
+    if (!cc || cc.cache.name === 'none') return undefined;
     const key = (i: number): string => `span:v1:${ref.diffId}:${table.points[i]?.out ?? 0}-${spanEnd(table, i)}`;
-    const down = (err: unknown): undefined => {
-      if (this.#clock.nowMs() >= this.#shareDownUntil) {
-        this.#log.warn({ diff_id: ref.diffId, source: 'content_cache', err: messageOf(err), retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'span sharing through the ContentCache paused');
-      }
-      this.#shareDownUntil = this.#clock.nowMs() + TRANSIENT_COOLDOWN_MS;
-      return undefined;
-    };
     return {
-      get: async (i) => (this.#clock.nowMs() < this.#shareDownUntil ? undefined : cc.getBlob(key(i)).catch(down)),
-      put: (i, data) => {
-        if (this.#clock.nowMs() >= this.#shareDownUntil) void cc.putBlob(key(i), data).catch(down);
-      },
+      get: (i) => cc.getBlob(key(i), ref),
+      put: (i, data) => cc.putBlob(key(i), data, ref),
     };
   }
 }

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { ContentCache } from '../../src/contentcache/index.js';
 import { unavailable } from '../../src/errors/index.js';
 import { ContentCacheTier } from '../../src/storage/content-cache-tier.js';
-import { RecordingContentCache, recordingLogger } from '../storage/fixtures.js';
+import { RecordingContentCache, recordingLogger } from './fixtures.js';
 
 const ref = { ref: 'r/a:1', digest: 'sha256:aa', diffId: 'sha256:bb', uncompressedSize: 100 };
 const read = (tier: ContentCacheTier): Promise<number | undefined> => tier.read(ref, Buffer.alloc(10), 0, 10, 0);
