@@ -7,7 +7,7 @@
  * A layer's state lives in `#layers` only while something holds it: an open reader (a mount), a
  * download, a publish, or a disk-cache verification; a layer with no state is evictable.
  */
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ContentCache } from '../contentcache/index.js';
 import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
@@ -21,7 +21,8 @@ import {
 import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
 import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.js';
-import { DiskCache, hashFile } from './disk-cache.js';
+import { CachedLayerCheck } from './cached-layer-check.js';
+import { DiskCache } from './disk-cache.js';
 import { DiskEviction } from './disk-eviction.js';
 import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
@@ -100,8 +101,8 @@ export class LayerStore implements LayerReaderHost {
   readonly #cc: ContentCacheTier;
   readonly #publisher: LayerPublisher;
   readonly #eviction: DiskEviction;
-  /** Layers whose disk file this process has hashed or written: not hashed again on reopen. */
-  readonly #verified = new Set<string>();
+  /** Size and sha256 of a cached file before its first read in this process. */
+  readonly #check: CachedLayerCheck;
 
   constructor(opts: LayerStoreOptions) {
     if (opts.contentCache === undefined || opts.contentCache === null) {
@@ -134,10 +135,11 @@ export class LayerStore implements LayerReaderHost {
       clock: opts.clock,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
+    this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
     this.#eviction = new DiskEviction({
       maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, log: this.#log,
       held: (hex) => this.#layers.has(hex),
-      removing: (hex) => this.#verified.delete(hex),
+      removing: (hex) => this.#check.forget(hex),
     });
     this.#diskSpans = new DiskSpanSampler(opts.diskSpanIntervalMs);
   }
@@ -302,32 +304,11 @@ export class LayerStore implements LayerReaderHost {
     if (st.opening) return st.opening;
     if (this.#disk.sizeOf(hex) === undefined) return undefined;
     const attrs = { [ATTR_CLIP_LAYER_DIGEST]: st.ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: st.ref.diffId, [ATTR_CLIP_LAYER_SIZE]: st.ref.uncompressedSize };
-    st.opening = withSpan(SPAN_DISK_VERIFY, attrs, () => this.#verifyAndOpen(hex, st.ref)).finally(() => (st.opening = undefined));
+    st.opening = withSpan(SPAN_DISK_VERIFY, attrs, () => this.#check.open(hex, st.ref)).finally(() => (st.opening = undefined));
     return st.opening.then((fh) => {
       if (fh && !st.file) st.file = fh;
       return st.file;
     });
-  }
-
-  async #verifyAndOpen(hex: string, ref: LayerRef): Promise<FileHandle | undefined> {
-    const path = this.#disk.pathOf(hex);
-    const started = Date.now();
-    const size = (await stat(path).catch(() => undefined))?.size;
-    let why: string | undefined;
-    if (size !== ref.uncompressedSize) why = `size ${String(size)}, expected ${ref.uncompressedSize}`;
-    else if (this.#o.verifyCachedLayers && !this.#verified.has(hex)) {
-      const actual = `sha256:${await hashFile(path)}`;
-      if (actual !== ref.diffId) why = `sha256 ${actual}`;
-    }
-    if (why !== undefined) {
-      this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, reason: why }, 'disk cache file corrupt; deleting and refetching');
-      this.#verified.delete(hex);
-      await this.#disk.remove(hex).catch(() => {});
-      return undefined;
-    }
-    this.#verified.add(hex);
-    this.#log.debug({ diff_id: ref.diffId, bytes: size, duration_ms: Date.now() - started }, 'disk cache file verified');
-    return open(path, 'r');
   }
 
   async #readRegistry(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
@@ -359,7 +340,7 @@ export class LayerStore implements LayerReaderHost {
     const path = this.#disk.pathOf(hex);
     await rename(tmpPath, path);
     this.#disk.add(hex, size);
-    this.#verified.add(hex);
+    this.#check.trust(hex);
     let st = this.#layers.get(hex);
     if (!st) {
       st = { ref, refs: 0 };
@@ -385,7 +366,7 @@ export class LayerStore implements LayerReaderHost {
         st.file = done.file;
         void this.#range.completed(hex);
         this.#disk.add(hex, done.size);
-        this.#verified.add(hex);
+        this.#check.trust(hex);
         this.#publish(hex, st, done.path, done.size, trigger);
         this.#scheduleEviction();
       },
