@@ -6,8 +6,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
+import { waitUntil } from '../harness/wait.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { ContentCache, RedisKeys, StoreResult } from '../../snapshotter/src/contentcache/index.js';
 
@@ -51,6 +51,13 @@ async function fileOf(t: Test, data: Buffer): Promise<string> {
   const path = join(dir, 'layer');
   await writeFile(path, data);
   return path;
+}
+
+/** Wait for a Redis-backed cache's background chunk fetches (read-ahead). */
+async function settled(cc: ContentCache): Promise<void> {
+  const wait = (cc as Partial<{ settled(): Promise<void> }>).settled;
+  if (!wait) throw new Error(`${cc.name}: no settled(); the read-ahead test needs it`);
+  await wait.call(cc);
 }
 
 function maker(t: Test, target: SuiteTarget): SuiteTarget['make'] {
@@ -190,7 +197,8 @@ export function contentCacheSuite(t: Test, target: SuiteTarget): void {
     const key = freshKey();
     await raw.set(keys.lock(key), 'dead-node', 'PX', 400);
     t.match(await make({ chunkSizeBytes: CS }).storeFile(key, path, data.length), { type: 'skipped', reason: 'locked' });
-    await sleep(500);
+    // Redis expires the lock on its own clock: wait for that event, not for a time.
+    await waitUntil('the dead publisher\'s lock expired', async () => (await raw.exists(keys.lock(key))) === 0, 10_000, 20);
     t.match(await make({ chunkSizeBytes: CS }).storeFile(key, path, data.length), { type: 'stored' });
   });
 
@@ -222,13 +230,13 @@ export function contentCacheSuite(t: Test, target: SuiteTarget): void {
     const seq = make({ chunkSizeBytes: CS, readaheadChunks: 2 });
     await read(seq, key, 0, 4096);
     await read(seq, key, 4096, 4096);
-    await sleep(200);
+    await settled(seq); // the read-ahead is not awaited by the read
     await raw.del(keys.chunk(key, CS, 1));
     await raw.del(keys.chunk(key, CS, 2));
     t.same(await read(seq, key, CS, 2 * CS), data.subarray(CS, 3 * CS), 'chunks 1-2 were prefetched into memory');
     const rnd = make({ chunkSizeBytes: CS, readaheadChunks: 2 });
     await read(rnd, key, 4 * CS + 100, 10);
-    await sleep(200);
+    await settled(rnd);
     await raw.del(keys.chunk(key, CS, 5));
     t.equal(await read(rnd, key, 5 * CS, 10), undefined, 'no prefetch for a lone read: chunk 5 came from Redis and was gone');
   });

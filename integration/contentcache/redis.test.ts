@@ -56,25 +56,23 @@ t.test('AUTH: the right password works, a wrong one is unavailable (and never lo
   t.same(await envGood.getBlob(key), Buffer.from('index'), 'password from CLIP_CONTENT_CACHE_PASSWORD');
 });
 
-t.test('Redis down: unavailable fast, and back when it returns', async (t) => {
+t.test('Redis down: unavailable at once (not after timeout_ms), and back when it returns', async (t) => {
   const server = await startRedis(t);
-  const cc = new RedisContentCache({ ...base, addresses: [server.address], timeoutMs: 3_000 });
+  // timeout_ms long (a failure that waited for it would take minutes and say "timed out"): each
+  // failure must name the refused connection instead.
+  const cc = new RedisContentCache({ ...base, addresses: [server.address], timeoutMs: 60_000 });
   t.teardown(() => cc.close());
   const key = freshKey();
   await cc.putBlob(key, Buffer.from('x'));
   await server.stop();
-  const times: number[] = [];
+  // Either the refused connect itself, or the client failing fast while it reconnects.
+  const refused = /ECONNREFUSED|is reconnecting|Connection is closed/;
   for (let i = 0; i < 5; i++) {
-    const started = Date.now();
-    await t.rejects(cc.readInto(key, 0, 1, Buffer.alloc(1), 0), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE' });
-    times.push(Date.now() - started);
+    await t.rejects(cc.readInto(key, 0, 1, Buffer.alloc(1), 0), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: refused });
   }
-  t.ok(Math.max(...times) < 500, `each failure well under timeout_ms (3000): ${times.join(',')} ms`);
-  const never = new RedisContentCache({ ...base, addresses: [server.address], timeoutMs: 3_000 });
+  const never = new RedisContentCache({ ...base, addresses: [server.address], timeoutMs: 60_000 });
   t.teardown(() => never.close());
-  const started = Date.now();
-  await t.rejects(never.has(key, 1), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE' });
-  t.ok(Date.now() - started < 1_000, 'a cache that never connected fails fast too');
+  await t.rejects(never.has(key, 1), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: refused }, 'a cache that never connected fails at once too');
   await server.restart();
   const { waitUntil } = await import('../harness/index.js');
   await waitUntil('reconnect', () => cc.has(key, 1).then(() => true, () => false), 10_000, 100);

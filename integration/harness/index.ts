@@ -18,7 +18,7 @@ export { snapshotRootfs, diffManifests, readXattrs } from './rootfs-manifest.js'
 export type { Manifest, ManifestEntry, EntryType } from './rootfs-manifest.js';
 export { mountImage, imageManifest } from './image-rootfs.js';
 export type { MountedImage } from './image-rootfs.js';
-export { waitUntil, socketAccepts, WaitAborted } from './wait.js';
+export { waitUntil, withDeadline, socketAccepts, WaitAborted } from './wait.js';
 export { freePort } from './free-port.js';
 export { ManagedProcess } from './managed-process.js';
 export { startOtlpReceiver, childrenOf, countByName } from './otlp-receiver.js';

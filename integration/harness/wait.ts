@@ -24,6 +24,19 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, tim
   }
 }
 
+/** `promise`, or a rejection naming `what` once `timeoutMs` passes first (a deadline, not a measurement). */
+export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** True when something accepts connections on the unix socket at `path`. */
 export function socketAccepts(path: string): Promise<boolean> {
   return new Promise((resolve) => {

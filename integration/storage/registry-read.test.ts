@@ -52,10 +52,9 @@ t.test('reads through a real registry, then survives it going away', async (t) =
 
   await reg.stop();
   const rc = store.open(cold.ref);
-  const started = Date.now();
-  await t.rejects(readRange(rc, 1000, 4096), { kind: 'unavailable', code: 'CLIP_LAYER_FETCH_FAILED' });
-  const elapsed = Date.now() - started;
-  t.ok(elapsed <= readTimeoutMs + 1_000, `cold read failed in ${elapsed} ms (bound ${readTimeoutMs} ms)`);
+  // The refused connection ends the read (its retries exhausted): FETCH_FAILED. Had it waited for
+  // the read bound instead, the code would be CLIP_LAYER_READ_TIMEOUT.
+  await t.rejects(readRange(rc, 1000, 4096), { kind: 'unavailable', code: 'CLIP_LAYER_FETCH_FAILED', message: /ECONNREFUSED|connect/i });
   await t.rejects(rc.check(), { kind: 'unavailable', code: 'CLIP_LAYER_UNAVAILABLE' });
   t.same(await readRange(r, 100, 100), warm.tar.subarray(100, 200), 'the cached layer is still served');
   await r.check();

@@ -49,7 +49,10 @@ t.test('a daemon stopped during background completion resumes it from the spans 
   t.equal(pulled.code, 0, 'pulled lazily');
   const first = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), tricky.ref, 'complete-1', ...CMD]);
   t.equal(first.stdout, OUT);
-  await new Promise((r) => setTimeout(r, 2500));
+  // Stop once the background completion is under way: some layer gains spans after the run.
+  const afterRun = sparseRecords(sparseDir);
+  const progressed = (): boolean => [...sparseRecords(sparseDir)].some(([hex, r]) => r.present > (afterRun.get(hex)?.present ?? 0));
+  t.ok(await eventually(progressed, 60_000), 'background completion fetched spans after the run');
   await snap.stop();
   const before = sparseRecords(sparseDir);
   const partial = [...before.entries()].filter(([, r]) => r.present > 0 && r.present < r.total);

@@ -127,6 +127,11 @@ export class RedisContentCache implements ContentCache {
     await this.#conn.run('put blob', (c) => c.set(this.keys.blob(key), value));
   }
 
+  /** Resolves once no chunk fetch is in flight, read-aheads included (tests wait on it). */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight.values()]);
+  }
+
   async close(): Promise<void> {
     await this.#conn.close();
   }
