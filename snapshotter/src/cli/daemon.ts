@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
-import { ContainerdClient, ContentStoreLayerResolver } from '../containerd/index.js';
+import { ContainerdClient, ContentStoreLayerResolver, hostFromImages } from '../containerd/index.js';
 import { contentCacheStoreOptions, type ContentCache } from '../contentcache/index.js';
 import { messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -34,17 +34,28 @@ export interface Daemon {
 
 /** A chain-ID resolver per containerd namespace, created on first use. */
 function chainResolver(cfg: Config, log: Logger): ChainResolver {
-  const byNamespace = new Map<string, ContentStoreLayerResolver>();
+  const byNamespace = new Map<string, { client: ContainerdClient; resolver: ContentStoreLayerResolver }>();
   return async (chainId, namespace) => {
     let r = byNamespace.get(namespace);
     if (!r) {
       const client = new ContainerdClient({ address: cfg.containerdAddress, namespace, timeoutMs: 10_000, logger: log });
-      r = new ContentStoreLayerResolver({ client, logger: log });
+      r = { client, resolver: new ContentStoreLayerResolver({ client, logger: log }) };
       byNamespace.set(namespace, r);
     }
-    const found = await r.resolve(chainId);
+    const found = await r.resolver.resolve(chainId);
     if (!found) return undefined;
-    const host = await restorePort(found.host, cfg.registry.configPath);
+    // The content source lost the port: hosts.toml first (the operator's word), then the names in
+    // containerd's image store.
+    let host = await restorePort(found.host, cfg.registry.configPath);
+    if (!host.includes(':')) {
+      const images = await r.client.listImages().catch((err: unknown) => {
+        log.debug({ namespace, err: messageOf(err) }, 'image list for the registry port failed');
+        return [];
+      });
+      const fromStore = hostFromImages(images, found.host, found.repository, found.manifestDigest);
+      if (fromStore && fromStore !== host) log.debug({ host: found.host, registry: fromStore }, 'registry port from the image store');
+      host = fromStore ?? host;
+    }
     return { ref: `${host}/${found.repository}@${found.manifestDigest}`, layerDigest: found.layerDigest, manifestDigest: found.manifestDigest };
   };
 }

@@ -105,6 +105,12 @@ export class ContainerdClient {
     return fromWireImage(res.image);
   }
 
+  /** Image records of this namespace, optionally filtered (containerd filter syntax). */
+  async listImages(filters: string[] = []): Promise<ImageRecord[]> {
+    const res = await this.#rpc.unary<{ images: WireImage[] | null }>('Images', 'List', { filters }, 'image list');
+    return (res.images ?? []).map((i) => fromWireImage(i));
+  }
+
   async createImage(img: ImageRecord): Promise<ImageRecord> {
     const image = { name: img.name, labels: img.labels, target: toWireDesc(img.target) };
     const res = await this.#rpc.unary<{ image: WireImage | null }>('Images', 'Create', { image }, `image create ${img.name}`);

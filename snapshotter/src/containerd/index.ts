@@ -26,6 +26,7 @@ export {
 } from './labels.js';
 export type { CriLayerLabelInput } from './labels.js';
 export { ContentStoreLayerResolver, distributionSource } from './content-resolver.js';
+export { hostFromImages, splitImageName } from './image-store-host.js';
 export type { ContentStoreLayerResolverOptions, ResolvedLayer } from './content-resolver.js';
 export { HttpImageSource } from './image-source.js';
 export type { FetchedManifestBytes, HttpImageSourceOptions, ImageSource } from './image-source.js';
