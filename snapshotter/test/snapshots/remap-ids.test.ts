@@ -117,3 +117,27 @@ t.test('bad mapping labels are refused before anything is created', async (t) =>
   t.same(await s.list([]), []);
   t.same(await readdir(s.snapshotsDir), []);
 });
+
+t.test('a restart re-mounts the translated views of existing user-namespaced snapshots', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'clip-remap-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const calls: string[] = [];
+  const remote: RemoteLayers = {
+    mount: async () => ({}),
+    check: async () => undefined,
+    mountMapped: async (_layerMp, target) => void calls.push(target),
+    unmount: async () => undefined,
+  };
+  let s = await Snapshotter.open({ root, remote });
+  await s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L' }).catch(() => undefined);
+  await s.prepare('c', 'L', { ...MAP_A });
+  t.equal(calls.length, 1);
+  s.close();
+  s = await Snapshotter.open({ root, remote });
+  t.teardown(() => s.close());
+  await s.restoreRemote();
+  t.equal(calls.length, 2, 'mounted again at start-up');
+  t.equal(calls[1], calls[0], 'at the same place');
+  await s.mounts('c');
+  t.equal(calls.length, 2, 'not again on Mounts');
+});
