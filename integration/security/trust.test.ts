@@ -9,7 +9,7 @@
  *   fallback from the pull, a typed error from `clip-snapshotter index`.
  */
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childChainId } from '../../snapshotter/src/containerd/chain-id.js';
@@ -171,5 +171,33 @@ t.test('hostile images through real containerd', async (t) => {
     const ok = await clipPull(c, fine.ref);
     t.equal(ok.code, 0, `a good image pulls afterwards: ${ok.stderr.slice(-300)}`);
     t.equal((await run(c, fine.ref, ['cat', '/fine.txt'])).stdout, 'still serving\n');
+  });
+
+  await t.test('Prepare and View over a lazy layer no tier can serve answer UNAVAILABLE at once', async (t) => {
+    // A lazy layer whose bytes are nowhere but in a registry that is down: its disk-cache copy is
+    // removed while the daemon is stopped, then the registry stops.
+    const image = await pushCraftedImage(registry.hostPort, 'parent-check', [base, gzipLayer(file('p.txt', 'parent\n'))]);
+    const pulled = await clipPull(c, image.ref);
+    t.equal(pulled.code, 0, `pulled: ${pulled.stderr.slice(-300)}`);
+    t.equal((await run(c, image.ref, ['cat', '/p.txt'])).stdout, 'parent\n');
+    const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
+    const before = restores();
+    await snap.kill('SIGKILL');
+    const layers = join(h.snapshotterPaths.root, 'cache', 'layers');
+    for (const name of await readdir(layers)) await rm(join(layers, name), { recursive: true, force: true });
+    await snap.restart();
+    await waitUntil('the restarted daemon re-mounted its lazy layers', async () => restores() > before, 60_000);
+    await waitForPlugin(c);
+    await registry.stop();
+    const top = childChainId(childChainId('', base.diffId), image.layers[1]!.diffId);
+    const prepared = await c.ctr(['snapshots', '--snapshotter', 'clip', 'prepare', `unreachable-${++seq}`, top], { allowFailure: true, timeoutMs: 60_000 });
+    t.not(prepared.code, 0, 'Prepare on the unreachable stack fails');
+    t.match(prepared.stderr, /unavailable/i, `as UNAVAILABLE: ${prepared.stderr.slice(-300)}`);
+    const viewed = await c.ctr(['snapshots', '--snapshotter', 'clip', 'view', `unreachable-view-${++seq}`, top], { allowFailure: true, timeoutMs: 60_000 });
+    t.not(viewed.code, 0, 'View fails too');
+    t.match(viewed.stderr, /unavailable/i, `as UNAVAILABLE: ${viewed.stderr.slice(-300)}`);
+    t.match(snap.log(), /"method":"Prepare"[^\n]*"code":14/, 'the daemon answered UNAVAILABLE (gRPC 14)');
+    await registry.start();
+    t.equal((await run(c, image.ref, ['cat', '/p.txt'])).stdout, 'parent\n', 'works again once the registry is back');
   });
 });
