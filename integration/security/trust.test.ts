@@ -9,6 +9,7 @@
  *   fallback from the pull, a typed error from `clip-snapshotter index`.
  */
 import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,7 @@ import { header, member, tar } from '../../snapshotter/test/clip/tar-fixtures.js
 import { createHarness, runCommand, waitUntil, type Containerd, type Registry } from '../harness/index.js';
 import { buildImage, IMAGE_SPECS } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage } from './crafted-image.js';
+import { startLyingProxy } from './lying-proxy.js';
 
 t.setTimeout(900_000);
 const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
@@ -199,5 +201,29 @@ t.test('hostile images through real containerd', async (t) => {
     t.match(snap.log(), /"method":"Prepare"[^\n]*"code":14/, 'the daemon answered UNAVAILABLE (gRPC 14)');
     await registry.start();
     t.equal((await run(c, image.ref, ['cat', '/p.txt'])).stdout, 'parent\n', 'works again once the registry is back');
+  });
+
+  await t.test('a registry that answers a Range with an endless body: the read gets the true bytes, nothing buffers it', async (t) => {
+    const proxy = await startLyingProxy(registry.hostPort);
+    t.teardown(() => proxy.close());
+    const data = randomBytes(3 * 1024 * 1024);
+    const layer = gzipLayer(tar(member({ name: 'big.bin', mode: 0o644 }, data)));
+    // Pushed through the proxy, so the image's name (and every later request) goes through it.
+    const image = await pushCraftedImage(proxy.hostPort, 'lying-ranges', [base, layer]);
+    const indexConfig = join(h.root, 'index-config.toml');
+    await writeFile(indexConfig, '[index]\ncheckpoint_min_layer_bytes = 0\n');
+    const indexed = await clip(['index', image.ref, '--plain-http', '--json', '--config', indexConfig]);
+    t.equal(indexed.code, 0, `indexed with gzip checkpoints, so reads use Range requests: ${indexed.stderr.slice(-300)}`);
+    const pulled = await clipPull(c, image.ref);
+    t.equal(pulled.code, 0, `pulled lazily: ${pulled.stderr.slice(-300)}`);
+    proxy.lieAbout(image.layers[1]!.digest);
+    const logMark = logLines();
+    const out = await run(c, image.ref, ['md5sum', '/big.bin']);
+    t.equal(out.stdout.split(' ')[0], createHash('md5').update(data).digest('hex'), `the container read the true bytes ${out.stderr.slice(-200)}`);
+    t.ok(proxy.lies > 0, `the proxy lied (${proxy.lies} ranges)`);
+    t.ok(proxy.surplusBytes < 64 * 1024 * 1024, `the surplus was refused early (${proxy.surplusBytes} bytes written before the daemon hung up)`);
+    const after = snap.log().split('\n').slice(logMark).join('\n');
+    t.match(after, /CLIP_REGISTRY_BODY_TOO_LONG/, 'the daemon said why it left the range path');
+    t.ok(await answers(c), 'the daemon answers RPCs');
   });
 });
