@@ -56,6 +56,8 @@ export class Snapshotter {
   #remote: RemoteLayers | undefined;
   #log: Logger;
   #onFallback: (code: string, message: string) => void;
+  /** Settles when `restoreRemote`'s re-mounts are done. */
+  #restoring: Promise<unknown> = Promise.resolve();
   /** Id-translated layer views (path → made), and the ones being made, shared by their users. */
   #views = new Set<string>();
   #making = new Map<string, Promise<void>>();
@@ -222,7 +224,13 @@ export class Snapshotter {
    * Re-mount every lazily served layer after a restart, from the labels recorded at commit. A layer
    * that cannot be mounted stays registered; Mounts on its children then answer UNAVAILABLE.
    */
-  async restoreRemote(): Promise<{ mounted: number; failed: number }> {
+  restoreRemote(): Promise<{ mounted: number; failed: number }> {
+    const run = this.#restoreRemote();
+    this.#restoring = run.catch(() => undefined);
+    return run;
+  }
+
+  async #restoreRemote(): Promise<{ mounted: number; failed: number }> {
     let mounted = 0;
     let failed = 0;
     for (const r of this.#store.all()) {
@@ -412,6 +420,10 @@ export class Snapshotter {
 
   async #checkRemoteParents(rec: SnapshotRecord): Promise<void> {
     if (!this.#remote) return;
+    // Right after a start the socket is up before the lazy layers are re-mounted: a parent that is
+    // merely not back yet must not answer UNAVAILABLE. (Only Prepare, View and Mounts get here,
+    // never the restore itself.)
+    await this.#restoring;
     for (const id of this.#store.parentIds(rec)) {
       const p = this.#store.getById(id);
       if (p?.remote) await this.#remote.check(fsPath(this.snapshotsDir, id), p.labels);

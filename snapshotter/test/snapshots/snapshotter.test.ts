@@ -188,6 +188,41 @@ t.test('prepare and view check remote parents as mounts does, and leave nothing 
   t.ok((await s.view('v', 'L2', {})).length > 0);
 });
 
+t.test('after a restart, parent checks wait for the re-mounts instead of answering UNAVAILABLE', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const mounted = new Set<string>();
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const remote = (slowRestore: boolean): RemoteLayers => ({
+    mount: async (mp, _labels, ctx) => {
+      if (ctx.restore && slowRestore) await gate;
+      mounted.add(mp);
+      return {};
+    },
+    check: async (mp) => {
+      if (!mounted.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
+    },
+    mountMapped: async () => undefined,
+    unmount: async (mp) => void mounted.delete(mp),
+  });
+  let s = await Snapshotter.open({ root, remote: remote(false) });
+  await rejectsKind(t, s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L' }), 'already_exists');
+  s.close();
+  mounted.clear();
+  s = await Snapshotter.open({ root, remote: remote(true) });
+  t.teardown(() => s.close());
+  const restored = s.restoreRemote();
+  const prepared = s.prepare('c', 'L', {});
+  let settled = false;
+  void prepared.finally(() => (settled = true));
+  await new Promise((r) => setImmediate(r));
+  t.equal(settled, false, 'the Prepare waits while the layer is being re-mounted');
+  release();
+  t.same(await restored, { mounted: 1, failed: 0 });
+  t.equal((await prepared)[0]?.type, 'overlay', 'then succeeds on the re-mounted parent');
+});
+
 t.test('state survives reopening', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
