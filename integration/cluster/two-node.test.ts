@@ -81,10 +81,13 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
     // Layer 3 was never read by anyone: not on disk, not in the ContentCache.
     const res = await b.c.ctr(['run', '--rm', '--snapshotter', 'clip', ...b.c.runcArgs(), tricky.ref, `b-down-${++seq}`, 'cat', '/data/delete-dir/recreated.txt'], { allowFailure: true, timeoutMs: 120_000 });
     t.not(res.stdout, 'back in layer 3\n', 'the read could not be served');
-    // The layer is checked before containerd mounts the container: Mounts answers UNAVAILABLE
-    // (nothing can serve the layer), so the failure is on the RPC span, before any read.
+    // The layer is checked before containerd mounts the container: Prepare (and Mounts) answer
+    // UNAVAILABLE when nothing can serve a lazy parent, so the failure is on the RPC span, before
+    // any read.
+    const rejectedRpc = (x: ReceivedSpan): boolean =>
+      (x.name.endsWith('/Prepare') || x.name.endsWith('/Mounts')) && x.attributes['rpc.grpc.status_code'] === 14;
     const isFailure = (x: ReceivedSpan): boolean =>
-      service(x) === 'clip-b' && x.status.code === 2 && (x.name === 'clip.read.registry' || (x.name.endsWith('/Mounts') && x.attributes['rpc.grpc.status_code'] === 14));
+      service(x) === 'clip-b' && x.status.code === 2 && (x.name === 'clip.read.registry' || rejectedRpc(x));
     const spans = await otlp.waitFor((s) => s.some(isFailure), 30_000);
     const failed = spans.find(isFailure)!;
     t.match(failed.status.message, /unavailable/, `error status says why: ${failed.status.message}`);
