@@ -43,7 +43,7 @@ build: node_modules/.package-lock.json ## compile TypeScript to build/
 
 check: build ## type-check (the build is strict)
 
-go-tools: $(STAMP)/apt ## build the Go test tools (conformance suite, overlayfs reference, ctr-remote)
+go-tools: $(STAMP)/apt ## build the Go test tools (conformance suites, overlayfs reference, ctr-remote) and containerd 2.x/crictl from pinned Go modules (cached in /var/cache/clip-snapshotter/go)
 	bash integration/scripts/build-go-tools.sh
 
 test-unit: build ## unit tests
