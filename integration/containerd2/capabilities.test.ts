@@ -114,6 +114,18 @@ t.test(`remap-ids, exports and statfs on containerd ${NEWEST}`, async (t) => {
     t.same(views(), [], 'no translated mount left after the containers are gone');
   });
 
+  await t.test('control: without remap-ids containerd chowns a copy of the rootfs into an extra snapshot', async (t) => {
+    const snap2 = await h.startSnapshotter({ root: join(h.root, 'clip2', 'root'), address: join(h.root, 'clip2', 'clip.sock') });
+    const c2 = await h.startContainerd({ version: NEWEST, dirName: 'containerd-no-remap', snapshotters: { clip: snap2.address }, plainHttpRegistries: [registry.hostPort] });
+    const pull = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, 'pull', images.busybox.ref, '--address', c2.address, '--namespace', 'clip-test', ...CLIP, '--plain-http'], { allowFailure: true, timeoutMs: 300_000 });
+    t.equal(pull.code, 0, 'lazy pull');
+    const before = (await clipSnapshots(c2)).length;
+    const res = await c2.ctr(['run', '--rm', ...CLIP, ...c2.runcArgs(), ...MAP, images.busybox.ref, 'userns-slow', 'stat', '-c', '%u:%g', '/bin/busybox'], { timeoutMs: 300_000 });
+    t.equal(res.stdout, '0:0\n', 'correct, the slow way');
+    t.equal((await clipSnapshots(c2)).length, before + 1, 'containerd committed a chowned copy of the whole rootfs');
+    t.same(logLines(snap2.log(), 'id-mapped layer view ready'), [], 'clip was not asked to translate');
+  });
+
   await t.test('exports: CRI image filesystem is the snapshotter root, with a real capacity', async (t) => {
     const info = JSON.parse((await c.crictl(['imagefsinfo', '-o', 'json'])).stdout) as {
       status?: { imageFilesystems?: Array<{ fsId?: { mountpoint?: string } }> };

@@ -311,7 +311,7 @@ export class Snapshotter {
   /** The mounts of a snapshot; a user-namespaced one sees its parents through id-translated views. */
   async #mountsOf(rec: SnapshotRecord): Promise<Mount[]> {
     const parentIds = this.#store.parentIds(rec);
-    const ids = idMappingFromLabels(rec.labels);
+    const ids = this.#translation(rec, parentIds);
     if (ids !== undefined) for (const id of parentIds) await this.#ensureView(id, ids);
     return buildMounts(
       { id: rec.id, kind: rec.kind, parentIds, unpackWithoutParent: rec.labels[LABEL_SNAPSHOT_REF] !== undefined },
@@ -322,6 +322,19 @@ export class Snapshotter {
         ...(ids !== undefined ? { lowerPath: (id: number) => this.#viewPath(id, ids.key) } : {}),
       },
     );
+  }
+
+  /**
+   * The mapping to translate a snapshot's parents by: only when every parent is an image layer
+   * (committed with `containerd.io/snapshot.ref` by an unpack or lazily), whose files carry the
+   * image's ids. Without `remap-ids` declared, containerd sends the labels anyway, on a parent it
+   * has chowned itself (committed without that label): translating that again would double-map.
+   */
+  #translation(rec: SnapshotRecord, parentIds: readonly number[]): IdMapping | undefined {
+    const ids = idMappingFromLabelsOrNone(rec.labels);
+    if (ids === undefined) return undefined;
+    const imageLayers = parentIds.every((id) => this.#store.getById(id)?.labels[LABEL_SNAPSHOT_REF] !== undefined);
+    return imageLayers ? ids : undefined;
   }
 
   #viewPath(id: number, mapKey: string): string {
@@ -365,8 +378,10 @@ export class Snapshotter {
     if (ids === undefined) return;
     const stillUsed = new Set<number>();
     for (const r of this.#store.all()) {
-      if (r.kind === Kind.Committed || idMappingFromLabelsOrNone(r.labels)?.key !== ids.key) continue;
-      for (const p of this.#store.parentIds(r)) stillUsed.add(p);
+      if (r.kind === Kind.Committed) continue;
+      const parents = this.#store.parentIds(r);
+      if (this.#translation(r, parents)?.key !== ids.key) continue;
+      for (const p of parents) stillUsed.add(p);
     }
     for (const id of ancestors) {
       if (stillUsed.has(id)) continue;

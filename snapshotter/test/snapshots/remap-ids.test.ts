@@ -33,7 +33,7 @@ async function layer(s: Snapshotter): Promise<string> {
   await writeFile(join(fs, 'suid'), 'x');
   await chmod(join(fs, 'suid'), 0o4755);
   await link(join(fs, 'home/user/own'), join(fs, 'hard'));
-  await s.commit('L', 'l', {});
+  await s.commit('L', 'l', { 'containerd.io/snapshot.ref': 'L' });
   return fs;
 }
 
@@ -75,6 +75,18 @@ t.test('an on-disk layer is seen through an id-shifted copy, made once per mappi
   t.ok(await stat(lowerB!).then(() => true, () => false), 'another mapping keeps its own view');
   await s.remove('c3');
   t.same(await readdir(join(s.snapshotsDir, '1', 'idmap')), []);
+});
+
+t.test('a parent committed without snapshot.ref (containerd\'s own chowned copy) is used as is', { skip: process.getuid?.() !== 0 && 'needs root (chown)' }, async (t) => {
+  const s = await open(t);
+  await layer(s);
+  // containerd without remap-ids: Prepare "<id>-remap" on the image, chown everything, Commit without labels.
+  await s.prepare('remap', 'L', {});
+  await s.commit('chowned', 'remap', {});
+  const ms = await s.prepare('c', 'chowned', { ...MAP_A });
+  t.equal(ms[0]?.options.at(-1), `lowerdir=${s.snapshotsDir}/2/fs:${s.snapshotsDir}/1/fs`, 'no translated views: the ids are host ids already');
+  t.same(await owner(join(s.snapshotsDir, '3', 'fs')), [100000, 200000], 'its upper dir still belongs to mapped root');
+  t.notOk((await readdir(join(s.snapshotsDir, '1'))).includes('idmap'), 'nothing made under the image layer');
 });
 
 t.test('a container without parents gets its own dir owned by mapped root', { skip: process.getuid?.() !== 0 && 'needs root (chown)' }, async (t) => {
