@@ -10,7 +10,7 @@ APT_PACKAGES := containerd runc fuse3 libfuse2 docker-registry redis-server skop
 PREFIX ?= /usr/local
 STAMP := .work/stamps
 
-.PHONY: help deps build check test test-unit test-integration conformance demo bench install clean
+.PHONY: help deps jaeger build check test test-unit test-integration conformance demo docs-pictures bench install clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,7 +36,12 @@ $(ZRAN_ADDON): snapshotter/native/zran.c snapshotter/native/binding.gyp $(STAMP)
 	npx --yes node-gyp rebuild -C snapshotter/native $(if $(NODE_DIR),--nodedir=$(NODE_DIR),)
 	@touch $@
 
-deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) ## install Debian packages and npm dependencies, build the zran addon (idempotent)
+deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) jaeger ## install Debian packages and npm dependencies, build the zran addon and Jaeger (idempotent)
+
+# Jaeger at the version pinned in integration/go-modules.env, cached per machine outside the repo.
+# A failed build does not stop the other tests: the Jaeger test then fails and names the build log.
+jaeger: ## build Jaeger all-in-one from Go modules (once per machine, /var/cache/clip-snapshotter/go)
+	@bash integration/scripts/build-jaeger.sh || echo "make: Jaeger was not built; integration/telemetry/jaeger.test.ts will fail" >&2
 
 build: node_modules/.package-lock.json ## compile TypeScript to build/
 	npx tsc -p tsconfig.json
@@ -60,6 +65,9 @@ test: deps build ## unit + conformance + integration tests (installs what it nee
 
 demo: deps build go-tools ## pull and run a container through clip on a private stack
 	bash integration/scripts/demo.sh
+
+docs-pictures: deps build go-tools ## take the README's Jaeger screenshot (docs/jaeger-trace.png) with headless Chromium
+	bash integration/scripts/docs-pictures.sh
 
 bench: deps build go-tools ## run the benchmarks, results in bench-results/
 	bash integration/scripts/bench.sh

@@ -7,6 +7,7 @@ import { killShimsOf, startContainerd, type Containerd, type ContainerdOptions }
 import { mountsUnder, unmountAllUnder } from './mounts.js';
 import { startRegistry, type Registry } from './registry.js';
 import { startSnapshotter, type Snapshotter } from './snapshotter.js';
+import { startJaeger, type Jaeger } from './jaeger.js';
 
 /** The part of a tap test the harness needs. */
 export interface TeardownHost {
@@ -59,6 +60,13 @@ export class Harness {
     this.#stops.push(() => c.stop());
     this.#containerdAddresses.push(c.address);
     return c;
+  }
+
+  /** Jaeger all-in-one on free loopback ports (in-memory storage). */
+  async startJaeger(opts: { uiAssets?: string } = {}): Promise<Jaeger> {
+    const j = await startJaeger({ dir: join(this.root, 'jaeger'), ...opts });
+    this.#stops.push(() => j.stop());
+    return j;
   }
 
   async startSnapshotter(opts: HarnessStartSnapshotterOptions = {}): Promise<Snapshotter> {

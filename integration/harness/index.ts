@@ -23,3 +23,5 @@ export { freePort } from './free-port.js';
 export { ManagedProcess } from './managed-process.js';
 export { startOtlpReceiver, childrenOf, countByName } from './otlp-receiver.js';
 export type { OtlpReceiver, OtlpReceiverOptions, ReceivedSpan } from './otlp-receiver.js';
+export { startJaeger, jaegerBinary, jaegerMissingReason, tagOf, parentOf } from './jaeger.js';
+export type { Jaeger, JaegerOptions, JaegerSpan, JaegerTrace } from './jaeger.js';
