@@ -16,7 +16,8 @@ import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/i
 import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
-import { recordFallback } from '../telemetry/index.js';
+import { StartTraces, recordFallback, setLayerMetricsSource } from '../telemetry/index.js';
+import { layerMetricsSamples, serveStatus, startTraceHooks, statusSocketPath } from '../status/index.js';
 import { randomAccessObserver } from '../zran/index.js';
 import { StartProfiles } from '../prefetch/index.js';
 import { clipLimitsOf } from './clip-limits.js';
@@ -29,6 +30,8 @@ export interface Daemon {
   store: LayerStore;
   contentCache: ContentCache;
   registry: RegistryClient;
+  /** The status endpoint's unix socket (`clip-snapshotter status`). */
+  statusAddress: string;
   stop(): Promise<void>;
 }
 
@@ -87,6 +90,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
     rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
   });
+  setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
+  const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });
   // Start profiles live in the ContentCache: without one there is nowhere to share them.
   const profiles = cfg.prefetch.enabled && contentCache.name !== 'none'
     ? new StartProfiles({ contentCache, store, recordWindowMs: cfg.prefetch.recordWindowMs, maxBytes: cfg.prefetch.maxBytes, log })
@@ -105,6 +110,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     ...(cfg.index.zstdFrameTables
       ? { compressedObserver: () => randomAccessObserver({ gzip: false, zstd: true, spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
       : {}),
+    ledger: store.ledger,
     log,
   });
   const remote = new ClipRemoteLayers({
@@ -112,6 +118,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     indexes,
     resolveChain: chainResolver(cfg, log),
     defaultNamespace: cfg.containerdNamespace,
+    starts,
     ...(profiles ? { profiles } : {}),
   });
   const snapshotter = await Snapshotter.open({
@@ -124,9 +131,14 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),
     (err: unknown) => log.error({ err: messageOf(err) }, 'restoring lazy layers failed'),
   );
-  const server = await serveSnapshots(snapshotter, cfg.address, log);
+  const server = await serveSnapshots(snapshotter, cfg.address, log, starts);
+  const statusAddress = statusSocketPath(cfg.address, cfg.statusAddress);
+  const closeStatus = await serveStatus(statusAddress, { mounted: () => remote.mountedLayers(), store }, log);
   const stop = async (): Promise<void> => {
     await stopServer(server);
+    await closeStatus();
+    // Before the exporter's last flush: open start traces end with their summaries.
+    starts.closeAll();
     // Mounts left behind would answer "transport endpoint is not connected" until the next start.
     await remote.unmountAll(log);
     snapshotter.close();
@@ -135,5 +147,5 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     await contentCache.close();
     await registry.close();
   };
-  return { server, snapshotter, remote, store, contentCache, registry, stop };
+  return { server, snapshotter, remote, store, contentCache, registry, statusAddress, stop };
 }

@@ -1,4 +1,4 @@
-/** `clip-snapshotter serve | index | pull | version`: argument parsing and exit codes. */
+/** `clip-snapshotter serve | index | pull | status | version`: argument parsing and exit codes. */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ commands:
   pull     pull an image through containerd so its layers are prepared lazily
            IMAGE_REF [--address CONTAINERD_SOCKET] [--namespace NS] [--snapshotter NAME]
            [--config FILE] [--plain-http]
+  status   how each mounted layer was served: present bytes, sources, completion
+           [IMAGE] [--config FILE] [--address SNAPSHOTTER_SOCKET] [--status-address SOCKET] [--json]
   version  print the version
 `;
 
@@ -55,6 +57,7 @@ const commands: Record<string, Command> = {
   },
   index: async (args) => (await import('./index-command.js')).indexCommand(args),
   pull: async (args) => (await import('./pull-command.js')).pullCommand(args),
+  status: async (args) => (await import('./status-command.js')).statusCommand(args),
   version: async () => {
     process.stdout.write(`clip-snapshotter ${version()}\n`);
     return 0;

@@ -7,6 +7,8 @@ import { SCHEMA, type FieldSpec, type FieldType, type SectionSpec } from './sche
 export interface Config {
   root: string;
   address: string;
+  /** The status socket; "" = `status.sock` beside `address`. */
+  statusAddress: string;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   containerdAddress: string;
   containerdNamespace: string;
@@ -57,7 +59,14 @@ export interface Config {
     publishConcurrency: number;
     readaheadChunks: number;
   };
-  tracing: { endpoint: string; protocol: 'grpc' | 'http/protobuf' | 'http/json'; sampleRatio: number; serviceName: string };
+  tracing: {
+    endpoint: string;
+    protocol: 'grpc' | 'http/protobuf' | 'http/json';
+    sampleRatio: number;
+    serviceName: string;
+    startTraceIdleMs: number;
+    startTraceMaxMs: number;
+  };
   metrics: { address: string };
 }
 

@@ -52,6 +52,7 @@ export const SCHEMA: readonly SectionSpec[] = [
     fields: [
       field('root', 'root', 'string', '/var/lib/clip-snapshotter', absolutePath),
       field('address', 'address', 'string', '/run/clip-snapshotter/clip.sock', absolutePath),
+      field('status_address', 'statusAddress', 'string', '', optionalAbsolutePath),
       field('log_level', 'logLevel', 'string', 'info', oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent')),
       field('containerd_address', 'containerdAddress', 'string', '/run/containerd/containerd.sock', absolutePath),
       field('containerd_namespace', 'containerdNamespace', 'string', 'default'),
@@ -136,6 +137,8 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('protocol', 'protocol', 'string', 'http/protobuf', oneOf('grpc', 'http/protobuf', 'http/json')),
       field('sample_ratio', 'sampleRatio', 'number', 1, ratio),
       field('service_name', 'serviceName', 'string', 'clip-snapshotter'),
+      field('start_trace_idle_ms', 'startTraceIdleMs', 'integer', 5000, positive),
+      field('start_trace_max_ms', 'startTraceMaxMs', 'integer', 120000, positive),
     ],
   },
   {

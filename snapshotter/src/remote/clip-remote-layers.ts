@@ -6,7 +6,8 @@ import { messageOf, notFound, unavailable } from '../errors/index.js';
 import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
-import type { LayerReader, LayerStore } from '../storage/index.js';
+import type { LayerReader, LayerRef, LayerStore } from '../storage/index.js';
+import { StartTraceReader } from './start-trace-reader.js';
 import {
   ATTR_CLIP_INDEX_SOURCE,
   ATTR_CLIP_LAYER_DIFF_ID,
@@ -17,6 +18,7 @@ import {
   SPAN_LAYER_PREPARE,
   setMountedLayers,
   withSpan,
+  type StartTraces,
 } from '../telemetry/index.js';
 import { checkChainId } from './chain-id-check.js';
 import type { IndexResolver } from './index-resolver.js';
@@ -46,6 +48,8 @@ export interface ClipRemoteLayersOptions {
   defaultNamespace: string;
   /** Prefetch from and record into start profiles (`[prefetch]`); absent = neither. */
   profiles?: Pick<StartProfiles, 'attach'>;
+  /** Reads of a layer mounted inside a start trace join that trace while it is open. */
+  starts?: StartTraces;
 }
 
 interface Mounted {
@@ -106,7 +110,11 @@ export class ClipRemoteLayers implements RemoteLayers {
       ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}),
       ...(frames ? { zstdFrames: frames } : {}),
     });
-    const reader = this.#o.profiles ? this.#o.profiles.attach(opened) : opened;
+    const recorded = this.#o.profiles ? this.#o.profiles.attach(opened) : opened;
+    // The Prepare RPC that mounts the layer runs inside its image's start trace, if any.
+    const start = this.#o.starts?.active();
+    start?.addLayer(index.meta.diffId);
+    const reader = this.#o.starts && start ? new StartTraceReader(recorded, this.#o.starts, start.image) : recorded;
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
@@ -120,6 +128,11 @@ export class ClipRemoteLayers implements RemoteLayers {
     setMountedLayers(this.#mounted.size);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
+  }
+
+  /** Every layer mounted now, with its mount point (status). */
+  mountedLayers(): Array<{ mountpoint: string; layer: LayerRef }> {
+    return [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: m.reader.layer }));
   }
 
   async check(mountpoint: string): Promise<void> {

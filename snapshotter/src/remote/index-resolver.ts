@@ -10,7 +10,10 @@ import type { ContentCache } from '../contentcache/index.js';
 import { findClipError, isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseReference, type RegistryClient } from '../registry/index.js';
-import type { LayerRef } from '../storage/index.js';
+import type { LayerLedger, LayerRef } from '../storage/index.js';
+import {
+  ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_SOURCE, SPAN_INDEX_BUILD, withSpan,
+} from '../telemetry/index.js';
 
 /** Where an index came from (span attribute `clip.index.source`, log field `source`). */
 export type IndexSource = 'local' | 'content_cache' | 'artifact' | 'built';
@@ -41,6 +44,8 @@ export interface IndexResolverOptions {
   keepLayer?: { spoolDir: string; adopt(ref: LayerRef, tmpPath: string): Promise<void> };
   /** A fresh observer per build, e.g. the gzip checkpoint recorder (`[index] gzip_checkpoints`). */
   compressedObserver?: () => CompressedObserver | undefined;
+  /** Counts the compressed bytes an index build downloads against the layer (status, metrics). */
+  ledger?: Pick<LayerLedger, 'fetched'>;
   log?: Logger;
 }
 
@@ -131,6 +136,19 @@ export class IndexResolver {
     if (!this.#o.buildMissing) {
       throw notFound('CLIP_INDEX_NOT_FOUND', `clip index of layer ${req.layerDigest} (${req.imageRef}; [index] build_missing is off)`);
     }
+    // The layer is downloaded whole here: registry traffic like any other, so searchable by clip.source.
+    return withSpan(SPAN_INDEX_BUILD, { [ATTR_CLIP_SOURCE]: 'registry', [ATTR_CLIP_LAYER_DIGEST]: req.layerDigest }, async (span) => {
+      const built = await this.#buildFromLayer(req, signal);
+      span.setAttributes({
+        [ATTR_CLIP_LAYER_DIFF_ID]: built.resolved.index.meta.diffId,
+        [ATTR_CLIP_BYTES]: built.resolved.index.meta.uncompressedSize,
+        [ATTR_CLIP_BYTES_COMPRESSED]: built.compressedBytes,
+      });
+      return built.resolved;
+    });
+  }
+
+  async #buildFromLayer(req: IndexRequest, signal?: AbortSignal): Promise<{ resolved: ResolvedIndex; compressedBytes: number }> {
     const started = Date.now();
     const { domain, repository } = parseReference(req.imageRef);
     const blob = await this.#o.registry.fetchBlob({ domain, repository }, req.layerDigest, signal ? { signal } : {});
@@ -147,21 +165,23 @@ export class IndexResolver {
         ...(file ? { uncompressedSink: { write: (chunk: Buffer) => file.write(chunk) } } : {}),
       });
       const bytes = encodeIndex(built);
+      const ref: LayerRef = {
+        ref: req.imageRef,
+        digest: req.layerDigest,
+        diffId: built.meta.diffId,
+        uncompressedSize: built.meta.uncompressedSize,
+        ...(built.gzipCheckpoints ? { gzipCheckpoints: built.gzipCheckpoints } : {}),
+        ...(built.zstdFrames ? { zstdFrames: built.zstdFrames } : {}),
+      };
+      const hex = HEX.exec(built.meta.diffId)?.[1];
+      if (hex) this.#o.ledger?.fetched(hex, 'index_build', blob.size ?? 0, ref);
       this.#log.info({ layer: req.layerDigest, diff_id: built.meta.diffId, bytes: blob.size, duration_ms: Date.now() - started }, 'built index from the layer');
       if (file && spool && keep) {
         await file.sync();
         await file.close();
-        const ref: LayerRef = {
-          ref: req.imageRef,
-          digest: req.layerDigest,
-          diffId: built.meta.diffId,
-          uncompressedSize: built.meta.uncompressedSize,
-          ...(built.gzipCheckpoints ? { gzipCheckpoints: built.gzipCheckpoints } : {}),
-          ...(built.zstdFrames ? { zstdFrames: built.zstdFrames } : {}),
-        };
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }
-      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built' };
+      return { resolved: { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built' }, compressedBytes: blob.size ?? 0 };
     } finally {
       await file?.close().catch(() => undefined);
       if (spool) await rm(spool, { force: true });

@@ -8,7 +8,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../log/index.js';
 import type { Mount, SnapshotInfo, Snapshotter } from '../snapshots/index.js';
 import { kindOf } from '../errors/index.js';
-import { ATTR_CLIP_SNAPSHOT_KEY, traceRpc } from '../telemetry/index.js';
+import { ATTR_CLIP_SNAPSHOT_KEY, traceRpc, type StartTraces } from '../telemetry/index.js';
 import { toGrpcStatus, toServiceError } from './grpc-status.js';
 
 const PROTO = fileURLToPath(new URL('../../../../snapshotter/proto/snapshots.proto', import.meta.url));
@@ -57,11 +57,12 @@ function toWireInfo(i: SnapshotInfo): WireInfo {
 const toWireMounts = (ms: Mount[]) => ms.map((m) => ({ type: m.type, source: m.source, target: m.target ?? '', options: m.options }));
 
 /** Adapt one async call to a unary handler that maps errors once. */
-function unary<T>(log: Logger, method: string, fn: (req: Req) => Promise<T>): grpc.handleUnaryCall<Req, T> {
+function unaryCall<T>(log: Logger, method: string, fn: (req: Req) => Promise<T>, starts?: StartTraces): grpc.handleUnaryCall<Req, T> {
   return (call, callback) => {
     const key = call.request.key ?? call.request.name;
     const attrs = key ? { [ATTR_CLIP_SNAPSHOT_KEY]: key } : {};
-    traceRpc(SERVICE, method, call.metadata?.getMap(), attrs, () => fn(call.request), grpcCodeOf).then(
+    const start = starts ? () => starts.rpcContext(method, call.request) : undefined;
+    traceRpc(SERVICE, method, call.metadata?.getMap(), attrs, () => fn(call.request), grpcCodeOf, start).then(
       (res) => callback(null, res),
       (err: unknown) => {
         const e = toServiceError(err);
@@ -73,7 +74,8 @@ function unary<T>(log: Logger, method: string, fn: (req: Req) => Promise<T>): gr
 }
 
 /** The handlers for every Snapshots method over one snapshotter. */
-export function snapshotsHandlers(s: Snapshotter, log: Logger): grpc.UntypedServiceImplementation {
+export function snapshotsHandlers(s: Snapshotter, log: Logger, starts?: StartTraces): grpc.UntypedServiceImplementation {
+  const unary = <T>(l: Logger, method: string, fn: (req: Req) => Promise<T>) => unaryCall(l, method, fn, starts);
   return {
     Prepare: unary(log, 'Prepare', async (r) => ({ mounts: toWireMounts(await s.prepare(r.key ?? '', r.parent ?? '', r.labels ?? {})) })),
     View: unary(log, 'View', async (r) => ({ mounts: toWireMounts(await s.view(r.key ?? '', r.parent ?? '', r.labels ?? {})) })),

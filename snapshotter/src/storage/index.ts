@@ -8,3 +8,5 @@ export { SparseLayer } from './sparse-layer.js';
 export type { RangeFetcher, SparseGzipLayerOptions, SparseLayerOptions, SpanShare } from './sparse-layer.js';
 export type { BlobClient } from './registry-blob-source.js';
 export type { ByteRange } from './range-tier.js';
+export { LayerLedger, FETCH_WAYS, diffCounters, modeOf, snapshotCounters } from './layer-ledger.js';
+export type { FetchWay, LayerCounters, LayerMode, LedgerEntry } from './layer-ledger.js';

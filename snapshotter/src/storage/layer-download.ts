@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClipError, dataCorrupt, isKind, messageOf, unavailable } from '../errors/index.js';
@@ -21,7 +21,7 @@ import type { BlobSource } from './blob-source.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
 import {
-  ATTR_CLIP_BYTES, ATTR_CLIP_COMPRESSION, ATTR_CLIP_DOWNLOAD_ATTEMPT, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST,
+  ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_COMPRESSION, ATTR_CLIP_DOWNLOAD_ATTEMPT, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST,
   ATTR_CLIP_LAYER_SIZE, ATTR_CLIP_SOURCE, SPAN_LAYER_DECOMPRESS, SPAN_LAYER_DOWNLOAD, SPAN_LAYER_VERIFY, withSpan,
 } from '../telemetry/index.js';
 
@@ -37,6 +37,8 @@ export interface LayerDownloadOptions {
   retryBaseDelayMs: number;
   /** An attempt that produces no bytes for this long is aborted (and retried). */
   stallTimeoutMs: number;
+  /** Compressed bytes received from the registry, as they arrive (the layer ledger). */
+  onFetched?: (bytes: number) => void;
 }
 
 /** What a finished download leaves behind: the final file, still open. */
@@ -70,6 +72,8 @@ export class LayerDownload {
   #written = 0;
   #waiters: Waiter[] = [];
   #readers = 0;
+  /** Compressed bytes received over every attempt. */
+  #compressed = 0;
 
   constructor(opts: LayerDownloadOptions) {
     this.#o = opts;
@@ -78,7 +82,7 @@ export class LayerDownload {
     const attrs = { [ATTR_CLIP_SOURCE]: 'registry', [ATTR_CLIP_LAYER_DIGEST]: ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: ref.diffId, [ATTR_CLIP_LAYER_SIZE]: ref.uncompressedSize };
     this.result = withSpan(SPAN_LAYER_DOWNLOAD, attrs, async (span) => {
       const done = await this.#run();
-      span.setAttribute(ATTR_CLIP_COMPRESSION, done.compression);
+      span.setAttributes({ [ATTR_CLIP_COMPRESSION]: done.compression, [ATTR_CLIP_BYTES]: done.size, [ATTR_CLIP_BYTES_COMPRESSED]: this.#compressed });
       return done;
     });
     this.result.catch(() => {}); // settled through waiters; the store observes it too
@@ -210,9 +214,16 @@ export class LayerDownload {
           this.#store(chunk, start).then(() => cb(), cb);
         },
       });
-      const decompress = { [ATTR_CLIP_COMPRESSION]: compression, [ATTR_CLIP_DOWNLOAD_ATTEMPT]: attempt };
+      const decompress = { [ATTR_CLIP_SOURCE]: 'registry', [ATTR_CLIP_COMPRESSION]: compression, [ATTR_CLIP_DOWNLOAD_ATTEMPT]: attempt };
       await withSpan(SPAN_LAYER_DECOMPRESS, decompress, async (span) => {
-        await pipeline(stream, createDecompressor(compression), sink, { signal: ac.signal }).catch((err) => {
+        const counted = new Transform({
+          transform: (chunk: Buffer, _enc, cb) => {
+            this.#compressed += chunk.length;
+            this.#o.onFetched?.(chunk.length);
+            cb(null, chunk);
+          },
+        });
+        await pipeline(stream, counted, createDecompressor(compression), sink, { signal: ac.signal }).catch((err) => {
           throw ac.signal.aborted ? ac.signal.reason : classify(err, ref);
         });
         span.setAttribute(ATTR_CLIP_BYTES, produced);

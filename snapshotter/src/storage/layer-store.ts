@@ -27,8 +27,9 @@ import { DiskEviction } from './disk-eviction.js';
 import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
+import { LayerLedger } from './layer-ledger.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
-import type { LayerReader, LayerRef } from './layer-reader.js';
+import type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
 import { readSpanAttrs, traceRangeTier, traceTier } from './read-tracing.js';
 
@@ -103,6 +104,8 @@ export class LayerStore implements LayerReaderHost {
   readonly #eviction: DiskEviction;
   /** Size and sha256 of a cached file before its first read in this process. */
   readonly #check: CachedLayerCheck;
+  /** How each layer's bytes reached this node and its readers (status, per-layer metrics). */
+  readonly ledger = new LayerLedger();
 
   constructor(opts: LayerStoreOptions) {
     if (opts.contentCache === undefined || opts.contentCache === null) {
@@ -131,6 +134,7 @@ export class LayerStore implements LayerReaderHost {
       dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
       completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
       contentCache: this.#cc,
+      ledger: this.ledger,
       adopt: (ref, path) => this.adopt(ref, path),
       clock: opts.clock,
     });
@@ -178,6 +182,7 @@ export class LayerStore implements LayerReaderHost {
       this.#layers.set(hex, st);
     }
     st.refs++;
+    this.ledger.opened(ref, st.file !== undefined || this.#disk.sizeOf(hex) === ref.uncompressedSize);
     return new StoreLayerReader(ref, hex, this);
   }
 
@@ -193,6 +198,24 @@ export class LayerStore implements LayerReaderHost {
       cause = err;
     }
     throw unavailable('CLIP_LAYER_UNAVAILABLE', `layer ${ref.digest} (${ref.diffId}) is not on disk, in the content cache or in ${ref.ref}`, cause);
+  }
+
+  /**
+   * What this node holds of a layer right now: uncompressed bytes on disk (complete file, range-read
+   * spans, or a running download's prefix), whether it is complete, and whether something is
+   * fetching the rest (background completion or a whole-layer download).
+   */
+  async presence(ref: LayerRef): Promise<{ presentBytes: number; complete: boolean; completing: boolean }> {
+    const hex = hexOf(ref.diffId);
+    const st = this.#layers.get(hex);
+    if (st?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return { presentBytes: ref.uncompressedSize, complete: true, completing: false };
+    const range = await this.#range.presence(hex);
+    const download = st?.download && !st.download.failed ? st.download : undefined;
+    return {
+      presentBytes: Math.max(range.presentBytes, download?.bytesOnDisk ?? 0),
+      complete: false,
+      completing: range.completing || download !== undefined,
+    };
   }
 
   /** The three-tier read; see LayerReader.read. */
@@ -224,11 +247,15 @@ export class LayerStore implements LayerReaderHost {
     this.#disk.touch(hex);
     const n = await preadFull(file, buf, bufOffset, len, offset);
     recordRead('disk', n, (performance.now() - started) / 1000);
+    this.ledger.read(hex, 'disk', n);
     return n;
   }
 
   /** Disk → (a running download) → ContentCache → registry, one tier span each when traced. */
   async #readTiers(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const served = (source: ReadSource, n: number | undefined): void => {
+      if (n !== undefined) this.ledger.read(hex, source, n);
+    };
     const disk = await traceTier('disk', st.ref, offset, len, async () => {
       const file = st.file ?? (await this.#openCached(hex, st));
       // Not a complete layer yet: spans this node already range-read are on disk too.
@@ -236,24 +263,30 @@ export class LayerStore implements LayerReaderHost {
       this.#disk.touch(hex);
       return preadFull(file, buf, bufOffset, len, offset);
     });
+    served('disk', disk);
     if (disk !== undefined) return disk;
     const running = st.download;
     if (running && !running.failed && running.bytesOnDisk >= offset + len) {
       // Bytes the registry already delivered to a running download: still the registry tier.
-      return traceTier('registry', st.ref, offset, len, () => running.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs)), {
+      const joinedRead = await traceTier('registry', st.ref, offset, len, () => running.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs)), {
         [ATTR_CLIP_DOWNLOAD_JOINED]: true,
       });
+      served('registry', joinedRead);
+      return joinedRead;
     }
     const cc = { [ATTR_CLIP_CONTENT_CACHE_BACKEND]: this.#o.contentCache.name };
     const hit = await traceTier('content_cache', st.ref, offset, len, () => this.#cc.read(st.ref, buf, bufOffset, len, offset), cc);
+    served('content_cache', hit);
     if (hit !== undefined) return hit;
     if (this.#o.rangeReads && !st.download && this.#range.usable(hex, st.ref)) {
       const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
-      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal));
+      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal), served);
       if (ranged !== undefined) return ranged;
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
-    return traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
+    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
+    served('registry', fromRegistry);
+    return fromRegistry;
   }
 
   /**
@@ -356,6 +389,7 @@ export class LayerStore implements LayerReaderHost {
     const download = new LayerDownload({
       ref: st.ref, hex, cacheDir: o.cacheDir, blobs: o.blobs, log: this.#log,
       maxRetries: o.maxRetries, retryBaseDelayMs: o.retryBaseDelayMs, stallTimeoutMs: o.stallTimeoutMs,
+      onFetched: (bytes) => this.ledger.fetched(hex, 'whole', bytes),
     });
     st.download = download;
     // The read that started the download: the ContentCache publish links back to it.

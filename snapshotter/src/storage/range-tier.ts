@@ -19,6 +19,12 @@ import type { ContentCacheTier } from './content-cache-tier.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
 import { SparseLayer, type SpanShare } from './sparse-layer.js';
+import type { LayerLedger } from './layer-ledger.js';
+import type { Span } from '@opentelemetry/api';
+import {
+  ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE, ATTR_CLIP_SOURCE,
+  SPAN_LAYER_COMPLETE, recordSpanError, withSpan,
+} from '../telemetry/index.js';
 
 interface RangeLayer {
   layer?: Promise<SparseLayer>;
@@ -54,6 +60,8 @@ export interface RangeTierOptions {
    * request. Omitted or a `none` cache: no sharing.
    */
   contentCache?: ContentCacheTier | undefined;
+  /** Counts what each layer fetched and why (on demand, prefetch, background); optional. */
+  ledger?: Pick<LayerLedger, 'fetched' | 'shared'> | undefined;
   adopt: AdoptLayer;
   /** Cool-downs, the idle wait and the completion rate run on it; tests inject one. */
   clock?: Clock;
@@ -104,6 +112,8 @@ export class RangeTier {
       const shared = layer.sharedBytes;
       const n = await layer.read(buf, bufOffset, len, offset, signal);
       const fetched = layer.fetchedBytes !== before;
+      this.#o.ledger?.fetched(hex, 'on_demand', layer.fetchedBytes - before);
+      this.#o.ledger?.shared(hex, layer.sharedBytes - shared);
       if (fetched) this.#lastDemand = this.#clock.nowMs();
       this.#startCompletion(hex, ref, st);
       return { n, source: fetched ? 'registry' : layer.sharedBytes !== shared ? 'content_cache' : 'disk' };
@@ -137,11 +147,14 @@ export class RangeTier {
       const layer = await st.layer;
       const runs = spanRuns(layer.table, ranges, maxBytes);
       const before = layer.fetchedBytes;
+      const shared = layer.sharedBytes;
       this.#lastDemand = this.#clock.nowMs();
       await boundedMap(runs, PREFETCH_CONCURRENCY, async ([first, last]) => {
         await layer.ensure(first, last, signal);
         this.#lastDemand = this.#clock.nowMs();
       }, signal);
+      this.#o.ledger?.fetched(hex, 'prefetch', layer.fetchedBytes - before);
+      this.#o.ledger?.shared(hex, layer.sharedBytes - shared);
       this.#startCompletion(hex, ref, st);
       return layer.fetchedBytes - before;
     } catch (err) {
@@ -211,6 +224,13 @@ export class RangeTier {
     }
   }
 
+  /** Uncompressed bytes of a layer's spans on disk, and whether its background completion runs. */
+  async presence(hex: string): Promise<{ presentBytes: number; completing: boolean }> {
+    const st = this.#layers.get(hex);
+    const layer = st?.layer && !st.disabled ? await st.layer.catch(() => undefined) : undefined;
+    return { presentBytes: layer?.presentBytes ?? 0, completing: st?.completing !== undefined && st.disabled !== true };
+  }
+
   /** Compressed bytes fetched through ranges for a layer (tests, metrics). */
   async fetchedBytes(hex: string): Promise<number> {
     const l = this.#layers.get(hex)?.layer;
@@ -253,10 +273,28 @@ export class RangeTier {
    * against the diffID, and hand it to the disk cache (which publishes it to the ContentCache).
    */
   async #complete(hex: string, ref: LayerRef, st: RangeLayer): Promise<void> {
+    const attrs = { [ATTR_CLIP_SOURCE]: 'registry', [ATTR_CLIP_LAYER_DIGEST]: ref.digest, [ATTR_CLIP_LAYER_DIFF_ID]: ref.diffId, [ATTR_CLIP_LAYER_SIZE]: ref.uncompressedSize };
+    await withSpan(SPAN_LAYER_COMPLETE, attrs, (span) => this.#completeTraced(hex, ref, st, span), { root: true });
+  }
+
+  async #completeTraced(hex: string, ref: LayerRef, st: RangeLayer, span: Span): Promise<void> {
     const started = Date.now();
+    let fetched = 0;
     try {
       const layer = await (st.layer as Promise<SparseLayer>);
-      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, () => this.#waitIdle(), this.#clock);
+      // Counted batch by batch, so `status` shows the completion's progress while it runs.
+      let counted = layer.fetchedBytes;
+      const account = (): void => {
+        fetched += layer.fetchedBytes - counted;
+        this.#o.ledger?.fetched(hex, 'background', layer.fetchedBytes - counted);
+        counted = layer.fetchedBytes;
+      };
+      await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, async () => {
+        account();
+        await this.#waitIdle();
+        // On-demand reads during the wait are theirs, not the completion's.
+        counted = layer.fetchedBytes;
+      }, this.#clock).finally(account);
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
       if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIFF_ID_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
@@ -264,8 +302,11 @@ export class RangeTier {
       this.#log.info({ layer: ref.digest, diff_id: ref.diffId, bytes: layer.fetchedBytes, duration_ms: Date.now() - started }, 'layer completed from range reads');
       st.disabled = true;
       await layer.remove();
+      span.setAttributes({ [ATTR_CLIP_BYTES_COMPRESSED]: fetched, [ATTR_CLIP_BYTES]: ref.uncompressedSize });
     } catch (err) {
+      span.setAttribute(ATTR_CLIP_BYTES_COMPRESSED, fetched);
       if (this.#stop.signal.aborted) return;
+      recordSpanError(span, err);
       st.completing = undefined;
       this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err) }, 'background completion of a range-read layer failed');
     }

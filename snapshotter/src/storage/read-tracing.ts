@@ -33,12 +33,14 @@ export function readSpanAttrs(ref: LayerRef, offset: number, len: number): Attri
  */
 export async function traceRangeTier(
   ref: LayerRef, offset: number, len: number, fn: () => Promise<{ n: number; source: ReadSource } | undefined>,
+  served?: (source: ReadSource, n: number) => void,
 ): Promise<number | undefined> {
   const started = performance.now();
   const run = async (): Promise<{ n: number; source: ReadSource } | undefined> => {
     try {
       const r = await fn();
       if (r) recordRead(r.source, r.n, (performance.now() - started) / 1000);
+      if (r) served?.(r.source, r.n);
       return r;
     } catch (err) {
       recordReadError('registry');

@@ -101,6 +101,13 @@ export class SparseLayer {
     return this.#state.reduce((n, s) => n + (s === ABSENT ? 0 : 1), 0);
   }
 
+  /** Uncompressed bytes of the spans present (status). */
+  get presentBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.#state.length; i++) if (this.#state[i] !== ABSENT) n += spanEnd(this.table, i) - (this.table.points[i]?.out ?? 0);
+    return n;
+  }
+
   /** Read `len` bytes at uncompressed `off` into `buf` at `bufOff`; returns bytes read. */
   async read(buf: Buffer, bufOff: number, len: number, off: number, signal: AbortSignal): Promise<number> {
     const t = this.table;

@@ -41,6 +41,8 @@ export const ATTR_CLIP_DOWNLOAD_ATTEMPT = 'clip.download.attempt';
 export const ATTR_CLIP_COMPRESSION = 'clip.compression';
 /** Uncompressed bytes produced (decompression) or checked (verification). */
 export const ATTR_CLIP_BYTES = 'clip.bytes';
+/** Compressed bytes received from the registry by the span (a download, an index build, a completion). */
+export const ATTR_CLIP_BYTES_COMPRESSED = 'clip.bytes.compressed';
 export const ATTR_CLIP_BLOB_DIGEST = 'clip.blob.digest';
 export const ATTR_CLIP_CONTENT_CACHE_BACKEND = 'clip.content_cache.backend';
 /** `stored` | `skipped` (the backend already had it, or another node is publishing it). */
@@ -48,6 +50,18 @@ export const ATTR_CLIP_PUBLISH_RESULT = 'clip.content_cache.publish.result';
 /** Where a layer's clip index came from (`content_cache`, `registry`, `built`, …): set by the lead. */
 export const ATTR_CLIP_INDEX_SOURCE = 'clip.index.source';
 export const ATTR_CLIP_SNAPSHOT_KEY = 'clip.snapshot.key';
+/** The image a start trace, a layer summary or a per-layer metric is about. */
+export const ATTR_CLIP_IMAGE_REF = 'clip.image.ref';
+/** `lazy` | `whole` | `local` | `unread`: how a layer was served (storage/layer-ledger.ts). */
+export const ATTR_CLIP_LAYER_MODE = 'clip.layer.mode';
+/** Prefix of the per-way fetched byte counts: `clip.fetched.<on_demand|prefetch|background|whole|index_build|content_cache>`. */
+export const ATTR_CLIP_FETCHED_PREFIX = 'clip.fetched.';
+/** Prefix of the per-tier served byte counts: `clip.served.<disk|content_cache|registry>`. */
+export const ATTR_CLIP_SERVED_PREFIX = 'clip.served.';
+/** Milliseconds from the start trace's first RPC (or the layer's mount) to the first read. */
+export const ATTR_CLIP_TIME_TO_FIRST_READ_MS = 'clip.time_to_first_read_ms';
+/** Prefix of an image's layer counts by mode: `clip.image.layers.<lazy|whole|local|unread>`. */
+export const ATTR_CLIP_IMAGE_LAYERS_PREFIX = 'clip.image.layers.';
 export const ATTR_CLIP_ERROR_CODE = 'clip.error.code';
 
 /** Span names. */
@@ -67,6 +81,14 @@ export const SPAN_PREFETCH = 'clip.prefetch';
 export const SPAN_LAYER_PREPARE = 'clip.layer.prepare';
 export const SPAN_INDEX_RESOLVE = 'clip.index.resolve';
 export const SPAN_FUSE_MOUNT = 'clip.fuse.mount';
+/** Downloading a layer whole to build its clip index (no index anywhere). */
+export const SPAN_INDEX_BUILD = 'clip.index.build';
+/** Background completion of a range-read layer (root, linked to nothing: it runs on its own). */
+export const SPAN_LAYER_COMPLETE = 'clip.layer.complete';
+/** The root of a start trace: an image's Prepare RPCs, mounts and first reads (telemetry/start-traces.ts). */
+export const SPAN_START = 'clip.start';
+/** One per layer at the end of a start trace: how the layer was served during it. */
+export const SPAN_LAYER_SUMMARY = 'clip.layer.summary';
 
 /** Metric instrument names, Prometheus-shaped (the exporter appends `_total` to counters). */
 export const METRIC_READS = 'clip_reads';
@@ -80,3 +102,8 @@ export const METRIC_CC_PUBLISH_FAILURES = 'clip_content_cache_publish_failures';
 export const METRIC_LAZY_FALLBACKS = 'clip_lazy_fallbacks';
 export const METRIC_MOUNTED_LAYERS = 'clip_mounted_layers';
 export const METRIC_FUSE_ERRORS = 'clip_fuse_errors';
+/** Per image and layer (observed from the layer ledger at scrape time). */
+export const METRIC_LAYER_FETCHED_BYTES = 'clip_layer_fetched_bytes';
+export const METRIC_LAYER_SERVED_BYTES = 'clip_layer_served_bytes';
+export const METRIC_LAYER_LAZY = 'clip_layer_lazy';
+export const METRIC_LAYER_FIRST_READ = 'clip_layer_time_to_first_read_seconds';

@@ -19,6 +19,7 @@ export class BlobFetchObserver {
     if (!tracingEnabled()) return;
     const attrs = {
       [A.ATTR_HTTP_REQUEST_METHOD]: 'GET',
+      [A.ATTR_CLIP_SOURCE]: 'registry',
       [A.ATTR_CLIP_BLOB_DIGEST]: digest,
       ...(range ? { 'http.request.header.range': [`bytes=${range.offset}-${range.offset + range.length - 1}`] } : {}),
     };

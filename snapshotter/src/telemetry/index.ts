@@ -19,6 +19,21 @@ export {
   ATTR_CLIP_DOWNLOAD_ATTEMPT,
   ATTR_CLIP_COMPRESSION,
   ATTR_CLIP_BYTES,
+  ATTR_CLIP_BYTES_COMPRESSED,
+  ATTR_CLIP_IMAGE_REF,
+  ATTR_CLIP_LAYER_MODE,
+  ATTR_CLIP_FETCHED_PREFIX,
+  ATTR_CLIP_SERVED_PREFIX,
+  ATTR_CLIP_TIME_TO_FIRST_READ_MS,
+  ATTR_CLIP_IMAGE_LAYERS_PREFIX,
+  SPAN_INDEX_BUILD,
+  SPAN_LAYER_COMPLETE,
+  SPAN_START,
+  SPAN_LAYER_SUMMARY,
+  METRIC_LAYER_FETCHED_BYTES,
+  METRIC_LAYER_SERVED_BYTES,
+  METRIC_LAYER_LAZY,
+  METRIC_LAYER_FIRST_READ,
   ATTR_CLIP_BLOB_DIGEST,
   ATTR_CLIP_CONTENT_CACHE_BACKEND,
   ATTR_CLIP_PUBLISH_RESULT,
@@ -72,8 +87,9 @@ export {
   recordReadError,
   recordRegistryFetch,
   setMountedLayers,
+  setLayerMetricsSource,
 } from './metrics.js';
-export type { ReadTier } from './metrics.js';
+export type { LayerMetricsSample, ReadTier } from './metrics.js';
 export { observeContentCache } from './observed-content-cache.js';
 export { createSpanExporter, exporterUrl } from './otlp-exporter.js';
 export type { OtlpProtocol } from './otlp-exporter.js';
@@ -83,3 +99,5 @@ export { startTelemetry } from './telemetry.js';
 export type { Telemetry, TelemetryConfig } from './telemetry.js';
 export { activeRecordingSpan, recordSpanError, setTracingEnabled, tracer, tracingEnabled, withSpan } from './tracing.js';
 export type { SpanOptions } from './tracing.js';
+export { StartTrace, StartTraces } from './start-traces.js';
+export type { StartTraceHooks, StartTracesOptions } from './start-traces.js';

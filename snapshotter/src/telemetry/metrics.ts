@@ -27,6 +27,26 @@ const LATENCY_BUCKETS_S = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 let current: Instruments | undefined;
 let mountedLayers = 0;
 
+/** One layer of one image as the per-layer metrics see it (observed at scrape time). */
+export interface LayerMetricsSample {
+  image: string;
+  layer: string;
+  /** Bytes by way: registry ways compressed, `content_cache` uncompressed. */
+  fetched: Record<string, number>;
+  /** Bytes handed to reads, by tier. */
+  served: Record<string, number>;
+  /** 1 when served lazily, 0 when fetched whole or local; absent while unread. */
+  lazy?: number;
+  /** Seconds from mount to first read, once read. */
+  firstReadSeconds?: number;
+}
+let layerSamples: () => LayerMetricsSample[] = () => [];
+
+/** Where the `clip_layer_*` metrics read their per-image, per-layer values from (the layer ledger). */
+export function setLayerMetricsSource(fn: () => LayerMetricsSample[]): void {
+  layerSamples = fn;
+}
+
 /** Create the instruments on `provider`'s meter, or drop them (undefined). */
 export function installMeterProvider(provider: MeterProvider | undefined): void {
   current = provider ? createInstruments(provider.getMeter('clip-snapshotter')) : undefined;
@@ -36,6 +56,22 @@ function createInstruments(m: Meter): Instruments {
   const counter = (name: string, description: string, unit?: string) => m.createCounter(name, { description, valueType: ValueType.INT, ...(unit ? { unit } : {}) });
   const gauge = m.createObservableGauge(N.METRIC_MOUNTED_LAYERS, { description: 'Layers currently mounted over FUSE', valueType: ValueType.INT });
   gauge.addCallback((r) => r.observe(mountedLayers));
+  const fetched = m.createObservableCounter(N.METRIC_LAYER_FETCHED_BYTES, { description: 'Bytes a layer fetched, per image and layer, by way (on_demand, prefetch, background, whole, index_build: compressed from the registry; content_cache: uncompressed)', unit: 'By', valueType: ValueType.INT });
+  fetched.addCallback((r) => {
+    for (const l of layerSamples()) for (const [via, v] of Object.entries(l.fetched)) r.observe(v, { image: l.image, layer: l.layer, via });
+  });
+  const served = m.createObservableCounter(N.METRIC_LAYER_SERVED_BYTES, { description: 'Bytes of a layer handed to reads, per image and layer, by tier (source)', unit: 'By', valueType: ValueType.INT });
+  served.addCallback((r) => {
+    for (const l of layerSamples()) for (const [source, v] of Object.entries(l.served)) r.observe(v, { image: l.image, layer: l.layer, source });
+  });
+  const lazy = m.createObservableGauge(N.METRIC_LAYER_LAZY, { description: '1 when a layer was served lazily, 0 when it was fetched whole or was already local', valueType: ValueType.INT });
+  lazy.addCallback((r) => {
+    for (const l of layerSamples()) if (l.lazy !== undefined) r.observe(l.lazy, { image: l.image, layer: l.layer });
+  });
+  const firstRead = m.createObservableGauge(N.METRIC_LAYER_FIRST_READ, { description: 'Seconds from mounting a layer to its first read', unit: 's' });
+  firstRead.addCallback((r) => {
+    for (const l of layerSamples()) if (l.firstReadSeconds !== undefined) r.observe(l.firstReadSeconds, { image: l.image, layer: l.layer });
+  });
   return {
     reads: counter(N.METRIC_READS, 'Layer reads served, by tier (source)'),
     readBytes: counter(N.METRIC_READ_BYTES, 'Bytes of uncompressed layer served, by tier (source)', 'By'),

@@ -1,5 +1,5 @@
 /** One server span per gRPC call, continuing a W3C trace context the caller sent in metadata. */
-import { context, propagation, SpanKind, SpanStatusCode, type Attributes, type TextMapGetter } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type TextMapGetter } from '@opentelemetry/api';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from './attributes.js';
 import { recordSpanError, tracer, tracingEnabled } from './tracing.js';
 
@@ -20,14 +20,17 @@ const SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15]);
 
 /**
  * Run one RPC inside a server span named `<service>/<method>` with `rpc.*` attributes and the
- * final `rpc.grpc.status_code` (`codeOf` maps a rejection to its gRPC code).
+ * final `rpc.grpc.status_code` (`codeOf` maps a rejection to its gRPC code). Without a caller's
+ * context, `fallbackParent` may give one (a start trace).
  */
 export function traceRpc<T>(
   service: string, method: string, carrier: RpcCarrier | undefined, attrs: Attributes,
-  fn: () => Promise<T>, codeOf: (err: unknown) => number,
+  fn: () => Promise<T>, codeOf: (err: unknown) => number, fallbackParent?: () => Context | undefined,
 ): Promise<T> {
   if (!tracingEnabled()) return fn();
-  const parent = carrier ? propagation.extract(context.active(), carrier, getter) : context.active();
+  const extracted = carrier ? propagation.extract(context.active(), carrier, getter) : context.active();
+  // A caller's trace context wins; without one the RPC may join a start trace (start-traces.ts).
+  const parent = trace.getSpanContext(extracted) ? extracted : fallbackParent?.() ?? extracted;
   const spanAttrs = { ...attrs, [ATTR_RPC_SYSTEM]: 'grpc', [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: method };
   return tracer().startActiveSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: spanAttrs }, parent, async (span) => {
     try {

@@ -19,7 +19,7 @@ import { setTracingEnabled } from './tracing.js';
 import { redactUserinfo } from './redact-url.js';
 
 /** `[tracing]` plus `[metrics] address`. */
-export type TelemetryConfig = Config['tracing'] & {
+export type TelemetryConfig = Omit<Config['tracing'], 'startTraceIdleMs' | 'startTraceMaxMs'> & {
   metricsAddress: string;
   /** Defaults to package.json's version. */
   serviceVersion?: string;
