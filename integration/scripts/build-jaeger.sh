@@ -51,7 +51,7 @@ mkdir -p "$dir/bin" "$dir/mod"
   echo "building $pkg@$version into $out (once per machine; about 15 min on 2 cores)"
   if (cd "$dir/mod" && { [ -f go.mod ] || "$go" mod init clip-snapshotter/jaeger-build; } &&
       "$go" get -tool "$pkg@$version" &&
-      "$go" build -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
+      "$go" build -o "$out.tmp" "$pkg") >"$log" 2>&1; then
     mv "$out.tmp" "$out"
     echo "$want" >"$dir/bin/.jaeger.stamp"
     echo "built: $out ($((SECONDS - start)) s)"
