@@ -106,7 +106,7 @@ extensions:
       endpoint: 127.0.0.1:${p.query}
     grpc:
       endpoint: 127.0.0.1:${p.queryGrpc}
-${uiAssets ? `    assets_path: ${JSON.stringify(uiAssets)}\n` : ''}receivers:
+${uiAssets ? `    ui:\n      assets_path: ${JSON.stringify(uiAssets)}\n` : ''}receivers:
   otlp:
     protocols:
       grpc:
