@@ -1,7 +1,9 @@
 /**
- * `make demo`: a private stack on loopback (registry, Redis, OTLP receiver, two containerd "nodes"
- * each with its own clip daemon), a realistic image built and pushed, then pulled and run on node
- * A and on node B, with a summary of time to first output and registry bytes per node.
+ * `make demo`: a private stack on loopback (registry, Redis, Jaeger when `make deps` built it — else
+ * an OTLP receiver —, two containerd "nodes" each with its own clip daemon), a realistic image built
+ * and pushed, then pulled and run on node A and on node B, with a summary of time to first output
+ * and registry bytes per node, `clip-snapshotter status` of each node, and the start traces in
+ * Jaeger (its UI URL; the stack stays up until Enter when run in a terminal).
  * Usage: node build/integration/demo/demo.js [--quick]   (or DEMO_QUICK=1)
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -9,6 +11,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../harness/free-port.js';
 import { countByName, startOtlpReceiver, type OtlpReceiver } from '../harness/otlp-receiver.js';
+import { jaegerMissingReason, startJaeger, type Jaeger } from '../harness/jaeger.js';
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { REPO_ROOT, SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
 import { runCommand } from '../harness/run-command.js';
 import { buildAndPushImages, pushImage, type PushedImage } from '../images/index.js';
@@ -89,7 +94,35 @@ function layersCell(p: PullSummary): string {
   return parts.join(' / ') + (p.lazy === 0 && p.full > 0 ? ' (lazy path not active)' : '');
 }
 
-async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolean, otlp: OtlpReceiver, metricsAddrs: string[], image: PushedImage): Promise<void> {
+/** Where the daemons' spans go: Jaeger when built, else the project's own OTLP receiver. */
+type TraceSink = { kind: 'jaeger'; jaeger: Jaeger } | { kind: 'otlp'; otlp: OtlpReceiver };
+
+/** `clip-snapshotter status IMAGE` on a node: how each of its layers was served. */
+async function printStatus(node: ClipNode, ref: string): Promise<void> {
+  const r = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, 'status', ref, '--config', node.configPath, '--address', node.snapshotter.address], { allowFailure: true, timeoutMs: 30_000 });
+  process.stdout.write(`\n${node.name}: clip-snapshotter status ${ref}\n${(r.code === 0 ? r.stdout : r.stderr).replace(/^/gm, '  ')}`);
+}
+
+/** The start traces in Jaeger: one per container start and node, with links into the UI. */
+async function printJaeger(j: Jaeger, nodes: ClipNode[]): Promise<void> {
+  process.stdout.write(`\nJaeger UI: ${j.uiUrl}   (query API ${j.uiUrl}/api/traces?service=clip-node-a)\n`);
+  const all = [];
+  for (const n of nodes) {
+    const traces = await j.findTraces(`clip-${n.name}`, undefined, 50).catch(() => []);
+    all.push(...traces);
+    for (const tr of traces) {
+      const root = tr.spans.find((s) => s.operationName === 'clip.start');
+      if (!root) continue;
+      const tag = (k: string): unknown => root.tags.find((x) => x.key === k)?.value;
+      const sources = [...new Set(tr.spans.map((s) => s.tags.find((x) => x.key === 'clip.source')?.value).filter((v) => v !== undefined))].join(', ');
+      process.stdout.write(`  ${n.name}: start trace ${j.uiUrl}/trace/${tr.traceID}  ${tr.spans.length} spans, sources: ${sources || 'none'}, first read after ${String(tag('clip.time_to_first_read_ms') ?? '?')} ms\n`);
+    }
+  }
+  writeFileSync(join(OUT_DIR, 'traces.json'), JSON.stringify(all));
+  process.stdout.write(`  (Jaeger built from Go modules has no UI assets; ${j.uiUrl} serves integration/docs/trace-view. All traces saved to ${join(OUT_DIR, 'traces.json')})\n`);
+}
+
+async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolean, sink: TraceSink, metricsAddrs: string[], image: PushedImage): Promise<void> {
   process.stdout.write('\n=== clip-snapshotter demo summary\n\n');
   const sum = (k: 'size' | 'uncompressedSize'): number => image.layers.reduce((s, l) => s + l[k], 0);
   process.stdout.write(`image ${image.ref}: ${image.layers.length} layer(s), ${formatBytes(sum('size'))} compressed, ${formatBytes(sum('uncompressedSize'))} uncompressed\n\n`);
@@ -108,16 +141,22 @@ async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolea
     process.stdout.write(lines.length > 0 ? `${label} counters:\n  ${lines.slice(0, 12).join('\n  ')}\n` : `${label}: no Prometheus counters at http://${addr}/metrics (metrics not served by the daemon yet)\n`);
   }
   mkdirSync(OUT_DIR, { recursive: true });
-  const traces = join(OUT_DIR, 'traces.jsonl');
-  const spans = otlp.spans();
-  const exports = otlp.accepted() + otlp.rejected();
-  if (spans.length > 0) {
-    const top = countByName(spans).slice(0, 8).map(([n, c]) => `${n}×${c}`).join(', ');
-    process.stdout.write(`Traces: ${spans.length} spans in ${exports} OTLP exports (${top}), saved to ${traces}\n`);
+  for (const n of nodes) await printStatus(n, image.ref);
+  if (sink.kind === 'jaeger') {
+    await printJaeger(sink.jaeger, nodes);
   } else {
-    process.stdout.write(`Traces: no spans arrived at the demo's OTLP receiver (${exports} exports, ${otlp.rejected()} refused)\n`);
+    const otlp = sink.otlp;
+    const traces = join(OUT_DIR, 'traces.jsonl');
+    const spans = otlp.spans();
+    const exports = otlp.accepted() + otlp.rejected();
+    if (spans.length > 0) {
+      const top = countByName(spans).slice(0, 8).map(([n, c]) => `${n}×${c}`).join(', ');
+      process.stdout.write(`Traces: ${spans.length} spans in ${exports} OTLP exports (${top}), saved to ${traces}\n`);
+    } else {
+      process.stdout.write(`Traces: no spans arrived at the demo's OTLP receiver (${exports} exports, ${otlp.rejected()} refused)\n`);
+    }
+    process.stdout.write('        Jaeger is not built here (make jaeger); in production set [tracing] endpoint = "http://JAEGER:4318" and open Jaeger\'s UI.\n');
   }
-  process.stdout.write('        In production set [tracing] endpoint = "http://JAEGER:4318/v1/traces" and open Jaeger\'s UI (port 16686).\n');
   for (const n of nodes) {
     for (const [src, dst] of [[n.snapshotter.logPath, `${n.name}-clip.log`], [n.containerd.logPath, `${n.name}-containerd.log`]] as const) {
       if (existsSync(src)) copyFileSync(src, join(OUT_DIR, dst));
@@ -155,15 +194,27 @@ async function demo(stack: Stack, quick: boolean): Promise<number> {
   const redisServer = await stack.redis();
   mkdirSync(OUT_DIR, { recursive: true });
   for (const f of readdirSync(OUT_DIR)) rmSync(join(OUT_DIR, f), { force: true });
-  const otlp = await startOtlpReceiver({ dumpPath: join(OUT_DIR, 'traces.jsonl') });
-  stack.add('otlp receiver', () => otlp.stop());
+  let sink: TraceSink;
+  const noJaeger = jaegerMissingReason();
+  if (noJaeger === undefined) {
+    step('starting Jaeger all-in-one (OTLP in, query API and UI out) on loopback');
+    const jaeger = await startJaeger({ dir: join(stack.root, 'jaeger'), uiAssets: join(REPO_ROOT, 'integration', 'docs', 'trace-view') });
+    stack.add('jaeger', () => jaeger.stop());
+    sink = { kind: 'jaeger', jaeger };
+  } else {
+    step(`Jaeger not available (${noJaeger}); traces go to the demo's OTLP receiver`);
+    const otlp = await startOtlpReceiver({ dumpPath: join(OUT_DIR, 'traces.jsonl') });
+    stack.add('otlp receiver', () => otlp.stop());
+    sink = { kind: 'otlp', otlp };
+  }
+  const tracingEndpoint = sink.kind === 'jaeger' ? sink.jaeger.otlpHttpUrl : sink.otlp.endpoint;
   const nodes: ClipNode[] = [];
   const metricsAddrs: string[] = [];
   let redis = true;
   for (const name of ['node-a', 'node-b']) {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
     step(`${name}: starting clip-snapshotter and containerd`);
-    const started = await startNodeWithFallback(stack, name, [registry.host], { redisAddresses: redis ? [redisServer.address] : [], tracingEndpoint: otlp.endpoint, metricsAddress });
+    const started = await startNodeWithFallback(stack, name, [registry.host], { redisAddresses: redis ? [redisServer.address] : [], tracingEndpoint, serviceName: `clip-${name}`, metricsAddress });
     redis &&= started.redis;
     nodes.push(started.node);
     metricsAddrs.push(metricsAddress);
@@ -174,9 +225,15 @@ async function demo(stack: Stack, quick: boolean): Promise<number> {
     results.push(await runOnNode(node, work, cursor, `demo-${i === 0 ? 'a' : 'b'}`));
     if (i === 0 && redis) await awaitPublished(node, redisServer.port, work.image.layers.length);
   }
-  // Give batching span exporters a moment to flush before the summary.
-  await new Promise((r) => setTimeout(r, 1500));
-  await summarize(results, nodes, redis, otlp, metricsAddrs, work.image);
+  // Start traces close after 5 s without activity; then the batching exporters flush.
+  step('waiting for the start traces to close (5 s idle) and reach the trace backend');
+  await new Promise((r) => setTimeout(r, 7000));
+  await summarize(results, nodes, redis, sink, metricsAddrs, work.image);
+  if (sink.kind === 'jaeger' && process.stdin.isTTY) {
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    await rl.question(`\nThe stack stays up for you to browse ${sink.jaeger.uiUrl} — press Enter to tear it down. `);
+    rl.close();
+  }
   return results.every((r) => r.output.includes('hello from clip')) ? 0 : 1;
 }
 

@@ -13,6 +13,8 @@ export interface DaemonSettings {
   redisAddresses: string[];
   /** OTLP/HTTP traces endpoint, or '' for none. */
   tracingEndpoint: string;
+  /** `[tracing] service_name` (default: the daemon's, `clip-snapshotter`). */
+  serviceName?: string;
   /** Prometheus listen address `host:port`, or ''. */
   metricsAddress: string;
   /** Extra TOML appended to the config (whole sections only). */
@@ -52,7 +54,7 @@ ${cc}
 [tracing]
 endpoint = ${JSON.stringify(s.tracingEndpoint)}
 protocol = "http/json"
-
+${s.serviceName ? `service_name = ${JSON.stringify(s.serviceName)}\n` : ''}
 [metrics]
 address = ${JSON.stringify(s.metricsAddress)}
 ${s.extraToml ?? ''}`;
