@@ -1,7 +1,7 @@
 /**
  * `make docs-pictures`: the README's picture of a real trace. A private stack (registry, Jaeger
  * built from Go modules, one containerd + clip daemon exporting OTLP to Jaeger), a cold container
- * start of the test busybox image, the start trace found through Jaeger's query API by
+ * start of the 3-layer test image, the start trace found through Jaeger's query API by
  * clip.source=registry, then headless Chromium screenshots it as served by Jaeger's query service
  * (integration/docs/trace-view, see its header) into docs/jaeger-trace.png.
  * Usage: node build/integration/docs/pictures.js [--out FILE]
@@ -52,19 +52,19 @@ async function screenshot(url: string, out: string, width: number, height: numbe
 const code = await withStack('clip-pictures-', async (stack) => {
   say('starting a registry, Jaeger and one node');
   const registry = await stack.registry();
-  const { busybox } = await buildAndPushImages(registry, ['busybox']);
+  const { tricky: image } = await buildAndPushImages(registry, ['tricky']);
   const jaeger = await startJaeger({ dir: join(stack.root, 'jaeger'), uiAssets: join(REPO_ROOT, 'integration', 'docs', 'trace-view') });
   stack.add('jaeger', () => jaeger.stop());
-  const indexed = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, 'index', busybox.ref, '--plain-http'], { timeoutMs: 300_000 });
+  const indexed = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, 'index', image.ref, '--plain-http'], { timeoutMs: 300_000 });
   say(`clip index pushed (${indexed.stdout.trim().split('\n').length} line(s))`);
   const node = await startNode(stack, 'node-a', [registry.host], { redisAddresses: [], tracingEndpoint: jaeger.otlpHttpUrl, metricsAddress: `127.0.0.1:${await freePort()}` });
-  say(`pull and run ${busybox.ref} cold`);
-  await clipPull(node, busybox.ref);
-  await node.containerd.ctr(runArgs(node.containerd, 'clip', busybox.ref, 'pictures-1', ['cat', '/etc/os-release']), { timeoutMs: 120_000 });
+  say(`pull and run ${image.ref} cold`);
+  await clipPull(node, image.ref);
+  await node.containerd.ctr(runArgs(node.containerd, 'clip', image.ref, 'pictures-1', ['cat', '/data/keep.txt']), { timeoutMs: 120_000 });
   const trace = await coldStartTrace(jaeger, 'clip-snapshotter');
   const url = `${jaeger.uiUrl}/trace/${trace.traceID}`;
   say(`trace ${trace.traceID}: ${trace.spans.length} spans; screenshot of ${url}`);
-  await screenshot(url, OUT, 1400, Math.min(2400, 60 + trace.spans.length * 19));
+  await screenshot(url, OUT, 1400, Math.min(2400, 70 + trace.spans.length * 22));
   const bytes = statSync(OUT).size;
   say(`wrote ${OUT} (${Math.round(bytes / 1024)} KiB)`);
   if (bytes > MAX_BYTES) throw new Error(`${OUT} is ${bytes} bytes, over the README's ${MAX_BYTES}`);
