@@ -13,6 +13,7 @@ import { freePort } from '../harness/free-port.js';
 import { countByName, startOtlpReceiver, type OtlpReceiver } from '../harness/otlp-receiver.js';
 import { jaegerMissingReason, startJaeger, type Jaeger } from '../harness/jaeger.js';
 import { writeFileSync } from 'node:fs';
+import { waitUntil } from '../harness/wait.js';
 import { createInterface } from 'node:readline/promises';
 import { REPO_ROOT, SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
 import { runCommand } from '../harness/run-command.js';
@@ -106,6 +107,11 @@ async function printStatus(node: ClipNode, ref: string): Promise<void> {
 /** The start traces in Jaeger: one per container start and node, with links into the UI. */
 async function printJaeger(j: Jaeger, nodes: ClipNode[]): Promise<void> {
   process.stdout.write(`\nJaeger UI: ${j.uiUrl}   (query API ${j.uiUrl}/api/traces?service=clip-node-a)\n`);
+  // A start trace's root is exported once it closes (5 s idle) and the batch exporter flushes.
+  const closed = async (n: ClipNode): Promise<boolean> =>
+    (await j.findTraces(`clip-${n.name}`, undefined, 50).catch(() => [])).some((tr) => tr.spans.some((s) => s.operationName === 'clip.start'));
+  await waitUntil('a closed start trace of every node in Jaeger', async () => (await Promise.all(nodes.map(closed))).every(Boolean), 60_000, 500)
+    .catch((err: unknown) => process.stdout.write(`  ${String(err)}\n`));
   const all = [];
   for (const n of nodes) {
     const traces = await j.findTraces(`clip-${n.name}`, undefined, 50).catch(() => []);
@@ -225,9 +231,10 @@ async function demo(stack: Stack, quick: boolean): Promise<number> {
     results.push(await runOnNode(node, work, cursor, `demo-${i === 0 ? 'a' : 'b'}`));
     if (i === 0 && redis) await awaitPublished(node, redisServer.port, work.image.layers.length);
   }
-  // Start traces close after 5 s without activity; then the batching exporters flush.
-  step('waiting for the start traces to close (5 s idle) and reach the trace backend');
-  await new Promise((r) => setTimeout(r, 7000));
+  if (sink.kind === 'otlp') {
+    // Give batching span exporters a moment to flush before the summary.
+    await new Promise((r) => setTimeout(r, 1500));
+  }
   await summarize(results, nodes, redis, sink, metricsAddrs, work.image);
   if (sink.kind === 'jaeger' && process.stdin.isTTY) {
     const rl = createInterface({ input: process.stdin, output: process.stdout });

@@ -22,11 +22,12 @@ args+=("$@")
 
 cat <<MSG
 clip-snapshotter demo
-  - starts docker-registry, redis-server, an OTLP receiver and two private containerd instances
+  - starts docker-registry, redis-server, Jaeger (built by make deps; else an OTLP receiver) and two private containerd instances
     ("node-a", "node-b"), each with its own clip-snapshotter, all on 127.0.0.1 under /tmp/clip-demo-*
   - $( [ "${DEMO_QUICK:-0}" = "1" ] && echo "builds a busybox image" || echo "builds Debian bookworm minbase + python3 with debootstrap (cached in .work/images by week)" ) and pushes it
   - pulls it with 'clip-snapshotter pull' and runs it with 'ctr run --snapshotter clip' on node A, then on node B
-  - prints time to first output and registry bytes per node; logs and traces are kept in .work/demo/
+  - prints time to first output, registry bytes and 'clip-snapshotter status' per node, and the
+    Jaeger URL with one start trace per node; logs and traces are kept in .work/demo/
 MSG
 # exec: Ctrl-C reaches node directly, which tears the stack down before exiting.
 exec node build/integration/demo/demo.js "${args[@]}"
