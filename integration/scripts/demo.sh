@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a private stack on loopback (registry, Redis, an OTLP receiver, two containerd nodes
+# `make demo`: a private stack on loopback (registry, Redis, Jaeger or an OTLP receiver, two containerd nodes
 # each with a clip daemon), a Debian + python3 image built and pushed, pulled and run on node A
 # then node B, and a summary. Ctrl-C tears everything down.
 # DEMO_QUICK=1 (or --quick) uses a busybox image instead of debootstrapping Debian.
