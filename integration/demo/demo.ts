@@ -15,7 +15,7 @@ import { jaegerMissingReason, startJaeger, type Jaeger } from '../harness/jaeger
 import { writeFileSync } from 'node:fs';
 import { waitUntil } from '../harness/wait.js';
 import { createInterface } from 'node:readline/promises';
-import { REPO_ROOT, SNAPSHOTTER_BIN } from '../harness/snapshotter.js';
+import { REPO_ROOT, runClipCli } from '../harness/snapshotter.js';
 import { runCommand } from '../harness/run-command.js';
 import { buildAndPushImages, pushImage, type PushedImage } from '../images/index.js';
 import { buildDebianImage } from '../images/debian-image.js';
@@ -61,7 +61,7 @@ async function prepareImage(stack: Stack, quick: boolean): Promise<{ registry: A
 /** `clip-snapshotter index REF`: publish the layer indexes as an OCI artifact, when this build has it. */
 async function publishIndexes(ref: string): Promise<void> {
   step(`clip-snapshotter index ${ref} (publish the clip indexes next to the image)`);
-  const r = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, 'index', ref, '--plain-http'], { allowFailure: true, timeoutMs: 900_000 });
+  const r = await runClipCli(['index', ref, '--plain-http'], { allowFailure: true, timeoutMs: 900_000 });
   step(r.code === 0 ? `indexes published (${r.stdout.trim().slice(0, 160)})` : `indexes not published (${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 160)}); the nodes build them from the layer stream`);
 }
 
@@ -100,7 +100,7 @@ type TraceSink = { kind: 'jaeger'; jaeger: Jaeger } | { kind: 'otlp'; otlp: Otlp
 
 /** `clip-snapshotter status IMAGE` on a node: how each of its layers was served. */
 async function printStatus(node: ClipNode, ref: string): Promise<void> {
-  const r = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, 'status', ref, '--config', node.configPath, '--address', node.snapshotter.address], { allowFailure: true, timeoutMs: 30_000 });
+  const r = await runClipCli(['status', ref, '--config', node.configPath, '--address', node.snapshotter.address], { allowFailure: true, timeoutMs: 30_000 });
   process.stdout.write(`\n${node.name}: clip-snapshotter status ${ref}\n${(r.code === 0 ? r.stdout : r.stderr).replace(/^/gm, '  ')}`);
 }
 

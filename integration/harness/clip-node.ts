@@ -12,8 +12,7 @@ import type { Containerd } from './containerd.js';
 import { freePort } from './free-port.js';
 import { createHarness, type Harness, type TeardownHost } from './harness.js';
 import type { Registry } from './registry.js';
-import { runCommand } from './run-command.js';
-import { SNAPSHOTTER_BIN, type Snapshotter } from './snapshotter.js';
+import { runClipCli, type Snapshotter } from './snapshotter.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 let seq = 0;
@@ -37,7 +36,7 @@ export interface NodeSettings {
 
 /** Run the clip CLI in a fresh node (no tap loader). */
 export async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SNAPSHOTTER_BIN, ...args], { allowFailure: true, timeoutMs: 180_000 });
+  const res = await runClipCli(args, { allowFailure: true, timeoutMs: 180_000 });
   return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 

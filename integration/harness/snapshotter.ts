@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './managed-process.js';
+import { runCommand, type CommandResult, type RunOptions } from './run-command.js';
 import { unmountAllUnder } from './mounts.js';
 import { socketAccepts, waitUntil, WaitAborted } from './wait.js';
 
@@ -20,6 +21,11 @@ export function snapshotterMissingReason(): string | undefined {
 // tap's processinfo rewrites NODE_OPTIONS on every spawn to load its hooks, which breaks the
 // daemon's ESM entry point; `env -u` drops it after that rewrite and then execs node (same pid).
 const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];
+
+/** Run the `clip-snapshotter` CLI from the build as production would (tap's loader not injected). */
+export function runClipCli(args: string[], opts: RunOptions = {}): Promise<CommandResult> {
+  return runCommand('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, ...args], opts);
+}
 
 export interface SnapshotterOptions {
   root: string;

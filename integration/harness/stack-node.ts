@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_NAMESPACE, type Containerd } from './containerd.js';
 import { runCommand } from './run-command.js';
-import { SNAPSHOTTER_BIN } from './snapshotter.js';
+import { runClipCli } from './snapshotter.js';
 import type { Snapshotter } from './snapshotter.js';
 import type { Stack } from './stack.js';
 
@@ -36,8 +36,6 @@ export interface PullSummary {
   duration_ms: number;
   layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
 }
-
-const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];
 
 /** The daemon's TOML: everything private to this node, plain HTTP to the test registry. */
 export function daemonConfigToml(containerdAddress: string, s: DaemonSettings): string {
@@ -76,7 +74,7 @@ export async function startNode(stack: Stack, name: string, registryHosts: strin
 
 /** `clip-snapshotter pull REF` through this node's containerd; returns its JSON summary. */
 export async function clipPull(node: ClipNode, ref: string): Promise<PullSummary> {
-  const res = await runCommand('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, 'pull', ref,
+  const res = await runClipCli(['pull', ref,
     '--address', node.containerd.address, '--namespace', TEST_NAMESPACE, '--plain-http', '--config', node.configPath], { timeoutMs: 600_000 });
   const line = res.stdout.trim().split('\n').at(-1) ?? '';
   return JSON.parse(line) as PullSummary;

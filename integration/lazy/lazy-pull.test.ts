@@ -13,11 +13,10 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHarness, diffManifests, imageManifest, runCommand, type Containerd, type Registry } from '../harness/index.js';
+import { createHarness, diffManifests, imageManifest, runClipCli, runCommand, type Containerd, type Registry } from '../harness/index.js';
 import { buildAndPushImages, type PushedImage } from '../images/index.js';
 
 t.setTimeout(600_000);
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 const GO_BIN = fileURLToPath(new URL('../../../.work/bin/', import.meta.url));
 let seq = 0;
 
@@ -28,7 +27,7 @@ interface PullSummary {
 }
 
 async function clip(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs });
+  const res = await runClipCli(args, { allowFailure: true, timeoutMs });
   return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHarness, runCommand } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
-import { clip, eventually, layerTraffic, logRecords } from '../harness/clip-node.js';
+import { clip, eventually, layerTraffic } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
 

@@ -8,12 +8,10 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createHarness, runCommand } from '../harness/index.js';
+import { createHarness, runClipCli } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
 
 t.setTimeout(300_000);
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 
 t.test('a cold lazy start through gzip range reads', async (t) => {
   const h = createHarness(t, 'clip-zran-');
@@ -28,7 +26,7 @@ t.test('a cold lazy start through gzip range reads', async (t) => {
   );
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   const clip = (args: string[]) =>
-    runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { timeoutMs: 180_000 });
+    runClipCli(args, { timeoutMs: 180_000 });
   const tricky = images.tricky;
   await clip(['index', tricky.ref, '--plain-http', '--json', '--config', config]);
   const mark = registry.accessLogLines().length;
