@@ -2,13 +2,10 @@
  * A registry in its own network namespace behind a veth pair shaped with `tc tbf` on both ends
  * (this kernel has no netem). Addresses come from a private /30 that exists only on this pair.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
-import type { Stack } from '../harness/stack.js';
-import { ManagedProcess } from '../harness/managed-process.js';
+import { startRegistry } from '../harness/registry.js';
 import { runCommand } from '../harness/run-command.js';
-import { waitUntil } from '../harness/wait.js';
+import type { Stack } from '../harness/stack.js';
 
 export interface ShapedRegistry {
   host: string;
@@ -28,17 +25,6 @@ async function pickSubnet(): Promise<[string, string]> {
     const prefix = `10.231.${a}.`;
     if (!used.includes(`${prefix}${b}/`) && !used.includes(`${prefix}${b + 1}`) && !used.includes(`${prefix}${b + 2}`)) return [`${prefix}${b + 1}`, `${prefix}${b + 2}`];
   }
-}
-
-function probe(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.once('error', () => resolve(false));
-    req.end();
-  });
 }
 
 /** Create namespace + veth + tbf, start docker-registry inside; everything is removed at teardown. */
@@ -64,17 +50,9 @@ export async function startShapedRegistry(stack: Stack, rate = '100mbit'): Promi
   await runCommand('tc', ['qdisc', 'replace', 'dev', hostDev, ...tbf]);
   await runCommand('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', nsDev, ...tbf]);
 
-  const dir = join(stack.root, 'shaped-registry');
-  mkdirSync(join(dir, 'storage'), { recursive: true });
-  const cfg = join(dir, 'config.yml');
-  writeFileSync(cfg, `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\nhttp:\n  addr: ${nsAddr}:5000\n  secret: clip-bench\n`);
-  const logPath = join(dir, 'registry.log');
-  // `ip netns exec` execs the command, so the pid we stop is the registry's.
-  const proc = new ManagedProcess({ command: 'ip', args: ['netns', 'exec', ns, 'docker-registry', 'serve', cfg], logPath });
-  stack.add('shaped registry', () => proc.stop());
-  const url = `http://${nsAddr}:5000`;
-  await waitUntil(`registry in ${ns} at ${url} (log ${logPath})`, () => probe(url), 15_000).catch((err: unknown) => {
-    throw new Error(`${String(err)}\n${readFileSync(logPath, 'utf8').slice(-1000)}`);
-  });
-  return { host: `${nsAddr}:5000`, hostPort: `${nsAddr}:5000`, url, logPath, rate };
+  // The harness's registry, listening on the namespace's end of the pair (`ip netns exec` execs
+  // it, so the pid the harness stops is the registry's).
+  const reg = await startRegistry({ dir: join(stack.root, 'shaped-registry'), listen: { host: nsAddr, port: 5000 }, commandPrefix: ['ip', 'netns', 'exec', ns] });
+  stack.add('shaped registry', () => reg.stop());
+  return { host: reg.host, hostPort: reg.hostPort, url: reg.url, logPath: reg.logPath, rate };
 }

@@ -5,13 +5,17 @@ import { request } from 'node:http';
 import { freePort } from './free-port.js';
 import { ManagedProcess } from './managed-process.js';
 import { runCommand } from './run-command.js';
-import { waitUntil } from './wait.js';
+import { waitUntil, WaitAborted } from './wait.js';
 
 export interface RegistryOptions {
   /** Directory that holds this registry's config, storage and log. */
   dir: string;
   /** Require basic auth with these credentials. */
   htpasswd?: { username: string; password: string };
+  /** Listen here instead of 127.0.0.1 and a free port (e.g. an address inside a network namespace). */
+  listen?: { host: string; port: number };
+  /** Run docker-registry under this command (e.g. `['ip', 'netns', 'exec', NS]`, which execs it). */
+  commandPrefix?: string[];
 }
 
 /** A running registry: its address, its access log, and a restart on the same port (for outage tests). */
@@ -33,7 +37,7 @@ export interface Registry {
   start(): Promise<void>;
 }
 
-function configYaml(storageDir: string, port: number, htpasswdPath?: string): string {
+function configYaml(storageDir: string, host: string, port: number, htpasswdPath?: string): string {
   const auth = htpasswdPath ? `auth:\n  htpasswd:\n    realm: clip-test\n    path: ${htpasswdPath}\n` : '';
   return `version: 0.1
 log:
@@ -47,7 +51,7 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${host}:${port}
   secret: clip-test-secret
 ${auth}`;
 }
@@ -73,18 +77,30 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     const res = await runCommand('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password]);
     writeFileSync(htpasswdPath, res.stdout);
   }
-  const port = await freePort();
+  const host = opts.listen?.host ?? '127.0.0.1';
+  const port = opts.listen?.port ?? (await freePort());
   const cfgPath = join(opts.dir, 'config.yml');
-  writeFileSync(cfgPath, configYaml(storageDir, port, htpasswdPath));
+  writeFileSync(cfgPath, configYaml(storageDir, host, port, htpasswdPath));
   const logPath = join(opts.dir, 'registry.log');
-  const proc = new ManagedProcess({ command: 'docker-registry', args: ['serve', cfgPath], logPath });
-  const url = `http://127.0.0.1:${port}`;
-  const ready = () => waitUntil(`registry on ${url}`, () => probe(url), 15_000);
-  await ready();
+  const [command, ...prefixArgs] = [...(opts.commandPrefix ?? []), 'docker-registry'];
+  const proc = new ManagedProcess({ command: command!, args: [...prefixArgs, 'serve', cfgPath], logPath });
+  const url = `http://${host}:${port}`;
+  const ready = async (): Promise<void> => {
+    await waitUntil(`registry on ${url}`, async () => {
+      if (!proc.running) throw new WaitAborted(`docker-registry exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
+      return probe(url);
+    }, 15_000);
+  };
+  try {
+    await ready();
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
   return {
-    host: `127.0.0.1:${port}`,
+    host: `${host}:${port}`,
     port,
-    hostPort: `127.0.0.1:${port}`,
+    hostPort: `${host}:${port}`,
     url,
     logPath,
     storageDir,
