@@ -64,10 +64,9 @@ t.test('a daemon stopped during background completion resumes it from the spans 
   await eventually(async () => (await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true })).code === 0, 30_000);
   const again = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), tricky.ref, 'complete-2', ...CMD]);
   t.equal(again.stdout, OUT, 'the container runs on the spans kept across the restart');
-  t.ok(
-    await eventually(() => partial.every(([hex]) => existsSync(join(snap.root, 'cache', 'layers', hex))), 60_000),
-    `every partial layer completed after the restart (${partial.length})`,
-  );
+  // Completion adopts the file into the disk cache, then removes the sparse record: wait for both.
+  const completed = (hex: string): boolean => existsSync(join(snap.root, 'cache', 'layers', hex)) && !existsSync(join(sparseDir, `${hex}.spans`));
+  t.ok(await eventually(() => partial.every(([hex]) => completed(hex)), 60_000), `every partial layer completed after the restart (${partial.length})`);
   const completedSize = tricky.layers.filter((l) => partial.some(([hex]) => l.diffId === `sha256:${hex}`)).reduce((n, l) => n + l.size, 0);
   const after = layerTraffic(registry, mark, digests);
   t.ok(after.bytes < completedSize, `resumed: ${after.bytes} bytes fetched after the restart, the layers are ${completedSize} bytes compressed`);
