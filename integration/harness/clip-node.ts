@@ -82,6 +82,7 @@ export async function startClusterNode(h: Harness, name: string, registry: Regis
   const config = join(h.root, 'clip-config.toml');
   await writeFile(config, nodeConfigToml(name, c, s, metricsPort));
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  await c.waitForSnapshotter('clip');
   return { name, c, snap, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 

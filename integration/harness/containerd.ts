@@ -57,6 +57,13 @@ export interface Containerd {
   crictl(args: string[], opts?: RunOptions): Promise<CommandResult>;
   /** Args for `ctr run` that keep runc's state under our own state dir. */
   runcArgs(): string[];
+  /**
+   * Wait (bounded) until a Prepare through containerd reaches proxy snapshotter `name`. containerd
+   * dials a proxy plugin on its own schedule and re-dials with backoff, failing RPCs meanwhile, so
+   * a snapshotter started (or restarted) after containerd is not yet usable when its socket is.
+   * (`ctr snapshots ls` proves nothing: containerd answers List from its own metadata.)
+   */
+  waitForSnapshotter(name: string): Promise<void>;
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -124,6 +131,14 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   const stop = async (): Promise<void> => {
     await proc.stop('SIGTERM', 15_000);
   };
+  let probes = 0;
+  const waitForSnapshotter = (name: string): Promise<void> =>
+    waitUntil(`containerd reaching snapshotter ${name}`, async () => {
+      const key = `harness-probe-${process.pid}-${++probes}`;
+      if ((await ctr(['snapshots', '--snapshotter', name, 'prepare', key], { allowFailure: true, timeoutMs: 30_000 })).code !== 0) return false;
+      await ctr(['snapshots', '--snapshotter', name, 'rm', key]);
+      return true;
+    }, 30_000, 250);
   return {
     address: paths.grpcAddress,
     root: paths.root,
@@ -137,6 +152,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     ctrIn,
     crictl,
     runcArgs: () => ['--runc-root', join(paths.state, 'runc')],
+    waitForSnapshotter,
     restart: async () => {
       await stop();
       proc.respawn();

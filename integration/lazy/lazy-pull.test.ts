@@ -53,15 +53,6 @@ async function snapshotLabels(c: Containerd, name: string): Promise<Record<strin
   return (JSON.parse(res.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
 }
 
-/** containerd re-dials a restarted proxy plugin with backoff: wait until it answers again. */
-async function waitForPlugin(c: Containerd): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    if ((await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true })).code === 0) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error('containerd did not reconnect to the restarted snapshotter');
-}
-
 /** Blob GETs the registry served since `mark` (a count of access-log lines). */
 function blobGets(r: Registry, mark: number, digest: string): number {
   return r.accessLogLines().slice(mark).filter((l) => l.includes('"GET ') && l.includes(`/blobs/${digest}`)).length;
@@ -154,7 +145,7 @@ t.test('lazy pulls through containerd', async (t) => {
     await snap.kill('SIGKILL');
     await (await import('node:fs/promises')).rm(join(cacheDir, hex));
     await snap.restart();
-    await waitForPlugin(c);
+    await c.waitForSnapshotter('clip');
     await registry.stop();
     // Bounded: the run must end by itself within 60 s; a hung read makes run() throw.
     const failed = await run(c, ref, ['echo', 'unreachable'], true, 60_000);
@@ -174,7 +165,7 @@ t.test('lazy pulls through containerd', async (t) => {
     await fh.write(Buffer.from('corrupt!'), 0, 8, Math.floor(size / 2));
     await fh.close();
     await snap.restart();
-    await waitForPlugin(c);
+    await c.waitForSnapshotter('clip');
     const mark = registry.accessLogLines().length;
     const out = await run(c, outageRef, ['echo', 'after-corruption'], true);
     t.equal(out.stdout, 'after-corruption\n', `the container runs on re-mounted lazy layers ${out.stderr.slice(-300)}`);

@@ -45,23 +45,6 @@ async function snapshotLabels(c: Containerd, name: string): Promise<Record<strin
   return (JSON.parse(res.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
 }
 
-/**
- * containerd dials a proxy plugin lazily and re-dials with backoff, failing RPCs meanwhile: wait
- * (bounded) until a Prepare reaches the daemon. (`ctr snapshots ls` would not do: containerd
- * answers List from its own metadata without asking the plugin.)
- */
-async function waitForPlugin(c: Containerd): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    const key = `probe-${++seq}`;
-    if ((await c.ctr(['snapshots', '--snapshotter', 'clip', 'prepare', key], { allowFailure: true })).code === 0) {
-      await c.ctr(['snapshots', '--snapshotter', 'clip', 'rm', key]);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error('containerd did not reach the snapshotter');
-}
-
 /** The daemon still answers RPCs (a Prepare and a Remove through containerd, which reach it). */
 async function answers(c: Containerd): Promise<boolean> {
   const key = `alive-${++seq}`;
@@ -90,7 +73,7 @@ t.test('hostile images through real containerd', async (t) => {
   await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n`);
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   // containerd dialled the socket before the daemon existed and retries with backoff.
-  await waitForPlugin(c);
+  await c.waitForSnapshotter('clip');
   const logLines = (): number => snap.log().split('\n').length - 1;
 
   await t.test('clip.* labels injected through manifest annotations do not make the node fetch another layer', async (t) => {
@@ -129,7 +112,7 @@ t.test('hostile images through real containerd', async (t) => {
     await snap.restart();
     // Re-mounting runs after the socket is up; Prepares on a layer not yet back answer UNAVAILABLE.
     await waitUntil('the restarted daemon re-mounted its lazy layers', async () => restores() > before, 60_000);
-    await waitForPlugin(c);
+    await c.waitForSnapshotter('clip');
     const again = await run(c, attacker.ref, ['cat', '/who.txt']);
     t.equal(again.stdout, 'attacker\n', `after a restart too ${again.stderr.slice(-300)}`);
     t.equal(blobGets(registry, mark, secret.layers[1]!.digest), 0, 'and the named layer is still never fetched');
@@ -190,7 +173,7 @@ t.test('hostile images through real containerd', async (t) => {
     for (const name of await readdir(layers)) await rm(join(layers, name), { recursive: true, force: true });
     await snap.restart();
     await waitUntil('the restarted daemon re-mounted its lazy layers', async () => restores() > before, 60_000);
-    await waitForPlugin(c);
+    await c.waitForSnapshotter('clip');
     await registry.stop();
     const top = childChainId(childChainId('', base.diffId), image.layers[1]!.diffId);
     const prepared = await c.ctr(['snapshots', '--snapshotter', 'clip', 'prepare', `unreachable-${++seq}`, top], { allowFailure: true, timeoutMs: 60_000 });
