@@ -7,7 +7,7 @@
  * including the error status of a read that fails because the registry is down.
  */
 import t from 'tap';
-import { clip, eventually, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
+import { clip, eventually, metric, pullAndRun, startClusterNode, startTwoNodeStack, writeClusterKey } from '../harness/clip-node.js';
 import { startRedis } from '../harness/redis.js';
 import { startOtlpReceiver, type ReceivedSpan } from '../harness/otlp-receiver.js';
 import type { Registry } from '../harness/index.js';
@@ -30,8 +30,10 @@ t.test('two nodes share decompressed layers through the ContentCache', async (t)
   const redis = await startRedis(t);
   const otlp = await startOtlpReceiver();
   t.teardown(() => otlp.stop());
-  const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url });
-  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url });
+  // Signed objects (issue 12): the tiers below are the authenticated ContentCache.
+  const keyFile = await writeClusterKey(ha.root);
+  const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url, keyFile });
+  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address], otlpUrl: otlp.url, keyFile });
   const tricky = images.tricky;
   const layer1 = tricky.layers[0]!;
   const indexed = await clip(['index', tricky.ref, '--plain-http', '--json']);

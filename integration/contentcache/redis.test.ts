@@ -96,3 +96,74 @@ t.test('chunks are LZ4-compressed in Redis', async (t) => {
   t.ok(used > 0 && used < 65536 / 10, `chunk 0 is ${used} bytes in Redis`);
   t.ok(makeContent(10).length === 10);
 });
+
+t.test('with a cluster key: planted objects with self-consistent checksums are misses, never served (issue 12)', async (t) => {
+  const { randomBytes } = await import('node:crypto');
+  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
+  const { encodeBlob, encodeChunk, encodeManifest, chunkCrc } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const server = await startRedis(t);
+  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
+  t.teardown(() => raw.disconnect());
+  const key = randomBytes(32);
+  const failures: string[] = [];
+  const make = (k: Buffer): RedisContentCache =>
+    new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: 65536, mac: new ObjectMac([k]), onVerificationFailure: (kind) => failures.push(kind) });
+  const cc = make(key);
+  t.teardown(() => cc.close());
+  const dir = await mkdtemp('/tmp/clip-cc-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = Buffer.from('layer A true bytes\n'.repeat(8_000));
+  const b = Buffer.from('layer B true bytes\n'.repeat(8_000));
+  await writeFile(`${dir}/a`, a);
+  await writeFile(`${dir}/b`, b);
+  const [ka, kb] = [freshKey(), freshKey()];
+  t.match(await cc.storeFile(ka, `${dir}/a`, a.length), { type: 'stored' });
+  t.match(await cc.storeFile(kb, `${dir}/b`, b.length), { type: 'stored' });
+  const read = async (c: RedisContentCache, k: string): Promise<Buffer | undefined> => {
+    const buf = Buffer.alloc(a.length);
+    const n = await c.readInto(k, 0, a.length, buf, 0);
+    return n === undefined ? undefined : buf.subarray(0, n);
+  };
+  t.same(await read(make(key), ka), a, 'an honest signed object reads back on another node');
+
+  // 1. Layer A's manifest and chunks copied onto layer B's keys.
+  const chunks = Math.ceil(a.length / 65536);
+  for (let i = 0; i < chunks; i++) await raw.set(cc.keys.chunk(kb, 65536, i), (await raw.getBuffer(cc.keys.chunk(ka, 65536, i))) as Buffer);
+  await raw.set(cc.keys.manifest(kb), (await raw.get(cc.keys.manifest(ka))) as string);
+  t.equal(await read(make(key), kb), undefined, 'copied object: a miss');
+  t.equal(await raw.get(cc.keys.manifest(kb)), null, 'and its manifest dropped');
+
+  // 2. A crafted v1 object (manifest + chunks with valid CRCs) on layer A's key.
+  const planted = Buffer.from('planted bytes !!!!\n'.repeat(8_000));
+  const crcs: number[] = [];
+  for (let i = 0; i < chunks; i++) {
+    const part = planted.subarray(i * 65536, (i + 1) * 65536);
+    crcs.push(chunkCrc(part));
+    await raw.set(cc.keys.chunk(ka, 65536, i), await encodeChunk(part));
+  }
+  await raw.set(cc.keys.manifest(ka), encodeManifest({ v: 1, size: planted.length, chunkSizeBytes: 65536, chunks, crc32: crcs }));
+  t.equal(await read(make(key), ka), undefined, 'crafted v1 object: a miss');
+
+  // 3. A genuine signed manifest with chunks swapped for planted ones (valid LZ4, valid length).
+  await cc.storeFile(ka, `${dir}/a`, a.length);
+  await raw.set(cc.keys.chunk(ka, 65536, 1), await encodeChunk(planted.subarray(65536, 2 * 65536)));
+  t.equal(await read(make(key), ka), undefined, 'planted chunk under a signed manifest: a miss');
+
+  // 4. Blobs (spans, indexes, start profiles): moved between keys, or crafted unsigned.
+  const span = Buffer.from('span bytes '.repeat(500));
+  await cc.putBlob('span:v1:sha256:aa:0-5500', span);
+  t.same(await make(key).getBlob('span:v1:sha256:aa:0-5500'), span, 'honest span');
+  await raw.set(cc.keys.blob('span:v1:sha256:bb:0-5500'), (await raw.getBuffer(cc.keys.blob('span:v1:sha256:aa:0-5500'))) as Buffer);
+  t.equal(await make(key).getBlob('span:v1:sha256:bb:0-5500'), undefined, 'span moved to another layer: a miss');
+  await raw.set(cc.keys.blob('clip-index/sha256:cc'), await encodeBlob(Buffer.from('crafted index')));
+  t.equal(await make(key).getBlob('clip-index/sha256:cc'), undefined, 'crafted index with a valid CRC: a miss');
+  await raw.set(cc.keys.blob('profile:v1:sha256:dd'), await encodeBlob(Buffer.from('crafted profile')));
+  t.equal(await make(key).getBlob('profile:v1:sha256:dd'), undefined, 'crafted profile: a miss');
+  t.equal(await raw.getBuffer(cc.keys.blob('profile:v1:sha256:dd')), null, 'and deleted');
+
+  // 5. Another cluster's key.
+  await cc.storeFile(ka, `${dir}/a`, a.length);
+  t.equal(await read(make(randomBytes(32)), ka), undefined, 'signed with another key: a miss');
+  t.same(failures.sort(), ['chunk', 'index', 'manifest', 'manifest', 'manifest', 'profile', 'span'].sort(), 'each refusal counted by kind');
+});

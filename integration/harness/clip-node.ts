@@ -30,6 +30,8 @@ export interface NodeSettings {
   redisAddresses: string[];
   cluster?: boolean;
   otlpUrl?: string;
+  /** `[content_cache] key_file`: the cluster key that signs and verifies ContentCache objects. */
+  keyFile?: string;
   /** Appended to the config (more TOML tables). */
   extraToml?: string;
 }
@@ -68,6 +70,7 @@ export function nodeConfigToml(name: string, c: Containerd, s: NodeSettings, met
     'backend = "redis"',
     `addresses = ${JSON.stringify(s.redisAddresses)}`,
     `cluster = ${s.cluster === true}`,
+    ...(s.keyFile ? [`key_file = ${JSON.stringify(s.keyFile)}`] : []),
     '[metrics]',
     `address = "127.0.0.1:${metricsPort}"`,
   ];
@@ -117,6 +120,14 @@ export async function metric(url: string, name: string, source: string): Promise
   const text = await (await fetch(url)).text();
   const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(`source="${source}"`) && !l.startsWith('#'));
   return line ? Number(line.trim().split(/\s+/).pop()) : 0;
+}
+
+/** A fresh cluster key file (mode 0600) under `dir`, for `NodeSettings.keyFile`. */
+export async function writeClusterKey(dir: string): Promise<string> {
+  const { randomBytes } = await import('node:crypto');
+  const path = join(dir, 'cluster.key');
+  await writeFile(path, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return path;
 }
 
 /** The daemon's JSON log records whose `msg` is `msg`. */

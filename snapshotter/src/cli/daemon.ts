@@ -16,7 +16,7 @@ import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/i
 import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
 import { LayerStore, RegistryBlobSource } from '../storage/index.js';
-import { StartTraces, recordFallback, setLayerMetricsSource } from '../telemetry/index.js';
+import { StartTraces, recordFallback, recordVerificationFailure, setLayerMetricsSource } from '../telemetry/index.js';
 import { layerMetricsSamples, serveStatus, startTraceHooks, statusSocketPath } from '../status/index.js';
 import { randomAccessObserver } from '../zran/index.js';
 import { StartProfiles } from '../prefetch/index.js';
@@ -77,7 +77,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   });
   // The one ContentCache of the daemon: handed to the layer store (reads, publishes) and to index
   // resolution (indexes shared across nodes), never created anywhere else.
-  const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log);
+  const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log, process.env, (kind) =>
+    recordVerificationFailure('content_cache', kind),
+  );
   const store = await LayerStore.create({
     cacheDir: join(cfg.root, 'cache', 'layers'),
     maxSizeBytes: cfg.cache.maxSizeBytes,

@@ -52,6 +52,8 @@ export interface Config {
     cluster: boolean;
     username: string;
     password: string;
+    /** Cluster key(s) that sign and verify every ContentCache object; '' = CRCs only (Redis trusted). */
+    keyFile: string;
     tls: boolean;
     chunkSizeBytes: number;
     timeoutMs: number;

@@ -119,6 +119,7 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('cluster', 'cluster', 'boolean', false),
       field('username', 'username', 'string', ''),
       field('password', 'password', 'string', ''),
+      field('key_file', 'keyFile', 'string', '', optionalAbsolutePath),
       field('tls', 'tls', 'boolean', false),
       field('chunk_size_bytes', 'chunkSizeBytes', 'integer', 4 << 20, (v: number) =>
         v >= 4096 && v <= 512 << 20 ? undefined : 'must be between 4096 and 536870912',

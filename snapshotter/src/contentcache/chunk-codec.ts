@@ -2,25 +2,39 @@
  * The stored formats: chunk values, the manifest that marks an object complete, and small blobs.
  * Every payload carries (or is described by) a CRC-32 of its uncompressed bytes so a flipped,
  * truncated or evicted-and-replaced value is detected on read instead of served.
+ *
+ * With a cluster key (`object-mac.ts`) the formats are v2: the manifest records each chunk's
+ * SHA-256 and carries an HMAC over its key name and contents, blobs carry an HMAC over their key
+ * name and bytes. A CRC only catches accidents; the v2 checks are what a writer of Redis cannot forge.
+ * A node with a key reads only v2 objects, a node without one only v1.
  */
 import { crc32 } from 'node:zlib';
 import { compress, uncompress } from 'lz4-napi';
+import { chunkDigest, MAC_BYTES, type ObjectMac } from './object-mac.js';
 
 /** First byte of a chunk or blob value: how the payload is encoded. */
 const RAW = 0;
 const LZ4 = 1;
 const BLOB_VERSION = 1;
+const SIGNED_BLOB_VERSION = 2;
 const BLOB_HEADER = 9;
 
 /** The record written last: an object is complete exactly when its manifest exists. */
 export interface Manifest {
-  readonly v: 1;
+  readonly v: 1 | 2;
   readonly size: number;
   readonly chunkSizeBytes: number;
   readonly chunks: number;
-  /** CRC-32 of each chunk's uncompressed bytes. */
-  readonly crc32: readonly number[];
+  /** v1: CRC-32 of each chunk's uncompressed bytes. */
+  readonly crc32?: readonly number[];
+  /** v2: SHA-256 (hex) of each chunk's uncompressed bytes, covered by `mac`. */
+  readonly sha256?: readonly string[];
+  /** v2: HMAC (hex) over the key name and the fields above. */
+  readonly mac?: string;
 }
+
+/** What a chunk must match: its manifest's CRC (v1) or SHA-256 (v2). */
+export type ChunkCheck = { crc32: number } | { sha256: string };
 
 /** What decoding a stored value found. */
 export type Decoded = { type: 'ok'; data: Buffer } | { type: 'corrupt'; reason: string };
@@ -32,8 +46,8 @@ export async function encodeChunk(data: Buffer): Promise<Buffer> {
   return Buffer.concat([Buffer.of(LZ4), packed]);
 }
 
-/** Decode a chunk value and check it against the manifest's length and CRC. */
-export async function decodeChunk(value: Buffer, expectedLength: number, expectedCrc: number): Promise<Decoded> {
+/** Decode a chunk value and check it against the manifest's length and CRC or digest. */
+export async function decodeChunk(value: Buffer, expectedLength: number, expected: ChunkCheck): Promise<Decoded> {
   let data: Buffer;
   try {
     if (value[0] === RAW) data = value.subarray(1);
@@ -46,9 +60,19 @@ export async function decodeChunk(value: Buffer, expectedLength: number, expecte
     return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
   }
   if (data.length !== expectedLength) return { type: 'corrupt', reason: `length ${data.length}, expected ${expectedLength}` };
+  if ('sha256' in expected) {
+    const digest = chunkDigest(data);
+    if (digest !== expected.sha256) return { type: 'corrupt', reason: `sha256 ${digest}, expected ${expected.sha256}` };
+    return { type: 'ok', data };
+  }
   const crc = crc32(data);
-  if (crc !== expectedCrc) return { type: 'corrupt', reason: `crc32 ${crc}, expected ${expectedCrc}` };
+  if (crc !== expected.crc32) return { type: 'corrupt', reason: `crc32 ${crc}, expected ${expected.crc32}` };
   return { type: 'ok', data };
+}
+
+/** The check of chunk `i` under manifest `m` (-1 never matches a CRC). */
+export function chunkCheck(m: Manifest, i: number): ChunkCheck {
+  return m.v === 2 ? { sha256: m.sha256?.[i] ?? '' } : { crc32: m.crc32?.[i] ?? -1 };
 }
 
 /**
@@ -74,32 +98,76 @@ export function encodeManifest(m: Manifest): string {
   return JSON.stringify(m);
 }
 
-/** Parse and sanity-check a manifest; `undefined` for anything malformed. */
-export function decodeManifest(text: string): Manifest | undefined {
+/** A v2 manifest of object `name`, signed. */
+export function signedManifest(mac: ObjectMac, name: string, size: number, chunkSizeBytes: number, sha256: readonly string[]): Manifest {
+  const tag = mac.sign(`manifest:${name}`, manifestBody(size, chunkSizeBytes, sha256));
+  return { v: 2, size, chunkSizeBytes, chunks: sha256.length, sha256, mac: tag.toString('hex') };
+}
+
+const manifestBody = (size: number, chunkSizeBytes: number, sha256: readonly string[]): Buffer =>
+  Buffer.from(JSON.stringify([2, size, chunkSizeBytes, sha256]));
+
+/** Why a manifest is refused, or the manifest. */
+export type DecodedManifest = { type: 'ok'; manifest: Manifest } | { type: 'malformed' } | { type: 'unverified'; reason: string };
+
+/**
+ * Parse and check a manifest of object `name`: v1 when `mac` is undefined, else a v2 whose tag
+ * verifies (a v1, a bad tag or one made for another name is `unverified`).
+ */
+export function decodeManifest(text: string, name: string, mac?: ObjectMac): DecodedManifest {
   let m: Partial<Manifest>;
   try {
     m = JSON.parse(text) as Partial<Manifest>;
   } catch {
-    return undefined;
+    return { type: 'malformed' };
   }
+  if (typeof m !== 'object' || m === null) return { type: 'malformed' };
   const ints = [m.size, m.chunkSizeBytes, m.chunks].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
-  if (m.v !== 1 || !ints || !Array.isArray(m.crc32) || m.crc32.length !== m.chunks) return undefined;
-  if ((m.chunkSizeBytes as number) <= 0 || m.chunks !== Math.ceil((m.size as number) / (m.chunkSizeBytes as number))) return undefined;
-  return m as Manifest;
+  if (!ints || (m.chunkSizeBytes as number) <= 0 || m.chunks !== Math.ceil((m.size as number) / (m.chunkSizeBytes as number))) return { type: 'malformed' };
+  if (!mac) {
+    if (m.v !== 1 || !Array.isArray(m.crc32) || m.crc32.length !== m.chunks) return { type: 'malformed' };
+    return { type: 'ok', manifest: m as Manifest };
+  }
+  if (m.v !== 2) return { type: 'unverified', reason: `manifest v${String(m.v)} carries no tag` };
+  const sha = m.sha256;
+  if (!Array.isArray(sha) || sha.length !== m.chunks || !sha.every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d))) return { type: 'malformed' };
+  const tag = typeof m.mac === 'string' && /^[0-9a-f]{64}$/.test(m.mac) ? Buffer.from(m.mac, 'hex') : Buffer.alloc(0);
+  if (!mac.verify(tag, `manifest:${name}`, manifestBody(m.size as number, m.chunkSizeBytes as number, sha))) {
+    return { type: 'unverified', reason: 'manifest tag does not verify' };
+  }
+  return { type: 'ok', manifest: { v: 2, size: m.size as number, chunkSizeBytes: m.chunkSizeBytes as number, chunks: m.chunks as number, sha256: sha, mac: m.mac as string } };
 }
 
-/** A blob value: [version u8][crc32 u32][raw length u32][lz4 block]. */
-export async function encodeBlob(data: Buffer): Promise<Buffer> {
+/**
+ * A blob value: v1 [1][crc32 u32][raw length u32][lz4 block]; with a key (blob `name`),
+ * v2 [2][hmac 32 bytes][crc32 u32][raw length u32][lz4 block].
+ */
+export async function encodeBlob(data: Buffer, signed?: { mac: ObjectMac; name: string }): Promise<Buffer> {
   const header = Buffer.alloc(BLOB_HEADER);
-  header.writeUInt8(BLOB_VERSION, 0);
+  header.writeUInt8(signed ? SIGNED_BLOB_VERSION : BLOB_VERSION, 0);
   header.writeUInt32BE(crc32(data), 1);
   header.writeUInt32BE(data.length, 5);
-  return Buffer.concat([header, await compress(data)]);
+  const tag = signed ? [signed.mac.sign(`blob:${signed.name}`, data)] : [];
+  return Buffer.concat([header.subarray(0, 1), ...tag, header.subarray(1), await compress(data)]);
 }
 
-/** Decode and verify a blob value. */
-export async function decodeBlob(value: Buffer): Promise<Decoded> {
-  if (value.length < BLOB_HEADER || value[0] !== BLOB_VERSION) return { type: 'corrupt', reason: 'bad blob header' };
+/** What decoding a blob found; `unverified` = well-formed but its tag (or lack of one) is refused. */
+export type DecodedBlob = Decoded | { type: 'unverified'; reason: string };
+
+/** Decode and verify a blob value (v1 without `signed`, else a v2 whose tag verifies for `name`). */
+export async function decodeBlob(value: Buffer, signed?: { mac: ObjectMac; name: string }): Promise<DecodedBlob> {
+  if (!signed) return decodeBlobBody(value, BLOB_VERSION);
+  if (value[0] !== SIGNED_BLOB_VERSION) return { type: 'unverified', reason: `blob v${String(value[0])} carries no tag` };
+  if (value.length < 1 + MAC_BYTES + BLOB_HEADER) return { type: 'corrupt', reason: 'bad blob header' };
+  const tag = value.subarray(1, 1 + MAC_BYTES);
+  const d = await decodeBlobBody(Buffer.concat([value.subarray(0, 1), value.subarray(1 + MAC_BYTES)]), SIGNED_BLOB_VERSION);
+  if (d.type !== 'ok') return d;
+  if (!signed.mac.verify(tag, `blob:${signed.name}`, d.data)) return { type: 'unverified', reason: 'blob tag does not verify' };
+  return d;
+}
+
+async function decodeBlobBody(value: Buffer, version: number): Promise<Decoded> {
+  if (value.length < BLOB_HEADER || value[0] !== version) return { type: 'corrupt', reason: 'bad blob header' };
   const crc = value.readUInt32BE(1);
   const length = value.readUInt32BE(5);
   const refused = refuseLz4Size(value.subarray(BLOB_HEADER), length);

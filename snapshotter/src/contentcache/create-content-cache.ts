@@ -2,8 +2,9 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { NoContentCache, type ContentCache } from './content-cache.js';
+import { loadMacKeys } from './object-mac.js';
 import { parseRedisAddress } from './redis-connection.js';
-import { RedisContentCache } from './redis-content-cache.js';
+import { RedisContentCache, type VerifiedKind } from './redis-content-cache.js';
 
 /** The `[content_cache]` section as parsed. */
 export type ContentCacheConfig = Config['contentCache'];
@@ -16,18 +17,30 @@ export const CONTENT_CACHE_PASSWORD_ENV = 'CLIP_CONTENT_CACHE_PASSWORD';
  * layers will not be shared), else a lazily connecting `RedisContentCache`. A non-empty
  * `CLIP_CONTENT_CACHE_PASSWORD` overrides `password`.
  */
-export function createContentCache(cfg: ContentCacheConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): ContentCache {
+export function createContentCache(
+  cfg: ContentCacheConfig,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  onVerificationFailure?: (kind: VerifiedKind) => void,
+): ContentCache {
   if (cfg.backend === 'none') {
     log.warn({ source: 'content_cache' }, 'ContentCache not configured: layers will not be shared across the cluster');
     return new NoContentCache();
   }
   const password = env[CONTENT_CACHE_PASSWORD_ENV] || cfg.password;
   const tls = cfg.tls || cfg.addresses.some((a) => parseRedisAddress(a).tls);
+  const mac = cfg.keyFile ? loadMacKeys(cfg.keyFile) : undefined;
+  if (!mac) {
+    log.warn(
+      { source: 'content_cache' },
+      'ContentCache without key_file: objects are checked by CRC only, so whoever can write to Redis chooses what containers read',
+    );
+  }
   log.info(
     {
       source: 'content_cache', backend: cfg.backend, addresses: cfg.addresses, cluster: cfg.cluster, tls,
       auth: password ? (cfg.username ? 'acl' : 'password') : 'none', chunk_size_bytes: cfg.chunkSizeBytes,
-      on_unavailable: cfg.onUnavailable,
+      on_unavailable: cfg.onUnavailable, authenticated: mac !== undefined,
     },
     'ContentCache configured',
   );
@@ -35,6 +48,7 @@ export function createContentCache(cfg: ContentCacheConfig, log: Logger, env: No
     addresses: cfg.addresses, cluster: cfg.cluster, username: cfg.username, password, tls,
     timeoutMs: cfg.timeoutMs, chunkSizeBytes: cfg.chunkSizeBytes, publishConcurrency: cfg.publishConcurrency,
     readaheadChunks: cfg.readaheadChunks, log: log.child({ component: 'content_cache' }),
+    ...(mac ? { mac } : {}), ...(onVerificationFailure ? { onVerificationFailure } : {}),
   });
 }
 
@@ -43,6 +57,7 @@ export function contentCacheStoreOptions(
   cfg: ContentCacheConfig,
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
+  onVerificationFailure?: (kind: VerifiedKind) => void,
 ): { contentCache: ContentCache; onContentCacheUnavailable: ContentCacheConfig['onUnavailable'] } {
-  return { contentCache: createContentCache(cfg, log, env), onContentCacheUnavailable: cfg.onUnavailable };
+  return { contentCache: createContentCache(cfg, log, env, onVerificationFailure), onContentCacheUnavailable: cfg.onUnavailable };
 }

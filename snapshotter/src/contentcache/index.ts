@@ -5,5 +5,6 @@ export type { ContentCacheConfig } from './create-content-cache.js';
 export { parseRedisAddress } from './redis-connection.js';
 export type { RedisAddress, RedisEndpoint } from './redis-connection.js';
 export { RedisContentCache } from './redis-content-cache.js';
-export type { RedisContentCacheOptions } from './redis-content-cache.js';
+export type { RedisContentCacheOptions, VerifiedKind } from './redis-content-cache.js';
+export { ObjectMac, loadMacKeys } from './object-mac.js';
 export { DEFAULT_KEY_PREFIX, RedisKeys } from './redis-keys.js';

@@ -4,14 +4,17 @@
  * concurrency, one fetch per chunk however many readers want it), keep decoded chunks in a small
  * byte-bounded LRU, and read ahead for sequential readers. A chunk that is missing (evicted) or
  * fails its checksum makes the read a miss and deletes the object's manifest, so the next node to
- * download the layer republishes it.
+ * download the layer republishes it. With a cluster key (`mac`) every manifest and blob must carry
+ * a valid tag for its own key name, and every chunk the SHA-256 its signed manifest records; what
+ * fails is a miss too, dropped, logged and reported through `onVerificationFailure`.
  */
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
+import { chunkCheck, decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
 import { ChunkLru } from './chunk-lru.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
+import type { ObjectMac } from './object-mac.js';
 import { RedisConnection, type RedisEndpoint } from './redis-connection.js';
 import { RedisKeys } from './redis-keys.js';
 import { publishFile } from './redis-publisher.js';
@@ -29,9 +32,24 @@ export interface RedisContentCacheOptions extends RedisEndpoint {
   lockTtlMs?: number;
   keyPrefix?: string;
   log?: Logger;
+  /** The cluster key(s): sign what is stored, accept only what verifies. Without it, CRCs only. */
+  mac?: ObjectMac;
+  /** An object refused by a check a writer of Redis cannot forge (tag or digest); for a metric. */
+  onVerificationFailure?: (kind: VerifiedKind) => void;
 }
 
-type ChunkResult = { type: 'ok'; data: Buffer } | { type: 'missing' } | { type: 'corrupt'; reason: string };
+/** What kind of object failed verification (the metric's `kind`). */
+export type VerifiedKind = 'chunk' | 'manifest' | 'span' | 'index' | 'profile' | 'blob';
+
+type ChunkResult = { type: 'ok'; data: Buffer } | { type: 'missing' } | { type: 'corrupt'; reason: string; unverified?: boolean };
+
+/** The metric kind of a blob key (`span:v1:…`, `clip-index/…`, `profile:v1:…`). */
+export function blobKind(key: string): VerifiedKind {
+  if (key.startsWith('span:')) return 'span';
+  if (key.startsWith('clip-index/')) return 'index';
+  if (key.startsWith('profile:')) return 'profile';
+  return 'blob';
+}
 
 const NEGATIVE_TTL_MS = 1_000;
 const MAX_MANIFESTS = 4_096;
@@ -51,6 +69,8 @@ export class RedisContentCache implements ContentCache {
   readonly #absentUntil = new Map<string, number>();
   /** End offset of the last read per object, to spot sequential readers. */
   readonly #lastEnd = new Map<string, number>();
+  readonly #mac: ObjectMac | undefined;
+  readonly #onVerificationFailure: (kind: VerifiedKind) => void;
 
   constructor(opts: RedisContentCacheOptions) {
     this.#log = opts.log ?? silentLogger();
@@ -63,6 +83,13 @@ export class RedisContentCache implements ContentCache {
     this.#limiter = new Limiter(opts.readConcurrency ?? 16);
     this.keys = new RedisKeys(opts.keyPrefix);
     this.#conn = new RedisConnection(opts, this.#log);
+    this.#mac = opts.mac;
+    this.#onVerificationFailure = opts.onVerificationFailure ?? (() => {});
+  }
+
+  /** Whether objects are signed and verified with a cluster key. */
+  get authenticated(): boolean {
+    return this.#mac !== undefined;
   }
 
   async readInto(key: string, offset: number, length: number, buf: Buffer, bufOffset: number): Promise<number | undefined> {
@@ -90,6 +117,7 @@ export class RedisContentCache implements ContentCache {
     }
     const bad = (await Promise.all(copies)).find((r) => r.type !== 'ok');
     if (bad) {
+      if (bad.type === 'corrupt' && bad.unverified) this.#unverified('chunk', key, bad.reason);
       await this.#drop(key, bad.type === 'corrupt' ? bad.reason : 'chunk missing (evicted?)');
       return undefined;
     }
@@ -106,6 +134,7 @@ export class RedisContentCache implements ContentCache {
       conn: this.#conn, keys: this.keys, chunkSizeBytes: this.chunkSizeBytes, log: this.#log,
       publishConcurrency: this.#o.publishConcurrency, lockTtlMs: this.#o.lockTtlMs,
       isComplete: (k: string, s: number) => this.#fetchManifest(k).then((m) => m?.size === s),
+      ...(this.#mac ? { mac: this.#mac } : {}),
     };
     const result = await publishFile(ctx, key, path, size, opts);
     this.#absentUntil.delete(key);
@@ -115,15 +144,16 @@ export class RedisContentCache implements ContentCache {
   async getBlob(key: string): Promise<Buffer | undefined> {
     const value = await this.#conn.run('get blob', (c) => c.getBuffer(this.keys.blob(key)));
     if (value === null) return undefined;
-    const d = await decodeBlob(value);
+    const d = await decodeBlob(value, this.#mac && { mac: this.#mac, name: key });
     if (d.type === 'ok') return d.data;
-    this.#log.warn({ key, source: 'redis', reason: d.reason }, 'content cache blob corrupt; deleting');
+    if (d.type === 'unverified') this.#unverified(blobKind(key), key, d.reason);
+    else this.#log.warn({ key, source: 'redis', reason: d.reason }, 'content cache blob corrupt; deleting');
     await this.#conn.run('delete blob', (c) => c.del(this.keys.blob(key))).catch(() => {});
     return undefined;
   }
 
   async putBlob(key: string, data: Buffer): Promise<void> {
-    const value = await encodeBlob(data);
+    const value = await encodeBlob(data, this.#mac && { mac: this.#mac, name: key });
     await this.#conn.run('put blob', (c) => c.set(this.keys.blob(key), value));
   }
 
@@ -156,9 +186,17 @@ export class RedisContentCache implements ContentCache {
   async #fetchManifest(key: string): Promise<Manifest | undefined> {
     const text = await this.#conn.run('get manifest', (c) => c.get(this.keys.manifest(key)));
     if (text === null) return undefined;
-    const m = decodeManifest(text);
-    if (!m) await this.#drop(key, 'manifest malformed');
-    return m;
+    const d = decodeManifest(text, key, this.#mac);
+    if (d.type === 'ok') return d.manifest;
+    if (d.type === 'unverified') this.#unverified('manifest', key, d.reason);
+    await this.#drop(key, d.type === 'unverified' ? d.reason : 'manifest malformed');
+    return undefined;
+  }
+
+  /** A check a writer of Redis cannot forge failed: a metric and a log line (the caller drops it). */
+  #unverified(kind: VerifiedKind, key: string, reason: string): void {
+    this.#onVerificationFailure(kind);
+    this.#log.warn({ key, source: 'content_cache', kind, reason }, 'content cache object failed verification; treating it as a miss');
   }
 
   /** One chunk, from memory or one shared GET. */
@@ -178,8 +216,8 @@ export class RedisContentCache implements ContentCache {
     const value = await this.#conn.run('get chunk', (c) => c.getBuffer(ck));
     if (value === null) return { type: 'missing' };
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
-    const d = await decodeChunk(value, length, m.crc32[i] ?? -1);
-    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}` };
+    const d = await decodeChunk(value, length, chunkCheck(m, i));
+    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v === 2 };
     this.#lru.set(ck, d.data);
     return d;
   }

@@ -7,7 +7,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { ClipError, invalidArgument } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { chunkCrc, encodeChunk, encodeManifest, type Manifest } from './chunk-codec.js';
+import { chunkCrc, encodeChunk, encodeManifest, signedManifest, type Manifest } from './chunk-codec.js';
+import { chunkDigest, type ObjectMac } from './object-mac.js';
 import type { StoreOptions, StoreResult } from './content-cache.js';
 import { PublishLock } from './publish-lock.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -22,6 +23,8 @@ export interface PublisherContext {
   lockTtlMs: number;
   log: Logger;
   isComplete(key: string, size: number): Promise<boolean>;
+  /** With a cluster key: record chunk digests and sign the manifest. */
+  mac?: ObjectMac;
 }
 
 /** Publish `path` under `key`; see the file header for the protocol. */
@@ -42,9 +45,12 @@ export async function publishFile(ctx: PublisherContext, key: string, path: stri
     if (actual !== size) throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `store of ${key}: ${path} has ${actual} bytes, expected ${size}`);
     const chunks = Math.ceil(size / ctx.chunkSizeBytes);
     const crcs = new Array<number>(chunks).fill(0);
-    const storedBytes = await uploadChunks(ctx, { key, file, size, chunks, crcs, lock, opts });
+    const digests = new Array<string>(chunks).fill('');
+    const storedBytes = await uploadChunks(ctx, { key, file, size, chunks, crcs, digests, lock, opts });
     checkContinue(key, lock, opts.signal);
-    const manifest: Manifest = { v: 1, size, chunkSizeBytes: ctx.chunkSizeBytes, chunks, crc32: crcs };
+    const manifest: Manifest = ctx.mac
+      ? signedManifest(ctx.mac, key, size, ctx.chunkSizeBytes, digests)
+      : { v: 1, size, chunkSizeBytes: ctx.chunkSizeBytes, chunks, crc32: crcs };
     await ctx.conn.run('store manifest', (c) => c.set(ctx.keys.manifest(key), encodeManifest(manifest)));
     return { type: 'stored', bytes: size, chunks, storedBytes };
   } finally {
@@ -59,6 +65,7 @@ interface Upload {
   size: number;
   chunks: number;
   crcs: number[];
+  digests: string[];
   lock: PublishLock;
   opts: StoreOptions;
 }
@@ -75,7 +82,8 @@ async function uploadChunks(ctx: PublisherContext, u: Upload): Promise<number> {
       const len = Math.min(ctx.chunkSizeBytes, u.size - start);
       await readFull(u.file, buf, len, start);
       const data = buf.subarray(0, len);
-      u.crcs[i] = chunkCrc(data);
+      if (ctx.mac) u.digests[i] = chunkDigest(data);
+      else u.crcs[i] = chunkCrc(data);
       const value = await encodeChunk(data);
       await ctx.conn.run('store chunk', (c) => c.set(ctx.keys.chunk(u.key, ctx.chunkSizeBytes, i), value));
       storedBytes += value.length;

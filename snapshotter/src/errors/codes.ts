@@ -32,6 +32,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_CONTAINERD_UNAVAILABLE: 'unavailable',
   CLIP_CONTAINERD_UNIMPLEMENTED: 'unimplemented',
   CLIP_CONTENT_CACHE_BAD_OPTIONS: 'invalid_argument',
+  CLIP_CONTENT_CACHE_KEY_INVALID: 'invalid_argument',
   CLIP_CONTENT_CACHE_PUBLISH_ABORTED: 'unavailable',
   CLIP_CONTENT_CACHE_UNAVAILABLE: 'unavailable',
   CLIP_FILTER_SYNTAX: 'invalid_argument',

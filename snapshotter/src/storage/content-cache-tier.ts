@@ -85,6 +85,16 @@ export class ContentCacheTier {
         this.stats.misses++;
         return undefined;
       }
+      // An object shorter (or longer) than its layer is not that layer: a miss, never zeros.
+      const expected = Math.max(0, Math.min(len, ref.uncompressedSize - offset));
+      if (n !== expected) {
+        this.stats.misses++;
+        this.#log.warn(
+          { diff_id: ref.diffId, source: 'content_cache', offset, length: len, bytes: n, expected },
+          'content cache object does not match its layer size; treating it as a miss',
+        );
+        return undefined;
+      }
       this.stats.hits++;
       this.#log.debug({ diff_id: ref.diffId, source: 'content_cache', offset, length: len, bytes: n }, 'content cache range read hit');
       return n;

@@ -102,6 +102,7 @@ export const METRIC_CC_PUBLISH_FAILURES = 'clip_content_cache_publish_failures';
 export const METRIC_LAZY_FALLBACKS = 'clip_lazy_fallbacks';
 export const METRIC_MOUNTED_LAYERS = 'clip_mounted_layers';
 export const METRIC_FUSE_ERRORS = 'clip_fuse_errors';
+export const METRIC_VERIFICATION_FAILURES = 'clip_verification_failures';
 /** Per image and layer (observed from the layer ledger at scrape time). */
 export const METRIC_LAYER_FETCHED_BYTES = 'clip_layer_fetched_bytes';
 export const METRIC_LAYER_SERVED_BYTES = 'clip_layer_served_bytes';

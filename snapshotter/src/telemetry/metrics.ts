@@ -19,6 +19,7 @@ interface Instruments {
   publishFailures: Counter;
   fallbacks: Counter;
   fuseErrors: Counter;
+  verificationFailures: Counter;
 }
 
 // A disk hit is tens of microseconds, a cold registry read can take seconds.
@@ -87,6 +88,7 @@ function createInstruments(m: Meter): Instruments {
     publishFailures: counter(N.METRIC_CC_PUBLISH_FAILURES, 'Failed ContentCache publishes'),
     fallbacks: counter(N.METRIC_LAZY_FALLBACKS, 'Layers prepared as ordinary snapshots instead of lazy mounts, by reason'),
     fuseErrors: counter(N.METRIC_FUSE_ERRORS, 'FUSE requests answered with an errno, by op'),
+    verificationFailures: counter(N.METRIC_VERIFICATION_FAILURES, 'Untrusted objects refused by a tag or digest check, by source and kind'),
   };
 }
 
@@ -136,4 +138,9 @@ export function addMountedLayers(delta: number): void {
 /** A FUSE request failed with `errno` (negative, as returned to the kernel). */
 export function recordFuseError(op: string, errno: number): void {
   current?.fuseErrors.add(1, { op, errno: String(-errno) });
+}
+
+/** An untrusted object (e.g. a ContentCache chunk) failed a check its writer cannot forge; read as a miss. */
+export function recordVerificationFailure(source: string, kind: string): void {
+  current?.verificationFailures.add(1, { source, kind });
 }

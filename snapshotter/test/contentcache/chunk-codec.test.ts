@@ -7,11 +7,11 @@ t.test('chunks round-trip; compressible data is LZ4, random data stays raw', asy
   const packed = await encodeChunk(text);
   t.equal(packed[0], 1, 'lz4');
   t.ok(packed.length < text.length / 5);
-  t.same(await decodeChunk(packed, text.length, chunkCrc(text)), { type: 'ok', data: text });
+  t.same(await decodeChunk(packed, text.length, { crc32: chunkCrc(text) }), { type: 'ok', data: text });
   const noise = randomBytes(10_000);
   const raw = await encodeChunk(noise);
   t.equal(raw[0], 0, 'raw');
-  t.same(await decodeChunk(raw, noise.length, chunkCrc(noise)), { type: 'ok', data: noise });
+  t.same(await decodeChunk(raw, noise.length, { crc32: chunkCrc(noise) }), { type: 'ok', data: noise });
 });
 
 t.test('damaged chunks are reported corrupt, never returned', async (t) => {
@@ -20,21 +20,23 @@ t.test('damaged chunks are reported corrupt, never returned', async (t) => {
   const packed = await encodeChunk(text);
   const flipped = Buffer.from(packed);
   flipped.writeUInt8(flipped.readUInt8(flipped.length - 3) ^ 0xff, flipped.length - 3);
-  t.equal((await decodeChunk(flipped, text.length, crc)).type, 'corrupt', 'bit flip');
-  t.equal((await decodeChunk(packed.subarray(0, packed.length - 5), text.length, crc)).type, 'corrupt', 'truncated');
-  t.equal((await decodeChunk(packed, text.length - 1, crc)).type, 'corrupt', 'wrong length');
-  t.equal((await decodeChunk(packed, text.length, crc ^ 1)).type, 'corrupt', 'wrong crc');
-  t.equal((await decodeChunk(Buffer.from([7, 1, 2]), 2, 0)).type, 'corrupt', 'unknown encoding');
+  t.equal((await decodeChunk(flipped, text.length, { crc32: crc })).type, 'corrupt', 'bit flip');
+  t.equal((await decodeChunk(packed.subarray(0, packed.length - 5), text.length, { crc32: crc })).type, 'corrupt', 'truncated');
+  t.equal((await decodeChunk(packed, text.length - 1, { crc32: crc })).type, 'corrupt', 'wrong length');
+  t.equal((await decodeChunk(packed, text.length, { crc32: crc ^ 1 })).type, 'corrupt', 'wrong crc');
+  t.equal((await decodeChunk(Buffer.from([7, 1, 2]), 2, { crc32: 0 })).type, 'corrupt', 'unknown encoding');
 });
 
 t.test('manifests: round trip and rejection of malformed ones', async (t) => {
   const m = { v: 1 as const, size: 10, chunkSizeBytes: 4, chunks: 3, crc32: [1, 2, 3] };
-  t.same(decodeManifest(encodeManifest(m)), m);
-  t.equal(decodeManifest('{'), undefined);
-  t.equal(decodeManifest(JSON.stringify({ ...m, chunks: 2, crc32: [1, 2] })), undefined, 'chunk count must match size');
-  t.equal(decodeManifest(JSON.stringify({ ...m, crc32: [1] })), undefined);
-  t.equal(decodeManifest(JSON.stringify({ ...m, v: 2 })), undefined);
-  t.equal(decodeManifest(JSON.stringify({ ...m, chunkSizeBytes: 0 })), undefined);
+  t.same(decodeManifest(encodeManifest(m), 'k'), { type: 'ok', manifest: m });
+  const malformed = { type: 'malformed' };
+  t.same(decodeManifest('{', 'k'), malformed);
+  t.same(decodeManifest('null', 'k'), malformed);
+  t.same(decodeManifest(JSON.stringify({ ...m, chunks: 2, crc32: [1, 2] }), 'k'), malformed, 'chunk count must match size');
+  t.same(decodeManifest(JSON.stringify({ ...m, crc32: [1] }), 'k'), malformed);
+  t.same(decodeManifest(JSON.stringify({ ...m, v: 2 }), 'k'), malformed);
+  t.same(decodeManifest(JSON.stringify({ ...m, chunkSizeBytes: 0 }), 'k'), malformed);
 });
 
 t.test('blobs round-trip and are verified', async (t) => {
@@ -54,8 +56,8 @@ t.test('an LZ4 value is not inflated at a size it declares for itself (issue 12)
   // The lz4-napi size prefix (after the encoding byte) claims 3 GiB: refused before allocating.
   const lying = Buffer.from(packed);
   lying.writeUInt32LE(3 * 1024 ** 3, 1);
-  t.match(await decodeChunk(lying, 3 * 1024 ** 3, 0), { type: 'corrupt', reason: /more than .* can inflate to/ });
-  t.match(await decodeChunk(lying, text.length, chunkCrc(text)), { type: 'corrupt', reason: /expected 30000/ });
+  t.match(await decodeChunk(lying, 3 * 1024 ** 3, { crc32: 0 }), { type: 'corrupt', reason: /more than .* can inflate to/ });
+  t.match(await decodeChunk(lying, text.length, { crc32: chunkCrc(text) }), { type: 'corrupt', reason: /expected 30000/ });
   const blob = await encodeBlob(text);
   const lyingBlob = Buffer.from(blob);
   lyingBlob.writeUInt32BE(3 * 1024 ** 3, 5);

@@ -1,4 +1,8 @@
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NoContentCache, RedisContentCache, contentCacheStoreOptions, createContentCache } from '../../src/contentcache/index.js';
 import { defaultConfig, parseConfig } from '../../src/config/index.js';
 import { LayerStore } from '../../src/storage/index.js';
@@ -19,7 +23,7 @@ readahead_chunks = 4
 
 t.test('[content_cache] defaults and values', async (t) => {
   t.same(defaultConfig().contentCache, {
-    backend: 'none', addresses: [], cluster: false, username: '', password: '', tls: false,
+    backend: 'none', addresses: [], cluster: false, username: '', password: '', keyFile: '', tls: false,
     chunkSizeBytes: 4 << 20, timeoutMs: 1000, onUnavailable: 'registry', publishConcurrency: 4, readaheadChunks: 2,
   });
   t.match(parseConfig(redisToml, 'x').contentCache, {
@@ -50,9 +54,29 @@ t.test('backend "redis": a lazily connecting RedisContentCache; the password nev
   t.ok(cc instanceof RedisContentCache);
   t.equal(cc.name, 'redis');
   t.equal((cc as RedisContentCache).chunkSizeBytes, 1 << 20);
-  t.match(records, [{ msg: 'ContentCache configured', tls: true, cluster: true, auth: 'acl' }]);
+  t.match(records, [
+    { level: 40, msg: /without key_file: objects are checked by CRC only/ },
+    { msg: 'ContentCache configured', tls: true, cluster: true, auth: 'acl', authenticated: false },
+  ]);
   t.notMatch(JSON.stringify(records), /from-file|from-env/);
   t.throws(() => createContentCache({ ...defaultConfig().contentCache, backend: 'redis' }, log), { code: 'CLIP_CONTENT_CACHE_BAD_OPTIONS' }, 'no addresses');
+});
+
+t.test('key_file: objects are signed and verified, the key never logged; a bad key file stops start-up', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-cc-key-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const key = randomBytes(32).toString('hex');
+  writeFileSync(join(dir, 'key'), `${key}\n`, { mode: 0o600 });
+  const { log, records } = recordingLogger();
+  const cfg = parseConfig(`${redisToml}\nkey_file = "${join(dir, 'key')}"\n`, 'x').contentCache;
+  const cc = createContentCache(cfg, log, {});
+  t.teardown(() => cc.close());
+  t.equal((cc as RedisContentCache).authenticated, true);
+  t.match(records, [{ msg: 'ContentCache configured', authenticated: true }]);
+  t.equal(records.length, 1, 'no CRC-only warning');
+  t.notMatch(JSON.stringify(records), new RegExp(key));
+  writeFileSync(join(dir, 'open'), `${key}\n`, { mode: 0o644 });
+  t.throws(() => createContentCache({ ...cfg, keyFile: join(dir, 'open') }, log, {}), { code: 'CLIP_CONTENT_CACHE_KEY_INVALID' });
 });
 
 // The failure this project exists to prevent: a ContentCache configured but absent from storage.

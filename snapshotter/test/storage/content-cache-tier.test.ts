@@ -82,3 +82,17 @@ t.test('publish logs: storing, stored (hash, bytes), skipped, failed', async (t)
   t.match(records.find((r) => r['msg'] === 'store failed'), { bytes: 100, err: /redis down/ });
   t.match(tier.stats, { stored: 1, storeFailures: 1 });
 });
+
+t.test('an object shorter than its layer is a miss, never zeros past its end (issue 12)', async (t) => {
+  const cc = new RecordingContentCache('hit');
+  const { log, records } = recordingLogger();
+  cc.objects.set(ref.diffId, Buffer.alloc(60, 7));
+  const tier = new ContentCacheTier(cc, 'registry', log);
+  t.equal(await tier.read(ref, Buffer.alloc(10), 0, 10, 0), 10, 'within the short object: served');
+  t.equal(await tier.read(ref, Buffer.alloc(10), 0, 10, 55), undefined, 'straddling its end: a miss');
+  t.equal(await tier.read(ref, Buffer.alloc(10), 0, 10, 70), undefined, 'past its end: a miss');
+  t.equal(await tier.read(ref, Buffer.alloc(10), 0, 10, 95), undefined, 'the layer tail: a miss');
+  t.ok(records.some((r) => r['msg'] === 'content cache object does not match its layer size; treating it as a miss'));
+  cc.objects.set(ref.diffId, Buffer.alloc(100, 7));
+  t.equal(await tier.read(ref, Buffer.alloc(10), 0, 10, 95), 5, 'a whole object answers the layer tail');
+});
