@@ -23,6 +23,7 @@ import {
   waitUntil,
   type Containerd,
 } from '../harness/index.js';
+import { logRecords } from '../harness/clip-node.js';
 import { buildAndPushImages } from '../images/index.js';
 
 t.setTimeout(900_000);
@@ -46,21 +47,6 @@ async function clipSnapshots(c: Containerd): Promise<SnapshotLine[]> {
     .filter(Boolean)
     .map((l) => l.trim().split(/\s+/))
     .map((f) => (f.length === 3 ? { key: f[0]!, parent: f[1]!, kind: f[2]! } : { key: f[0]!, parent: '', kind: f[1]! }));
-}
-
-/** The snapshotter's JSON log lines with message `msg`. */
-function logLines(log: string, msg: string): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of log.split('\n')) {
-    if (!line.includes(msg)) continue;
-    try {
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      if (rec['msg'] === msg) out.push(rec);
-    } catch {
-      /* not a log record */
-    }
-  }
-  return out;
 }
 
 async function labelsOf(c: Containerd, key: string): Promise<Record<string, string>> {
@@ -102,14 +88,14 @@ t.test(`remap-ids, exports and statfs on containerd ${NEWEST}`, async (t) => {
     t.match(lines[0], /^\s*0\s+100000\s+65536$/, 'the container runs in a user namespace');
     t.same(lines.slice(1), ['0', '0:0', '0:0', '0:0', '0:0'], 'container root owns the image files and what it writes');
     t.same((await clipSnapshots(c)).map((s) => s.key).sort(), before, 'no remapped copy of the rootfs was committed (containerd took no chown path)');
-    t.ok(logLines(snap.log(), 'id-mapped layer view ready').some((r) => r['remote'] === true), 'clip mounted a translated view of a lazy layer');
+    t.ok(logRecords(snap, 'id-mapped layer view ready').some((r) => r['remote'] === true), 'clip mounted a translated view of a lazy layer');
 
     // Whiteouts and opaque dirs work through the translated views of a multi-layer image.
     const tricky = await c.ctr(['run', '--rm', ...CLIP, ...c.runcArgs(), ...MAP, images.tricky.ref, 'userns-tricky', 'sh', '-c', 'cat /data/delete-dir/recreated.txt /data/replace-dir/new.txt; ls /data/delete-me.txt 2>&1; true'], { timeoutMs: 120_000 });
     t.match(tricky.stdout, /^back in layer 3\nnew\n.*No such file or directory/s);
     // The views go with their last container, when containerd's GC removes its snapshot.
     const views = () => mountsUnder(snap.root).filter((m) => m.mountPoint.includes('/idmap/'));
-    t.ok(logLines(snap.log(), 'id-mapped layer view ready').length >= 2, 'views were made for both images');
+    t.ok(logRecords(snap, 'id-mapped layer view ready').length >= 2, 'views were made for both images');
     await waitUntil('translated mounts gone after GC', async () => views().length === 0, 120_000, 250);
     t.same(views(), [], 'no translated mount left after the containers are gone');
   });
@@ -123,7 +109,7 @@ t.test(`remap-ids, exports and statfs on containerd ${NEWEST}`, async (t) => {
     const res = await c2.ctr(['run', '--rm', ...CLIP, ...c2.runcArgs(), ...MAP, images.busybox.ref, 'userns-slow', 'stat', '-c', '%u:%g', '/bin/busybox'], { timeoutMs: 300_000 });
     t.equal(res.stdout, '0:0\n', 'correct, the slow way');
     t.equal((await clipSnapshots(c2)).length, before + 1, 'containerd committed a chowned copy of the whole rootfs');
-    t.same(logLines(snap2.log(), 'id-mapped layer view ready'), [], 'clip was not asked to translate');
+    t.same(logRecords(snap2, 'id-mapped layer view ready'), [], 'clip was not asked to translate');
   });
 
   await t.test('exports: CRI image filesystem is the snapshotter root, with a real capacity', async (t) => {
@@ -167,7 +153,7 @@ for (const version of VERSIONS) {
     const committed = snaps.filter((s) => s.kind === 'Committed');
     t.ok(committed.length >= 3, `${committed.length} layers`);
     t.equal(committed.filter((s) => s.parent === '').length, 1, 'only the first layer has no parent');
-    const codes = logLines(snap.log(), 'lazy mount fell back to an ordinary snapshot').map((r) => r['code']);
+    const codes = logRecords(snap, 'lazy mount fell back to an ordinary snapshot').map((r) => r['code']);
     t.ok(codes.length >= 2 && codes.every((c) => c === 'CLIP_LAZY_PARENT_MISSING' || c === 'CLIP_CHAIN_ID_MISMATCH'), `layers prepared without their parent took the ordinary path (${codes.join(', ')})`);
 
     const clip = await imageManifest(c, images.tricky.ref, 'clip', join(h.root, 'mnt-clip'));

@@ -22,16 +22,16 @@ export const DISABLED_PLUGINS = [
 
 const q = (s: string): string => JSON.stringify(s);
 
-/** Render config version 2 with the given proxy snapshotters (`name → socket path`). */
-export function containerdConfigToml(paths: ContainerdPaths, snapshotters: Record<string, string>): string {
-  const proxies = Object.entries(snapshotters)
-    .map(([name, address]) => `[proxy_plugins.${q(name)}]\n  type = "snapshot"\n  address = ${q(address)}\n`)
-    .join('\n');
-  return `version = 2
+/**
+ * The part both config versions share: private root, state and sockets, debug logging, no
+ * metrics, the proxy snapshotters, and the plugins every test daemon configures the same way.
+ */
+function sharedToml(version: 2 | 3, paths: ContainerdPaths, disabled: readonly string[], proxies: string): string {
+  return `version = ${version}
 root = ${q(paths.root)}
 state = ${q(paths.state)}
 oom_score = 0
-disabled_plugins = [${DISABLED_PLUGINS.map(q).join(', ')}]
+disabled_plugins = [${disabled.map(q).join(', ')}]
 
 [grpc]
   address = ${q(paths.grpcAddress)}
@@ -54,7 +54,15 @@ ${proxies}
     root_path = ${q(paths.overlayfsRoot)}
   [plugins."io.containerd.gc.v1.scheduler"]
     startup_delay = "100ms"
-  [plugins."io.containerd.runtime.v2.task"]
+`;
+}
+
+/** Render config version 2 with the given proxy snapshotters (`name → socket path`). */
+export function containerdConfigToml(paths: ContainerdPaths, snapshotters: Record<string, string>): string {
+  const proxies = Object.entries(snapshotters)
+    .map(([name, address]) => `[proxy_plugins.${q(name)}]\n  type = "snapshot"\n  address = ${q(address)}\n`)
+    .join('\n');
+  return `${sharedToml(2, paths, DISABLED_PLUGINS, proxies)}  [plugins."io.containerd.runtime.v2.task"]
     platforms = ["linux/amd64"]
 `;
 }
@@ -178,34 +186,7 @@ export function containerdConfigTomlV3(paths: ContainerdPaths, opts: ContainerdV
     stream_server_port = "0"
 `
     : '';
-  return `version = 3
-root = ${q(paths.root)}
-state = ${q(paths.state)}
-oom_score = 0
-disabled_plugins = [${disabled.map(q).join(', ')}]
-
-[grpc]
-  address = ${q(paths.grpcAddress)}
-
-[ttrpc]
-  address = ${q(paths.ttrpcAddress)}
-
-[debug]
-  address = ""
-  level = "debug"
-
-[metrics]
-  address = ""
-
-${proxies}
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = ${q(paths.optDir)}
-  [plugins."io.containerd.snapshotter.v1.overlayfs"]
-    root_path = ${q(paths.overlayfsRoot)}
-  [plugins."io.containerd.gc.v1.scheduler"]
-    startup_delay = "100ms"
-  [plugins."io.containerd.transfer.v1.local"]
+  return `${sharedToml(3, paths, disabled, proxies)}  [plugins."io.containerd.transfer.v1.local"]
     config_path = ${q(opts.registryConfigPath)}
 ${opts.maxConcurrentUnpacks !== undefined ? `    max_concurrent_unpacks = ${opts.maxConcurrentUnpacks}\n` : ''}${unpack}${criToml}`;
 }

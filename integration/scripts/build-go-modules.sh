@@ -27,15 +27,8 @@ for a in "$@"; do
   esac
 done
 
-# KEY=value lines (not sourced: values hold spaces).
-declare -A pin
-while IFS= read -r line; do
-  [[ "$line" =~ ^([A-Z0-9_]+)=(.*)$ ]] || continue
-  pin[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-done < integration/go-modules.env
-for k in GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION; do
-  [ -n "${pin[$k]:-}" ] || { echo "build-go-modules: $k missing in integration/go-modules.env" >&2; exit 1; }
-done
+source "$repo/integration/scripts/go-pins.sh"
+read_pins build-go-modules GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION
 go=${pin[GO_MODULE_TOOLCHAIN]}
 [ -x "$go" ] || { echo "build-go-modules: Go toolchain $go not found (integration/go-modules.env GO_MODULE_TOOLCHAIN)" >&2; exit 1; }
 

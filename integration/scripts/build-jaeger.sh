@@ -19,14 +19,8 @@ for a in "$@"; do
   esac
 done
 
-declare -A pin
-while IFS= read -r line; do
-  [[ "$line" =~ ^([A-Z0-9_]+)=(.*)$ ]] || continue
-  pin[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-done < "$repo/integration/go-modules.env"
-for k in GO_MODULE_TOOLCHAIN JAEGER_MODULE JAEGER_VERSION; do
-  [ -n "${pin[$k]:-}" ] || { echo "build-jaeger: $k missing in integration/go-modules.env" >&2; exit 1; }
-done
+source "$repo/integration/scripts/go-pins.sh"
+read_pins build-jaeger GO_MODULE_TOOLCHAIN JAEGER_MODULE JAEGER_VERSION
 module=${pin[JAEGER_MODULE]} version=${pin[JAEGER_VERSION]} go=${pin[GO_MODULE_TOOLCHAIN]}
 cache=${CLIP_GO_CACHE:-/var/cache/clip-snapshotter/go}
 dir="$cache/$module@$version"
