@@ -2,6 +2,7 @@
  * The daemon's metric instruments. They exist only while a MeterProvider is installed (the
  * Prometheus endpoint is configured); until then every `record*` call is a no-op.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ValueType, type Counter, type Histogram, type Meter, type MeterProvider } from '@opentelemetry/api';
 import * as N from './attributes.js';
 
@@ -48,15 +49,42 @@ export function setLayerMetricsSource(fn: () => LayerMetricsSample[]): void {
   layerSamples = fn;
 }
 
+let loopDelay: IntervalHistogram | undefined;
+
 /** Create the instruments on `provider`'s meter, or drop them (undefined). */
 export function installMeterProvider(provider: MeterProvider | undefined): void {
+  loopDelay?.disable();
+  loopDelay = undefined;
   current = provider ? createInstruments(provider.getMeter('clip-snapshotter')) : undefined;
+}
+
+// Every FUSE read and RPC is answered on the event loop: its delay is how long any of them can be
+// held up by work on it (a large index decode, a busy span). Since the previous scrape.
+function observeEventLoopDelay(m: Meter): void {
+  const resolutionMs = 10;
+  const h = monitorEventLoopDelay({ resolution: resolutionMs });
+  // Samples are the whole interval between timer ticks: the delay is what exceeds the resolution.
+  const delayS = (ns: number): number => Math.max(0, ns / 1e6 - resolutionMs) / 1e3;
+  h.enable();
+  loopDelay = h;
+  const gauge = m.createObservableGauge(N.METRIC_EVENT_LOOP_DELAY, {
+    description: 'Event-loop delay since the previous scrape (p50, p99, max)', unit: 's',
+  });
+  gauge.addCallback((r) => {
+    if (h.count > 0) {
+      r.observe(delayS(h.percentile(50)), { quantile: '0.5' });
+      r.observe(delayS(h.percentile(99)), { quantile: '0.99' });
+      r.observe(delayS(h.max), { quantile: 'max' });
+    }
+    h.reset();
+  });
 }
 
 function createInstruments(m: Meter): Instruments {
   const counter = (name: string, description: string, unit?: string) => m.createCounter(name, { description, valueType: ValueType.INT, ...(unit ? { unit } : {}) });
   const gauge = m.createObservableGauge(N.METRIC_MOUNTED_LAYERS, { description: 'Layers currently mounted over FUSE', valueType: ValueType.INT });
   gauge.addCallback((r) => r.observe(mountedLayers));
+  observeEventLoopDelay(m);
   const fetched = m.createObservableCounter(N.METRIC_LAYER_FETCHED_BYTES, { description: 'Bytes a layer fetched, per image and layer, by way (on_demand, prefetch, background, whole, index_build: compressed from the registry; content_cache: uncompressed)', unit: 'By', valueType: ValueType.INT });
   fetched.addCallback((r) => {
     for (const l of layerSamples()) for (const [via, v] of Object.entries(l.fetched)) r.observe(v, { image: l.image, layer: l.layer, via });

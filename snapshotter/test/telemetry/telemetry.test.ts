@@ -66,6 +66,13 @@ t.test('the Prometheus endpoint serves the instruments and stops at shutdown', a
   t.match(text, /clip_read_duration_seconds_bucket\{source="disk",le="0.0001"\} 1/);
   t.match(text, /clip_lazy_fallbacks_total\{reason="index_missing"\} 1/);
   t.match(text, /clip_mounted_layers 3/);
+  // The event-loop delay is sampled every 10 ms: wait (on events) until a scrape has samples.
+  let delay = '';
+  while (!/clip_event_loop_delay_seconds\{quantile="max"\} \d/.test(delay)) {
+    await new Promise((r) => setImmediate(r));
+    delay = await (await fetch(tel.metricsUrl!)).text();
+  }
+  t.match(delay, /clip_event_loop_delay_seconds\{quantile="0\.99"\} [\d.e-]+/, 'event-loop delay exported');
   t.equal((await fetch(tel.metricsUrl!.replace('/metrics', '/other'))).status, 404);
   await tel.shutdown();
   await t.rejects(fetch(tel.metricsUrl!), 'closed');
