@@ -107,10 +107,13 @@ t.test('with a cluster key: planted objects with self-consistent checksums are m
   t.teardown(() => raw.disconnect());
   const key = randomBytes(32);
   const failures: string[] = [];
-  const make = (k: Buffer): RedisContentCache =>
-    new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: 65536, mac: new ObjectMac([k]), onVerificationFailure: (kind) => failures.push(kind) });
+  // Every cache is a connection that keeps the test process alive until closed.
+  const make = (k: Buffer): RedisContentCache => {
+    const c = new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: 65536, mac: new ObjectMac([k]), onVerificationFailure: (kind) => failures.push(kind) });
+    t.teardown(() => c.close());
+    return c;
+  };
   const cc = make(key);
-  t.teardown(() => cc.close());
   const dir = await mkdtemp('/tmp/clip-cc-');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const a = Buffer.from('layer A true bytes\n'.repeat(8_000));
