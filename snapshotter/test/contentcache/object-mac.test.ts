@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,7 @@ t.test('signed blobs: bound to their key name, refused unsigned or under another
 
 t.test('key file: hex or base64 lines, comments, mode 0600 required, 32-byte minimum', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'clip-key-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'key');
   writeFileSync(path, `# new\n${keyB.toString('hex')}\n\n${keyA.toString('base64')}\n`, { mode: 0o600 });
   const mac = loadMacKeys(path);
