@@ -42,6 +42,7 @@ t.test('a daemon stopped during background completion resumes it from the spans 
   await writeFile(config, head + zranToml(100_000));
   t.equal((await clip(['index', tricky.ref, '--plain-http', '--config', config])).code, 0, 'indexes with checkpoints published');
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  await c.waitForSnapshotter('clip');
   const sparseDir = join(snap.root, 'cache', 'sparse-layers');
   const digests = tricky.layers.map((l) => l.digest);
 
@@ -61,7 +62,7 @@ t.test('a daemon stopped during background completion resumes it from the spans 
   await writeFile(config, head + zranToml(50_000_000));
   const mark = registry.accessLogLines().length;
   await snap.restart();
-  await eventually(async () => (await c.ctr(['snapshots', '--snapshotter', 'clip', 'ls'], { allowFailure: true })).code === 0, 30_000);
+  await c.waitForSnapshotter('clip');
   const again = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), tricky.ref, 'complete-2', ...CMD]);
   t.equal(again.stdout, OUT, 'the container runs on the spans kept across the restart');
   // Completion adopts the file into the disk cache, then removes the sparse record: wait for both.

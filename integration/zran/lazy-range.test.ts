@@ -25,6 +25,7 @@ t.test('a cold lazy start through gzip range reads', async (t) => {
       '[index]\ngzip_checkpoints = true\ncheckpoint_span_bytes = 262144\ncheckpoint_min_layer_bytes = 0\nrange_reads = true\n',
   );
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
+  await c.waitForSnapshotter('clip');
   const clip = (args: string[]) =>
     runClipCli(args, { timeoutMs: 180_000 });
   const tricky = images.tricky;
