@@ -47,7 +47,7 @@ else
   status=1 failed=$((failed + 1))
 fi
 
-stage "go modules (containerd 2.x, crictl, nerdctl; pinned in integration/go-modules.env)"
+stage "go modules (containerd 2.x, crictl, the transfer-pull client standing in for nerdctl; pinned in integration/go-modules.env)"
 started=$SECONDS
 if bash integration/scripts/build-go-modules.sh > .work/test-logs/go-modules.log 2>&1; then
   echo "go modules ready ($((SECONDS - started)) s)"
