@@ -6,7 +6,7 @@
  * Remote layers take a shortcut: Prepare with `containerd.io/snapshot.ref` mounts the layer lazily,
  * commits it under the target name at once and answers "already exists".
  */
-import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { access, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -211,12 +211,31 @@ export class Snapshotter {
 
   /** Remove directories no snapshot owns (left by crashes or failed removals). */
   async cleanup(): Promise<void> {
-    const known = new Set(this.#store.all().map((r) => String(r.id)));
     for (const name of await readdir(this.snapshotsDir)) {
-      if (known.has(name)) continue;
       const n = Number(name);
-      if (Number.isInteger(n) && String(n) === name) await this.#removeDir(n);
-      else await rm(join(this.snapshotsDir, name), { recursive: true, force: true });
+      const isId = Number.isInteger(n) && String(n) === name;
+      // containerd's GC calls Cleanup while Prepares run. A Prepare records its snapshot before it
+      // makes the directory, in one synchronous step, so the record is checked and the orphan moved
+      // aside in one synchronous step too: a directory made after the listing is never taken.
+      if (isId && this.#store.getById(n)) continue;
+      const aside = isId ? this.#moveAside(name) : join(this.snapshotsDir, name);
+      if (aside === undefined) continue;
+      for (const m of await mountsUnder(aside)) await unmount(m.mountPoint);
+      await rm(aside, { recursive: true, force: true });
+    }
+  }
+
+  // Renames an orphaned snapshot directory to a name no id can take; undefined if it is gone.
+  #moveAside(name: string): string | undefined {
+    const aside = join(this.snapshotsDir, `.removing-${name}-${process.pid}-${Date.now()}`);
+    try {
+      renameSync(join(this.snapshotsDir, name), aside);
+      return aside;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#log.warn({ key: name, err: messageOf(err) }, 'orphaned snapshot directory left for the next cleanup');
+      }
+      return undefined;
     }
   }
 

@@ -98,6 +98,29 @@ t.test('cleanup removes orphaned directories only', async (t) => {
   t.same(await readdir(s.snapshotsDir), ['1']);
 });
 
+t.test('cleanup running beside prepares never takes a new snapshot\'s directory', async (t) => {
+  // containerd's GC sends Cleanup while other Prepares run (a flaky CI run lost a new snapshot's
+  // fs/ this way). Orphans make the listing and each removal take several turns of the event loop.
+  const s = await open(t);
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 3; i++) await mkdir(join(s.snapshotsDir, String(1000 + round * 3 + i), 'fs'), { recursive: true });
+    const cleaning = s.cleanup();
+    const keys: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      keys.push(`r${round}-${i}`);
+      await s.prepare(`r${round}-${i}`, '', {});
+      await new Promise((r) => setImmediate(r));
+    }
+    await cleaning;
+    for (const key of keys) {
+      const [m] = await s.mounts(key);
+      const upper = m!.options.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length) ?? m!.source;
+      t.ok((await stat(upper)).isDirectory(), `${key}: its directory survived the cleanup`);
+    }
+  }
+  t.same((await readdir(s.snapshotsDir)).filter((n) => Number(n) >= 1000 || n.startsWith('.')), [], 'every orphan is gone');
+});
+
 t.test('remote prepare protocol: mount, commit under target, already exists', async (t) => {
   const mounted: string[] = [];
   const remote: RemoteLayers = {
