@@ -12,6 +12,7 @@ import { contentCacheStoreOptions, type ContentCache } from '../contentcache/ind
 import { messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { RegistryClient, restorePort } from '../registry/index.js';
+import { registryClientOptions } from './registry-options.js';
 import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/index.js';
 import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter } from '../snapshots/index.js';
@@ -65,16 +66,8 @@ function chainResolver(cfg: Config, log: Logger): ChainResolver {
 
 /** Start the daemon: open state, re-mount lazy layers in the background, serve. */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
-  const registry = new RegistryClient({
-    ...(cfg.registry.configPath ? { configPath: cfg.registry.configPath } : {}),
-    ...(cfg.registry.dockerConfig ? { dockerConfig: cfg.registry.dockerConfig } : {}),
-    plainHttp: cfg.registry.plainHttp,
-    platform: cfg.registry.platform,
-    timeoutMs: cfg.registry.timeoutMs,
-    // The layer store retries whole downloads itself; one retry here keeps the bound tight.
-    maxRetries: Math.min(cfg.registry.maxRetries, 1),
-    logger: log,
-  });
+  // The layer store retries whole downloads itself; one retry here keeps the bound tight.
+  const registry = new RegistryClient(registryClientOptions(cfg.registry, log, { maxRetries: Math.min(cfg.registry.maxRetries, 1) }));
   // The one ContentCache of the daemon: handed to the layer store (reads, publishes) and to index
   // resolution (indexes shared across nodes), never created anywhere else.
   const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log, process.env, (kind) =>

@@ -4,6 +4,7 @@ import { indexImage, listPlatformManifests, type IndexedImage, type IndexProgres
 import { DEFAULT_CONFIG_PATH, isConfigError, loadConfig, type Config } from '../config/index.js';
 import { messageOf } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
+import { registryClientOptions } from './registry-options.js';
 import { RegistryClient, formatPlatform, formatReference, parsePlatform, parseReference, type ImageReference, type Platform } from '../registry/index.js';
 import { randomAccessObserver } from '../zran/index.js';
 import { clipLimitsOf } from './clip-limits.js';
@@ -69,12 +70,7 @@ export async function indexCommand(args: string[]): Promise<number> {
     return usage ? EXIT_USAGE : EXIT_FAILURE;
   }
   const logger = createLogger(a.config.logLevel === 'info' ? 'warn' : a.config.logLevel);
-  const r = a.config.registry;
-  const client = new RegistryClient({
-    plainHttp: a.plainHttp, platform: a.platform, timeoutMs: r.timeoutMs, maxRetries: r.maxRetries, logger,
-    ...(r.configPath !== '' ? { configPath: r.configPath } : {}),
-    ...(r.dockerConfig !== '' ? { dockerConfig: r.dockerConfig } : {}),
-  });
+  const client = new RegistryClient(registryClientOptions(a.config.registry, logger, { plainHttp: a.plainHttp, platform: a.platform }));
   const board = process.stderr.isTTY === true ? new ProgressBoard(process.stderr) : undefined;
   const started = Date.now();
   try {

@@ -1,18 +1,22 @@
 /** `clip-snapshotter pull IMAGE_REF`: pull through containerd's API the way CRI does. */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, isConfigError, loadConfig, type Config } from '../config/index.js';
-import { ContainerdClient, HttpImageSource, pullImage, type LayerPullResult } from '../containerd/index.js';
+import { ContainerdClient, RegistryImageSource, pullImage, type LayerPullResult } from '../containerd/index.js';
 import { messageOf } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
+import { RegistryClient } from '../registry/index.js';
 import { parsePlatform } from '../registry/platform.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
+import { registryClientOptions } from './registry-options.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
 export const PULL_USAGE = `usage: clip-snapshotter pull IMAGE_REF [--address CONTAINERD_SOCKET] [--namespace NS]
-                             [--snapshotter NAME] [--config FILE] [--plain-http]
+                             [--snapshotter NAME] [--config FILE] [--plain-http] [--hosts-dir DIR]
+Registry access (hosts.toml, credentials, TLS) follows the [registry] section of the config;
+--hosts-dir overrides registry.config_path.
 `;
 
 interface PullArgs {
@@ -21,6 +25,7 @@ interface PullArgs {
   namespace: string;
   snapshotter: string;
   plainHttp: boolean;
+  hostsDir: string;
   config: Config;
 }
 
@@ -33,6 +38,7 @@ async function parsePullArgs(args: string[]): Promise<PullArgs> {
       snapshotter: { type: 'string' },
       config: { type: 'string' },
       'plain-http': { type: 'boolean' },
+      'hosts-dir': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -45,6 +51,7 @@ async function parsePullArgs(args: string[]): Promise<PullArgs> {
     namespace: values.namespace ?? config.containerdNamespace,
     snapshotter: values.snapshotter ?? 'clip',
     plainHttp: values['plain-http'] ?? config.registry.plainHttp,
+    hostsDir: values['hosts-dir'] ?? config.registry.configPath,
     config,
   };
 }
@@ -67,10 +74,14 @@ export async function pullCommand(args: string[]): Promise<number> {
   }
   const logger = createLogger(a.config.logLevel === 'info' ? 'warn' : a.config.logLevel);
   const client = new ContainerdClient({ address: a.address, namespace: a.namespace, logger });
+  const registry = new RegistryClient(registryClientOptions(a.config.registry, logger, {
+    plainHttp: a.plainHttp,
+    ...(a.hostsDir !== '' ? { configPath: a.hostsDir } : {}),
+  }));
   try {
     const summary = await pullImage({
       client,
-      source: new HttpImageSource({ domain: a.ref.domain, repository: a.ref.repository, plainHttp: a.plainHttp }),
+      source: new RegistryImageSource(registry, a.ref.domain, a.ref.repository),
       imageRef: formatReference(a.ref),
       reference: a.ref.digest ?? a.ref.tag ?? 'latest',
       snapshotter: a.snapshotter,
@@ -85,5 +96,6 @@ export async function pullCommand(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   } finally {
     client.close();
+    await registry.close();
   }
 }

@@ -19,6 +19,12 @@ export interface Config {
     platform: string;
     timeoutMs: number;
     maxRetries: number;
+    /** A kubelet CredentialProviderConfig (YAML/JSON); '' = no credential providers. */
+    credentialProviderConfig: string;
+    /** Where the providers' binaries are; required with `credentialProviderConfig`. */
+    credentialProviderBinDir: string;
+    /** Deadline of one docker credential helper or credential provider run. */
+    credentialPluginTimeoutMs: number;
   };
   index: {
     buildMissing: boolean;
@@ -98,7 +104,11 @@ export function parseConfig(text: string, source: string): Config {
     const target = section.name === '' ? out : ((out[section.name] = {}) as Table);
     for (const f of section.fields) target[f.name] = readField(table, f, qualified(section, f), source);
   }
-  return out as unknown as Config;
+  const cfg = out as unknown as Config;
+  if ((cfg.registry.credentialProviderConfig === '') !== (cfg.registry.credentialProviderBinDir === '')) {
+    throw invalidArgument('CLIP_CONFIG_VALUE', `config ${source}: registry.credential_provider_config and registry.credential_provider_bin_dir are set together or not at all`);
+  }
+  return cfg;
 }
 
 /** Load a config file; a missing file is allowed only when `optional` (the default path). */

@@ -68,6 +68,10 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('platform', 'platform', 'string', 'linux/amd64'),
       field('timeout_ms', 'timeoutMs', 'integer', 30_000, positive),
       field('max_retries', 'maxRetries', 'integer', 3, nonNegative),
+      // Kubelet credential-provider plugins (the kubelet's --image-credential-provider-config/-bin-dir).
+      field('credential_provider_config', 'credentialProviderConfig', 'string', '', optionalAbsolutePath),
+      field('credential_provider_bin_dir', 'credentialProviderBinDir', 'string', '', optionalAbsolutePath),
+      field('credential_plugin_timeout_ms', 'credentialPluginTimeoutMs', 'integer', 10_000, positive),
     ],
   },
   {

@@ -196,7 +196,7 @@ async function fetchAndApply(client: PullClient, opts: PullOptions, job: LayerJo
   const { layer } = job;
   const labels = { ...job.source, [LABEL_UNCOMPRESSED]: job.diffId };
   const { written } = await client.writeContent({
-    ref: `layer-${layer.digest}`, digest: layer.digest, size: layer.size, labels, data: (offset) => opts.source.openBlob(layer.digest, offset),
+    ref: `layer-${layer.digest}`, digest: layer.digest, size: layer.size, labels, data: (offset) => opts.source.openBlob(layer.digest, offset, layer.size),
   });
   if (!written) await client.updateContentLabels(layer.digest, labels);
   const applied = await client.applyDiff({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, mounts);

@@ -48,7 +48,7 @@ export class Authorizer {
     const ch = this.#challenges.get(hostKey(host));
     if (!ch) return undefined;
     if (ch.scheme === 'basic') {
-      const cred = await this.#credentials?.get(host.host);
+      const cred = await this.#credentials?.get(host.host, repositoryOf(scopes));
       return cred?.type === 'basic' ? basicHeader(cred) : undefined;
     }
     const token = await this.#token(host, ch, scopes, signal);
@@ -56,7 +56,7 @@ export class Authorizer {
   }
 
   /** Learn from a 401. True when retrying with (new) credentials can help. */
-  async challenged(host: RegistryHost, wwwAuthenticate: string | string[] | undefined, sent: string | undefined): Promise<boolean> {
+  async challenged(host: RegistryHost, wwwAuthenticate: string | string[] | undefined, sent: string | undefined, repository?: string): Promise<boolean> {
     const all = parseWwwAuthenticate(wwwAuthenticate);
     const ch = all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
     if (!ch) return false;
@@ -70,7 +70,7 @@ export class Authorizer {
       }
       return dropped;
     }
-    return sent === undefined && (await this.#credentials?.get(host.host))?.type === 'basic';
+    return sent === undefined && (await this.#credentials?.get(host.host, repository))?.type === 'basic';
   }
 
   async #token(host: RegistryHost, ch: AuthChallenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
@@ -90,7 +90,7 @@ export class Authorizer {
 
   async #fetchToken(host: RegistryHost, ch: AuthChallenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const realm = parseRealm(host, ch);
-    const cred = await this.#credentials?.get(host.host);
+    const cred = await this.#credentials?.get(host.host, repositoryOf(scopes));
     if (cred?.type === 'registry_token') return { token: cred.token, refreshAtMs: Number.POSITIVE_INFINITY };
     const endpoint: Endpoint = realm.host === host.host ? host : { scheme: realm.protocol === 'http:' ? 'http' : 'https', host: realm.host, skipVerify: false, caPem: [] };
     const what = `registry ${host.host}: token from ${realm.host} for scope "${scopes.join(' ')}"`;
@@ -123,6 +123,12 @@ function parseRealm(host: RegistryHost, ch: AuthChallenge): URL {
     // reported below
   }
   throw new ClipError('failed_precondition', 'CLIP_REGISTRY_UNAUTHORIZED', `registry ${host.host}: bearer challenge without a usable realm`);
+}
+
+/** The repository of the first `repository:NAME:ACTIONS` scope, for credential sources that match images. */
+function repositoryOf(scopes: string[]): string | undefined {
+  const m = /^repository:(.+):[^:]*$/.exec(scopes[0] ?? '');
+  return m?.[1];
 }
 
 function tokenUrl(realm: URL, ch: AuthChallenge, scopes: string[]): URL {

@@ -1,7 +1,12 @@
-import { readFile } from 'node:fs/promises';
-import { invalidArgument } from '../errors/index.js';
+/**
+ * The one seam every registry credential goes through. A `CredentialStore` answers "what do I send
+ * to this registry host (for this repository)?"; the client asks a `ChainedCredentials` list of
+ * sources in order — e.g. CRI-captured pull credentials, explicit config, kubelet credential
+ * providers, then the docker config.json (auths, credHelpers, credsStore). Secrets never appear in
+ * messages, logs or spans: only host names and source names do.
+ */
 
-/** What a registry host may be given; secrets never appear in messages or logs. */
+/** What a registry host may be given. */
 export type Credential =
   | { type: 'basic'; username: string; password: string }
   | { type: 'identity_token'; username: string; token: string }
@@ -9,7 +14,12 @@ export type Credential =
 
 /** Looks up credentials for the registry host being contacted (`host[:port]`). */
 export interface CredentialStore {
-  get(host: string): Promise<Credential | undefined>;
+  /**
+   * Credentials for `host`, or undefined when this source has none for it. `repository` (the
+   * repository path, without the host) is given when known; sources that match whole image names
+   * (kubelet credential providers) use it. Rejects with a ClipError when the source is broken.
+   */
+  get(host: string, repository?: string): Promise<Credential | undefined>;
 }
 
 const HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
@@ -33,22 +43,7 @@ export class StaticCredentials implements CredentialStore {
   }
 }
 
-/** Credentials from a docker `config.json` (`auths` with `auth`, `username`/`password`, `identitytoken`). */
-export class DockerConfigCredentials implements CredentialStore {
-  #path: string;
-  #loaded: Promise<Map<string, Credential>> | undefined;
-
-  constructor(path: string) {
-    this.#path = path;
-  }
-
-  async get(host: string): Promise<Credential | undefined> {
-    this.#loaded ??= loadDockerConfig(this.#path);
-    return (await this.#loaded).get(normalizeCredentialHost(host));
-  }
-}
-
-/** Tries several stores in order (explicit config first, then docker config). */
+/** Asks several sources in order; the first that has credentials for the host wins. */
 export class ChainedCredentials implements CredentialStore {
   #stores: CredentialStore[];
 
@@ -56,62 +51,62 @@ export class ChainedCredentials implements CredentialStore {
     this.#stores = stores;
   }
 
-  async get(host: string): Promise<Credential | undefined> {
+  async get(host: string, repository?: string): Promise<Credential | undefined> {
     for (const store of this.#stores) {
-      const found = await store.get(host);
+      const found = await store.get(host, repository);
       if (found) return found;
     }
     return undefined;
   }
 }
 
-async function loadDockerConfig(path: string): Promise<Map<string, Credential>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-    throw err;
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${path}: not valid JSON`, err);
-  }
-  return parseDockerAuths(doc, path);
-}
+/** Credentials kept for a while by a source that is expensive to ask (an exec'd plugin). */
+export class CredentialCache {
+  #entries = new Map<string, { cred: Credential | undefined; untilMs: number }>();
+  #pending = new Map<string, Promise<Credential | undefined>>();
+  #now: () => number;
+  #maxEntries: number;
 
-/** Turn the `auths` object of a docker config into credentials; exported for tests. */
-export function parseDockerAuths(doc: unknown, source: string): Map<string, Credential> {
-  const out = new Map<string, Credential>();
-  const auths = (doc as { auths?: unknown } | null)?.auths;
-  if (auths === undefined) return out;
-  if (typeof auths !== 'object' || auths === null) {
-    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${source}: "auths" is not an object`);
+  constructor(nowMs: () => number = Date.now, maxEntries = 1024) {
+    this.#now = nowMs;
+    this.#maxEntries = maxEntries;
   }
-  for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
-    const cred = parseAuthEntry(entry, `${source}: auths["${key}"]`);
-    if (cred) out.set(normalizeCredentialHost(key), cred);
-  }
-  return out;
-}
 
-function parseAuthEntry(entry: unknown, where: string): Credential | undefined {
-  const e = (entry ?? {}) as Record<string, unknown>;
-  let username = typeof e.username === 'string' ? e.username : '';
-  let password = typeof e.password === 'string' ? e.password : '';
-  if (typeof e.auth === 'string' && e.auth !== '') {
-    const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `docker config ${where}: "auth" is not base64 of user:password`);
-    username = decoded.slice(0, colon);
-    password = decoded.slice(colon + 1);
+  /** The cached answer for `key`, else `load()`'s (concurrent callers share one load). */
+  async get(key: string, load: () => Promise<{ cred: Credential | undefined; ttlMs: number }>): Promise<Credential | undefined> {
+    const hit = this.#entries.get(key);
+    if (hit && this.#now() < hit.untilMs) return hit.cred;
+    let p = this.#pending.get(key);
+    if (!p) {
+      p = load()
+        .then(({ cred, ttlMs }) => {
+          if (ttlMs > 0) this.#set(key, cred, this.#now() + ttlMs);
+          else this.#entries.delete(key);
+          return cred;
+        })
+        .finally(() => this.#pending.delete(key));
+      this.#pending.set(key, p);
+    }
+    return p;
   }
-  if (typeof e.identitytoken === 'string' && e.identitytoken !== '') {
-    return { type: 'identity_token', username, token: e.identitytoken };
+
+  /** The cached credential for `key` if still fresh. */
+  peek(key: string): Credential | undefined {
+    const hit = this.#entries.get(key);
+    return hit && this.#now() < hit.untilMs ? hit.cred : undefined;
   }
-  if (typeof e.registrytoken === 'string' && e.registrytoken !== '') return { type: 'registry_token', token: e.registrytoken };
-  if (username === '' && password === '') return undefined;
-  return { type: 'basic', username, password };
+
+  /** Keep `cred` for `ttlMs` (0 keeps nothing). */
+  put(key: string, cred: Credential | undefined, ttlMs: number): void {
+    if (ttlMs > 0) this.#set(key, cred, this.#now() + ttlMs);
+  }
+
+  #set(key: string, cred: Credential | undefined, untilMs: number): void {
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { cred, untilMs });
+  }
 }

@@ -11,6 +11,12 @@ import { apiHostOf, isLoopbackHost } from './reference.js';
 
 export type HostCapability = 'pull' | 'resolve' | 'push';
 
+/** A TLS client certificate and its private key, PEM. */
+export interface ClientCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
 /** One endpoint that can serve a registry domain. */
 export interface RegistryHost {
   scheme: 'http' | 'https';
@@ -22,6 +28,8 @@ export interface RegistryHost {
   skipVerify: boolean;
   /** PEM contents of extra CA certificates. */
   caPem: string[];
+  /** mTLS: the client certificate (chain) and its key, PEM (hosts.toml `client`). */
+  clientCert?: ClientCertificate;
   headers: Record<string, string>;
   /** False for the upstream server, true for mirrors (which get `?ns=<domain>`). */
   mirror: boolean;
@@ -100,6 +108,7 @@ async function toHost(raw: string, t: Table, path: string, defaultScheme: string
     capabilities: capabilitiesOf(t.capabilities, path),
     skipVerify: booleanOf(t.skip_verify, 'skip_verify', path),
     caPem: await readCas(t.ca, path),
+    ...(t.client !== undefined ? { clientCert: await readClientCert(t.client, path) } : {}),
     headers: headersOf(t.header, path),
     mirror,
   };
@@ -133,6 +142,41 @@ async function readCas(value: unknown, path: string): Promise<string[]> {
       }
     }),
   );
+}
+
+/**
+ * hosts.toml `client`, as containerd takes it: `"cert.pem"` (certificate and key in one file),
+ * `["a.pem", "b.pem"]`, or `[["cert", "key"], …]` where an empty key means "in the cert file".
+ * Node presents one client certificate per connection, so the first pair is the one used.
+ */
+async function readClientCert(value: unknown, path: string): Promise<ClientCertificate> {
+  const pairs: Array<[string, string]> = [];
+  if (typeof value === 'string') pairs.push([value, '']);
+  else if (Array.isArray(value)) {
+    for (const item of value) {
+      if (typeof item === 'string') pairs.push([item, '']);
+      else if (Array.isArray(item) && item.length >= 1 && item.length <= 2 && item.every((x) => typeof x === 'string')) {
+        pairs.push([item[0] as string, (item[1] as string | undefined) ?? '']);
+      } else throw configError(path, '"client" entries must be a path or a ["cert", "key"] pair of paths');
+    }
+  } else throw configError(path, '"client" must be a path, a list of paths or a list of ["cert", "key"] pairs');
+  const first = pairs[0];
+  if (!first || first[0] === '') throw configError(path, '"client" names no certificate');
+  const certPem = await readPem(first[0], path, 'client certificate');
+  const keyPem = first[1] === '' ? certPem : await readPem(first[1], path, 'client key');
+  if (!/-----BEGIN CERTIFICATE-----/.test(certPem)) throw configError(path, `client certificate ${first[0]} holds no PEM certificate`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) throw configError(path, `client key ${first[1] || first[0]} holds no PEM private key`);
+  return { certPem, keyPem };
+}
+
+async function readPem(f: string, path: string, what: string): Promise<string> {
+  const file = isAbsolute(f) ? f : join(dirname(path), f);
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    // The message names the file, never its contents (a key).
+    throw invalidArgument('CLIP_REGISTRY_INVALID_CONFIG', `hosts file ${path}: cannot read ${what} ${file}`, err);
+  }
 }
 
 function headersOf(value: unknown, path: string): Record<string, string> {

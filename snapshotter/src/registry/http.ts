@@ -11,6 +11,8 @@ export interface Endpoint {
   host: string;
   skipVerify: boolean;
   caPem: string[];
+  /** mTLS client certificate and key, PEM. */
+  clientCert?: { certPem: string; keyPem: string };
 }
 
 export interface HttpRequest {

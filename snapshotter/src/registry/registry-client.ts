@@ -8,7 +8,9 @@ import { sharedSilentLogger, type Logger } from '../log/index.js';
 import { Authorizer } from './authorizer.js';
 import { pushBlob, type BlobSource, type PushBlobOptions } from './blob-upload.js';
 import { fetchBlob, fetchBlobBytes, statBlob, type BlobStream, type FetchBlobOptions } from './blobs.js';
-import { ChainedCredentials, DockerConfigCredentials, StaticCredentials, type Credential, type CredentialStore } from './credentials.js';
+import { KubeletCredentialProviders } from './credential-provider.js';
+import { ChainedCredentials, StaticCredentials, type Credential, type CredentialStore } from './credentials.js';
+import { DockerConfigCredentials } from './docker-config.js';
 import { resolveHosts, type RegistryHost } from './hosts.js';
 import { fetchManifest, pushManifest, type FetchedManifest } from './manifests.js';
 import type { Descriptor, ImageManifest, Platform } from './media-types.js';
@@ -25,10 +27,16 @@ export interface RegistryClientOptions {
   configPath?: string;
   /** Plain HTTP for registries without a hosts.toml (`--plain-http`). */
   plainHttp?: boolean;
-  /** Path of a docker `config.json` to read credentials from. */
+  /** Path of a docker `config.json` to read credentials from (auths, credHelpers, credsStore). */
   dockerConfig?: string;
-  /** Explicit credentials by host, or any store; consulted before the docker config. */
+  /** Sources asked before every other, in order (e.g. credentials captured from CRI pulls). */
+  credentialSources?: CredentialStore[];
+  /** Explicit credentials by host, or any store; consulted after `credentialSources`. */
   credentials?: Record<string, Credential> | CredentialStore;
+  /** Kubelet credential-provider plugins; asked after explicit credentials, before the docker config. */
+  credentialProviders?: { configPath: string; binDir: string };
+  /** Deadline of one credential helper or provider run. */
+  credentialPluginTimeoutMs?: number;
   /** Platform picked from indexes: `os/arch[/variant]`; default linux/amd64. */
   platform?: string | Platform;
   /** Header and idle-body timeout. */
@@ -185,7 +193,7 @@ export class RegistryClient implements Requester {
       const auth = await this.#auth.authorization(req.host, scopes, req.signal);
       const headers: Record<string, string> = { ...req.host.headers, ...req.headers, ...(auth ? { authorization: auth } : {}) };
       const res = await this.#transport.send({ url: req.url, method: req.method, endpoint: req.host, headers, body: req.body, signal: req.signal });
-      if (res.status !== 401 || attempt > 0 || !(await this.#auth.challenged(req.host, res.headers['www-authenticate'], auth))) {
+      if (res.status !== 401 || attempt > 0 || !(await this.#auth.challenged(req.host, res.headers['www-authenticate'], auth, req.repo.repository))) {
         return { ...res, host: req.host };
       }
       await res.body.dump().catch(() => undefined);
@@ -207,11 +215,19 @@ function tryNextHost(res: HttpResponse): boolean {
   return res.status === 404 || res.status === 401 || res.status === 403 || res.status === 429 || res.status >= 500;
 }
 
-function credentialStore(opts: RegistryClientOptions): CredentialStore | undefined {
-  const stores: CredentialStore[] = [];
+/**
+ * The credential sources of a client, in the order they are asked: `credentialSources` (CRI),
+ * explicit credentials, kubelet credential providers, the docker config.json.
+ */
+export function credentialStore(opts: RegistryClientOptions): CredentialStore | undefined {
+  const stores: CredentialStore[] = [...(opts.credentialSources ?? [])];
   if (opts.credentials) {
     stores.push(typeof (opts.credentials as CredentialStore).get === 'function' ? (opts.credentials as CredentialStore) : new StaticCredentials(opts.credentials as Record<string, Credential>));
   }
-  if (opts.dockerConfig) stores.push(new DockerConfigCredentials(opts.dockerConfig));
+  const timeoutMs = opts.credentialPluginTimeoutMs;
+  if (opts.credentialProviders) {
+    stores.push(new KubeletCredentialProviders({ ...opts.credentialProviders, ...(timeoutMs ? { timeoutMs } : {}), ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) }));
+  }
+  if (opts.dockerConfig) stores.push(new DockerConfigCredentials(opts.dockerConfig, { ...(timeoutMs ? { timeoutMs } : {}), ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) }));
   return stores.length === 0 ? undefined : new ChainedCredentials(stores);
 }

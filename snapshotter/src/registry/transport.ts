@@ -137,7 +137,9 @@ export class Transport {
 
   #agentFor(ep: Endpoint): Agent {
     const caKey = ep.caPem.length ? createHash('sha256').update(ep.caPem.join('\n')).digest('hex') : '';
-    const key = `${ep.scheme}://${ep.host}|${ep.skipVerify}|${caKey}`;
+    // The pool key carries a hash of the client certificate, never the key material itself.
+    const certKey = ep.clientCert ? createHash('sha256').update(ep.clientCert.certPem).update('\0').update(ep.clientCert.keyPem).digest('hex') : '';
+    const key = `${ep.scheme}://${ep.host}|${ep.skipVerify}|${caKey}|${certKey}`;
     let agent = this.#agents.get(key);
     if (!agent) {
       agent = new Agent({
@@ -145,6 +147,7 @@ export class Transport {
           timeout: this.#opts.connectTimeoutMs,
           rejectUnauthorized: !ep.skipVerify,
           ...(ep.caPem.length ? { ca: ep.caPem } : {}),
+          ...(ep.clientCert ? { cert: ep.clientCert.certPem, key: ep.clientCert.keyPem } : {}),
         },
         headersTimeout: this.#opts.headersTimeoutMs,
         bodyTimeout: this.#opts.bodyTimeoutMs,

@@ -67,3 +67,28 @@ t.test('docker config.json auths', async (t) => {
   const store = new StaticCredentials({ 'https://registry-1.docker.io': { type: 'registry_token', token: 't' } });
   t.same(await store.get('docker.io'), { type: 'registry_token', token: 't' });
 });
+
+t.test('hosts.toml client: one PEM, a [cert, key] pair, and typed refusals', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-hosts-client-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const cert = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+  const key = '-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n';
+  await writeFile(join(dir, 'both.pem'), cert + key);
+  await writeFile(join(dir, 'c.crt'), cert);
+  await writeFile(join(dir, 'c.key'), key);
+  await mkdir(join(dir, 'one.example'));
+  await writeFile(join(dir, 'one.example', 'hosts.toml'), `server = "https://one.example"\nclient = "${join(dir, 'both.pem')}"\n`);
+  t.same((await resolveHosts('one.example', { configPath: dir }))[0]?.clientCert, { certPem: cert + key, keyPem: cert + key });
+  await mkdir(join(dir, 'pair.example'));
+  await writeFile(join(dir, 'pair.example', 'hosts.toml'), `server = "https://pair.example"\n[host."https://mirror.example"]\n  client = [["../c.crt", "../c.key"]]\n`);
+  const [mirror, server] = await resolveHosts('pair.example', { configPath: dir });
+  t.same(mirror?.clientCert, { certPem: cert, keyPem: key }, 'relative paths from the hosts.toml directory');
+  t.equal(server?.clientCert, undefined, 'only the host that names a client certificate presents one');
+  for (const [name, value] of [['nokey.example', `"${join(dir, 'c.crt')}"`], ['missing.example', `"${join(dir, 'nope.pem')}"`], ['shape.example', '7']] as const) {
+    await mkdir(join(dir, name));
+    await writeFile(join(dir, name, 'hosts.toml'), `server = "https://${name}"\nclient = ${value}\n`);
+    const err = await resolveHosts(name, { configPath: dir }).catch((e: unknown) => e);
+    t.match(err, { code: 'CLIP_REGISTRY_INVALID_CONFIG' }, name);
+    t.notMatch(String((err as Error).message), 'BBBB', 'never quotes key material');
+  }
+});
