@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisServer, Stack } from '../harness/stack.js';
-import { clipPull, daemonConfigToml, runArgs, timeFirstOutput } from '../harness/stack-node.js';
+import { daemonConfigToml } from '../harness/daemon-config.js';
+import { clipPull, runArgs, timeFirstOutput } from '../harness/stack-node.js';
 import { runCommand } from '../harness/run-command.js';
 import type { PushedImage } from '../images/index.js';
 import { startOtlpReceiver } from '../harness/otlp-receiver.js';
@@ -90,8 +91,11 @@ async function coldOnce(stack: Stack, c: NonNullable<TracingOverheadOptions['col
   mkdirSync(dir, { recursive: true });
   const containerdAddress = join(stack.root, `${name}-containerd`, 'containerd.sock');
   const configPath = join(dir, 'clip-config.toml');
-  const toml = daemonConfigToml(containerdAddress, { redisAddresses: [c.redis.address], tracingEndpoint: ratio === undefined ? '' : endpoint, metricsAddress: '' })
-    .replace('protocol = "http/json"', `protocol = "http/json"\nsample_ratio = ${ratio ?? 1}`);
+  const toml = daemonConfigToml({
+    containerdAddress,
+    redisAddresses: [c.redis.address],
+    ...(ratio === undefined ? {} : { tracingEndpoint: endpoint, sampleRatio: ratio }),
+  });
   writeFileSync(configPath, toml);
   const snapshotter = await stack.snapshotter(`${name}-clip`, ['--config', configPath]);
   const containerd = await stack.containerd(`${name}-containerd`, { clip: snapshotter.address }, [c.registry.host]);

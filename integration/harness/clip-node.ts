@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { buildAndPushImages, type PushedImage } from '../images/index.js';
 import type { Containerd } from './containerd.js';
 import { freePort } from './free-port.js';
+import { daemonConfigToml } from './daemon-config.js';
 import { createHarness, type Harness, type TeardownHost } from './harness.js';
 import type { Registry } from './registry.js';
 import { runClipCli, type Snapshotter } from './snapshotter.js';
@@ -59,31 +60,21 @@ export async function startTwoNodeStack(t: TeardownHost, prefix: string): Promis
   return { ha, hb, registry, images };
 }
 
-/** The daemon's plugin config for one node. */
-export function nodeConfigToml(name: string, c: Containerd, s: NodeSettings, metricsPort: number): string {
-  const lines = [
-    `containerd_address = "${c.address}"`,
-    'containerd_namespace = "clip-test"',
-    '[registry]',
-    `config_path = "${c.hostsDir}"`,
-    '[content_cache]',
-    'backend = "redis"',
-    `addresses = ${JSON.stringify(s.redisAddresses)}`,
-    `cluster = ${s.cluster === true}`,
-    ...(s.keyFile ? [`key_file = ${JSON.stringify(s.keyFile)}`] : []),
-    '[metrics]',
-    `address = "127.0.0.1:${metricsPort}"`,
-  ];
-  if (s.otlpUrl) lines.push('[tracing]', `endpoint = "${s.otlpUrl}"`, 'protocol = "http/json"', `service_name = "clip-${name}"`);
-  return `${lines.join('\n')}\n${s.extraToml ?? ''}`;
-}
-
 /** Start a containerd and a clip daemon under `h` (one node per harness). */
 export async function startClusterNode(h: Harness, name: string, registry: Registry, s: NodeSettings): Promise<ClusterNode> {
   const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
   const metricsPort = await freePort();
   const config = join(h.root, 'clip-config.toml');
-  await writeFile(config, nodeConfigToml(name, c, s, metricsPort));
+  await writeFile(config, daemonConfigToml({
+    containerdAddress: c.address,
+    hostsDir: c.hostsDir,
+    redisAddresses: s.redisAddresses,
+    cluster: s.cluster === true,
+    ...(s.keyFile ? { keyFile: s.keyFile } : {}),
+    ...(s.otlpUrl ? { tracingEndpoint: s.otlpUrl, serviceName: `clip-${name}` } : {}),
+    metricsAddress: `127.0.0.1:${metricsPort}`,
+    ...(s.extraToml ? { extraToml: s.extraToml } : {}),
+  }));
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   await c.waitForSnapshotter('clip');
   return { name, c, snap, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };

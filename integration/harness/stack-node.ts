@@ -3,23 +3,14 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_NAMESPACE, type Containerd } from './containerd.js';
+import { daemonConfigToml, type DaemonConfig } from './daemon-config.js';
 import { runCommand } from './run-command.js';
 import { runClipCli } from './snapshotter.js';
 import type { Snapshotter } from './snapshotter.js';
 import type { Stack } from './stack.js';
 
-export interface DaemonSettings {
-  /** `host:port` list for `[content_cache] backend = "redis"`; empty → backend "none". */
-  redisAddresses: string[];
-  /** OTLP/HTTP traces endpoint, or '' for none. */
-  tracingEndpoint: string;
-  /** `[tracing] service_name` (default: the daemon's, `clip-snapshotter`). */
-  serviceName?: string;
-  /** Prometheus listen address `host:port`, or ''. */
-  metricsAddress: string;
-  /** Extra TOML appended to the config (whole sections only). */
-  extraToml?: string;
-}
+/** A node's daemon settings: everything of the config but containerd's socket, which the node fixes. */
+export type DaemonSettings = Omit<DaemonConfig, 'containerdAddress'> & { redisAddresses: string[] };
 
 export interface ClipNode {
   name: string;
@@ -37,27 +28,6 @@ export interface PullSummary {
   layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
 }
 
-/** The daemon's TOML: everything private to this node, plain HTTP to the test registry. */
-export function daemonConfigToml(containerdAddress: string, s: DaemonSettings): string {
-  const cc = s.redisAddresses.length > 0 ? `backend = "redis"\naddresses = ${JSON.stringify(s.redisAddresses)}` : 'backend = "none"';
-  return `containerd_address = ${JSON.stringify(containerdAddress)}
-containerd_namespace = ${JSON.stringify(TEST_NAMESPACE)}
-
-[registry]
-plain_http = true
-
-[content_cache]
-${cc}
-
-[tracing]
-endpoint = ${JSON.stringify(s.tracingEndpoint)}
-protocol = "http/json"
-${s.serviceName ? `service_name = ${JSON.stringify(s.serviceName)}\n` : ''}
-[metrics]
-address = ${JSON.stringify(s.metricsAddress)}
-${s.extraToml ?? ''}`;
-}
-
 /** Start a clip daemon then a containerd that registers it as the `clip` proxy snapshotter. */
 export async function startNode(stack: Stack, name: string, registryHosts: string[], settings: DaemonSettings, dirName = name): Promise<ClipNode> {
   const dir = join(stack.root, dirName);
@@ -65,7 +35,7 @@ export async function startNode(stack: Stack, name: string, registryHosts: strin
   // containerd's socket path is fixed by startContainerd's layout; the daemon needs it up front.
   const containerdAddress = join(stack.root, `${dirName}-containerd`, 'containerd.sock');
   const configPath = join(dir, 'clip-config.toml');
-  writeFileSync(configPath, daemonConfigToml(containerdAddress, settings));
+  writeFileSync(configPath, daemonConfigToml({ containerdAddress, ...settings }));
   const snapshotter = await stack.snapshotter(`${dirName}-clip`, ['--config', configPath]);
   const containerd = await stack.containerd(`${dirName}-containerd`, { clip: snapshotter.address }, registryHosts);
   if (containerd.address !== containerdAddress) throw new Error(`containerd socket moved: ${containerd.address}`);
