@@ -115,13 +115,18 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     defaultNamespace: cfg.containerdNamespace,
     starts,
     ...(profiles ? { profiles } : {}),
+    extractCompleted: cfg.cache.extractCompleted,
+    // A layer just extracted: its FUSE mount may retire if no container reads through it.
+    onExtracted: () => void snapshotterRef?.retireIdle(),
   });
+  let snapshotterRef: Snapshotter | undefined;
   const snapshotter = await Snapshotter.open({
     root: cfg.root,
     remote,
     log,
     onFallback: (code) => recordFallback(code),
   });
+  snapshotterRef = snapshotter;
   snapshotter.restoreRemote().then(
     (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),
     (err: unknown) => log.error({ err: messageOf(err) }, 'restoring lazy layers failed'),

@@ -51,7 +51,7 @@ export interface Config {
   };
   /** Start profiles: record what containers read first, prefetch it on the next cold node. */
   prefetch: { enabled: boolean; recordWindowMs: number; maxBytes: number };
-  cache: { maxSizeBytes: number };
+  cache: { maxSizeBytes: number; extractCompleted: boolean };
   contentCache: {
     backend: 'none' | 'redis';
     addresses: string[];

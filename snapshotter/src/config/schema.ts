@@ -107,7 +107,11 @@ export const SCHEMA: readonly SectionSpec[] = [
   {
     toml: 'cache',
     name: 'cache',
-    fields: [field('max_size_bytes', 'maxSizeBytes', 'integer', 0, nonNegative)],
+    fields: [
+      field('max_size_bytes', 'maxSizeBytes', 'integer', 0, nonNegative),
+      // Completed lazy layers become plain overlay lower dirs for new containers (no FUSE, no daemon).
+      field('extract_completed', 'extractCompleted', 'boolean', true),
+    ],
   },
   {
     toml: 'content_cache',

@@ -35,6 +35,8 @@ export const CLIP_ERROR_KINDS = {
   CLIP_CONTENT_CACHE_KEY_INVALID: 'invalid_argument',
   CLIP_CONTENT_CACHE_PUBLISH_ABORTED: 'unavailable',
   CLIP_CONTENT_CACHE_UNAVAILABLE: 'unavailable',
+  CLIP_EXTRACT_BAD_ENTRY: 'data_corrupt',
+  CLIP_EXTRACT_FAILED: 'internal',
   CLIP_FILTER_SYNTAX: 'invalid_argument',
   CLIP_FLAG_LOG_LEVEL: 'invalid_argument',
   CLIP_FLAG_PATH: 'invalid_argument',

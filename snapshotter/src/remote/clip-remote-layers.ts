@@ -41,7 +41,7 @@ export interface ChainLayer {
 export type ChainResolver = (chainId: string, namespace: string) => Promise<ChainLayer | undefined>;
 
 export interface ClipRemoteLayersOptions {
-  store: Pick<LayerStore, 'open'>;
+  store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted'>>;
   indexes: Pick<IndexResolver, 'resolve' | 'local'>;
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
@@ -50,12 +50,22 @@ export interface ClipRemoteLayersOptions {
   profiles?: Pick<StartProfiles, 'attach'>;
   /** Reads of a layer mounted inside a start trace join that trace while it is open. */
   starts?: StartTraces;
+  /**
+   * Extract every mounted layer to an ordinary directory once it is complete on disk (needs the
+   * store's `presence`, `onLayerComplete` and `extracted`); `onExtracted` hears of each, by mount point.
+   */
+  extractCompleted?: boolean;
+  onExtracted?: (mountpoint: string) => void;
 }
 
 interface Mounted {
-  fs: LayerFilesystem;
-  reader: LayerReader;
+  /** Undefined once retired: the layer is served from its extracted dir only. */
+  fs: LayerFilesystem | undefined;
+  reader: LayerReader | undefined;
   view: IndexView;
+  ref: LayerRef;
+  hex: string;
+  log: Logger;
 }
 
 /** RemoteLayers over clip indexes, the layer store and FUSE. */
@@ -63,10 +73,15 @@ export class ClipRemoteLayers implements RemoteLayers {
   readonly #o: ClipRemoteLayersOptions;
   readonly #mounted = new Map<string, Mounted>();
   /** Id-translated second mounts of mounted layers (user-namespaced containers), by mount point. */
-  readonly #mapped = new Map<string, LayerFilesystem>();
+  readonly #mapped = new Map<string, { fs: LayerFilesystem; source: string; own?: LayerReader }>();
 
   constructor(o: ClipRemoteLayersOptions) {
     this.#o = o;
+    if (o.extractCompleted) {
+      o.store.onLayerComplete?.((hex) => {
+        for (const [mp, m] of this.#mounted) if (m.hex === hex) void this.#extract(mp, m);
+      });
+    }
   }
 
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
@@ -102,14 +117,15 @@ export class ClipRemoteLayers implements RemoteLayers {
     check(index.meta.diffId);
     const checkpoints = index.gzipCheckpoints;
     const frames = index.zstdFrames;
-    const opened = this.#o.store.open({
+    const ref: LayerRef = {
       ref: layer.ref,
       digest: layer.layerDigest,
       diffId: index.meta.diffId,
       uncompressedSize: index.meta.uncompressedSize,
       ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}),
       ...(frames ? { zstdFrames: frames } : {}),
-    });
+    };
+    const opened = this.#o.store.open(ref);
     const recorded = this.#o.profiles ? this.#o.profiles.attach(opened) : opened;
     // The Prepare RPC that mounts the layer runs inside its image's start trace, if any.
     const start = this.#o.starts?.active();
@@ -124,47 +140,121 @@ export class ClipRemoteLayers implements RemoteLayers {
       await reader.close().catch(() => undefined);
       throw err;
     }
-    this.#mounted.set(mountpoint, { fs, reader, view: index });
+    const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), log: ctx.log };
+    this.#mounted.set(mountpoint, m);
     setMountedLayers(this.#mounted.size);
+    if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
   }
 
+  async #extractIfComplete(mountpoint: string, m: Mounted): Promise<void> {
+    const p = await this.#o.store.presence?.(m.ref).catch(() => undefined);
+    if (p?.complete) await this.#extract(mountpoint, m);
+  }
+
+  /**
+   * Write a complete layer out as a directory (once per layer, shared by its mounts). Its bytes
+   * come through a reader of its own, from the disk cache, whose file is checked against the
+   * diffID before this process's first read of it.
+   */
+  async #extract(mountpoint: string, m: Mounted): Promise<void> {
+    const extracted = this.#o.store.extracted;
+    if (!extracted || extracted.dirOf(m.hex)) return;
+    const reader = this.#o.store.open(m.ref);
+    try {
+      const dir = await extracted.extract({ hex: m.hex, source: m.view, read: (b, o, l, at) => reader.read(b, o, l, at), size: m.ref.uncompressedSize });
+      if (dir) this.#o.onExtracted?.(mountpoint);
+    } finally {
+      await reader.close().catch(() => undefined);
+    }
+  }
+
   /** Every layer mounted now, with its mount point (status). */
   mountedLayers(): Array<{ mountpoint: string; layer: LayerRef }> {
-    return [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: m.reader.layer }));
+    return [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: m.ref }));
   }
 
   async check(mountpoint: string): Promise<void> {
     const m = this.#mounted.get(mountpoint);
     if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
+    if (!m.reader) {
+      if (this.#o.store.extracted?.dirOf(m.hex)) return;
+      throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} was retired and its extracted dir is gone`);
+    }
     await m.reader.check();
   }
 
-  /** Mount a layer already mounted at `layerMountpoint` again at `target`, owners translated. */
+  /** The extracted directory of the layer registered at `mountpoint`, or undefined. */
+  async localDir(mountpoint: string): Promise<string | undefined> {
+    const m = this.#mounted.get(mountpoint);
+    return m ? this.#o.store.extracted?.dirOf(m.hex) : undefined;
+  }
+
+  /**
+   * Unmount the FUSE filesystem of a layer that has an extracted dir, keeping the layer registered
+   * with its dir pinned. Refused (false) while an id-translated mount of it exists.
+   */
+  async retire(mountpoint: string): Promise<boolean> {
+    const m = this.#mounted.get(mountpoint);
+    const extracted = this.#o.store.extracted;
+    if (!m?.fs || !m.reader || !extracted?.dirOf(m.hex)) return false;
+    for (const v of this.#mapped.values()) if (v.source === mountpoint) return false;
+    extracted.pin(m.hex);
+    const { fs, reader } = m;
+    m.fs = undefined;
+    m.reader = undefined;
+    try {
+      await fs.unmount();
+    } finally {
+      await reader.close().catch(() => undefined);
+    }
+    m.log.info({ mount_point: mountpoint, diff_id: m.ref.diffId }, 'FUSE mount retired; the layer is served from its extracted dir');
+    return true;
+  }
+
+  /**
+   * Mount a layer registered at `layerMountpoint` again at `target`, owners translated. A retired
+   * layer gets a reader of its own for it (its tar is read again, from the disk cache or fetched).
+   */
   async mountMapped(layerMountpoint: string, target: string, ids: IdTranslation, log: Logger): Promise<void> {
     const m = this.#mounted.get(layerMountpoint);
     if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${layerMountpoint} is not mounted`);
     if (this.#mapped.has(target)) return;
-    // The same reader: a user-namespaced container shares the layer's reads and caches.
-    const fs = new LayerFilesystem({ view: m.view, reader: m.reader, logger: log, ids });
-    await fs.mount(target);
-    this.#mapped.set(target, fs);
+    // The same reader while FUSE-mounted: a user-namespaced container shares the layer's reads and caches.
+    const own = m.reader ? undefined : this.#o.store.open(m.ref);
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids });
+    try {
+      await fs.mount(target);
+    } catch (err) {
+      await own?.close().catch(() => undefined);
+      throw err;
+    }
+    this.#mapped.set(target, { fs, source: layerMountpoint, ...(own ? { own } : {}) });
   }
 
   async unmount(mountpoint: string): Promise<void> {
     const mapped = this.#mapped.get(mountpoint);
     if (mapped) {
       this.#mapped.delete(mountpoint);
-      return mapped.unmount();
+      try {
+        return await mapped.fs.unmount();
+      } finally {
+        await mapped.own?.close().catch(() => undefined);
+      }
     }
     const m = this.#mounted.get(mountpoint);
     if (!m) return;
     this.#mounted.delete(mountpoint);
+    if (!m.fs) {
+      this.#o.store.extracted?.unpin(m.hex);
+      setMountedLayers(this.#mounted.size);
+      return;
+    }
     try {
       await m.fs.unmount();
     } finally {
-      await m.reader.close().catch(() => undefined);
+      await m.reader?.close().catch(() => undefined);
       setMountedLayers(this.#mounted.size);
     }
   }

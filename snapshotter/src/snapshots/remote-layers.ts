@@ -37,4 +37,17 @@ export interface RemoteLayers {
   mountMapped(layerMountpoint: string, target: string, ids: IdMapping, log: Logger): Promise<void>;
   /** Unmount a layer or a mapped view; a no-op when nothing is mounted there. */
   unmount(mountpoint: string): Promise<void>;
+  /**
+   * The layer registered at `mountpoint` as an ordinary directory — complete, verified against its
+   * diffID and extracted in overlayfs's lower-dir form — for new snapshots to use as a lower dir
+   * instead of the FUSE mount; undefined while only FUSE can serve it. Optional: without it every
+   * lazy layer stays on FUSE.
+   */
+  localDir?(mountpoint: string): Promise<string | undefined>;
+  /**
+   * Unmount the FUSE filesystem of a layer that has a `localDir`, keeping the layer registered (its
+   * dir is kept, `check` answers from it, `unmount` forgets it). The caller guarantees nothing it
+   * handed out still references the FUSE mount. Resolves to whether it was retired.
+   */
+  retire?(mountpoint: string): Promise<boolean>;
 }

@@ -7,7 +7,7 @@
  * commits it under the target name at once and answers "already exists".
  */
 import { chownSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   alreadyExists,
@@ -61,6 +61,12 @@ export class Snapshotter {
   /** Id-translated layer views (path → made), and the ones being made, shared by their users. */
   #views = new Set<string>();
   #making = new Map<string, Promise<void>>();
+  /** The lower choice of each snapshot (see `LowerChoice`), as read from or written to its dir. */
+  #choices = new Map<number, LowerChoice>();
+  /** Lazy layers some Prepare/View is choosing lower dirs over right now: never retired meanwhile. */
+  #choosing = new Map<number, number>();
+  /** Retire sweeps run one at a time. */
+  #retiring: Promise<void> = Promise.resolve();
 
   private constructor(o: SnapshotterOptions, store: Metastore, indexOff: boolean) {
     this.root = o.root;
@@ -161,9 +167,11 @@ export class Snapshotter {
     });
     await this.#releaseViews(rec, ancestors);
     if (rec.remote) await this.#remote?.unmount(fsPath(this.snapshotsDir, rec.id));
+    this.#choices.delete(rec.id);
     await this.#removeDir(rec.id).catch((err: unknown) =>
       this.#log.warn({ key, err: messageOf(err) }, 'snapshot directory left for cleanup'),
     );
+    if (ancestors.some((id) => this.#store.getById(id)?.remote)) void this.retireIdle();
   }
 
   /** Information about a snapshot by key or committed name. */
@@ -270,7 +278,39 @@ export class Snapshotter {
         this.#log.error({ key: r.key, err: messageOf(err) }, 'could not restore the id-mapped views of a snapshot'),
       );
     }
+    // Layers on disk that no container reads over FUSE need no FUSE mount after a restart.
+    await this.#retireIdle();
     return { mounted, failed };
+  }
+
+  /**
+   * Unmount the FUSE mount of every lazy layer that has an extracted dir and no snapshot using the
+   * FUSE mount as a lower dir (containers started before the layer completed keep theirs).
+   * Resolves to the number retired.
+   */
+  retireIdle(): Promise<number> {
+    const run = this.#retiring.then(async () => {
+      await this.#restoring;
+      return this.#retireIdle();
+    });
+    this.#retiring = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  async #retireIdle(): Promise<number> {
+    if (!this.#remote?.retire) return 0;
+    // Every recorded choice in memory first, so the check right before each retire has no await.
+    for (const r of this.#store.all()) if (r.kind !== Kind.Committed) await this.#choiceOf(r.id);
+    let retired = 0;
+    for (const r of this.#store.all()) {
+      if (!r.remote || this.#choosing.has(r.id) || this.#readsOverFuse(r.id)) continue;
+      try {
+        if (await this.#remote.retire(fsPath(this.snapshotsDir, r.id))) retired++;
+      } catch (err) {
+        this.#log.warn({ key: r.key, err: messageOf(err) }, 'could not retire the FUSE mount of a layer on disk');
+      }
+    }
+    return retired;
   }
 
   close(): void {
@@ -320,27 +360,81 @@ export class Snapshotter {
   async #mountsOfNew(rec: SnapshotRecord): Promise<Mount[]> {
     try {
       await this.#checkRemoteParents(rec);
-      return await this.#mountsOf(rec);
+      return await this.#mountsOf(rec, true);
     } catch (err) {
       await this.remove(rec.key).catch((e: unknown) => this.#log.warn({ key: rec.key, err: messageOf(e) }, 'could not remove a snapshot whose parents are unavailable'));
       throw err;
     }
   }
 
-  /** The mounts of a snapshot; a user-namespaced one sees its parents through id-translated views. */
-  async #mountsOf(rec: SnapshotRecord): Promise<Mount[]> {
+  /**
+   * The mounts of a snapshot; a user-namespaced one sees its parents through id-translated views.
+   * A lazy parent whose layer is extracted on disk is a plain lower dir for snapshots created after
+   * that (`fresh`); what a snapshot was given is recorded, so its mounts never change.
+   */
+  async #mountsOf(rec: SnapshotRecord, fresh = false): Promise<Mount[]> {
     const parentIds = this.#store.parentIds(rec);
     const ids = this.#translation(rec, parentIds);
     if (ids !== undefined) for (const id of parentIds) await this.#ensureView(id, ids);
+    let local: LowerChoice | undefined;
+    if (ids === undefined && rec.kind !== Kind.Committed && parentIds.length > 0) {
+      local = fresh ? await this.#chooseLowers(rec, parentIds) : await this.#choiceOf(rec.id);
+    }
+    const lowerPath = ids !== undefined
+      ? (id: number) => this.#viewPath(id, ids.key)
+      : (id: number) => local?.get(id) ?? fsPath(this.snapshotsDir, id);
     return buildMounts(
       { id: rec.id, kind: rec.kind, parentIds, unpackWithoutParent: rec.labels[LABEL_SNAPSHOT_REF] !== undefined },
-      {
-        snapshotsDir: this.snapshotsDir,
-        indexOff: this.#indexOff,
-        emptyDir: join(this.root, 'empty'),
-        ...(ids !== undefined ? { lowerPath: (id: number) => this.#viewPath(id, ids.key) } : {}),
-      },
+      { snapshotsDir: this.snapshotsDir, indexOff: this.#indexOff, emptyDir: join(this.root, 'empty'), lowerPath },
     );
+  }
+
+  /** Take each lazy parent's extracted dir where there is one, and record the choice before it is used. */
+  async #chooseLowers(rec: SnapshotRecord, parentIds: readonly number[]): Promise<LowerChoice> {
+    const lazy = parentIds.filter((id) => this.#store.getById(id)?.remote);
+    for (const id of lazy) this.#choosing.set(id, (this.#choosing.get(id) ?? 0) + 1);
+    try {
+      const choice: LowerChoice = new Map();
+      if (this.#remote?.localDir) {
+        for (const id of lazy) {
+          const dir = await this.#remote.localDir(fsPath(this.snapshotsDir, id));
+          if (dir !== undefined) choice.set(id, dir);
+        }
+      }
+      await writeChoice(join(this.snapshotsDir, String(rec.id)), choice);
+      this.#choices.set(rec.id, choice);
+      if (choice.size > 0) this.#log.info({ key: rec.key, local_lowers: choice.size, lazy_lowers: lazy.length - choice.size }, 'snapshot uses extracted layers as lower dirs');
+      return choice;
+    } finally {
+      for (const id of lazy) {
+        const n = (this.#choosing.get(id) ?? 1) - 1;
+        if (n > 0) this.#choosing.set(id, n);
+        else this.#choosing.delete(id);
+      }
+    }
+  }
+
+  /**
+   * Whether some snapshot may have the FUSE mount of lazy layer `layerId` as a lower dir: any
+   * active snapshot or view above it without a recorded choice of its extracted dir (user-namespaced
+   * ones read id-translated mounts, which the remote refuses to retire under).
+   */
+  #readsOverFuse(layerId: number): boolean {
+    for (const r of this.#store.all()) {
+      if (r.kind === Kind.Committed) continue;
+      const parents = this.#store.parentIds(r);
+      if (!parents.includes(layerId) || this.#translation(r, parents) !== undefined) continue;
+      if (!this.#choices.get(r.id)?.has(layerId)) return true;
+    }
+    return false;
+  }
+
+  /** A snapshot's recorded choice; undefined for one made before choices existed (all lazy parents on FUSE). */
+  async #choiceOf(id: number): Promise<LowerChoice | undefined> {
+    if (this.#choices.has(id)) return this.#choices.get(id);
+    const choice = await readChoice(join(this.snapshotsDir, String(id)));
+    if (choice !== undefined) this.#choices.set(id, choice);
+    return choice;
   }
 
   /**
@@ -475,6 +569,35 @@ export class Snapshotter {
       this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
       await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));
     }
+  }
+}
+
+/** Parent id → the extracted dir a snapshot was given for it; parents not in it are their own `fs`. */
+type LowerChoice = Map<number, string>;
+const CHOICE_FILE = 'lowers.json';
+
+/** Write (tmp + rename) which parents a snapshot reads from extracted dirs. */
+async function writeChoice(dir: string, choice: LowerChoice): Promise<void> {
+  const tmp = join(dir, `${CHOICE_FILE}.tmp`);
+  await writeFile(tmp, JSON.stringify({ local: Object.fromEntries(choice) }), { mode: 0o600 });
+  await rename(tmp, join(dir, CHOICE_FILE));
+}
+
+async function readChoice(dir: string): Promise<LowerChoice | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHOICE_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Written by this daemon; anything unreadable counts as "everything on FUSE", the safe side.
+  try {
+    const parsed = JSON.parse(text) as { local?: Record<string, unknown> };
+    const choice: LowerChoice = new Map();
+    for (const [k, v] of Object.entries(parsed.local ?? {})) if (typeof v === 'string' && /^\d+$/.test(k)) choice.set(Number(k), v);
+    return choice;
+  } catch {
+    return undefined;
   }
 }
 

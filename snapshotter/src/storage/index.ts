@@ -10,3 +10,7 @@ export type { BlobClient } from './registry-blob-source.js';
 export type { ByteRange } from './range-tier.js';
 export { LayerLedger, FETCH_WAYS, diffCounters, modeOf, snapshotCounters } from './layer-ledger.js';
 export type { FetchWay, LayerCounters, LayerMode, LedgerEntry } from './layer-ledger.js';
+export { ExtractedLayers } from './extracted-layers.js';
+export type { ExtractInput } from './extracted-layers.js';
+export { extractLayer } from './layer-extract.js';
+export type { ExtractResult, ExtractSource, ReadLayer } from './layer-extract.js';

@@ -24,6 +24,7 @@ import { ContentCacheTier, type ContentCachePolicy } from './content-cache-tier.
 import { CachedLayerCheck } from './cached-layer-check.js';
 import { DiskCache } from './disk-cache.js';
 import { DiskEviction } from './disk-eviction.js';
+import { ExtractedLayers } from './extracted-layers.js';
 import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
@@ -74,6 +75,8 @@ export interface LayerStoreOptions {
   rangeCompletionIdleMs?: number;
   /** Time for the range tier's idle wait, completion rate and cool-downs; tests inject one. */
   clock?: Clock;
+  /** Where completed layers are extracted to ordinary directories; default `<dirname(cacheDir)>/extracted`. */
+  extractDir?: string;
 }
 
 interface LayerState {
@@ -91,7 +94,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'extractDir'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -106,6 +109,9 @@ export class LayerStore implements LayerReaderHost {
   readonly #check: CachedLayerCheck;
   /** How each layer's bytes reached this node and its readers (status, per-layer metrics). */
   readonly ledger = new LayerLedger();
+  /** Completed layers extracted to ordinary directories (counted in the size limit). */
+  readonly extracted: ExtractedLayers;
+  readonly #completeListeners = new Set<(hex: string) => void>();
 
   constructor(opts: LayerStoreOptions) {
     if (opts.contentCache === undefined || opts.contentCache === null) {
@@ -140,8 +146,9 @@ export class LayerStore implements LayerReaderHost {
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
+    this.extracted = new ExtractedLayers(opts.extractDir ?? join(dirname(opts.cacheDir), 'extracted'), this.#log);
     this.#eviction = new DiskEviction({
-      maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, log: this.#log,
+      maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, extracted: this.extracted, log: this.#log,
       held: (hex) => this.#layers.has(hex),
       removing: (hex) => this.#check.forget(hex),
     });
@@ -168,6 +175,7 @@ export class LayerStore implements LayerReaderHost {
   /** Clean up after a crash (delete `.partial` files) and index the disk cache. */
   async start(): Promise<void> {
     await this.#disk.start();
+    await this.extracted.start();
     this.#started = true;
     this.#scheduleEviction();
   }
@@ -184,6 +192,26 @@ export class LayerStore implements LayerReaderHost {
     st.refs++;
     this.ledger.opened(ref, st.file !== undefined || this.#disk.sizeOf(hex) === ref.uncompressedSize);
     return new StoreLayerReader(ref, hex, this);
+  }
+
+  /**
+   * Call `listener` with the diffID hex of every layer that becomes complete on disk (a download
+   * or a background completion verified against its diffID, or an adopted file). Returns the
+   * unsubscribe.
+   */
+  onLayerComplete(listener: (hex: string) => void): () => void {
+    this.#completeListeners.add(listener);
+    return () => this.#completeListeners.delete(listener);
+  }
+
+  #completed(hex: string): void {
+    for (const l of this.#completeListeners) {
+      try {
+        l(hex);
+      } catch (err) {
+        this.#log.warn({ diff_id: `sha256:${hex}`, err: messageOf(err) }, 'layer-complete listener failed');
+      }
+    }
   }
 
   /** Whether a layer can be read now: on disk, in the ContentCache, or HEAD-able in the registry. */
@@ -382,6 +410,7 @@ export class LayerStore implements LayerReaderHost {
     // Published like a downloaded layer: the node that indexed a layer shares it with the cluster.
     this.#publish(hex, st, path, size, undefined);
     this.#scheduleEviction();
+    this.#completed(hex);
   }
 
   #startDownload(hex: string, st: LayerState): LayerDownload {
@@ -403,6 +432,7 @@ export class LayerStore implements LayerReaderHost {
         this.#check.trust(hex);
         this.#publish(hex, st, done.path, done.size, trigger);
         this.#scheduleEviction();
+        this.#completed(hex);
       },
       () => {
         if (st.download === download) st.download = undefined;

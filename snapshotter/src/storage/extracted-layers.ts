@@ -1,0 +1,178 @@
+/**
+ * Completed layers as ordinary directories: `<dir>/<diffID hex>/root` is the layer in overlayfs's
+ * lower-dir form, `<dir>/<hex>/record.json` says it is complete. A layer is extracted into
+ * `<dir>/.tmp-<hex>-<pid>-<n>`, flushed (syncfs), and renamed into place, so a crash mid-way leaves
+ * only a temp dir, deleted at the next start; a `<hex>` dir without a valid record is deleted too.
+ * Counted in the disk cache's size limit; a dir something pins (a layer whose snapshot uses it)
+ * is never evicted.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ClipError, internal, messageOf } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { extractLayer, type ExtractSource, type ReadLayer } from './layer-extract.js';
+
+const run = promisify(execFile);
+const HEX = /^[0-9a-f]{64}$/;
+const SYNC_TIMEOUT_MS = 10 * 60_000;
+
+interface Extracted {
+  bytes: number;
+  lastUsedMs: number;
+}
+
+interface ExtractRecord {
+  diffId: string;
+  bytes: number;
+  entries: number;
+}
+
+/** What to extract: the layer's index and a reader of its verified uncompressed tar. */
+export interface ExtractInput {
+  hex: string;
+  source: ExtractSource;
+  read: ReadLayer;
+  size: number;
+}
+
+/** The extracted-layer directories of one node. */
+export class ExtractedLayers {
+  readonly dir: string;
+  readonly #log: Logger;
+  readonly #done = new Map<string, Extracted>();
+  readonly #running = new Map<string, Promise<string | undefined>>();
+  readonly #pins = new Map<string, number>();
+  #seq = 0;
+  #totalBytes = 0;
+
+  constructor(dir: string, log: Logger) {
+    this.dir = dir;
+    this.#log = log;
+  }
+
+  /** Create the directory, delete what a crash left half-made, index the complete ones. */
+  async start(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    for (const name of await readdir(this.dir)) {
+      const path = join(this.dir, name);
+      const rec = HEX.test(name) ? await readRecord(path, name) : undefined;
+      if (rec) {
+        this.#put(name, rec.bytes);
+        continue;
+      }
+      await rm(path, { recursive: true, force: true });
+      this.#log.info({ path }, 'deleted an unfinished extracted layer left by an earlier run');
+    }
+  }
+
+  /** Bytes of every complete extracted layer. */
+  get totalBytes(): number {
+    return this.#totalBytes;
+  }
+
+  /** The overlay lower dir of a completely extracted layer, or undefined. */
+  dirOf(hex: string): string | undefined {
+    const e = this.#done.get(hex);
+    if (!e) return undefined;
+    e.lastUsedMs = Date.now();
+    return join(this.dir, hex, 'root');
+  }
+
+  /** Extract a layer once (concurrent calls share the run); resolves to its dir, undefined on failure (logged). */
+  extract(input: ExtractInput): Promise<string | undefined> {
+    const have = this.dirOf(input.hex);
+    if (have) return Promise.resolve(have);
+    let p = this.#running.get(input.hex);
+    if (!p) {
+      p = this.#extract(input).finally(() => this.#running.delete(input.hex));
+      this.#running.set(input.hex, p);
+    }
+    return p;
+  }
+
+  async #extract({ hex, source, read, size }: ExtractInput): Promise<string | undefined> {
+    const started = Date.now();
+    const tmp = join(this.dir, `.tmp-${hex}-${process.pid}-${++this.#seq}`);
+    try {
+      await mkdir(tmp, { mode: 0o700 });
+      const result = await extractLayer(source, read, join(tmp, 'root'), size);
+      const rec: ExtractRecord = { diffId: `sha256:${hex}`, bytes: result.bytes, entries: result.entries };
+      await writeFile(join(tmp, 'record.json'), JSON.stringify(rec), { mode: 0o600 });
+      // One syncfs for the whole tree instead of an fsync per file; then the rename publishes it.
+      await run('sync', ['-f', tmp], { timeout: SYNC_TIMEOUT_MS });
+      await rename(tmp, join(this.dir, hex));
+      await fsyncDir(this.dir);
+      this.#put(hex, rec.bytes);
+      this.#log.info({ diff_id: rec.diffId, bytes: rec.bytes, entries: rec.entries, duration_ms: Date.now() - started }, 'layer extracted to disk');
+      return join(this.dir, hex, 'root');
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      const code = err instanceof ClipError ? err.code : 'CLIP_EXTRACT_FAILED';
+      this.#log.warn({ diff_id: `sha256:${hex}`, code, err: messageOf(err) }, 'layer extraction failed; it stays served over FUSE');
+      return undefined;
+    }
+  }
+
+  /** Keep a layer's dir out of eviction until as many `unpin`s. */
+  pin(hex: string): void {
+    this.#pins.set(hex, (this.#pins.get(hex) ?? 0) + 1);
+  }
+
+  unpin(hex: string): void {
+    const n = (this.#pins.get(hex) ?? 0) - 1;
+    if (n > 0) this.#pins.set(hex, n);
+    else this.#pins.delete(hex);
+  }
+
+  pinned(hex: string): boolean {
+    return this.#pins.has(hex);
+  }
+
+  /** Extracted layers, least recently used first. */
+  lru(): Array<{ hex: string; bytes: number }> {
+    return [...this.#done.entries()].sort((a, b) => a[1].lastUsedMs - b[1].lastUsedMs).map(([hex, e]) => ({ hex, bytes: e.bytes }));
+  }
+
+  /** Delete an extracted layer that is not pinned; false when it is. */
+  async evict(hex: string): Promise<boolean> {
+    const e = this.#done.get(hex);
+    if (!e || this.pinned(hex)) return false;
+    this.#done.delete(hex);
+    this.#totalBytes -= e.bytes;
+    // Out of the name first (atomic), so a crash mid-delete leaves a temp dir, never a half layer.
+    const doomed = join(this.dir, `.tmp-${hex}-evict-${process.pid}-${++this.#seq}`);
+    await rename(join(this.dir, hex), doomed);
+    await rm(doomed, { recursive: true, force: true });
+    return true;
+  }
+
+  #put(hex: string, bytes: number): void {
+    const old = this.#done.get(hex);
+    if (old) this.#totalBytes -= old.bytes;
+    this.#done.set(hex, { bytes, lastUsedMs: Date.now() });
+    this.#totalBytes += bytes;
+  }
+}
+
+async function readRecord(path: string, hex: string): Promise<ExtractRecord | undefined> {
+  try {
+    const rec = JSON.parse(await readFile(join(path, 'record.json'), 'utf8')) as Partial<ExtractRecord>;
+    if (rec.diffId !== `sha256:${hex}` || !Number.isSafeInteger(rec.bytes) || (rec.bytes as number) < 0) return undefined;
+    return { diffId: rec.diffId, bytes: rec.bytes as number, entries: Number(rec.entries) || 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } catch (err) {
+    throw internal('CLIP_EXTRACT_FAILED', `fsync ${path}: ${messageOf(err)}`, err);
+  } finally {
+    await fh.close();
+  }
+}
