@@ -32,11 +32,20 @@ export function largestAllocation<T>(fn: () => T): { value: T; largest: number }
   }
 }
 
-/** Byte-level mutations: bit flips, interesting bytes, random runs, truncation, insertion. */
-export function mutateBytes(buf: Buffer, rnd: () => number, interesting: readonly number[] = [0x00, 0xff, 0x80, 0x7f, 0x01]): Buffer {
+/** A format-aware mutation a fuzz test adds to the byte-level ones. */
+export type Mutation = (out: Buffer, rnd: () => number) => Buffer;
+
+/** Byte-level mutations (bit flips, interesting bytes, truncation, splices, random runs), plus `extra`. */
+export function mutateBytes(
+  buf: Buffer,
+  rnd: () => number,
+  interesting: readonly number[] = [0x00, 0xff, 0x80, 0x7f, 0x01],
+  extra: readonly Mutation[] = [],
+): Buffer {
   const out = Buffer.from(buf);
   const at = (): number => Math.floor(rnd() * Math.max(1, out.length));
-  switch (Math.floor(rnd() * 5)) {
+  const pick = Math.floor(rnd() * (5 + extra.length));
+  switch (pick) {
     case 0:
       for (let k = 0; k < 1 + rnd() * 8; k++) { const i = at(); out[i] = (out[i] ?? 0) ^ (1 << Math.floor(rnd() * 8)); }
       return out;
@@ -49,11 +58,13 @@ export function mutateBytes(buf: Buffer, rnd: () => number, interesting: readonl
       const i = at();
       return Buffer.concat([out.subarray(0, i), out.subarray(i, i + Math.floor(rnd() * 2048)), out.subarray(i)]);
     }
-    default: {
+    case 4: {
       const i = at();
       for (let k = 0; k < Math.floor(rnd() * 64) && i + k < out.length; k++) out[i + k] = Math.floor(rnd() * 256);
       return out;
     }
+    default:
+      return (extra[pick - 5] as Mutation)(out, rnd);
   }
 }
 

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import t from 'tap';
 import { buildIndex, decodeIndex, encodeIndex, TarParser } from '../../src/clip/index.js';
-import { isTypedRefusal, largestAllocation, prng } from '../fuzz-helpers.js';
+import { isTypedRefusal, largestAllocation, mutateBytes, prng } from '../fuzz-helpers.js';
 import { gnuLong, header, member, pax, tar } from './tar-fixtures.js';
 
 const SEED = 0x12c11b;
@@ -19,42 +19,21 @@ const ITERATIONS = 1500;
 const LIMITS = { maxEntries: 500, maxIndexBytes: 1 << 20, maxXattrBytesPerEntry: 8192, maxXattrBytesTotal: 65536 };
 const MAX_ALLOC = 2 << 20;
 
-/** One mutation of `buf`: flips, overwrites with interesting values, splices, truncation. */
-function mutate(buf: Buffer, rnd: () => number): Buffer {
-  const out = Buffer.from(buf);
-  const at = (): number => Math.floor(rnd() * Math.max(1, out.length));
-  const interesting = [0x00, 0xff, 0x80, 0xc0, 0x7f, 0x30, 0x37, 0x20, 0x56 /* 'V' */, 0x78 /* 'x' */, 0x67 /* 'g' */, 0x4c /* 'L' */];
-  switch (Math.floor(rnd() * 6)) {
-    case 0:
-      for (let k = 0; k < 1 + rnd() * 8; k++) { const i = at(); out[i] = (out[i] ?? 0) ^ (1 << Math.floor(rnd() * 8)); }
-      return out;
-    case 1:
-      for (let k = 0; k < 1 + rnd() * 4; k++) out[at()] = interesting[Math.floor(rnd() * interesting.length)] ?? 0;
-      return out;
-    case 2: {
-      // A tar numeric field (size, mode, uid, ...) of some header block made base-256, sign bit set.
-      const block = Math.floor(rnd() * Math.max(1, out.length / 512)) * 512;
-      const field = [100, 108, 116, 124, 136][Math.floor(rnd() * 5)] ?? 124;
-      if (block + field + 12 <= out.length) {
-        out[block + field] = 0xff;
-        for (let k = 1; k < 8; k++) out[block + field + k] = Math.floor(rnd() * 256);
-      }
-      return out;
-    }
-    case 3:
-      return out.subarray(0, at());
-    case 4: {
-      const i = at();
-      return Buffer.concat([out.subarray(0, i), out.subarray(i, i + Math.floor(rnd() * 2048)), out.subarray(i)]);
-    }
-    default: {
-      const i = at();
-      const n = Math.floor(rnd() * 64);
-      for (let k = 0; k < n && i + k < out.length; k++) out[i + k] = Math.floor(rnd() * 256);
-      return out;
-    }
+/** Bytes that mean something in a tar header: typeflags ('V' volume, 'x'/'g' PAX, 'L' long name), digits. */
+const TAR_INTERESTING = [0x00, 0xff, 0x80, 0xc0, 0x7f, 0x30, 0x37, 0x20, 0x56, 0x78, 0x67, 0x4c];
+
+/** A tar numeric field (size, mode, uid, ...) of some header block made base-256 with the sign bit set. */
+function negativeBase256(out: Buffer, rnd: () => number): Buffer {
+  const block = Math.floor(rnd() * Math.max(1, out.length / 512)) * 512;
+  const field = [100, 108, 116, 124, 136][Math.floor(rnd() * 5)] ?? 124;
+  if (block + field + 12 <= out.length) {
+    out[block + field] = 0xff;
+    for (let k = 1; k < 8; k++) out[block + field + k] = Math.floor(rnd() * 256);
   }
+  return out;
 }
+
+const mutate = (buf: Buffer, rnd: () => number): Buffer => mutateBytes(buf, rnd, TAR_INTERESTING, [negativeBase256]);
 
 /** Fix a tar header block's checksum so mutations get past it and reach the fields. */
 function fixChecksums(buf: Buffer, rnd: () => number): Buffer {
