@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
+import { CapturedCredentials, startCriProxy } from '../cri/index.js';
 import { ContainerdClient, ContentStoreLayerResolver, hostFromImages } from '../containerd/index.js';
 import { contentCacheStoreOptions, type ContentCache } from '../contentcache/index.js';
 import { messageOf } from '../errors/index.js';
@@ -66,8 +67,16 @@ function chainResolver(cfg: Config, log: Logger): ChainResolver {
 
 /** Start the daemon: open state, re-mount lazy layers in the background, serve. */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
+  // Pull secrets the kubelet sends through the CRI proxy: the first credential source, the most
+  // specific one (per repository, per pull).
+  const criCredentials = cfg.cri.enabled
+    ? new CapturedCredentials({ ttlMs: cfg.cri.credentialTtlS * 1000, maxEntries: cfg.cri.maxCredentials, maxBytes: cfg.cri.maxCredentialBytes })
+    : undefined;
   // The layer store retries whole downloads itself; one retry here keeps the bound tight.
-  const registry = new RegistryClient(registryClientOptions(cfg.registry, log, { maxRetries: Math.min(cfg.registry.maxRetries, 1) }));
+  const registry = new RegistryClient(registryClientOptions(cfg.registry, log, {
+    maxRetries: Math.min(cfg.registry.maxRetries, 1),
+    ...(criCredentials ? { credentialSources: [criCredentials] } : {}),
+  }));
   // The one ContentCache of the daemon: handed to the layer store (reads, publishes) and to index
   // resolution (indexes shared across nodes), never created anywhere else.
   const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log, process.env, (kind) =>
@@ -132,9 +141,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     (err: unknown) => log.error({ err: messageOf(err) }, 'restoring lazy layers failed'),
   );
   const server = await serveSnapshots(snapshotter, cfg.address, log, starts);
+  const criProxy = criCredentials
+    ? await startCriProxy({ listen: cfg.cri.address, containerdAddress: cfg.cri.containerdAddress, credentials: criCredentials, log })
+    : undefined;
   const statusAddress = statusSocketPath(cfg.address, cfg.statusAddress);
   const closeStatus = await serveStatus(statusAddress, { mounted: () => remote.mountedLayers(), store }, log);
   const stop = async (): Promise<void> => {
+    await criProxy?.stop();
     await stopServer(server);
     await closeStatus();
     // Before the exporter's last flush: open start traces end with their summaries.

@@ -75,6 +75,17 @@ export interface Config {
     startTraceIdleMs: number;
     startTraceMaxMs: number;
   };
+  /** The CRI image-service proxy that keeps the kubelet's pull credentials (off by default). */
+  cri: {
+    enabled: boolean;
+    /** The socket the kubelet's `--image-service-endpoint` names. */
+    address: string;
+    /** containerd's socket, where its CRI plugin serves the ImageService. */
+    containerdAddress: string;
+    credentialTtlS: number;
+    maxCredentials: number;
+    maxCredentialBytes: number;
+  };
   metrics: { address: string };
 }
 

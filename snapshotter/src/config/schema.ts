@@ -151,6 +151,19 @@ export const SCHEMA: readonly SectionSpec[] = [
     ],
   },
   {
+    // The CRI image-service proxy (src/cri/): keeps the kubelet's per-pull credentials for lazy reads.
+    toml: 'cri',
+    name: 'cri',
+    fields: [
+      field('enabled', 'enabled', 'boolean', false),
+      field('address', 'address', 'string', '/run/clip-snapshotter/cri-image.sock', absolutePath),
+      field('containerd_address', 'containerdAddress', 'string', '/run/containerd/containerd.sock', absolutePath),
+      field('credential_ttl_s', 'credentialTtlS', 'integer', 86_400, positive),
+      field('max_credentials', 'maxCredentials', 'integer', 1_000, positive),
+      field('max_credential_bytes', 'maxCredentialBytes', 'integer', 4 * 1024 * 1024, positive),
+    ],
+  },
+  {
     toml: 'metrics',
     name: 'metrics',
     fields: [field('address', 'address', 'string', '', hostPort)],

@@ -20,6 +20,22 @@ export interface CredentialStore {
    * (kubelet credential providers) use it. Rejects with a ClipError when the source is broken.
    */
   get(host: string, repository?: string): Promise<Credential | undefined>;
+  /** Every credential this store holds for the host, best first (a chain: one per source). */
+  all?(host: string, repository?: string): Promise<Credential[]>;
+}
+
+/** Every credential `store` offers for a host/repository, best first, duplicates removed. */
+export async function credentialCandidates(store: CredentialStore | undefined, host: string, repository?: string): Promise<Credential[]> {
+  if (!store) return [];
+  const found = store.all ? await store.all(host, repository) : [await store.get(host, repository)];
+  const out: Credential[] = [];
+  for (const c of found) if (c && !out.some((o) => sameCredential(o, c))) out.push(c);
+  return out;
+}
+
+/** True when two credentials would authenticate the same way. */
+export function sameCredential(a: Credential, b: Credential): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 const HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
@@ -43,7 +59,10 @@ export class StaticCredentials implements CredentialStore {
   }
 }
 
-/** Asks several sources in order; the first that has credentials for the host wins. */
+/**
+ * Asks several sources in order; the first that has credentials for the host wins. `all` lists
+ * one answer per source so a refused credential can be followed by the next source's.
+ */
 export class ChainedCredentials implements CredentialStore {
   #stores: CredentialStore[];
 
@@ -57,6 +76,12 @@ export class ChainedCredentials implements CredentialStore {
       if (found) return found;
     }
     return undefined;
+  }
+
+  async all(host: string, repository?: string): Promise<Credential[]> {
+    const out: Credential[] = [];
+    for (const store of this.#stores) out.push(...(await credentialCandidates(store, host, repository)));
+    return out;
   }
 }
 

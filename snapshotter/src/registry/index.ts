@@ -45,3 +45,4 @@ export type { Endpoint, HttpRequest, HttpResponse } from './http.js';
 export { parseWwwAuthenticate } from './www-authenticate.js';
 export type { AuthChallenge } from './www-authenticate.js';
 export { restorePort } from './host-port.js';
+export { isAuthRefusal } from './registry-errors.js';

@@ -21,6 +21,10 @@ import type { HostRequest, RepoRequest, RepoResponse, Requester } from './reques
 import { unavailable } from './registry-errors.js';
 import type { HttpResponse } from './http.js';
 import { Transport } from './transport.js';
+import { recordRegistryAuthFailure } from '../telemetry/index.js';
+
+/** Retries after a 401: learn the scheme, then replace a stale token or try the next Basic credential. */
+const MAX_AUTH_RETRIES = 3;
 
 export interface RegistryClientOptions {
   /** containerd-style hosts directory (`[registry] config_path`). */
@@ -186,14 +190,23 @@ export class RegistryClient implements Requester {
     }
   }
 
-  /** Send to one host with authorization; one retry after a 401 that taught us how to authenticate. */
+  /**
+   * Send to one host with authorization. A 401 that taught us something (the scheme, a stale
+   * token, another or a changed Basic credential) is retried, at most MAX_AUTH_RETRIES times; a
+   * final 401/403 is counted and marked `authRefused` when credentials were sent.
+   */
   async send(req: HostRequest): Promise<RepoResponse> {
     const scopes = [`repository:${req.repo.repository}:${req.push ? 'pull,push' : 'pull'}`];
     for (let attempt = 0; ; attempt++) {
-      const auth = await this.#auth.authorization(req.host, scopes, req.signal);
+      const auth = await this.#auth.authorization(req.host, req.repo.repository, scopes, req.signal);
       const headers: Record<string, string> = { ...req.host.headers, ...req.headers, ...(auth ? { authorization: auth } : {}) };
       const res = await this.#transport.send({ url: req.url, method: req.method, endpoint: req.host, headers, body: req.body, signal: req.signal });
-      if (res.status !== 401 || attempt > 0 || !(await this.#auth.challenged(req.host, res.headers['www-authenticate'], auth, req.repo.repository))) {
+      const retry = res.status === 401 && attempt < MAX_AUTH_RETRIES && (await this.#auth.challenged(req.host, req.repo.repository, res.headers['www-authenticate'], auth));
+      if (!retry) {
+        if (res.status === 401 || res.status === 403) {
+          recordRegistryAuthFailure('request', res.status);
+          return { ...res, host: req.host, authRefused: auth !== undefined };
+        }
         return { ...res, host: req.host };
       }
       await res.body.dump().catch(() => undefined);

@@ -9,11 +9,14 @@ export function unavailable(message: string, cause?: unknown): ClipError {
 }
 
 /** Turn an unexpected response into a ClipError whose kind fits the status; consumes the body. */
-export async function statusError(res: HttpResponse, what: string): Promise<ClipError> {
+export async function statusError(res: HttpResponse & { authRefused?: boolean }, what: string): Promise<ClipError> {
   const detail = await registryErrorDetail(res);
   const msg = `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`;
   const s = res.status;
   if (s === 404) return new ClipError('not_found', 'CLIP_REGISTRY_NOT_FOUND', `${msg}: not found`);
+  if ((s === 401 || s === 403) && res.authRefused === true) {
+    return new ClipError('failed_precondition', 'CLIP_REGISTRY_CREDENTIALS_REFUSED', `${msg}: credentials refused after every credential source was tried`);
+  }
   if (s === 401) return new ClipError('failed_precondition', 'CLIP_REGISTRY_UNAUTHORIZED', `${msg}: unauthorized`);
   if (s === 403) return new ClipError('failed_precondition', 'CLIP_REGISTRY_DENIED', `${msg}: access denied`);
   if (s === 429 || s >= 500) return unavailable(`${msg} after retries`);
@@ -35,4 +38,11 @@ async function registryErrorDetail(res: HttpResponse): Promise<string> {
   } catch {
     return '';
   }
+}
+
+const AUTH_REFUSAL_CODES: ReadonlySet<string> = new Set(['CLIP_REGISTRY_CREDENTIALS_REFUSED', 'CLIP_REGISTRY_UNAUTHORIZED', 'CLIP_REGISTRY_DENIED']);
+
+/** True for a registry's 401/403 after every credential source was tried: retrying soon cannot help. */
+export function isAuthRefusal(err: unknown): boolean {
+  return err instanceof ClipError && AUTH_REFUSAL_CODES.has(err.code);
 }

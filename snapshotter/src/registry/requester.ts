@@ -29,6 +29,8 @@ export interface HostRequest {
 
 export interface RepoResponse extends HttpResponse {
   host: RegistryHost;
+  /** A final 401/403 to a request that carried credentials (every source's was tried). */
+  authRefused?: boolean;
 }
 
 /** The seam between the protocol helpers (manifests, blobs, uploads, referrers) and the client. */

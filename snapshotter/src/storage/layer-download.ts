@@ -18,6 +18,7 @@ import { ClipError, dataCorrupt, isKind, messageOf, unavailable } from '../error
 import type { Logger } from '../log/index.js';
 import { createDecompressor, decompressFailed, detectCompression, sniff, type Compression } from '../compression/index.js';
 import type { BlobSource } from './blob-source.js';
+import { isAuthRefusal } from '../registry/index.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
 import {
@@ -178,7 +179,8 @@ export class LayerDownload {
       try {
         return await this.#attempt(attempt + 1);
       } catch (err) {
-        if (this.#abort.signal.aborted || isKind(err, 'data_corrupt') || attempt >= maxRetries) throw err;
+        // Refused credentials were already retried from every source by the registry client.
+        if (this.#abort.signal.aborted || isKind(err, 'data_corrupt') || isAuthRefusal(err) || attempt >= maxRetries) throw err;
         const delayMs = retryBaseDelayMs * 2 ** attempt;
         log.warn({ layer: ref.digest, diff_id: ref.diffId, attempt: attempt + 1, delay_ms: delayMs, err: messageOf(err) }, 'layer download attempt failed, retrying');
         await sleep(delayMs, undefined, { signal: this.#abort.signal });
@@ -290,7 +292,8 @@ function classify(err: unknown, ref: LayerRef): unknown {
 
 /** Reads see `data_corrupt` for bad bytes and `unavailable` for everything else. */
 function toReadError(err: unknown, ref: LayerRef): ClipError {
-  if (err instanceof ClipError && (err.kind === 'data_corrupt' || err.code === 'CLIP_LAYER_FETCH_FAILED')) return err;
+  // Refused credentials keep their code: the reader's log names the cause, not a generic fetch failure.
+  if (err instanceof ClipError && (err.kind === 'data_corrupt' || err.code === 'CLIP_LAYER_FETCH_FAILED' || isAuthRefusal(err))) return err;
   if (isKind(err, 'data_corrupt')) return decompressFailed(messageOf(err), err);
   return unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${ref.digest} from ${ref.ref}: ${messageOf(err)}`, err);
 }

@@ -15,6 +15,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
 import { boundedMap } from '../util/bounded-map.js';
 import type { BlobSource } from './blob-source.js';
+import { isAuthRefusal } from '../registry/index.js';
 import type { ContentCacheTier } from './content-cache-tier.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
@@ -196,11 +197,13 @@ export class RangeTier {
    * A transient failure (registry unreachable, a read's deadline) sends the layer down the
    * whole-layer path for a while and keeps its spans; anything else (corrupt table or data, a
    * registry that ignores Range) turns range reads off for the layer and deletes its sparse file.
+   * Refused credentials count as transient: the spans stay valid and credentials may come back
+   * (a new CRI pull, a rotated config.json).
    */
   #failed(hex: string, ref: LayerRef, st: RangeLayer, err: unknown, signal: AbortSignal): void {
     if (st.disabled) return;
     const code = (err as { code?: string }).code;
-    if (signal.aborted || kindOf(err) === 'unavailable') {
+    if (signal.aborted || kindOf(err) === 'unavailable' || isAuthRefusal(err)) {
       st.retryAt = this.#clock.nowMs() + TRANSIENT_COOLDOWN_MS;
       this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code, retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'range read failed; this layer uses the whole-layer path for now');
       return;

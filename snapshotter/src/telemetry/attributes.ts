@@ -103,6 +103,7 @@ export const METRIC_LAZY_FALLBACKS = 'clip_lazy_fallbacks';
 export const METRIC_MOUNTED_LAYERS = 'clip_mounted_layers';
 export const METRIC_FUSE_ERRORS = 'clip_fuse_errors';
 export const METRIC_VERIFICATION_FAILURES = 'clip_verification_failures';
+export const METRIC_REGISTRY_AUTH_FAILURES = 'clip_registry_auth_failures';
 export const METRIC_EVENT_LOOP_DELAY = 'clip_event_loop_delay_seconds';
 /** Per image and layer (observed from the layer ledger at scrape time). */
 export const METRIC_LAYER_FETCHED_BYTES = 'clip_layer_fetched_bytes';

@@ -85,6 +85,7 @@ export {
   recordFallback,
   recordFuseError,
   recordVerificationFailure,
+  recordRegistryAuthFailure,
   recordPublish,
   recordRead,
   recordReadError,

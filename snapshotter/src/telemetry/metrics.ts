@@ -21,6 +21,7 @@ interface Instruments {
   fallbacks: Counter;
   fuseErrors: Counter;
   verificationFailures: Counter;
+  authFailures: Counter;
 }
 
 // A disk hit is tens of microseconds, a cold registry read can take seconds.
@@ -117,6 +118,7 @@ function createInstruments(m: Meter): Instruments {
     fallbacks: counter(N.METRIC_LAZY_FALLBACKS, 'Layers prepared as ordinary snapshots instead of lazy mounts, by reason'),
     fuseErrors: counter(N.METRIC_FUSE_ERRORS, 'FUSE requests answered with an errno, by op'),
     verificationFailures: counter(N.METRIC_VERIFICATION_FAILURES, 'Untrusted objects refused by a tag or digest check, by source and kind'),
+    authFailures: counter(N.METRIC_REGISTRY_AUTH_FAILURES, 'Registry requests and token fetches refused (401/403) after every credential source was tried, by stage and status'),
   };
 }
 
@@ -171,4 +173,9 @@ export function recordFuseError(op: string, errno: number): void {
 /** An untrusted object (e.g. a ContentCache chunk) failed a check its writer cannot forge; read as a miss. */
 export function recordVerificationFailure(source: string, kind: string): void {
   current?.verificationFailures.add(1, { source, kind });
+}
+
+/** A registry refused every credential source (or anonymous access): `stage` token or request, HTTP status. */
+export function recordRegistryAuthFailure(stage: 'token' | 'request', status: number): void {
+  current?.authFailures.add(1, { stage, status: String(status) });
 }
