@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killShimsOf, startContainerd, type Containerd, type ContainerdOptions } from './containerd.js';
 import { mountsUnder, unmountAllUnder } from './mounts.js';
-import { startRegistry, type Registry } from './registry.js';
+import { startRegistry, type Registry, type RegistryTls } from './registry.js';
 import { startSnapshotter, type Snapshotter } from './snapshotter.js';
 import { startJaeger, type Jaeger } from './jaeger.js';
 
@@ -18,6 +18,7 @@ export interface HarnessStartRegistryOptions {
   /** Directory name under the temp root (default `registry`); give each registry of a test its own. */
   name?: string;
   htpasswd?: { username: string; password: string };
+  tls?: RegistryTls;
 }
 
 export interface HarnessStartContainerdOptions extends Omit<ContainerdOptions, 'dir'> {
@@ -30,6 +31,7 @@ export interface HarnessStartSnapshotterOptions {
   root?: string;
   address?: string;
   extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Owns a temp root; every service started through it is stopped by `teardown`. */
@@ -49,7 +51,7 @@ export class Harness {
   }
 
   async startRegistry(opts: HarnessStartRegistryOptions = {}): Promise<Registry> {
-    const reg = await startRegistry({ dir: join(this.root, opts.name ?? 'registry'), htpasswd: opts.htpasswd });
+    const reg = await startRegistry({ dir: join(this.root, opts.name ?? 'registry'), htpasswd: opts.htpasswd, tls: opts.tls });
     this.#stops.push(() => reg.stop());
     return reg;
   }

@@ -1,7 +1,9 @@
 export { Harness, createHarness } from './harness.js';
 export type { TeardownHost, HarnessStartRegistryOptions, HarnessStartContainerdOptions, HarnessStartSnapshotterOptions } from './harness.js';
 export { startRegistry } from './registry.js';
-export type { Registry, RegistryOptions } from './registry.js';
+export type { Registry, RegistryOptions, RegistryTls } from './registry.js';
+export { makeTestPki } from './test-pki.js';
+export type { TestPki } from './test-pki.js';
 export { startContainerd, killShimsOf, removeEmptyNamespaceCgroups, TEST_NAMESPACE } from './containerd.js';
 export type { Containerd, ContainerdOptions } from './containerd.js';
 export { containerdConfigToml, containerdConfigTomlV3, hostsToml, DISABLED_PLUGINS, DISABLED_PLUGINS_V2, CRI_PLUGINS_V2 } from './containerd-config.js';

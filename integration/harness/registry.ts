@@ -1,7 +1,11 @@
-/** A private docker-registry (distribution 2.8.2) on a loopback port with filesystem storage. */
+/**
+ * A private docker-registry (distribution 2.8.2) on a loopback port with filesystem storage;
+ * optionally basic auth (htpasswd), TLS, and TLS that requires a client certificate.
+ */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { freePort } from './free-port.js';
 import { ManagedProcess } from './managed-process.js';
 import { runCommand } from './run-command.js';
@@ -16,6 +20,19 @@ export interface RegistryOptions {
   listen?: { host: string; port: number };
   /** Run docker-registry under this command (e.g. `['ip', 'netns', 'exec', NS]`, which execs it). */
   commandPrefix?: string[];
+  /** Serve HTTPS with this certificate and key (PEM files); `clientCa` also requires client certificates it signed. */
+  tls?: RegistryTls;
+}
+
+export interface RegistryTls {
+  certPath: string;
+  keyPath: string;
+  /** The CA that signed `certPath`: the readiness probe trusts it. */
+  caPath: string;
+  /** Require a client certificate signed by this CA (`http.tls.clientcas`). */
+  clientCaPath?: string;
+  /** A client certificate and key the readiness probe presents when `clientCaPath` is set. */
+  probeClient?: { certPath: string; keyPath: string };
 }
 
 /** A running registry: its address, its access log, and a restart on the same port (for outage tests). */
@@ -37,8 +54,11 @@ export interface Registry {
   start(): Promise<void>;
 }
 
-function configYaml(storageDir: string, host: string, port: number, htpasswdPath?: string): string {
+function configYaml(storageDir: string, host: string, port: number, htpasswdPath?: string, tls?: RegistryTls): string {
   const auth = htpasswdPath ? `auth:\n  htpasswd:\n    realm: clip-test\n    path: ${htpasswdPath}\n` : '';
+  const tlsYaml = tls
+    ? `  tls:\n    certificate: ${tls.certPath}\n    key: ${tls.keyPath}\n${tls.clientCaPath ? `    clientcas:\n      - ${tls.clientCaPath}\n` : ''}`
+    : '';
   return `version: 0.1
 log:
   level: info
@@ -53,12 +73,16 @@ storage:
 http:
   addr: ${host}:${port}
   secret: clip-test-secret
-${auth}`;
+${tlsYaml}${auth}`;
 }
 
-function probe(url: string): Promise<boolean> {
+function probe(url: string, tls?: RegistryTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
+    const tlsOpts = tls
+      ? { ca: readFileSync(tls.caPath), ...(tls.probeClient ? { cert: readFileSync(tls.probeClient.certPath), key: readFileSync(tls.probeClient.keyPath) } : {}) }
+      : undefined;
+    const send = tls ? httpsRequest : request;
+    const req = send(`${url}/v2/`, { timeout: 1000, ...tlsOpts }, (res) => {
       res.resume();
       resolve(res.statusCode === 200 || res.statusCode === 401);
     });
@@ -80,15 +104,15 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   const host = opts.listen?.host ?? '127.0.0.1';
   const port = opts.listen?.port ?? (await freePort());
   const cfgPath = join(opts.dir, 'config.yml');
-  writeFileSync(cfgPath, configYaml(storageDir, host, port, htpasswdPath));
+  writeFileSync(cfgPath, configYaml(storageDir, host, port, htpasswdPath, opts.tls));
   const logPath = join(opts.dir, 'registry.log');
   const [command, ...prefixArgs] = [...(opts.commandPrefix ?? []), 'docker-registry'];
   const proc = new ManagedProcess({ command: command!, args: [...prefixArgs, 'serve', cfgPath], logPath });
-  const url = `http://${host}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host}:${port}`;
   const ready = async (): Promise<void> => {
     await waitUntil(`registry on ${url}`, async () => {
       if (!proc.running) throw new WaitAborted(`docker-registry exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
-      return probe(url);
+      return probe(url, opts.tls);
     }, 15_000);
   };
   try {

@@ -34,6 +34,8 @@ export interface SnapshotterOptions {
   logLevel?: string;
   /** Extra flags, e.g. `['--config', file]`. */
   extraArgs?: string[];
+  /** The daemon's environment (default: the test's), e.g. a PATH that finds a credential helper. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Snapshotter {
@@ -59,7 +61,7 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
   mkdirSync(dirname(opts.address), { recursive: true });
   const logPath = opts.logPath ?? join(dirname(opts.address), 'clip-snapshotter.log');
   const args = [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])];
-  const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT });
+  const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}) });
   const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const ready = (): Promise<void> =>
     waitUntil(`clip-snapshotter socket ${opts.address}`, async () => {

@@ -85,7 +85,11 @@ export async function buildImage(spec: ImageSpec, cacheDir = IMAGE_CACHE_DIR): P
 }
 
 /** A registry to push to (the harness's Registry fits; `host` is `127.0.0.1:PORT`). */
-export type PushTarget = ({ hostPort: string } | { host: string }) & { creds?: { username: string; password: string } };
+export type PushTarget = ({ hostPort: string } | { host: string }) & {
+  creds?: { username: string; password: string };
+  /** skopeo `--dest-cert-dir`: `*.cert` + `*.key` client certificate for a registry that requires one. */
+  certDir?: string;
+};
 
 const hostOf = (r: PushTarget): string => ('hostPort' in r ? r.hostPort : r.host);
 
@@ -95,7 +99,10 @@ export async function pushImage(image: BuiltImage, registry: PushTarget, cacheDi
   mkdirSync(cacheDir, { recursive: true });
   writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
   const repo = `${hostOf(registry)}/clip-test/${image.name}`;
-  const creds = registry.creds ? ['--dest-creds', `${registry.creds.username}:${registry.creds.password}`] : [];
+  const creds = [
+    ...(registry.creds ? ['--dest-creds', `${registry.creds.username}:${registry.creds.password}`] : []),
+    ...(registry.certDir ? ['--dest-cert-dir', registry.certDir] : []),
+  ];
   await runCommand('skopeo', ['--policy', policy, 'copy', '--quiet', '--dest-tls-verify=false', ...creds, `oci:${image.layoutDir}:${image.tag}`, `docker://${repo}:${image.tag}`], { timeoutMs: 120_000 });
   return { ...image, ref: `${repo}:${image.tag}`, digestRef: `${repo}@${image.manifestDigest}` };
 }

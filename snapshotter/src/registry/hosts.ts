@@ -87,8 +87,13 @@ export async function parseHostsToml(text: string, path: string, domain: string,
   }
   const server = doc.server === undefined ? `${defaultScheme}://${apiHostOf(domain)}` : doc.server;
   if (typeof server !== 'string') throw configError(path, '"server" must be a string');
-  hosts.push(await toHost(server, doc, path, defaultScheme, false));
-  return hosts;
+  const upstream = await toHost(server, doc, path, defaultScheme, false);
+  // A [host."URL"] table naming the server's own URL configures the server (its ca, client, …),
+  // as the hosts.toml layout containerd 1.6 requires writes it; it is not a mirror in front of
+  // itself, so it is tried once, last, without `?ns=`.
+  const same = (h: RegistryHost): boolean => h.scheme === upstream.scheme && h.host === upstream.host && h.path === upstream.path;
+  const own = hosts.find(same);
+  return own ? [...hosts.filter((h) => !same(h)), { ...own, mirror: false }] : [...hosts, upstream];
 }
 
 async function toHost(raw: string, t: Table, path: string, defaultScheme: string, mirror: boolean): Promise<RegistryHost> {

@@ -92,3 +92,20 @@ t.test('hosts.toml client: one PEM, a [cert, key] pair, and typed refusals', asy
     t.notMatch(String((err as Error).message), 'BBBB', 'never quotes key material');
   }
 });
+
+t.test('a [host] table for the server URL configures the server, not a mirror of it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'clip-hosts-own-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'reg.example:5000'));
+  await writeFile(join(dir, 'reg.example:5000', 'ca.pem'), 'CA');
+  await writeFile(join(dir, 'reg.example:5000', 'hosts.toml'), `server = "https://reg.example:5000"
+[host."https://reg.example:5000"]
+  capabilities = ["pull", "resolve"]
+  ca = "ca.pem"
+[host."https://mirror.example"]
+`);
+  const hosts = await resolveHosts('reg.example:5000', { configPath: dir });
+  t.same(hosts.map((h) => `${h.host}:${String(h.mirror)}`), ['mirror.example:true', 'reg.example:5000:false'], 'the server once, last, not a mirror');
+  t.same(hosts[1]?.caPem, ['CA'], 'with the settings of its [host] table');
+  t.same(hosts[1]?.capabilities, ['pull', 'resolve']);
+});
