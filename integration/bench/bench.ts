@@ -1,7 +1,7 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,cold-start,cc-range,tracing]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,cc-range,tracing]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -12,6 +12,7 @@ import { withStack, type RedisServer, type Stack } from '../harness/stack.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
 import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/index.js';
 import { coldStartEntry } from './cold-start-entry.js';
+import { extractedReadEntry } from './extracted-read-entry.js';
 import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
 import { indexEntry } from './index-entry.js';
@@ -96,6 +97,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('rpc')) entries.push(...(await attempt('rpc', 'per-RPC latency and conformance wall time', () => rpcEntry(stack, { n: q ? 200 : 1000, rounds: q ? 3 : 5, conformance: true }))));
   if (want('index')) entries.push(...(await attempt('index', 'clip index build, size, lookups', () => indexEntry({ sourceDir: q ? '/usr/lib/python3' : '/usr/lib', rounds: q ? 3 : 5 }))));
   if (want('fuse-read')) entries.push(...(await attempt('fuse-read', 'FUSE read throughput vs native', () => fuseReadEntry(stack, { fileMb: q ? 64 : 256, runs: q ? 3 : 5, randomReads: q ? 4096 : 16384 }))));
+  if (want('extracted-read')) entries.push(...(await attempt('extracted-read', 'reads in a container started after its layers completed vs native', () => extractedReadEntry(stack, { fileMb: q ? 128 : 256, runs: q ? 5 : 9, randomReads: q ? 32768 : 65536, warmPasses: q ? 8 : 16 }, log))));
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: per-RPC latency and conformance time vs overlayfs, clip index build/size/lookups,
-# FUSE read throughput vs native, cold start over a shaped 100 Mbit/s link vs an overlayfs full pull,
+# FUSE read throughput vs native, reads in a container started after its layers completed vs native,
+# cold start over a shaped 100 Mbit/s link vs an overlayfs full pull,
 # daemon RSS. Writes bench-results/results.json, results.md and chart.svg.
 # --quick (or `make bench-quick`): fewer iterations, busybox image, 3 runs; a few minutes.
 set -euo pipefail
