@@ -58,30 +58,53 @@ print_versions() {
 
 failures=()
 
+# cached_build LOCK OUT STAMP WANT LOG WHAT CMD...: runs CMD (which makes OUT) holding LOCK, unless
+# OUT exists and STAMP holds WANT (STAMP "-": OUT's path already names everything it depends on).
+# A failure names WHAT, quotes the end of LOG and is collected in `failures`.
+cached_build() {
+  local lock=$1 out=$2 stamp=$3 want=$4 log=$5 what=$6
+  shift 6
+  (
+    flock 9
+    if [ "$force" -eq 0 ] && [ -x "$out" ] && { [ "$stamp" = - ] || [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }; then
+      echo "up to date: $out"
+      exit 0
+    fi
+    local start=$SECONDS
+    [ "$stamp" = - ] || rm -f "$stamp"
+    if "$@" >"$log" 2>&1; then
+      [ "$stamp" = - ] || echo "$want" >"$stamp"
+      echo "built: $out ($((SECONDS - start)) s)"
+    else
+      echo "build-go-modules: FAILED to build $what (log $log):" >&2
+      tail -40 "$log" >&2
+      exit 1
+    fi
+  ) 9>"$lock" || { failures+=("$what"); return 1; }
+}
+
 # go_install MODULE VERSION PACKAGE TAGS LDFLAGS: `go install PACKAGE@VERSION` into the cache.
 go_install() {
   local module=$1 version=$2 pkg=$3 tags=$4 ldflags=$5
   local dir="$cache/$module@$version" name=${pkg##*/}
-  local out="$dir/bin/$name" stamp="$dir/bin/.$name.stamp"
-  local want="$gover|$pkg@$version|$tags|$ldflags"
   mkdir -p "$dir/bin"
-  (
-    flock 9
-    if [ "$force" -eq 0 ] && [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-      echo "up to date: $out"
-      exit 0
-    fi
-    local start=$SECONDS log="$dir/build-$name.log"
-    rm -f "$stamp"
-    if GOBIN="$dir/bin" "$go" install -trimpath -tags "$tags" -ldflags "$ldflags" "$pkg@$version" >"$log" 2>&1; then
-      echo "$want" >"$stamp"
-      echo "built: $out ($((SECONDS - start)) s)"
-    else
-      echo "build-go-modules: FAILED to build $pkg from module $module $version (log $log):" >&2
-      tail -40 "$log" >&2
-      exit 1
-    fi
-  ) 9>"$dir/.lock-$name" || failures+=("$module@$version ($name)")
+  cached_build "$dir/.lock-$name" "$dir/bin/$name" "$dir/bin/.$name.stamp" "$gover|$pkg@$version|$tags|$ldflags" \
+    "$dir/build-$name.log" "$pkg from module $module $version" \
+    env GOBIN="$dir/bin" "$go" install -trimpath -tags "$tags" -ldflags "$ldflags" "$pkg@$version" || true
+}
+
+# harness_build SRC KIND VERSION DIR OUT: the build of one module harness (see module_harness).
+harness_build() {
+  local src=$1 kind=$2 version=$3 dir=$4 out=$5
+  cp "$src/go.mod" "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  local build=(build -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
+  [ "$kind" = test ] && build=(test -c -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
+  (cd "$src" && "$go" mod edit -modfile="$dir/go.mod" -require="$containerd_mod@$version" &&
+    "$go" mod tidy -modfile="$dir/go.mod" &&
+    got=$("$go" list -modfile="$dir/go.mod" -m -f '{{.Version}}' "$containerd_mod") &&
+    { [ "$got" = "$version" ] || { echo "tidy selected $containerd_mod $got, not $version"; false; }; } &&
+    "$go" "${build[@]}") && mv "$out.tmp" "$out"
 }
 
 # module_harness NAME test|bin VERSION: integration/go/NAME built against containerd/v2@VERSION
@@ -92,37 +115,14 @@ go_install() {
 module_harness() {
   local name=$1 kind=$2 version=$3 src=integration/go/$1
   local hash
-  hash=$(cat "$src"/*.go "$src"/go.mod "$0" | sha256sum | cut -c1-16)
+  hash=$({ cat "$src"/*.go "$src"/go.mod; declare -f harness_build; } | sha256sum | cut -c1-16)
   local dir="$cache/clip-$name/$version-$hash"
   local suffix="" ; [ "$kind" = test ] && suffix=.test
-  local out="$dir/$name$suffix" log="$dir/build.log" copy=".work/bin/$name-$version$suffix"
+  local out="$dir/$name$suffix"
   mkdir -p "$dir" .work/bin
-  (
-    flock 9
-    if [ "$force" -eq 0 ] && [ -x "$out" ]; then
-      install -m 0755 "$out" "$copy"
-      echo "up to date: $out"
-      exit 0
-    fi
-    local start=$SECONDS
-    cp "$src/go.mod" "$dir/go.mod"
-    rm -f "$dir/go.sum"
-    local build=(build -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
-    [ "$kind" = test ] && build=(test -c -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .)
-    if (cd "$src" && "$go" mod edit -modfile="$dir/go.mod" -require="$containerd_mod@$version" &&
-        "$go" mod tidy -modfile="$dir/go.mod" &&
-        got=$("$go" list -modfile="$dir/go.mod" -m -f '{{.Version}}' "$containerd_mod") &&
-        { [ "$got" = "$version" ] || { echo "tidy selected $containerd_mod $got, not $version"; false; }; } &&
-        "$go" "${build[@]}") >"$log" 2>&1; then
-      mv "$out.tmp" "$out"
-      install -m 0755 "$out" "$copy"
-      echo "built: $out ($((SECONDS - start)) s)"
-    else
-      echo "build-go-modules: FAILED to build integration/go/$name against module $containerd_mod $version (log $log):" >&2
-      tail -40 "$log" >&2
-      exit 1
-    fi
-  ) 9>"$dir/.lock" || failures+=("integration/go/$name with $containerd_mod@$version")
+  cached_build "$dir/.lock" "$out" - "" "$dir/build.log" "integration/go/$name against module $containerd_mod $version" \
+    harness_build "$src" "$kind" "$version" "$dir" "$out" &&
+    install -m 0755 "$out" ".work/bin/$name-$version$suffix" || true
 }
 
 if [ "$print" -eq 1 ]; then
