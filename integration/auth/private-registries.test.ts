@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createHarness, makeTestPki, runClipCli, runCommand, startOtlpReceiver, freePort, type Containerd, type Registry,
+  createHarness, daemonConfigToml, makeTestPki, runClipCli, runCommand, startOtlpReceiver, freePort, type Containerd, type Registry,
 } from '../harness/index.js';
 import { buildImage, pushImage, type ImageSpec, type PushedImage } from '../images/index.js';
 import { addBusyboxRootfs } from '../images/busybox-rootfs.js';
@@ -117,19 +117,14 @@ const otlp = await startOtlpReceiver();
 t.teardown(() => otlp.stop());
 const metricsPort = await freePort();
 const config = join(h.root, 'clip-config.toml');
-writeFileSync(config, `containerd_address = "${c.address}"
-containerd_namespace = "clip-test"
-[registry]
-config_path = "${c.hostsDir}"
-docker_config = "${dockerConfig}"
-credential_provider_config = "${providerConfig}"
-credential_provider_bin_dir = "${providerDir}"
-[tracing]
-endpoint = "${otlp.endpoint}"
-protocol = "http/json"
-[metrics]
-address = "127.0.0.1:${metricsPort}"
-`);
+writeFileSync(config, daemonConfigToml({
+  containerdAddress: c.address,
+  hostsDir: c.hostsDir,
+  dockerConfig,
+  credentialProviders: { configPath: providerConfig, binDir: providerDir },
+  tracingEndpoint: otlp.endpoint,
+  metricsAddress: `127.0.0.1:${metricsPort}`,
+}));
 const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
 const snap = await h.startSnapshotter({ extraArgs: ['--config', config], env });
 await c.waitForSnapshotter('clip');
@@ -187,7 +182,7 @@ t.test('credentials from a kubelet credential-provider plugin', async (tt) => {
 
 t.test('without its credentials a pull fails with a clear code, and a helper that fails is named', async (tt) => {
   const bare = join(h.root, 'clip-config-bare.toml');
-  writeFileSync(bare, `[registry]\nconfig_path = "${c.hostsDir}"\n`);
+  writeFileSync(bare, daemonConfigToml({ containerdAddress: c.address, hostsDir: c.hostsDir }));
   const res = await runClipCli(['pull', images.basic.ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--config', bare], { allowFailure: true, timeoutMs: 120_000, env });
   cliOutput.push(res.stdout, res.stderr);
   tt.equal(res.code, 1, 'exit 1');
@@ -195,7 +190,7 @@ t.test('without its credentials a pull fails with a clear code, and a helper tha
   const broken = join(h.root, 'docker-config-broken.json');
   writeFileSync(broken, JSON.stringify({ credHelpers: { [helperReg.hostPort]: 'missing-helper' } }));
   const withBroken = join(h.root, 'clip-config-broken.toml');
-  writeFileSync(withBroken, `[registry]\nconfig_path = "${c.hostsDir}"\ndocker_config = "${broken}"\n`);
+  writeFileSync(withBroken, daemonConfigToml({ containerdAddress: c.address, hostsDir: c.hostsDir, dockerConfig: broken }));
   const res2 = await runClipCli(['pull', images.helper.ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--config', withBroken], { allowFailure: true, timeoutMs: 120_000, env });
   cliOutput.push(res2.stdout, res2.stderr);
   tt.equal(res2.code, 1, 'exit 1');

@@ -9,6 +9,10 @@ export interface DaemonConfig {
   containerdAddress: string;
   /** containerd's hosts.toml directory; without one the daemon speaks plain HTTP to every registry. */
   hostsDir?: string;
+  /** `[registry] docker_config`: a docker config.json (auths, credHelpers, credsStore). */
+  dockerConfig?: string;
+  /** `[registry] credential_provider_config` / `_bin_dir`: kubelet credential-provider plugins. */
+  credentialProviders?: { configPath: string; binDir: string };
   /** Redis `host:port` list; empty or absent → `[content_cache] backend = "none"`. */
   redisAddresses?: string[];
   /** The addresses are seeds of a Redis Cluster. */
@@ -36,6 +40,10 @@ export function daemonConfigToml(o: DaemonConfig): string {
     '',
     '[registry]',
     o.hostsDir ? `config_path = ${str(o.hostsDir)}` : 'plain_http = true',
+    ...(o.dockerConfig ? [`docker_config = ${str(o.dockerConfig)}`] : []),
+    ...(o.credentialProviders
+      ? [`credential_provider_config = ${str(o.credentialProviders.configPath)}`, `credential_provider_bin_dir = ${str(o.credentialProviders.binDir)}`]
+      : []),
     '',
     '[content_cache]',
     ...(redis.length > 0

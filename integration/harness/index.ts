@@ -3,6 +3,8 @@ export type { TeardownHost, HarnessStartRegistryOptions, HarnessStartContainerdO
 export { startRegistry } from './registry.js';
 export type { Registry, RegistryOptions, RegistryTls } from './registry.js';
 export { makeTestPki } from './test-pki.js';
+export { daemonConfigToml } from './daemon-config.js';
+export type { DaemonConfig } from './daemon-config.js';
 export type { TestPki } from './test-pki.js';
 export { startContainerd, killShimsOf, removeEmptyNamespaceCgroups, TEST_NAMESPACE } from './containerd.js';
 export type { Containerd, ContainerdOptions } from './containerd.js';

@@ -120,7 +120,7 @@ export class Authorizer {
   async #fetchToken(host: RegistryHost, repository: string, ch: AuthChallenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const realm = parseRealm(host, ch);
     const creds = await credentialCandidates(this.#credentials, host.host, repository);
-    const endpoint: Endpoint = realm.host === host.host ? host : { scheme: realm.protocol === 'http:' ? 'http' : 'https', host: realm.host, skipVerify: false, caPem: [] };
+    const endpoint = realmEndpoint(host, realm);
     const what = `registry ${host.host}: token from ${realm.host} for scope "${scopes.join(' ')}"`;
     let lastStatus = 0;
     // Each source's credential in turn; anonymous only when no source has one.
@@ -166,6 +166,17 @@ function parseRealm(host: RegistryHost, ch: AuthChallenge): URL {
     // reported below
   }
   throw new ClipError('failed_precondition', 'CLIP_REGISTRY_UNAUTHORIZED', `registry ${host.host}: bearer challenge without a usable realm`);
+}
+
+/**
+ * Where the token request goes. A realm on another host is reached with the registry host's TLS
+ * settings (hosts.toml ca, skip_verify, client certificate), as containerd does with one HTTP
+ * client per host: a private registry's token service commonly shares its CA and client auth.
+ */
+function realmEndpoint(host: RegistryHost, realm: URL): Endpoint {
+  if (realm.host === host.host) return host;
+  const scheme = realm.protocol === 'http:' ? 'http' : 'https';
+  return { scheme, host: realm.host, skipVerify: host.skipVerify, caPem: host.caPem, ...(host.clientCert ? { clientCert: host.clientCert } : {}) };
 }
 
 function tokenUrl(realm: URL, ch: AuthChallenge, scopes: string[]): URL {
