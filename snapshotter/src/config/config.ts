@@ -51,6 +51,17 @@ export interface Config {
   };
   /** Start profiles: record what containers read first, prefetch it on the next cold node. */
   prefetch: { enabled: boolean; recordWindowMs: number; maxBytes: number };
+  /** Deadlines on what a container's read waits for. */
+  reads: {
+    /** A read no tier serves within this gets EIO (`CLIP_LAYER_READ_TIMEOUT`). */
+    timeoutMs: number;
+    /** A whole-layer download attempt receiving less than 64 KiB in this long is aborted and retried. */
+    stallTimeoutMs: number;
+    /** Deadline of one Range request of a prefetch or a background completion batch. */
+    backgroundRequestTimeoutMs: number;
+    /** How long a layer whose range read failed transiently uses the whole-layer path. */
+    rangeRetryAfterMs: number;
+  };
   cache: { maxSizeBytes: number; extractCompleted: boolean };
   contentCache: {
     backend: 'none' | 'redis';

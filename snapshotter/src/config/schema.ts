@@ -105,6 +105,17 @@ export const SCHEMA: readonly SectionSpec[] = [
     ],
   },
   {
+    // Deadlines of the waits a container's read can make (storage/README.md "Bounded failure").
+    toml: 'reads',
+    name: 'reads',
+    fields: [
+      field('timeout_ms', 'timeoutMs', 'integer', 30_000, positive),
+      field('stall_timeout_ms', 'stallTimeoutMs', 'integer', 30_000, positive),
+      field('background_request_timeout_ms', 'backgroundRequestTimeoutMs', 'integer', 120_000, positive),
+      field('range_retry_after_ms', 'rangeRetryAfterMs', 'integer', 30_000, nonNegative),
+    ],
+  },
+  {
     toml: 'cache',
     name: 'cache',
     fields: [

@@ -87,6 +87,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_PULL_LAYER_COUNT: 'data_corrupt',
   CLIP_PULL_NO_PLATFORM: 'invalid_argument',
   CLIP_PULL_SNAPSHOT_RACE: 'data_corrupt',
+  CLIP_RANGE_FETCH_TIMEOUT: 'unavailable',
   CLIP_REGISTRY_BODY_TOO_LONG: 'data_corrupt',
   CLIP_REGISTRY_CREDENTIAL_PLUGIN_FAILED: 'unavailable',
   CLIP_REGISTRY_CREDENTIAL_PLUGIN_OUTPUT: 'data_corrupt',

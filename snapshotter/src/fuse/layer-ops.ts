@@ -5,7 +5,7 @@
  * and layer here and leave as a bare errno through `toErrno`.
  */
 import type { Entry } from '../clip/types.js';
-import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
+import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import type { LayerReader } from '../storage/layer-reader.js';
 import { dataRange, statOf, type FuseStat } from './entry-stat.js';
@@ -230,7 +230,7 @@ export class LayerOps {
   #fail(op: string, path: string, err: unknown): number {
     const errno = toErrno(kindOf(err));
     recordFuseError(op, errno);
-    this.#log.error({ layer: this.#layer, op, path, errno, err: messageOf(err) }, 'fuse: request failed');
+    this.#log.error({ layer: this.#layer, op, path, errno, code: findClipError(err)?.code, err: messageOf(err) }, 'fuse: request failed');
     return errno;
   }
 }

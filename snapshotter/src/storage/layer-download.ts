@@ -21,6 +21,7 @@ import type { BlobSource } from './blob-source.js';
 import { isAuthRefusal } from '../registry/index.js';
 import { preadFull, pwriteFull } from './file-io.js';
 import type { LayerRef } from './layer-reader.js';
+import { raceAbort } from '../util/abortable.js';
 import {
   ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_COMPRESSION, ATTR_CLIP_DOWNLOAD_ATTEMPT, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST,
   ATTR_CLIP_LAYER_SIZE, ATTR_CLIP_SOURCE, SPAN_LAYER_DECOMPRESS, SPAN_LAYER_DOWNLOAD, SPAN_LAYER_VERIFY, withSpan,
@@ -36,8 +37,13 @@ export interface LayerDownloadOptions {
   /** Retries after the first attempt. */
   maxRetries: number;
   retryBaseDelayMs: number;
-  /** An attempt that produces no bytes for this long is aborted (and retried). */
+  /**
+   * An attempt that receives fewer than `stallMinBytes` compressed bytes in this long is aborted
+   * (and retried): a registry that trickles a byte now and then is as stuck as a silent one.
+   */
   stallTimeoutMs: number;
+  /** Progress that counts against the stall timer; default 64 KiB. */
+  stallMinBytes?: number;
   /** Compressed bytes received from the registry, as they arrive (the layer ledger). */
   onFetched?: (bytes: number) => void;
 }
@@ -57,6 +63,9 @@ interface Waiter {
 }
 
 type State = { type: 'running' } | { type: 'done' } | { type: 'failed'; error: ClipError };
+
+/** Compressed bytes an attempt must receive per stall interval to count as progressing. */
+const DEFAULT_STALL_MIN_BYTES = 64 * 1024;
 
 let downloads = 0;
 // A unique temp name per download: a failed download's cleanup can never hit its successor's file.
@@ -193,11 +202,19 @@ export class LayerDownload {
     const { ref, blobs, stallTimeoutMs } = this.#o;
     const ac = new AbortController();
     const onOuterAbort = () => ac.abort(this.#abort.signal.reason);
+    // Aborted before this attempt began (while the partial file was being opened): never start it.
+    this.#abort.signal.throwIfAborted();
     this.#abort.signal.addEventListener('abort', onOuterAbort, { once: true });
+    const minBytes = this.#o.stallMinBytes ?? DEFAULT_STALL_MIN_BYTES;
     let stall: NodeJS.Timeout | undefined;
+    let sinceArmed = 0;
     const armStall = () => {
       clearTimeout(stall);
-      stall = setTimeout(() => ac.abort(unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${ref.diffId}: no data for ${stallTimeoutMs} ms`)), stallTimeoutMs);
+      sinceArmed = 0;
+      stall = setTimeout(
+        () => ac.abort(unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${ref.diffId}: fewer than ${minBytes} bytes in ${stallTimeoutMs} ms`)),
+        stallTimeoutMs,
+      );
     };
     try {
       armStall();
@@ -209,7 +226,6 @@ export class LayerDownload {
       const sink = new Writable({
         highWaterMark: 1 << 20,
         write: (chunk: Buffer, _enc, cb) => {
-          armStall();
           const start = produced;
           produced += chunk.length;
           hash.update(chunk);
@@ -221,6 +237,8 @@ export class LayerDownload {
         const counted = new Transform({
           transform: (chunk: Buffer, _enc, cb) => {
             this.#compressed += chunk.length;
+            sinceArmed += chunk.length;
+            if (sinceArmed >= minBytes) armStall();
             this.#o.onFetched?.(chunk.length);
             cb(null, chunk);
           },
@@ -269,16 +287,6 @@ export class LayerDownload {
     this.#fh = undefined;
     fh.close().catch(() => {});
   }
-}
-
-/** Reject as soon as `signal` aborts, even if `p` never settles (a hung connect). */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** A codec error means bad bytes (not retried); anything else is left for the retry loop. */

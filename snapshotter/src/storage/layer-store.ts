@@ -77,6 +77,10 @@ export interface LayerStoreOptions {
   clock?: Clock;
   /** Where completed layers are extracted to ordinary directories; default `<dirname(cacheDir)>/extracted`. */
   extractDir?: string;
+  /** Deadline of one Range request of a prefetch or a background completion batch (default 120 s). */
+  backgroundRequestTimeoutMs?: number;
+  /** How long a layer whose range read failed transiently (e.g. its deadline) uses the whole-layer path (default 30 s). */
+  rangeRetryAfterMs?: number;
 }
 
 interface LayerState {
@@ -94,7 +98,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'extractDir'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -143,6 +147,8 @@ export class LayerStore implements LayerReaderHost {
       ledger: this.ledger,
       adopt: (ref, path) => this.adopt(ref, path),
       clock: opts.clock,
+      backgroundRequestTimeoutMs: opts.backgroundRequestTimeoutMs,
+      transientCooldownMs: opts.rangeRetryAfterMs,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
@@ -279,8 +285,13 @@ export class LayerStore implements LayerReaderHost {
     return n;
   }
 
-  /** Disk → (a running download) → ContentCache → registry, one tier span each when traced. */
+  /**
+   * Disk → (a running download) → ContentCache → registry, one tier span each when traced. One
+   * deadline (`readTimeoutMs`) covers every wait of the read, whichever tiers it tries: a tier that
+   * used it up leaves nothing to the next, and the read fails `CLIP_LAYER_READ_TIMEOUT` (EIO).
+   */
   async #readTiers(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const deadline = AbortSignal.timeout(this.#o.readTimeoutMs);
     const served = (source: ReadSource, n: number | undefined): void => {
       if (n !== undefined) this.ledger.read(hex, source, n);
     };
@@ -296,7 +307,7 @@ export class LayerStore implements LayerReaderHost {
     const running = st.download;
     if (running && !running.failed && running.bytesOnDisk >= offset + len) {
       // Bytes the registry already delivered to a running download: still the registry tier.
-      const joinedRead = await traceTier('registry', st.ref, offset, len, () => running.read(buf, bufOffset, len, offset, AbortSignal.timeout(this.#o.readTimeoutMs)), {
+      const joinedRead = await traceTier('registry', st.ref, offset, len, () => this.#timed(st, offset, len, deadline, running.read(buf, bufOffset, len, offset, deadline)), {
         [ATTR_CLIP_DOWNLOAD_JOINED]: true,
       });
       served('registry', joinedRead);
@@ -307,12 +318,11 @@ export class LayerStore implements LayerReaderHost {
     served('content_cache', hit);
     if (hit !== undefined) return hit;
     if (this.#o.rangeReads && !st.download && this.#range.usable(hex, st.ref)) {
-      const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
-      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, signal), served);
+      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, deadline), served);
       if (ranged !== undefined) return ranged;
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
-    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset), joined);
+    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset, deadline), joined);
     served('registry', fromRegistry);
     return fromRegistry;
   }
@@ -372,14 +382,22 @@ export class LayerStore implements LayerReaderHost {
     });
   }
 
-  async #readRegistry(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+  /**
+   * Wait for a download to bring the range. A download is started even when the read's deadline
+   * already passed (spent on the range tier): the layer must keep working once its registry recovers.
+   */
+  #readRegistry(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number, deadline: AbortSignal): Promise<number> {
     const download = st.download && !st.download.failed ? st.download : this.#startDownload(hex, st);
-    const signal = AbortSignal.timeout(this.#o.readTimeoutMs);
+    return this.#timed(st, offset, len, deadline, download.read(buf, bufOffset, len, offset, deadline));
+  }
+
+  /** A wait on a download, its failures typed: the deadline's end is `CLIP_LAYER_READ_TIMEOUT`. */
+  async #timed(st: LayerState, offset: number, len: number, deadline: AbortSignal, read: Promise<number>): Promise<number> {
     try {
-      return await download.read(buf, bufOffset, len, offset, signal);
+      return await read;
     } catch (err) {
       if (err instanceof ClipError) throw err;
-      if (signal.aborted) {
+      if (deadline.aborted) {
         throw unavailable('CLIP_LAYER_READ_TIMEOUT', `layer ${st.ref.diffId}: bytes ${offset}+${len} not available within ${this.#o.readTimeoutMs} ms`, err);
       }
       throw unavailable('CLIP_LAYER_FETCH_FAILED', `layer ${st.ref.diffId}: ${messageOf(err)}`, err);

@@ -14,6 +14,7 @@ import type { Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
 import { boundedMap } from '../util/bounded-map.js';
+import { withTimeout } from '../util/abortable.js';
 import type { BlobSource } from './blob-source.js';
 import { isAuthRefusal } from '../registry/index.js';
 import type { ContentCacheTier } from './content-cache-tier.js';
@@ -39,8 +40,8 @@ interface RangeLayer {
 /** An uncompressed byte range [start, end). */
 export type ByteRange = readonly [number, number];
 
-/** How long a transient failure keeps a layer on the whole-layer path. */
-const TRANSIENT_COOLDOWN_MS = 30_000;
+const DEFAULT_TRANSIENT_COOLDOWN_MS = 30_000;
+const DEFAULT_BACKGROUND_REQUEST_TIMEOUT_MS = 120_000;
 /** Concurrent Range requests of one prefetch. */
 const PREFETCH_CONCURRENCY = 3;
 
@@ -66,6 +67,13 @@ export interface RangeTierOptions {
   adopt: AdoptLayer;
   /** Cool-downs, the idle wait and the completion rate run on it; tests inject one. */
   clock?: Clock;
+  /**
+   * Deadline of one Range request no reader waits for (a prefetch run, a completion batch);
+   * default 120 s. On-demand reads carry their own read's deadline.
+   */
+  backgroundRequestTimeoutMs?: number;
+  /** How long a transient failure keeps a layer on the whole-layer path; default 30 s. */
+  transientCooldownMs?: number;
 }
 
 /** Sparse layers, one per diffID, under `<dir>/<hex>`. */
@@ -80,9 +88,13 @@ export class RangeTier {
   #made: Promise<unknown> | undefined;
   /** When an on-demand read or a prefetch last had to fetch spans (any layer: they share the link). */
   #lastDemand = 0;
+  readonly #cooldownMs: number;
+  readonly #requestTimeoutMs: number;
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
+    this.#cooldownMs = o.transientCooldownMs ?? DEFAULT_TRANSIENT_COOLDOWN_MS;
+    this.#requestTimeoutMs = o.backgroundRequestTimeoutMs ?? DEFAULT_BACKGROUND_REQUEST_TIMEOUT_MS;
     this.#dir = o.dir;
     this.#blobs = o.blobs;
     this.#log = o.log;
@@ -151,7 +163,7 @@ export class RangeTier {
       const shared = layer.sharedBytes;
       this.#lastDemand = this.#clock.nowMs();
       await boundedMap(runs, PREFETCH_CONCURRENCY, async ([first, last]) => {
-        await layer.ensure(first, last, signal);
+        await layer.ensure(first, last, withTimeout(signal, this.#requestTimeoutMs));
         this.#lastDemand = this.#clock.nowMs();
       }, signal);
       this.#o.ledger?.fetched(hex, 'prefetch', layer.fetchedBytes - before);
@@ -204,8 +216,8 @@ export class RangeTier {
     if (st.disabled) return;
     const code = (err as { code?: string }).code;
     if (signal.aborted || kindOf(err) === 'unavailable' || isAuthRefusal(err)) {
-      st.retryAt = this.#clock.nowMs() + TRANSIENT_COOLDOWN_MS;
-      this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code, retry_in_ms: TRANSIENT_COOLDOWN_MS }, 'range read failed; this layer uses the whole-layer path for now');
+      st.retryAt = this.#clock.nowMs() + this.#cooldownMs;
+      this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err), code, retry_in_ms: this.#cooldownMs }, 'range read failed; this layer uses the whole-layer path for now');
       return;
     }
     st.disabled = true;
@@ -297,7 +309,7 @@ export class RangeTier {
         await this.#waitIdle();
         // On-demand reads during the wait are theirs, not the completion's.
         counted = layer.fetchedBytes;
-      }, this.#clock).finally(account);
+      }, this.#clock, this.#requestTimeoutMs).finally(account);
       const path = join(this.#dir, hex);
       const actual = `sha256:${await hashFile(path)}`;
       if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIFF_ID_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);

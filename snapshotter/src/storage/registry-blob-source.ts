@@ -22,9 +22,18 @@ export class RegistryBlobSource implements BlobSource {
 
   async fetchRange(ref: LayerRef, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
     const blob = await this.#client.fetchBlob(repoOf(ref), ref.digest, { range: { offset: start, length: end - start }, signal });
-    const parts: Buffer[] = [];
-    for await (const chunk of blob.stream) parts.push(chunk as Buffer);
-    return Buffer.concat(parts);
+    // The deadline covers the body too: a registry trickling a byte now and then never trips an
+    // idle-body timeout, so the stream is torn down when the signal fires, whatever the transport does.
+    const onAbort = (): void => void blob.stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const parts: Buffer[] = [];
+      for await (const chunk of blob.stream) parts.push(chunk as Buffer);
+      return Buffer.concat(parts);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   async exists(ref: LayerRef, signal: AbortSignal): Promise<boolean> {

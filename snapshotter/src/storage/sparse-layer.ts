@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { ClipError, dataCorrupt, findClipError } from '../errors/index.js';
+import { ClipError, dataCorrupt, findClipError, isKind, messageOf, unavailable } from '../errors/index.js';
+import { raceAbort } from '../util/abortable.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import {
@@ -133,10 +134,30 @@ export class SparseLayer {
   }
 
   /**
-   * Make spans first..last present (fetching runs of missing ones), waiting for any in flight.
+   * Make spans first..last present (fetching runs of missing ones), waiting for any in flight —
+   * every wait, joined or own, ends when `signal` aborts (`CLIP_RANGE_FETCH_TIMEOUT`, unavailable).
    * `offer` = false keeps what this call fetches out of the share (background completion).
    */
   async ensure(first: number, last: number, signal: AbortSignal, offer = true): Promise<void> {
+    try {
+      await this.#ensure(first, last, signal, offer);
+    } catch (err) {
+      throw this.#timedOut(err, signal, first, last);
+    }
+  }
+
+  /**
+   * A deadline (this wait's, or that of the fetch it joined) is a transient failure with its own
+   * code, whatever the transport made of the abort.
+   */
+  #timedOut(err: unknown, signal: AbortSignal, first: number, last: number): unknown {
+    const aborted = signal.aborted || (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError'));
+    if (!aborted || (err instanceof ClipError && err.code === 'CLIP_RANGE_FETCH_TIMEOUT')) return err;
+    if (isKind(err, 'data_corrupt')) return err;
+    return unavailable('CLIP_RANGE_FETCH_TIMEOUT', `${this.codec.name} spans ${first}-${last} of ${this.#o.path} not fetched within the deadline (${messageOf(err)})`, err);
+  }
+
+  async #ensure(first: number, last: number, signal: AbortSignal, offer: boolean): Promise<void> {
     const waits: Array<Promise<void>> = [];
     let run: number[] = [];
     const flush = (): void => {
@@ -161,7 +182,8 @@ export class SparseLayer {
       }
     }
     flush();
-    await Promise.all(waits);
+    // A fetch this call joined runs on its starter's deadline; this caller waits only until its own.
+    await raceAbort(Promise.all(waits), signal);
   }
 
   /** Whether every span is present. */
@@ -174,7 +196,10 @@ export class SparseLayer {
    * while on-demand fetches are in flight so they keep the link, and awaiting `waitIdle` (if
    * given) before each batch. Resolves when all are present.
    */
-  async fill(bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024, waitIdle?: () => Promise<void>, clock: Clock = systemClock): Promise<void> {
+  async fill(
+    bytesPerSec: number, signal: AbortSignal, batchBytes = 1024 * 1024, waitIdle?: () => Promise<void>, clock: Clock = systemClock,
+    batchTimeoutMs?: number,
+  ): Promise<void> {
     const t = this.table;
     for (let i = 0; i < t.points.length; ) {
       signal.throwIfAborted();
@@ -192,8 +217,10 @@ export class SparseLayer {
       while (j + 1 < t.points.length && this.#state[j + 1] === ABSENT && this.codec.compressedRange(j + 1).end - start <= batchBytes) j++;
       const before = this.fetchedBytes;
       const started = clock.nowMs();
-      // Not offered to the share: the completed layer is published whole, once.
-      await this.ensure(i, j, signal, false);
+      // Not offered to the share: the completed layer is published whole, once. Each batch has
+      // its own deadline, so a registry that trickles cannot hold the completion forever.
+      const batchSignal = batchTimeoutMs === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(batchTimeoutMs)]);
+      await this.ensure(i, j, batchSignal, false);
       const owed = ((this.fetchedBytes - before) / bytesPerSec) * 1000 - (clock.nowMs() - started);
       if (owed > 0) await clock.sleep(owed, signal);
       i = j + 1;

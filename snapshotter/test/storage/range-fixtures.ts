@@ -30,12 +30,14 @@ export class RangeBlobSource extends FakeBlobSource {
   /** Other blobs of the repository (window packs), by digest; their ranges go to `otherRanges`. */
   readonly others = new Map<string, Buffer>();
   otherRanges: Array<[string, number, number]> = [];
+  /** Range answers never come (a registry that trickles or stalls); the request ends only when its signal aborts. */
+  hangRanges = false;
   readonly #blob: Buffer;
   constructor(layer: TestLayer) {
     super([layer]);
     this.#blob = layer.blob;
   }
-  async fetchRange(ref: LayerRef, start: number, end: number): Promise<Buffer> {
+  async fetchRange(ref: LayerRef, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
     const other = this.others.get(ref.digest);
     if (other) {
       this.otherRanges.push([ref.digest, start, end]);
@@ -45,6 +47,9 @@ export class RangeBlobSource extends FakeBlobSource {
     if (this.failNext > 0) {
       this.failNext--;
       throw new ClipError('unavailable', 'CLIP_REGISTRY_UNAVAILABLE', 'registry.test: connection refused');
+    }
+    if (this.hangRanges && signal) {
+      await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
     }
     if (this.ignoreRange) throw new ClipError('failed_precondition', 'CLIP_REGISTRY_RANGE_UNSUPPORTED', 'the registry ignored the Range header');
     return Buffer.from(this.#blob.subarray(start, end));
