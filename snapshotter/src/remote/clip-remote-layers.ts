@@ -142,6 +142,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     }
     const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), log: ctx.log };
     this.#mounted.set(mountpoint, m);
+    this.#o.store.extracted?.claim(m.hex);
     setMountedLayers(this.#mounted.size);
     if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
@@ -246,6 +247,8 @@ export class ClipRemoteLayers implements RemoteLayers {
     const m = this.#mounted.get(mountpoint);
     if (!m) return;
     this.#mounted.delete(mountpoint);
+    // Another registration of the same layer (another namespace's snapshot) keeps it claimed.
+    if (![...this.#mounted.values()].some((o) => o.hex === m.hex)) this.#o.store.extracted?.release(m.hex);
     if (!m.fs) {
       this.#o.store.extracted?.unpin(m.hex);
       setMountedLayers(this.#mounted.size);

@@ -3,8 +3,9 @@
  * lower-dir form, `<dir>/<hex>/record.json` says it is complete. A layer is extracted into
  * `<dir>/.tmp-<hex>-<pid>-<n>`, flushed (syncfs), and renamed into place, so a crash mid-way leaves
  * only a temp dir, deleted at the next start; a `<hex>` dir without a valid record is deleted too.
- * Counted in the disk cache's size limit; a dir something pins (a layer whose snapshot uses it)
- * is never evicted.
+ * Counted in the disk cache's size limit. Only a dir `release`d in this process can be evicted:
+ * one found at start may be a running container's lower dir until its layer is registered again
+ * (and then released when its snapshot is removed); a pinned one never is.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -44,6 +45,8 @@ export class ExtractedLayers {
   readonly #done = new Map<string, Extracted>();
   readonly #running = new Map<string, Promise<string | undefined>>();
   readonly #pins = new Map<string, number>();
+  /** Layers whose snapshot is gone in this process: their dirs may be evicted. */
+  readonly #released = new Set<string>();
   #seq = 0;
   #totalBytes = 0;
 
@@ -118,6 +121,17 @@ export class ExtractedLayers {
   /** Keep a layer's dir out of eviction until as many `unpin`s. */
   pin(hex: string): void {
     this.#pins.set(hex, (this.#pins.get(hex) ?? 0) + 1);
+    this.#released.delete(hex);
+  }
+
+  /** The layer is no longer registered (its snapshot was removed): its dir may be evicted. */
+  release(hex: string): void {
+    this.#released.add(hex);
+  }
+
+  /** A layer registered again (mounted): not evictable until released again. */
+  claim(hex: string): void {
+    this.#released.delete(hex);
   }
 
   unpin(hex: string): void {
@@ -135,11 +149,12 @@ export class ExtractedLayers {
     return [...this.#done.entries()].sort((a, b) => a[1].lastUsedMs - b[1].lastUsedMs).map(([hex, e]) => ({ hex, bytes: e.bytes }));
   }
 
-  /** Delete an extracted layer that is not pinned; false when it is. */
+  /** Delete an extracted layer that was released and is not pinned; false otherwise. */
   async evict(hex: string): Promise<boolean> {
     const e = this.#done.get(hex);
-    if (!e || this.pinned(hex)) return false;
+    if (!e || this.pinned(hex) || !this.#released.has(hex)) return false;
     this.#done.delete(hex);
+    this.#released.delete(hex);
     this.#totalBytes -= e.bytes;
     // Out of the name first (atomic), so a crash mid-delete leaves a temp dir, never a half layer.
     const doomed = join(this.dir, `.tmp-${hex}-evict-${process.pid}-${++this.#seq}`);

@@ -235,10 +235,12 @@ t.test('ExtractedLayers: atomic publish, crash leftovers removed, complete dirs 
   t.same((await readdir(dir)).sort(), [hexA], 'half-made dirs are deleted at start');
   t.equal(again.totalBytes, layers.totalBytes, 'its size comes from the record');
 
+  t.equal(await again.evict(hexA), false, 'a dir found at start is not evicted before its layer is released (a running container may use it)');
   again.pin(hexA);
+  again.release(hexA);
   t.equal(await again.evict(hexA), false, 'a pinned dir is not evicted');
   again.unpin(hexA);
-  t.equal(await again.evict(hexA), true);
+  t.equal(await again.evict(hexA), true, 'released and unpinned: evicted');
   t.same(await readdir(dir), [], 'evicted dir removed');
   t.equal(again.totalBytes, 0);
 });
@@ -249,7 +251,10 @@ t.test('eviction counts extracted layers, takes them last, and never one that is
   await layers.start();
   const src = await indexed(tar(member({ name: 'f', mode: 0o644 }, Buffer.alloc(40_000, 1))));
   const [h1, h2, h3] = ['1', '2', '3'].map((c) => c.repeat(64)) as [string, string, string];
-  for (const hex of [h1, h2, h3]) await layers.extract({ hex, ...src });
+  for (const hex of [h1, h2, h3]) {
+    await layers.extract({ hex, ...src });
+    layers.release(hex);
+  }
   const each = layers.totalBytes / 3;
   layers.pin(h2);
   const removed: string[] = [];
