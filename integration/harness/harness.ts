@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killShimsOf, startContainerd, type Containerd, type ContainerdOptions } from './containerd.js';
 import { mountsUnder, unmountAllUnder } from './mounts.js';
-import { startRegistry, type Registry, type RegistryTls } from './registry.js';
+import { startRegistry, type Registry, type RegistryOptions, type RegistryTls } from './registry.js';
 import { startSnapshotter, type Snapshotter } from './snapshotter.js';
 import { startJaeger, type Jaeger } from './jaeger.js';
 
@@ -18,6 +18,8 @@ export interface HarnessStartRegistryOptions {
   /** Directory name under the temp root (default `registry`); give each registry of a test its own. */
   name?: string;
   htpasswd?: { username: string; password: string };
+  /** Bearer tokens from a token service (`startTokenServer`). */
+  token?: RegistryOptions['token'];
   tls?: RegistryTls;
 }
 
@@ -51,7 +53,7 @@ export class Harness {
   }
 
   async startRegistry(opts: HarnessStartRegistryOptions = {}): Promise<Registry> {
-    const reg = await startRegistry({ dir: join(this.root, opts.name ?? 'registry'), htpasswd: opts.htpasswd, tls: opts.tls });
+    const reg = await startRegistry({ dir: join(this.root, opts.name ?? 'registry'), htpasswd: opts.htpasswd, tls: opts.tls, token: opts.token });
     this.#stops.push(() => reg.stop());
     return reg;
   }

@@ -2,6 +2,8 @@ export { Harness, createHarness } from './harness.js';
 export type { TeardownHost, HarnessStartRegistryOptions, HarnessStartContainerdOptions, HarnessStartSnapshotterOptions } from './harness.js';
 export { startRegistry } from './registry.js';
 export type { Registry, RegistryOptions, RegistryTls } from './registry.js';
+export { startTokenServer } from './token-server.js';
+export type { IssuedToken, TokenServer, TokenServerOptions } from './token-server.js';
 export { makeTestPki } from './test-pki.js';
 export { daemonConfigToml } from './daemon-config.js';
 export type { DaemonConfig } from './daemon-config.js';

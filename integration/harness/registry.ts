@@ -1,6 +1,7 @@
 /**
  * A private docker-registry (distribution 2.8.2) on a loopback port with filesystem storage;
- * optionally basic auth (htpasswd), TLS, and TLS that requires a client certificate.
+ * optionally basic auth (htpasswd) or bearer tokens from a token service (token-server.ts), TLS,
+ * and TLS that requires a client certificate.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ export interface RegistryOptions {
   dir: string;
   /** Require basic auth with these credentials. */
   htpasswd?: { username: string; password: string };
+  /** Require bearer tokens from this token service (`auth: token`; see token-server.ts). */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   /** Listen here instead of 127.0.0.1 and a free port (e.g. an address inside a network namespace). */
   listen?: { host: string; port: number };
   /** Run docker-registry under this command (e.g. `['ip', 'netns', 'exec', NS]`, which execs it). */
@@ -54,8 +57,12 @@ export interface Registry {
   start(): Promise<void>;
 }
 
-function configYaml(storageDir: string, host: string, port: number, htpasswdPath?: string, tls?: RegistryTls): string {
-  const auth = htpasswdPath ? `auth:\n  htpasswd:\n    realm: clip-test\n    path: ${htpasswdPath}\n` : '';
+function configYaml(storageDir: string, host: string, port: number, htpasswdPath?: string, tls?: RegistryTls, token?: RegistryOptions['token']): string {
+  const auth = htpasswdPath
+    ? `auth:\n  htpasswd:\n    realm: clip-test\n    path: ${htpasswdPath}\n`
+    : token
+      ? `auth:\n  token:\n    realm: ${token.realm}\n    service: ${token.service}\n    issuer: ${token.issuer}\n    rootcertbundle: ${token.rootCertBundle}\n`
+      : '';
   const tlsYaml = tls
     ? `  tls:\n    certificate: ${tls.certPath}\n    key: ${tls.keyPath}\n${tls.clientCaPath ? `    clientcas:\n      - ${tls.clientCaPath}\n` : ''}`
     : '';
@@ -104,7 +111,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   const host = opts.listen?.host ?? '127.0.0.1';
   const port = opts.listen?.port ?? (await freePort());
   const cfgPath = join(opts.dir, 'config.yml');
-  writeFileSync(cfgPath, configYaml(storageDir, host, port, htpasswdPath, opts.tls));
+  writeFileSync(cfgPath, configYaml(storageDir, host, port, htpasswdPath, opts.tls, opts.token));
   const logPath = join(opts.dir, 'registry.log');
   const [command, ...prefixArgs] = [...(opts.commandPrefix ?? []), 'docker-registry'];
   const proc = new ManagedProcess({ command: command!, args: [...prefixArgs, 'serve', cfgPath], logPath });
