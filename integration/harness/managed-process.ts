@@ -15,6 +15,19 @@ process.on('exit', () => {
   }
 });
 
+/**
+ * Kill `pid` too when the test process exits: for processes our children start that are not our
+ * children (the FUSE server the daemon starts in its own session).
+ */
+export function reapOnExit(pid: number): void {
+  live.add(pid);
+}
+
+/** Forget a process `reapOnExit` was told about (it was stopped). */
+export function forgetReap(pid: number): void {
+  live.delete(pid);
+}
+
 export interface ManagedProcessOptions {
   command: string;
   args: string[];

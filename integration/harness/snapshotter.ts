@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ManagedProcess } from './managed-process.js';
+import { ManagedProcess, forgetReap, reapOnExit } from './managed-process.js';
 import { runCommand, type CommandResult, type RunOptions } from './run-command.js';
 import { unmountAllUnder } from './mounts.js';
 import { socketAccepts, waitUntil, WaitAborted } from './wait.js';
@@ -51,8 +51,23 @@ export interface Snapshotter {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
   /** Start again after kill/stop (or stop first with SIGTERM) and wait for the socket. */
   restart(): Promise<void>;
+  /** Stop the daemon and the FUSE server (SIGTERM), then unmount whatever is left under the root. */
   stop(): Promise<void>;
   log(): string;
+  /** The pid of the FUSE server serving this daemon's layers (separate mode), from its pid file. */
+  fuseServerPid(): number | undefined;
+  /** Signal the FUSE server and wait until it has exited (SIGKILL after 20 s of SIGTERM). */
+  killFuseServer(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** True while `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Start the daemon and wait until its socket accepts connections. */
@@ -69,6 +84,28 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
       return socketAccepts(opts.address);
     }, 30_000);
   await ready();
+  // The daemon's FUSE server (separate mode) writes its pid beside the sockets; it is not our child.
+  const pidFile = join(dirname(opts.address), 'fuse-server.pid');
+  const fuseServerPid = (): number | undefined => {
+    if (!existsSync(pidFile)) return undefined;
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+  };
+  const trackFuseServer = (): void => {
+    const pid = fuseServerPid();
+    if (pid !== undefined) reapOnExit(pid);
+  };
+  trackFuseServer();
+  const killFuseServer = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const pid = fuseServerPid();
+    if (pid === undefined) return;
+    process.kill(pid, signal);
+    await waitUntil(`FUSE server ${pid} exits`, async () => !alive(pid), 20_000).catch(async () => {
+      process.kill(pid, 'SIGKILL');
+      await waitUntil(`FUSE server ${pid} exits after SIGKILL`, async () => !alive(pid), 10_000);
+    });
+    forgetReap(pid);
+  };
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
     await proc.stop(signal, 10_000);
     return proc.exited;
@@ -85,11 +122,15 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
       await kill('SIGTERM');
       proc.respawn();
       await ready();
+      trackFuseServer();
     },
     stop: async () => {
       await kill('SIGTERM');
+      await killFuseServer('SIGTERM');
       await unmountAllUnder(opts.root);
     },
     log,
+    fuseServerPid,
+    killFuseServer,
   };
 }

@@ -1,168 +1,133 @@
 /**
- * Assembling the daemon from its config: registry client, ContentCache, layer store, index
- * resolution, lazy layers, the snapshotter and its gRPC server — each built once and handed down,
- * so nothing reads config on its own and the ContentCache provably reaches the storage layer.
+ * Assembling the daemon from its config: the snapshotter and its gRPC server, over lazy layers
+ * served either by a separate FUSE server (`[fuse_server] mode = "separate"`, the default: FUSE
+ * mounts outlive the daemon) or by the read path inside this process (`in_process`).
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
-import { CapturedCredentials, startCriProxy } from '../cri/index.js';
-import { ContainerdClient, ContentStoreLayerResolver, hostFromImages } from '../containerd/index.js';
-import { contentCacheStoreOptions, type ContentCache } from '../contentcache/index.js';
 import { messageOf } from '../errors/index.js';
+import { FuseServerClient, SocketRemoteLayers, ensureFuseServer, socketAnswers } from '../fuseserver/index.js';
 import type { Logger } from '../log/index.js';
-import { RegistryClient, restorePort } from '../registry/index.js';
-import { registryClientOptions } from './registry-options.js';
-import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/index.js';
 import { serveSnapshots, stopServer } from '../service/index.js';
-import { Snapshotter } from '../snapshots/index.js';
-import { LayerStore, RegistryBlobSource } from '../storage/index.js';
-import { StartTraces, recordFallback, recordVerificationFailure, setLayerMetricsSource } from '../telemetry/index.js';
-import { layerMetricsSamples, serveStatus, startTraceHooks, statusSocketPath } from '../status/index.js';
-import { randomAccessObserver } from '../zran/index.js';
-import { StartProfiles } from '../prefetch/index.js';
-import { clipLimitsOf } from './clip-limits.js';
+import { Snapshotter, type RemoteLayers } from '../snapshots/index.js';
+import { StartTraces, recordFallback } from '../telemetry/index.js';
+import { serveStatus, statusSocketPath } from '../status/index.js';
+import { openReadPath, type ReadPath } from './read-path.js';
 
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
   server: grpc.Server;
   snapshotter: Snapshotter;
-  remote: ClipRemoteLayers;
-  store: LayerStore;
-  contentCache: ContentCache;
-  registry: RegistryClient;
-  /** The status endpoint's unix socket (`clip-snapshotter status`). */
+  remote: RemoteLayers;
+  /** The read path, when this process serves FUSE itself (`in_process`). */
+  readPath: ReadPath | undefined;
+  /** The status endpoint's unix socket (`clip-snapshotter status`), served here or by the FUSE server. */
   statusAddress: string;
   stop(): Promise<void>;
 }
 
-/** A chain-ID resolver per containerd namespace, created on first use. */
-function chainResolver(cfg: Config, log: Logger): ChainResolver {
-  const byNamespace = new Map<string, { client: ContainerdClient; resolver: ContentStoreLayerResolver }>();
-  return async (chainId, namespace) => {
-    let r = byNamespace.get(namespace);
-    if (!r) {
-      const client = new ContainerdClient({ address: cfg.containerdAddress, namespace, timeoutMs: 10_000, logger: log });
-      r = { client, resolver: new ContentStoreLayerResolver({ client, logger: log }) };
-      byNamespace.set(namespace, r);
-    }
-    const found = await r.resolver.resolve(chainId);
-    if (!found) return undefined;
-    // The content source lost the port: hosts.toml first (the operator's word), then the names in
-    // containerd's image store.
-    let host = await restorePort(found.host, cfg.registry.configPath);
-    if (!host.includes(':')) {
-      const images = await r.client.listImages().catch((err: unknown) => {
-        log.debug({ namespace, err: messageOf(err) }, 'image list for the registry port failed');
-        return [];
-      });
-      const fromStore = hostFromImages(images, found.host, found.repository, found.manifestDigest);
-      if (fromStore && fromStore !== host) log.debug({ host: found.host, registry: fromStore }, 'registry port from the image store');
-      host = fromStore ?? host;
-    }
-    return { ref: `${host}/${found.repository}@${found.manifestDigest}`, layerDigest: found.layerDigest, manifestDigest: found.manifestDigest };
-  };
+/** How the daemon starts a FUSE server when none answers. */
+export interface FuseServerCommand {
+  command: string;
+  args: string[];
 }
 
-/** Start the daemon: open state, re-mount lazy layers in the background, serve. */
-export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
-  // Pull secrets the kubelet sends through the CRI proxy: the first credential source, the most
-  // specific one (per repository, per pull).
-  const criCredentials = cfg.cri.enabled
-    ? new CapturedCredentials({ ttlMs: cfg.cri.credentialTtlS * 1000, maxEntries: cfg.cri.maxCredentials, maxBytes: cfg.cri.maxCredentialBytes })
-    : undefined;
-  // The layer store retries whole downloads itself; one retry here keeps the bound tight.
-  const registry = new RegistryClient(registryClientOptions(cfg.registry, log, {
-    maxRetries: Math.min(cfg.registry.maxRetries, 1),
-    ...(criCredentials ? { credentialSources: [criCredentials] } : {}),
-  }));
-  // The one ContentCache of the daemon: handed to the layer store (reads, publishes) and to index
-  // resolution (indexes shared across nodes), never created anywhere else.
-  const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log, process.env, (kind) =>
-    recordVerificationFailure('content_cache', kind),
-  );
-  const store = await LayerStore.create({
-    cacheDir: join(cfg.root, 'cache', 'layers'),
-    maxSizeBytes: cfg.cache.maxSizeBytes,
-    blobs: new RegistryBlobSource(registry),
-    contentCache,
-    onContentCacheUnavailable,
-    log,
-    maxRetries: cfg.registry.maxRetries,
-    readTimeoutMs: cfg.reads.timeoutMs,
-    stallTimeoutMs: cfg.reads.stallTimeoutMs,
-    backgroundRequestTimeoutMs: cfg.reads.backgroundRequestTimeoutMs,
-    rangeRetryAfterMs: cfg.reads.rangeRetryAfterMs,
-    rangeReads: cfg.index.rangeReads,
-    rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
-    rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
-  });
-  setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
-  const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });
-  // Start profiles live in the ContentCache: without one there is nowhere to share them.
-  const profiles = cfg.prefetch.enabled && contentCache.name !== 'none'
-    ? new StartProfiles({ contentCache, store, recordWindowMs: cfg.prefetch.recordWindowMs, maxBytes: cfg.prefetch.maxBytes, log })
-    : undefined;
-  const indexes = new IndexResolver({
-    cacheDir: join(cfg.root, 'cache', 'indexes'),
-    contentCache,
-    registry,
-    buildMissing: cfg.index.buildMissing,
-    limits: clipLimitsOf(cfg),
-    findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
-    keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
-    // No gzip checkpoints here: this node downloads the whole layer to index it (and shares it
-    // through the ContentCache), and with nowhere to publish a window pack they would sit inline,
-    // making the index ~15 % of the layer at the default span. zstd frame tables cost ~100 B a span.
-    ...(cfg.index.zstdFrameTables
-      ? { compressedObserver: () => randomAccessObserver({ gzip: false, zstd: true, spanBytes: cfg.index.checkpointSpanBytes, minLayerBytes: cfg.index.checkpointMinLayerBytes, logger: log }) }
-      : {}),
-    ledger: store.ledger,
-    log,
-  });
-  const remote = new ClipRemoteLayers({
-    store,
-    indexes,
-    resolveChain: chainResolver(cfg, log),
-    defaultNamespace: cfg.containerdNamespace,
-    starts,
-    ...(profiles ? { profiles } : {}),
-    extractCompleted: cfg.cache.extractCompleted,
-    // A layer just extracted: its FUSE mount may retire if no container reads through it.
-    onExtracted: () => void snapshotterRef?.retireIdle(),
-  });
+/** The FUSE server's socket for a config. */
+export function fuseServerAddress(cfg: Config): string {
+  return cfg.fuseServer.address !== '' ? cfg.fuseServer.address : join(dirname(cfg.address), 'fuse.sock');
+}
+
+/** Start the daemon: open state, re-attach to (or re-mount) lazy layers in the background, serve. */
+export async function startDaemon(cfg: Config, log: Logger, fuseServer?: FuseServerCommand): Promise<Daemon> {
+  return cfg.fuseServer.mode === 'in_process' ? startInProcess(cfg, log) : startSeparate(cfg, log, fuseServer);
+}
+
+async function startInProcess(cfg: Config, log: Logger): Promise<Daemon> {
   let snapshotterRef: Snapshotter | undefined;
-  const snapshotter = await Snapshotter.open({
+  // A layer just extracted: its FUSE mount may retire if no container reads through it.
+  const readPath = await openReadPath(cfg, log, () => void snapshotterRef?.retireIdle());
+  const snapshotter = await Snapshotter.open({ root: cfg.root, remote: readPath.remote, log, onFallback: (code) => recordFallback(code) });
+  snapshotterRef = snapshotter;
+  restoreInBackground(snapshotter, log);
+  const server = await serveSnapshots(snapshotter, cfg.address, log, readPath.starts);
+  const statusAddress = statusSocketPath(cfg.address, cfg.statusAddress);
+  const closeStatus = await serveStatus(statusAddress, { mounted: () => readPath.remote.mountedLayers(), store: readPath.store }, log);
+  const stop = async (): Promise<void> => {
+    await stopServer(server);
+    await closeStatus();
+    await readPath.close(log);
+    snapshotter.close();
+  };
+  return { server, snapshotter, remote: readPath.remote, readPath, statusAddress, stop };
+}
+
+async function startSeparate(cfg: Config, log: Logger, command: FuseServerCommand | undefined): Promise<Daemon> {
+  const address = fuseServerAddress(cfg);
+  const ensure = (): Promise<number | undefined> =>
+    ensureFuseServer({ address, spawn: cfg.fuseServer.spawn && command !== undefined, command: command?.command ?? '', args: command?.args ?? [], log });
+  let snapshotter: Snapshotter | undefined;
+  let stopping = false;
+  const client = new FuseServerClient({
+    address,
+    log,
+    // A new instance after the first: the old FUSE server died and its mounts with it.
+    onNewInstance: (_instance, previous) => {
+      if (previous !== undefined && snapshotter) restoreInBackground(snapshotter, log);
+    },
+    onClose: () => {
+      if (!stopping) void reattach();
+    },
+    // A layer extracted in the FUSE server: its FUSE mount may retire if no container reads through it.
+    onEvent: () => void snapshotter?.retireIdle(),
+  });
+  // Started on the first mount (a restart with lazy layers to restore mounts at once): a daemon
+  // that never serves a lazy layer runs no FUSE server.
+  const remote = new SocketRemoteLayers(client, {}, {
+    answers: () => socketAnswers(address),
+    ensure: async () => {
+      await ensure();
+    },
+  });
+  // Re-attach at once when the FUSE server goes away, so its layers come back before anyone asks.
+  const reattach = async (): Promise<void> => {
+    for (let delay = 100; !stopping; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        await ensure();
+        await remote.served();
+        return;
+      } catch (err) {
+        log.warn({ err: messageOf(err) }, 'FUSE server not back yet');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  };
+  snapshotter = await Snapshotter.open({
     root: cfg.root,
     remote,
     log,
-    onFallback: (code) => recordFallback(code),
+    onFallback: (code) => {
+      remote.recordFallback(code).catch((err: unknown) => log.debug({ err: messageOf(err) }, 'fallback not counted'));
+    },
   });
-  snapshotterRef = snapshotter;
+  restoreInBackground(snapshotter, log);
+  // Start traces of RPCs only: the reads they would join happen in the FUSE server.
+  const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs });
+  const server = await serveSnapshots(snapshotter, cfg.address, log, starts);
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    await stopServer(server);
+    starts.closeAll();
+    // The FUSE server keeps serving every mounted layer: containers never see the daemon stop.
+    client.close();
+    snapshotter?.close();
+  };
+  return { server, snapshotter, remote, readPath: undefined, statusAddress: statusSocketPath(cfg.address, cfg.statusAddress), stop };
+}
+
+function restoreInBackground(snapshotter: Snapshotter, log: Logger): void {
   snapshotter.restoreRemote().then(
-    (r) => log.info({ mounted: r.mounted, failed: r.failed }, 'lazy layers restored'),
+    (r) => log.info({ mounted: r.mounted, kept: r.kept, failed: r.failed }, 'lazy layers restored'),
     (err: unknown) => log.error({ err: messageOf(err) }, 'restoring lazy layers failed'),
   );
-  const server = await serveSnapshots(snapshotter, cfg.address, log, starts);
-  const criProxy = criCredentials
-    ? await startCriProxy({ listen: cfg.cri.address, containerdAddress: cfg.cri.containerdAddress, credentials: criCredentials, log })
-    : undefined;
-  const statusAddress = statusSocketPath(cfg.address, cfg.statusAddress);
-  const closeStatus = await serveStatus(statusAddress, { mounted: () => remote.mountedLayers(), store }, log);
-  const stop = async (): Promise<void> => {
-    await criProxy?.stop();
-    await stopServer(server);
-    await closeStatus();
-    // Before the exporter's last flush: open start traces end with their summaries.
-    starts.closeAll();
-    // Mounts left behind would answer "transport endpoint is not connected" until the next start.
-    await remote.unmountAll(log);
-    snapshotter.close();
-    await profiles?.close();
-    await store.close();
-    await contentCache.close();
-    await registry.close();
-  };
-  return { server, snapshotter, remote, store, contentCache, registry, statusAddress, stop };
 }

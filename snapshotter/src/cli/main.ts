@@ -13,6 +13,9 @@ const USAGE = `usage: clip-snapshotter <command> [flags]
 commands:
   serve    run the snapshotter daemon
            [--config FILE] [--root DIR] [--address SOCKET] [--log-level LEVEL]
+  fuse-server
+           run the process that serves the lazy layers' FUSE mounts (the daemon starts one
+           when none answers); same flags as serve
   index    build the clip index of every layer of an image and push it as an OCI artifact
            IMAGE_REF [--config FILE] [--plain-http] [--platform OS/ARCH | --all-platforms]
            [--concurrency N] [--json]
@@ -31,8 +34,9 @@ function version(): string {
   return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
 }
 
-const commands: Record<string, Command> = {
-  serve: async (args) => {
+/** `serve` and `fuse-server` take the same flags and config. */
+function serveLike(run: 'serve' | 'fuse-server'): Command {
+  return async (args) => {
     const { values } = parseArgs({
       args,
       options: {
@@ -52,9 +56,15 @@ const commands: Record<string, Command> = {
       process.stderr.write(`clip-snapshotter: ${messageOf(err)}\n`);
       return EXIT_USAGE;
     }
-    await serve(cfg);
+    if (run === 'serve') await serve(cfg, args);
+    else await (await import('./fuse-server-command.js')).serveFuse(cfg);
     return 0;
-  },
+  };
+}
+
+const commands: Record<string, Command> = {
+  serve: serveLike('serve'),
+  'fuse-server': serveLike('fuse-server'),
   index: async (args) => (await import('./index-command.js')).indexCommand(args),
   pull: async (args) => (await import('./pull-command.js')).pullCommand(args),
   status: async (args) => (await import('./status-command.js')).statusCommand(args),

@@ -29,8 +29,8 @@ export async function resolveServeConfig(flags: ServeFlags): Promise<Config> {
   return cfg;
 }
 
-/** Run the daemon until SIGTERM/SIGINT. */
-export async function serve(cfg: Config): Promise<void> {
+/** Run the daemon until SIGTERM/SIGINT; `flagArgs` are its own flags, handed to a FUSE server it starts. */
+export async function serve(cfg: Config, flagArgs: string[] = []): Promise<void> {
   const log = createLogger(cfg.logLevel);
   // Handlers first: a signal that arrives while the daemon is still starting (its socket may
   // already accept) must still lead to a clean stop, not the default kill.
@@ -39,8 +39,12 @@ export async function serve(cfg: Config): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   // Before anything else, so every span and instrument of the daemon reaches the providers.
-  const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: cfg.metrics.address }, log);
-  const daemon = await startDaemon(cfg, log);
+  // With a separate FUSE server, that process owns the metrics endpoint (nearly every instrument
+  // is on its read path); the daemon forwards its fallbacks there.
+  const separate = cfg.fuseServer.mode === 'separate';
+  const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: separate ? '' : cfg.metrics.address }, log);
+  const script = process.argv[1] ?? '';
+  const daemon = await startDaemon(cfg, log, { command: process.execPath, args: [...process.execArgv, script, 'fuse-server', ...flagArgs] });
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
   log.info({ signal: await signal }, 'shutting down');
   try {

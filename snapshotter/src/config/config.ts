@@ -97,6 +97,7 @@ export interface Config {
     maxCredentials: number;
     maxCredentialBytes: number;
   };
+  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean };
   metrics: { address: string };
 }
 

@@ -175,6 +175,17 @@ export const SCHEMA: readonly SectionSpec[] = [
     ],
   },
   {
+    toml: 'fuse_server',
+    name: 'fuseServer',
+    fields: [
+      // separate: FUSE is served by `clip-snapshotter fuse-server`, which outlives daemon restarts.
+      field('mode', 'mode', 'string', 'separate', oneOf('separate', 'in_process')),
+      field('address', 'address', 'string', '', optionalAbsolutePath),
+      // Start a FUSE server when none answers (off when a service manager starts it).
+      field('spawn', 'spawn', 'boolean', true),
+    ],
+  },
+  {
     toml: 'metrics',
     name: 'metrics',
     fields: [field('address', 'address', 'string', '', hostPort)],

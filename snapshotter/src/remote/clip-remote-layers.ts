@@ -2,7 +2,7 @@
  * The lazy side of the snapshotter: turns a Prepare's labels into a mounted FUSE layer. Label
  * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
  */
-import { messageOf, notFound, unavailable } from '../errors/index.js';
+import { failedPrecondition, messageOf, notFound, unavailable } from '../errors/index.js';
 import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
@@ -58,6 +58,14 @@ export interface ClipRemoteLayersOptions {
   onExtracted?: (mountpoint: string) => void;
 }
 
+/** One mount a ClipRemoteLayers serves (`served`). */
+export interface ServedMount {
+  mountpoint: string;
+  /** For an id-mapped view: the layer mount it shows. */
+  mappedFrom?: string;
+  layer: { ref: string; digest: string; diffId: string; uncompressedSize: number };
+}
+
 interface Mounted {
   /** Undefined once retired: the layer is served from its extracted dir only. */
   fs: LayerFilesystem | undefined;
@@ -88,6 +96,10 @@ export class ClipRemoteLayers implements RemoteLayers {
     // A restart re-mounts from the labels this daemon recorded at commit; a Prepare's may carry the image's.
     const hint = layerHintFromLabels(labels, ctx.restore ? 'committed' : 'prepare');
     if (!hint) return undefined;
+    // A second FUSE mount on top of a served one would hide it from its readers.
+    if (this.#mounted.has(mountpoint) || this.#mapped.has(mountpoint)) {
+      throw failedPrecondition('CLIP_FUSE_MOUNTED', `a lazy layer is already mounted at ${mountpoint}`);
+    }
     return withSpan(SPAN_LAYER_PREPARE, { [ATTR_CLIP_SNAPSHOT_KEY]: ctx.key }, async (span) => {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
@@ -174,6 +186,20 @@ export class ClipRemoteLayers implements RemoteLayers {
   /** Every layer mounted now, with its mount point (status). */
   mountedLayers(): Array<{ mountpoint: string; layer: LayerRef }> {
     return [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: m.ref }));
+  }
+
+  /**
+   * Every mount served now, layers and id-mapped views, small enough to cross a socket (the
+   * FUSE server's answer to a daemon re-attaching).
+   */
+  servedMounts(): ServedMount[] {
+    const layerOf = (r: LayerRef): ServedMount['layer'] => ({ ref: r.ref, digest: r.digest, diffId: r.diffId, uncompressedSize: r.uncompressedSize });
+    const out: ServedMount[] = [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: layerOf(m.ref) }));
+    for (const [mountpoint, v] of this.#mapped) {
+      const src = this.#mounted.get(v.source);
+      if (src) out.push({ mountpoint, mappedFrom: v.source, layer: layerOf(src.ref) });
+    }
+    return out;
   }
 
   async check(mountpoint: string): Promise<void> {

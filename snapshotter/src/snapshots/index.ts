@@ -9,3 +9,5 @@ export { Kind, LABEL_REMOTE, LABEL_SNAPSHOT_REF, MAX_LABEL_BYTES } from './types
 export type { Mount, SnapshotInfo, Usage } from './types.js';
 export { mountsUnder, unmount } from './mount-table.js';
 export { diskUsage } from './usage.js';
+export { IdMapping } from './id-mapping.js';
+export type { IdRange } from './id-mapping.js';

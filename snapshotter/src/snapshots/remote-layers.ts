@@ -50,4 +50,10 @@ export interface RemoteLayers {
    * handed out still references the FUSE mount. Resolves to whether it was retired.
    */
   retire?(mountpoint: string): Promise<boolean>;
+  /**
+   * Mount points served now by a server that outlives this process (layers and mapped views). A
+   * snapshotter opening its root keeps these mounts and re-mounts only the rest; absent = nothing
+   * outlives the process, every lazy mount found at start is stale.
+   */
+  served?(): Promise<string[]>;
 }

@@ -248,20 +248,26 @@ export class Snapshotter {
   }
 
   /**
-   * Re-mount every lazily served layer after a restart, from the labels recorded at commit. A layer
-   * that cannot be mounted stays registered; Mounts on its children then answer UNAVAILABLE.
+   * Re-mount every lazily served layer after a restart (or after the FUSE server was replaced by
+   * one that serves nothing yet), from the labels recorded at commit; layers the FUSE server still
+   * serves are kept as they are. A layer that cannot be mounted stays registered; Mounts on its
+   * children then answer UNAVAILABLE.
    */
-  restoreRemote(): Promise<{ mounted: number; failed: number }> {
+  restoreRemote(): Promise<{ mounted: number; kept: number; failed: number }> {
     const run = this.#restoreRemote();
     this.#restoring = run.catch(() => undefined);
     return run;
   }
 
-  async #restoreRemote(): Promise<{ mounted: number; failed: number }> {
+  async #restoreRemote(): Promise<{ mounted: number; kept: number; failed: number }> {
     let mounted = 0;
     let failed = 0;
+    // A FUSE server that outlived the daemon still serves these: they are not mounted again (a
+    // container reading them never notices the restart). Anything else found mounted is stale.
+    const kept = await this.#reconcileMounts();
     for (const r of this.#store.all()) {
       if (!r.remote || !this.#remote) continue;
+      if (kept.has(fsPath(this.snapshotsDir, r.id))) continue;
       try {
         const parent = r.parentId === null ? '' : (this.#store.getById(r.parentId)?.key ?? '');
         await this.#remote.mount(fsPath(this.snapshotsDir, r.id), r.labels, { key: r.key, log: this.#log, restore: true, parent });
@@ -280,7 +286,8 @@ export class Snapshotter {
     }
     // Layers on disk that no container reads over FUSE need no FUSE mount after a restart.
     await this.#retireIdle();
-    return { mounted, failed };
+    const keptLayers = [...kept].filter((mp) => !mp.includes('/idmap/')).length;
+    return { mounted, kept: keptLayers, failed };
   }
 
   /**
@@ -565,10 +572,49 @@ export class Snapshotter {
   }
 
   async #clearStaleMounts(): Promise<void> {
+    await this.#reconcileMounts();
+  }
+
+  /**
+   * Mounts under the snapshots directory: those a surviving FUSE server serves for a lazily served
+   * snapshot (or an id-mapped view of one) are kept and returned; the FUSE server's mounts no
+   * snapshot claims (a daemon killed between mounting and recording) are unmounted through it;
+   * everything else is stale and detached.
+   */
+  async #reconcileMounts(): Promise<Set<string>> {
+    const kept = new Set<string>();
+    let served: Set<string> = new Set();
+    if (this.#remote?.served) {
+      try {
+        served = new Set(await this.#remote.served());
+      } catch (err) {
+        // Without the list nothing can be kept: every lazy mount is re-made, as after a crash.
+        this.#log.warn({ err: messageOf(err) }, 'could not ask the FUSE server what it serves');
+      }
+    }
+    const claimed = new Set<string>();
+    for (const r of this.#store.all()) if (r.remote) claimed.add(fsPath(this.snapshotsDir, r.id));
+    const claims = (mp: string): boolean => {
+      if (claimed.has(mp)) return true;
+      const m = /^(.*)\/idmap\/[0-9a-f]+$/.exec(mp);
+      return m !== null && claimed.has(join(m[1]!, 'fs'));
+    };
+    for (const mp of served) {
+      if (!mp.startsWith(`${this.snapshotsDir}/`)) continue;
+      if (claims(mp)) {
+        kept.add(mp);
+        continue;
+      }
+      this.#log.info({ mount_point: mp }, 'unmounting a FUSE server mount no snapshot claims');
+      await this.#remote!.unmount(mp).catch((err: unknown) => this.#log.warn({ mount_point: mp, err: messageOf(err) }, 'unclaimed unmount failed'));
+    }
     for (const m of await mountsUnder(this.snapshotsDir)) {
+      if (kept.has(m.mountPoint)) continue;
       this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
       await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));
     }
+    for (const mp of kept) if (mp.includes('/idmap/')) this.#views.add(mp);
+    return kept;
   }
 }
 

@@ -1,19 +1,20 @@
 // The failure this project exists to prevent: a ContentCache configured but never reaching the
-// storage layer. The daemon is assembled from a config and its parts are inspected.
+// storage layer. The read path (the FUSE server's, or the daemon's in in_process mode) is assembled
+// from a config and its parts are inspected.
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon } from '../../src/cli/daemon.js';
+import { openReadPath } from '../../src/cli/read-path.js';
 import { parseConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
 
 async function daemonFrom(t: { teardown(fn: () => unknown): void }, extra: string) {
   const dir = await mkdtemp(join(tmpdir(), 'clip-daemon-wiring-'));
   const cfg = parseConfig(`root = "${dir}/root"\naddress = "${dir}/s.sock"\n${extra}`, 'test.toml');
-  const d = await startDaemon(cfg, silentLogger());
+  const d = await openReadPath(cfg, silentLogger());
   t.teardown(async () => {
-    await d.stop();
+    await d.close(silentLogger());
     await rm(dir, { recursive: true, force: true });
   });
   return d;

@@ -242,8 +242,50 @@ t.test('after a restart, parent checks wait for the re-mounts instead of answeri
   await new Promise((r) => setImmediate(r));
   t.equal(settled, false, 'the Prepare waits while the layer is being re-mounted');
   release();
-  t.same(await restored, { mounted: 1, failed: 0 });
+  t.same(await restored, { mounted: 1, kept: 0, failed: 0 });
   t.equal((await prepared)[0]?.type, 'overlay', 'then succeeds on the re-mounted parent');
+});
+
+t.test('a surviving FUSE server: its layers are kept, not re-mounted; its unclaimed mounts are unmounted', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  // The fake server outlives each Snapshotter, as the FUSE server outlives the daemon.
+  const served = new Set<string>();
+  const calls: string[] = [];
+  const remote: RemoteLayers = {
+    mount: async (mp, _labels, ctx) => {
+      calls.push(`mount ${ctx.restore ? 'restore' : 'new'} ${mp}`);
+      served.add(mp);
+      return {};
+    },
+    check: async (mp) => {
+      if (!served.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
+    },
+    mountMapped: async () => undefined,
+    unmount: async (mp) => {
+      calls.push(`unmount ${mp}`);
+      served.delete(mp);
+    },
+    served: async () => [...served],
+  };
+  let s = await Snapshotter.open({ root, remote });
+  await rejectsKind(t, s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L1' }), 'already_exists');
+  await rejectsKind(t, s.prepare('y', 'L1', { 'containerd.io/snapshot.ref': 'L2' }), 'already_exists');
+  s.close();
+  // A daemon killed between the server's mount and its own commit left a mount no snapshot claims.
+  const orphan = join(root, 'snapshots', '99', 'fs');
+  served.add(orphan);
+  calls.length = 0;
+  s = await Snapshotter.open({ root, remote });
+  t.teardown(() => s.close());
+  t.same(await s.restoreRemote(), { mounted: 0, kept: 2, failed: 0 }, 'both layers kept as served');
+  t.same(calls, [`unmount ${orphan}`], 'nothing mounted again; the orphan unmounted through the server');
+  t.equal((await s.prepare('c', 'L2', {}))[0]?.type, 'overlay');
+  // The server was replaced by one that serves nothing: everything is mounted again.
+  served.clear();
+  calls.length = 0;
+  t.same(await s.restoreRemote(), { mounted: 2, kept: 0, failed: 0 });
+  t.same(calls.filter((c) => c.startsWith('mount restore')).length, 2);
 });
 
 t.test('state survives reopening', async (t) => {

@@ -1,0 +1,13 @@
+export { FrameDecoder, MAX_FRAME_BYTES, encodeFrame } from './frames.js';
+export { FuseServerClient } from './client.js';
+export type { FuseServerClientOptions } from './client.js';
+export { fuseServerHandlers } from './handlers.js';
+export type { HandlerOptions } from './handlers.js';
+export { METHODS, PROTOCOL_VERSION, fromWireError, toWireError } from './protocol.js';
+export type { Method, Methods, Request, Response, ServedLayer, ServerEvent, WireError } from './protocol.js';
+export { listenFuseServer, socketAnswers } from './server.js';
+export type { FuseServerSocket, Handlers } from './server.js';
+export { SocketRemoteLayers } from './socket-remote-layers.js';
+export type { CallDeadlines, ServerPresence } from './socket-remote-layers.js';
+export { ensureFuseServer } from './spawn.js';
+export type { EnsureOptions } from './spawn.js';
