@@ -75,7 +75,7 @@ bench: deps build go-tools ## run the benchmarks, results in bench-results/
 bench-quick: deps build go-tools ## the benchmarks in quick mode (a few minutes)
 	bash integration/scripts/bench.sh --quick
 
-install: build ## install the daemon, config and systemd unit
+install: build ## install the daemon, config and systemd units (the daemon's and the FUSE server's)
 	install -d $(PREFIX)/lib/clip-snapshotter $(PREFIX)/bin /etc/systemd/system
 	cp -r build package.json package-lock.json snapshotter $(PREFIX)/lib/clip-snapshotter/
 	cd $(PREFIX)/lib/clip-snapshotter && npm ci --omit=dev --no-audit --no-fund
@@ -85,6 +85,7 @@ install: build ## install the daemon, config and systemd unit
 	[ -f /etc/clip-snapshotter/config.toml ] || install -m 0600 plugin-config/config.toml /etc/clip-snapshotter/config.toml
 	chmod 0600 /etc/clip-snapshotter/config.toml
 	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' plugin-config/clip-snapshotter.service > /etc/systemd/system/clip-snapshotter.service
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' plugin-config/clip-snapshotter-fuse.service > /etc/systemd/system/clip-snapshotter-fuse.service
 
 clean: ## remove build output and test state
 	rm -rf build .work .gopath .tap coverage bench-results

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   sampleRatio?: number;
   /** Prometheus listen address `host:port`; absent or '' → no metrics endpoint. */
   metricsAddress?: string;
+  /** `[fuse_server] mode`; absent → the daemon's default (a separate FUSE server). */
+  fuseServerMode?: 'separate' | 'in_process';
   /** Whole TOML tables appended to the config. */
   extraToml?: string;
 }
@@ -57,5 +59,6 @@ export function daemonConfigToml(o: DaemonConfig): string {
     if (o.sampleRatio !== undefined) lines.push(`sample_ratio = ${o.sampleRatio}`);
   }
   if (o.metricsAddress) lines.push('', '[metrics]', `address = ${str(o.metricsAddress)}`);
+  if (o.fuseServerMode) lines.push('', '[fuse_server]', `mode = ${str(o.fuseServerMode)}`);
   return `${lines.join('\n')}\n${o.extraToml ?? ''}`;
 }

@@ -5,7 +5,8 @@
  * - `ctr-remote images rpull` (stargz labels);
  * - containerd's Go client with only `snapshot.ref` (the nerdctl path), found via the content store;
  * and the failure cases: registry down before the first read (EIO in bounded time, daemon up,
- * recovery), a corrupted disk-cache file (detected, refetched), a daemon SIGKILL (re-mounted).
+ * recovery), a corrupted disk-cache file (detected, refetched), a SIGKILL of the daemon and the FUSE
+ * server (re-mounted).
  * Plain `ctr images pull` staying correct and non-lazy is covered by containerd/clip-e2e.
  */
 import t from 'tap';
@@ -142,7 +143,9 @@ t.test('lazy pulls through containerd', async (t) => {
     const cacheDir = join(h.snapshotterPaths.root, 'cache', 'layers');
     const hex = images.busybox.layers[0]!.diffId.slice(7);
     t.ok((await readdir(cacheDir)).includes(hex), 'busybox layer is in the disk cache from earlier reads');
+    // The process that serves FUSE crashes too (the daemon's crash alone leaves it serving).
     await snap.kill('SIGKILL');
+    await snap.killFuseServer('SIGKILL');
     await (await import('node:fs/promises')).rm(join(cacheDir, hex));
     await snap.restart();
     await c.waitForSnapshotter('clip');
@@ -160,6 +163,7 @@ t.test('lazy pulls through containerd', async (t) => {
     const cacheDir = join(h.snapshotterPaths.root, 'cache', 'layers');
     const hex = images.busybox.layers[0]!.diffId.slice(7);
     await snap.kill('SIGKILL');
+    await snap.killFuseServer('SIGKILL');
     const fh = await open(join(cacheDir, hex), 'r+');
     const { size } = await fh.stat();
     await fh.write(Buffer.from('corrupt!'), 0, 8, Math.floor(size / 2));

@@ -108,7 +108,9 @@ t.test('hostile images through real containerd', async (t) => {
     // A restart re-mounts from the daemon's own record: still the image's own layer.
     const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
     const before = restores();
+    // Both processes crash, so the layer really is mounted again from the daemon's record.
     await snap.kill('SIGKILL');
+    await snap.killFuseServer('SIGKILL');
     await snap.restart();
     // Re-mounting runs after the socket is up; Prepares on a layer not yet back answer UNAVAILABLE.
     await waitUntil('the restarted daemon re-mounted its lazy layers', async () => restores() > before, 60_000);
@@ -169,6 +171,7 @@ t.test('hostile images through real containerd', async (t) => {
     const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
     const before = restores();
     await snap.kill('SIGKILL');
+    await snap.killFuseServer('SIGKILL');
     const layers = join(h.snapshotterPaths.root, 'cache', 'layers');
     for (const name of await readdir(layers)) await rm(join(layers, name), { recursive: true, force: true });
     await snap.restart();

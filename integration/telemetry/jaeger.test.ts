@@ -18,9 +18,12 @@ const PREPARE = 'containerd.services.snapshots.v1.Snapshots/Prepare';
 let seq = 0;
 
 
-/** The node's `[tracing]` table: OTLP `protocol` to Jaeger, short start traces. */
+/**
+ * The node's `[tracing]` table: OTLP `protocol` to Jaeger, short start traces; FUSE in the daemon,
+ * the one mode whose start traces hold the first reads (README "State, restarts, crashes").
+ */
 function tracingToml(name: string, protocol: 'grpc' | 'http/protobuf', endpoint: string): string {
-  return ['[tracing]', `endpoint = "${endpoint}"`, `protocol = "${protocol}"`, `service_name = "clip-${name}"`, 'start_trace_idle_ms = 4000', ''].join('\n');
+  return ['[tracing]', `endpoint = "${endpoint}"`, `protocol = "${protocol}"`, `service_name = "clip-${name}"`, 'start_trace_idle_ms = 4000', '[fuse_server]', 'mode = "in_process"', ''].join('\n');
 }
 
 /** `clip-snapshotter status IMAGE --json` against a node's daemon. */

@@ -13,6 +13,7 @@ const USAGE = `usage: clip-snapshotter <command> [flags]
 commands:
   serve    run the snapshotter daemon
            [--config FILE] [--root DIR] [--address SOCKET] [--log-level LEVEL]
+           [--no-spawn-fuse-server]  (wait for a FUSE server a service manager starts)
   fuse-server
            run the process that serves the lazy layers' FUSE mounts (the daemon starts one
            when none answers); same flags as serve
@@ -44,6 +45,7 @@ function serveLike(run: 'serve' | 'fuse-server'): Command {
         root: { type: 'string' },
         address: { type: 'string' },
         'log-level': { type: 'string' },
+        'no-spawn-fuse-server': { type: 'boolean' },
       },
       strict: true,
     });
@@ -56,7 +58,9 @@ function serveLike(run: 'serve' | 'fuse-server'): Command {
       process.stderr.write(`clip-snapshotter: ${messageOf(err)}\n`);
       return EXIT_USAGE;
     }
-    if (run === 'serve') await serve(cfg, args);
+    // A service manager that starts the FUSE server in its own unit says so here.
+    if (values['no-spawn-fuse-server']) cfg.fuseServer.spawn = false;
+    if (run === 'serve') await serve(cfg, args.filter((a) => a !== '--no-spawn-fuse-server'));
     else await (await import('./fuse-server-command.js')).serveFuse(cfg);
     return 0;
   };
