@@ -22,7 +22,9 @@ t.test('kill -9 of either process during lazy mounts leaves metadata, mounts and
   const registry = await h.startRegistry();
   const { layered } = await buildAndPushImages({ hostPort: registry.hostPort }, ['layered']);
   const config = join(h.root, 'clip-config.toml');
-  await writeFile(config, '[registry]\nplain_http = true\n');
+  // Layers stay on FUSE here (this test is about FUSE mounts surviving kills); extraction of
+  // completed layers has its own tests (integration/lazy/extracted-layers.test.ts).
+  await writeFile(config, '[registry]\nplain_http = true\n[cache]\nextract_completed = false\n');
   const d = await h.startSnapshotter({ extraArgs: ['--config', config] });
   const { root, address } = h.snapshotterPaths;
   const [l1, l2] = layered.layers as [typeof layered.layers[0], typeof layered.layers[0]];
