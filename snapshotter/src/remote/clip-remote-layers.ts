@@ -41,7 +41,7 @@ export interface ChainLayer {
 export type ChainResolver = (chainId: string, namespace: string) => Promise<ChainLayer | undefined>;
 
 export interface ClipRemoteLayersOptions {
-  store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted'>>;
+  store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted' | 'openComplete'>>;
   indexes: Pick<IndexResolver, 'resolve' | 'local'>;
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
@@ -155,7 +155,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), log: ctx.log };
     this.#mounted.set(mountpoint, m);
     this.#o.store.extracted?.claim(m.hex);
-    setMountedLayers(this.#mounted.size);
+    setMountedLayers(this.#fuseMounted());
     if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
@@ -167,19 +167,22 @@ export class ClipRemoteLayers implements RemoteLayers {
   }
 
   /**
-   * Write a complete layer out as a directory (once per layer, shared by its mounts). Its bytes
-   * come through a reader of its own, from the disk cache, whose file is checked against the
-   * diffID before this process's first read of it.
+   * Write a complete layer out as a directory (once per layer, shared by its mounts), from the
+   * disk-cache file, which is checked against the diffID before this process's first read of it.
    */
   async #extract(mountpoint: string, m: Mounted): Promise<void> {
-    const extracted = this.#o.store.extracted;
-    if (!extracted || extracted.dirOf(m.hex)) return;
-    const reader = this.#o.store.open(m.ref);
+    const { extracted, openComplete } = this.#o.store;
+    if (!extracted || !openComplete || extracted.dirOf(m.hex)) return;
+    const file = await openComplete.call(this.#o.store, m.ref).catch((err: unknown) => {
+      m.log.warn({ diff_id: m.ref.diffId, err: messageOf(err) }, 'completed layer could not be opened for extraction');
+      return undefined;
+    });
+    if (!file) return;
     try {
-      const dir = await extracted.extract({ hex: m.hex, source: m.view, read: (b, o, l, at) => reader.read(b, o, l, at), size: m.ref.uncompressedSize });
+      const dir = await extracted.extract({ hex: m.hex, source: m.view, read: file.read, size: m.ref.uncompressedSize });
       if (dir) this.#o.onExtracted?.(mountpoint);
     } finally {
-      await reader.close().catch(() => undefined);
+      file.close();
     }
   }
 
@@ -236,6 +239,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     } finally {
       await reader.close().catch(() => undefined);
     }
+    setMountedLayers(this.#fuseMounted());
     m.log.info({ mount_point: mountpoint, diff_id: m.ref.diffId }, 'FUSE mount retired; the layer is served from its extracted dir');
     return true;
   }
@@ -277,15 +281,22 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (![...this.#mounted.values()].some((o) => o.hex === m.hex)) this.#o.store.extracted?.release(m.hex);
     if (!m.fs) {
       this.#o.store.extracted?.unpin(m.hex);
-      setMountedLayers(this.#mounted.size);
+      setMountedLayers(this.#fuseMounted());
       return;
     }
     try {
       await m.fs.unmount();
     } finally {
       await m.reader?.close().catch(() => undefined);
-      setMountedLayers(this.#mounted.size);
+      setMountedLayers(this.#fuseMounted());
     }
+  }
+
+  /** Layers served over FUSE now (retired ones are served from their extracted dirs). */
+  #fuseMounted(): number {
+    let n = 0;
+    for (const m of this.#mounted.values()) if (m.fs) n++;
+    return n;
   }
 
   /** Unmount everything (daemon shutdown). */

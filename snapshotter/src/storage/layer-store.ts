@@ -343,6 +343,43 @@ export class LayerStore implements LayerReaderHost {
     return fetched;
   }
 
+  /**
+   * Positional reads of a complete layer's disk-cache file for a bulk copy (extraction): checked
+   * against its diffID like any first use in this process, the layer pinned until `close`, and not
+   * counted as container reads in the ledger. Undefined when the layer is not complete on disk.
+   */
+  async openComplete(ref: LayerRef): Promise<{ read: (buf: Buffer, bufOffset: number, length: number, offset: number) => Promise<number>; close(): void } | undefined> {
+    if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.openComplete before start()');
+    const hex = hexOf(ref.diffId);
+    let st = this.#layers.get(hex);
+    if (!st) {
+      st = { ref, refs: 0 };
+      this.#layers.set(hex, st);
+    }
+    st.refs++;
+    let file: FileHandle | undefined;
+    try {
+      file = st.file ?? (await this.#openCached(hex, st));
+    } catch (err) {
+      this.releaseLayer(hex);
+      throw err;
+    }
+    if (!file) {
+      this.releaseLayer(hex);
+      return undefined;
+    }
+    const fh = file;
+    let closed = false;
+    return {
+      read: (buf, bufOffset, length, offset) => preadFull(fh, buf, bufOffset, Math.max(0, Math.min(length, ref.uncompressedSize - offset)), offset),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.releaseLayer(hex);
+      },
+    };
+  }
+
   releaseLayer(hex: string): void {
     const st = this.#layers.get(hex);
     if (!st) return;

@@ -15,7 +15,9 @@ import type { Entry, Xattr } from '../../src/clip/types.js';
 import { ClipError } from '../../src/errors/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { DiskEviction } from '../../src/storage/disk-eviction.js';
-import { ExtractedLayers, extractLayer, type ExtractSource } from '../../src/storage/index.js';
+import { NoContentCache } from '../../src/contentcache/index.js';
+import { ExtractedLayers, LayerStore, extractLayer, type ExtractSource } from '../../src/storage/index.js';
+import { FakeBlobSource, makeLayer, tempDir } from './fixtures.js';
 import { member, pax, tar } from '../clip/tar-fixtures.js';
 import { entry, FakeIndex } from '../fuse/fake-index.js';
 
@@ -269,4 +271,36 @@ t.test('eviction counts extracted layers, takes them last, and never one that is
   t.ok(layers.dirOf(h2), 'the pinned one stays');
   t.ok(layers.dirOf(h3), 'the held one stays');
   t.equal(layers.totalBytes, each * 2, 'over the limit, the rest is pinned');
+});
+
+t.test('LayerStore: onLayerComplete fires when a layer completes; openComplete reads only a verified complete file, uncounted', async (t) => {
+  const dir = await tempDir(t);
+  const layer = makeLayer(200_000);
+  const opts = { cacheDir: dir, blobs: new FakeBlobSource([layer]), contentCache: new NoContentCache(), readTimeoutMs: 2_000, retryBaseDelayMs: 10 };
+  const store = await LayerStore.create(opts);
+  t.teardown(() => store.close());
+  const completed: string[] = [];
+  store.onLayerComplete((hex) => completed.push(hex));
+  t.equal(await store.openComplete(layer.ref), undefined, 'nothing on disk yet');
+  const r = store.open(layer.ref);
+  await r.read(Buffer.alloc(10), 0, 10, 0);
+  await store.drain();
+  t.same(completed, [layer.hex], 'the download completing fired once');
+  const before = store.ledger.entries().find((e) => e.diffId === layer.ref.diffId);
+  const file = await store.openComplete(layer.ref);
+  t.ok(file, 'complete: a reader');
+  const buf = Buffer.alloc(layer.tar.length + 100);
+  t.equal(await file!.read(buf, 0, buf.length, 0), layer.tar.length, 'reads clamp at the end of the layer');
+  t.same(buf.subarray(0, layer.tar.length), layer.tar);
+  file!.close();
+  const after = store.ledger.entries().find((e) => e.diffId === layer.ref.diffId);
+  t.same(after, before, 'the bulk read is not counted as container reads');
+  await r.close();
+  await store.close();
+
+  // A new process finds the file corrupted: openComplete refuses it (and the file is dropped).
+  await writeFile(join(dir, layer.hex), Buffer.alloc(layer.tar.length, 7));
+  const again = await LayerStore.create({ ...opts, blobs: new FakeBlobSource([layer]) });
+  t.teardown(() => again.close());
+  t.equal(await again.openComplete(layer.ref), undefined, 'a cached file that does not hash to its diffID is not read');
 });
