@@ -78,9 +78,20 @@ export class ChainedCredentials implements CredentialStore {
     return undefined;
   }
 
+  /**
+   * Every source's answer, in order. A source that fails (a broken credential helper) after an
+   * earlier one answered does not fail the lookup — the earlier credential is still good to try;
+   * with no answer at all its error is the result, so a broken only source is reported.
+   */
   async all(host: string, repository?: string): Promise<Credential[]> {
     const out: Credential[] = [];
-    for (const store of this.#stores) out.push(...(await credentialCandidates(store, host, repository)));
+    for (const store of this.#stores) {
+      try {
+        out.push(...(await credentialCandidates(store, host, repository)));
+      } catch (err) {
+        if (out.length === 0) throw err;
+      }
+    }
     return out;
   }
 }

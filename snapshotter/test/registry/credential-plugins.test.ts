@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { findClipError } from '../../src/errors/index.js';
 import {
-  DockerConfigCredentials, DockerCredentialHelper, KubeletCredentialProviders, imageMatches, parseGoDuration, parseProviderConfig,
+  ChainedCredentials, DockerConfigCredentials, DockerCredentialHelper, KubeletCredentialProviders, StaticCredentials, imageMatches, parseGoDuration, parseProviderConfig,
 } from '../../src/registry/index.js';
 
 const SECRET = 's3cret-helper-value';
@@ -208,4 +208,12 @@ t.test('image matching and Go durations', async (t) => {
   t.equal(parseGoDuration('1.5s'), 1500);
   t.equal(parseGoDuration('10'), undefined);
   t.equal(parseGoDuration('5m junk'), undefined);
+});
+
+t.test('a broken source after one that answered does not fail the lookup; a broken first source does', async (t) => {
+  const good = new StaticCredentials({ 'reg.example': { type: 'basic', username: 'u', password: 'p' } });
+  const broken = { get: async (): Promise<undefined> => { throw new Error('helper crashed'); } };
+  t.same(await new ChainedCredentials([good, broken]).all('reg.example'), [{ type: 'basic', username: 'u', password: 'p' }]);
+  await t.rejects(new ChainedCredentials([broken, good]).all('reg.example'), /helper crashed/);
+  await t.rejects(new ChainedCredentials([good, broken]).all('other.example'), /helper crashed/, 'no answer: the failure is the result');
 });
