@@ -1,7 +1,7 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,extracted-read,cold-start,cc-range,tracing]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,cc-range,tracing,ml-image]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -11,7 +11,9 @@ import { buildDebianImage } from '../images/debian-image.js';
 import { withStack, type RedisServer, type Stack } from '../harness/stack.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
 import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/index.js';
+import { buildMlImage } from '../images/ml-image.js';
 import { coldStartEntry } from './cold-start-entry.js';
+import { mlImageEntry } from './ml-image-entry.js';
 import { extractedReadEntry } from './extracted-read-entry.js';
 import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
@@ -60,16 +62,23 @@ interface Shaped {
 }
 
 let shapedSetup: Promise<Shaped> | undefined;
+let redisServer: Promise<RedisServer> | undefined;
+
+/** The one Redis of the run (the stack keeps one Redis directory). */
+function redis(stack: Stack): Promise<RedisServer> {
+  redisServer ??= stack.redis();
+  return redisServer;
+}
 
 /** The shaped registry with the cold-start image and one Redis, shared by the entries that need them. */
 function shaped(stack: Stack, quick: boolean): Promise<Shaped> {
   shapedSetup ??= (async () => {
     const registry = await startShapedRegistry(stack, '100mbit');
-    const redis = await stack.redis();
+    const cache = await redis(stack);
     const built = quick ? await buildImage(IMAGE_SPECS.busybox) : await buildDebianImage(log);
     log(`pushing ${built.name} to the shaped registry ${registry.host}`);
     const image = await pushImage(built, registry);
-    return { registry, redis, image, cmd: quick ? ['echo', '1'] : ['python3', '-c', 'print(1)'] };
+    return { registry, redis: cache, image, cmd: quick ? ['echo', '1'] : ['python3', '-c', 'print(1)'] };
   })();
   return shapedSetup;
 }
@@ -81,13 +90,30 @@ async function coldStart(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
 }
 
 async function ccRange(stack: Stack, quick: boolean): Promise<BenchEntry> {
-  const redis = await stack.redis();
-  return contentCacheRangeEntry(stack, redis.address, { blobMb: quick ? 32 : 128, samples: quick ? 200 : 1000 }, log);
+  const cache = await redis(stack);
+  return contentCacheRangeEntry(stack, cache.address, { blobMb: quick ? 32 : 128, samples: quick ? 200 : 1000 }, log);
 }
 
 async function tracing(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
   const cold = await shaped(stack, quick);
   return tracingOverheadEntry(stack, { layerMb: quick ? 32 : 128, randomReads: quick ? 50_000 : 200_000, readRuns: quick ? 5 : 7, coldRuns: quick ? 5 : 7, cold }, log);
+}
+
+/**
+ * The ML-sized image on a loopback registry and, serving the same storage, a registry behind the
+ * shaped link: pushed once. Quick mode: a 128 MiB weights file and one run; full: 1 GiB, three runs.
+ */
+async function mlImage(stack: Stack, quick: boolean): Promise<BenchEntry> {
+  const weightsMib = quick ? 128 : 1024;
+  const built = await buildMlImage(weightsMib, log);
+  const loopback = await stack.registry('ml-registry');
+  const shapedReg = await startShapedRegistry(stack, '100mbit', loopback.storageDir);
+  log(`pushing ${built.name} to the loopback registry ${loopback.host} (the shaped registry serves the same storage)`);
+  const image = await pushImage(built, loopback, undefined, 1_800_000);
+  return mlImageEntry(stack, {
+    image, weightsMib, redis: await redis(stack), runs: quick ? 1 : 3,
+    links: [{ label: `shaped ${shapedReg.rate}`, host: shapedReg.host, logPath: shapedReg.logPath }, { label: 'loopback', host: loopback.host, logPath: loopback.logPath }],
+  }, log);
 }
 
 async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
@@ -100,6 +126,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('extracted-read')) entries.push(...(await attempt('extracted-read', 'reads in a container started after its layers completed vs native', () => extractedReadEntry(stack, { fileMb: q ? 128 : 256, runs: q ? 5 : 9, randomReads: q ? 32768 : 65536, warmPasses: q ? 8 : 16 }, log))));
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
+  if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));
   if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));
   return entries;
 }

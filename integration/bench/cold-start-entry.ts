@@ -129,12 +129,12 @@ async function keepOnlyProfiles(redis: RedisServer): Promise<number> {
   return keys.length - drop.length;
 }
 
-/** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`. */
-async function publishIndexes(o: ColdStartOptions): Promise<string> {
+/** Publish the image's clip indexes ahead of time if this build has `clip-snapshotter index`; returns a note. */
+export async function publishIndexes(ref: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'clip-bench-index-'));
   const cfg = join(dir, 'config.toml');
   writeFileSync(cfg, '[index]\ngzip_checkpoints = true\n');
-  const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', o.image.ref, '--plain-http', '--config', cfg], { allowFailure: true, timeoutMs: 900_000 });
+  const r = await runNodeScript('snapshotter/bin/clip-snapshotter', ['index', ref, '--plain-http', '--config', cfg], { allowFailure: true, timeoutMs: 900_000 });
   rmSync(dir, { recursive: true, force: true });
   if (r.code === 0) return 'clip indexes (with gzip checkpoints for layers ≥ 8 MiB) were published to the registry beforehand with `clip-snapshotter index` (as a CI pipeline would)';
   return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
@@ -143,7 +143,7 @@ async function publishIndexes(o: ColdStartOptions): Promise<string> {
 export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry }> {
   const e = newEntry('cold-start', `Cold start over a ${o.registry.rate} shaped link: pull start → first output of \`${o.cmd.join(' ')}\``,
     ['variant', 'time to first output (s)', 'registry bytes (median)', 'of which layer blobs', 'layers', 'vs overlayfs', 'vs stargz']);
-  const indexNote = await publishIndexes(o);
+  const indexNote = await publishIndexes(o.image.ref);
   // The peer is measured where it can be set up; without it the other variants still run.
   let esgz: EstargzImage | undefined;
   let stargzNote: string;

@@ -27,8 +27,11 @@ async function pickSubnet(): Promise<[string, string]> {
   }
 }
 
-/** Create namespace + veth + tbf, start docker-registry inside; everything is removed at teardown. */
-export async function startShapedRegistry(stack: Stack, rate = '100mbit'): Promise<ShapedRegistry> {
+/**
+ * Create namespace + veth + tbf, start docker-registry inside; everything is removed at teardown.
+ * With `storageDir` it serves another registry's storage (images pushed there over loopback).
+ */
+export async function startShapedRegistry(stack: Stack, rate = '100mbit', storageDir?: string): Promise<ShapedRegistry> {
   const tag = String(process.pid % 100000);
   const ns = `clipbench${tag}`;
   const [hostDev, nsDev] = [`cbh${tag}`, `cbr${tag}`];
@@ -52,7 +55,7 @@ export async function startShapedRegistry(stack: Stack, rate = '100mbit'): Promi
 
   // The harness's registry, listening on the namespace's end of the pair (`ip netns exec` execs
   // it, so the pid the harness stops is the registry's).
-  const reg = await startRegistry({ dir: join(stack.root, 'shaped-registry'), listen: { host: nsAddr, port: 5000 }, commandPrefix: ['ip', 'netns', 'exec', ns] });
+  const reg = await startRegistry({ dir: join(stack.root, 'shaped-registry'), listen: { host: nsAddr, port: 5000 }, commandPrefix: ['ip', 'netns', 'exec', ns], ...(storageDir ? { storageDir } : {}) });
   stack.add('shaped registry', () => reg.stop());
   return { host: reg.host, hostPort: reg.hostPort, url: reg.url, logPath: reg.logPath, rate };
 }

@@ -84,17 +84,23 @@ export async function convertToEstargz(stack: Stack, registryHost: string, image
   }
 }
 
-/** Start stargzref, then a containerd that registers it as the `stargz` proxy snapshotter. */
-export async function startStargzNode(stack: Stack, name: string, registryHost: string): Promise<StargzNode> {
+/** Whether `.work/bin/stargzmod` (the pinned stargz-snapshotter release, built by build-go-modules.sh) is built. */
+export const haveStargzRelease = (): boolean => existsSync(join(GO_BIN, 'stargzmod'));
+
+/**
+ * Start stargz's snapshotter — `stargzref` (Debian's 0.12 library) or `stargzmod` (the release pinned
+ * in go-modules.env); both take the same flags — then a containerd that registers it as `stargz`.
+ */
+export async function startStargzNode(stack: Stack, name: string, registryHost: string, program: 'stargzref' | 'stargzmod' = 'stargzref'): Promise<StargzNode> {
   const dir = join(stack.root, `${name}-stargz`);
   const root = join(dir, 'root');
   const address = join(dir, 'stargz.sock');
   mkdirSync(root, { recursive: true });
-  const logPath = join(dir, 'stargzref.log');
-  const proc = new ManagedProcess({ command: tool('stargzref'), args: ['--root', root, '--address', address, '--plain-http', registryHost], logPath });
-  stack.add(`stargzref ${name}`, () => proc.stop());
-  await waitUntil(`stargzref at ${address}`, async () => {
-    if (!proc.running) throw new WaitAborted(`stargzref exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
+  const logPath = join(dir, `${program}.log`);
+  const proc = new ManagedProcess({ command: tool(program), args: ['--root', root, '--address', address, '--plain-http', registryHost], logPath });
+  stack.add(`${program} ${name}`, () => proc.stop());
+  await waitUntil(`${program} at ${address}`, async () => {
+    if (!proc.running) throw new WaitAborted(`${program} exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
     return socketAccepts(address);
   }, 15_000);
   const containerd = await stack.containerd(`${name}-containerd`, { [STARGZ_SNAPSHOTTER]: address }, [registryHost]);

@@ -13,6 +13,8 @@ export interface GoModulePins {
   /** containerd 2.x versions in the matrix, newest first as listed (e.g. `v2.4.2`). */
   containerd2Versions: string[];
   criToolsVersion: string;
+  /** stargz-snapshotter release of the bench's lazy-pull peer (`v0.19.1`). */
+  stargzVersion: string;
 }
 
 /** Parse integration/go-modules.env (`KEY=value` lines, `#` comments). */
@@ -30,6 +32,7 @@ export function goModulePins(path = join(REPO_ROOT, 'integration', 'go-modules.e
   return {
     containerd2Versions: get('CONTAINERD2_VERSIONS').split(/\s+/).filter(Boolean),
     criToolsVersion: get('CRI_TOOLS_VERSION'),
+    stargzVersion: get('STARGZ_VERSION'),
   };
 }
 

@@ -25,6 +25,8 @@ export interface RegistryOptions {
   commandPrefix?: string[];
   /** Serve HTTPS with this certificate and key (PEM files); `clientCa` also requires client certificates it signed. */
   tls?: RegistryTls;
+  /** Serve this storage directory (default `dir/storage`), e.g. another registry's, to serve its images. */
+  storageDir?: string;
 }
 
 export interface RegistryTls {
@@ -100,8 +102,9 @@ function probe(url: string, tls?: RegistryTls): Promise<boolean> {
 
 /** Start the registry and wait until `/v2/` answers. */
 export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
-  const storageDir = join(opts.dir, 'storage');
+  const storageDir = opts.storageDir ?? join(opts.dir, 'storage');
   mkdirSync(storageDir, { recursive: true });
+  mkdirSync(opts.dir, { recursive: true });
   let htpasswdPath: string | undefined;
   if (opts.htpasswd) {
     htpasswdPath = join(opts.dir, 'htpasswd');

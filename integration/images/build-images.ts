@@ -94,7 +94,7 @@ export type PushTarget = ({ hostPort: string } | { host: string }) & {
 const hostOf = (r: PushTarget): string => ('hostPort' in r ? r.hostPort : r.host);
 
 /** `skopeo copy` a built layout to `registry` as `clip-test/NAME:latest`. */
-export async function pushImage(image: BuiltImage, registry: PushTarget, cacheDir = IMAGE_CACHE_DIR): Promise<PushedImage> {
+export async function pushImage(image: BuiltImage, registry: PushTarget, cacheDir = IMAGE_CACHE_DIR, timeoutMs = 120_000): Promise<PushedImage> {
   const policy = join(cacheDir, 'skopeo-policy.json');
   mkdirSync(cacheDir, { recursive: true });
   writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
@@ -103,7 +103,7 @@ export async function pushImage(image: BuiltImage, registry: PushTarget, cacheDi
     ...(registry.creds ? ['--dest-creds', `${registry.creds.username}:${registry.creds.password}`] : []),
     ...(registry.certDir ? ['--dest-cert-dir', registry.certDir] : []),
   ];
-  await runCommand('skopeo', ['--policy', policy, 'copy', '--quiet', '--dest-tls-verify=false', ...creds, `oci:${image.layoutDir}:${image.tag}`, `docker://${repo}:${image.tag}`], { timeoutMs: 120_000 });
+  await runCommand('skopeo', ['--policy', policy, 'copy', '--quiet', '--dest-tls-verify=false', ...creds, `oci:${image.layoutDir}:${image.tag}`, `docker://${repo}:${image.tag}`], { timeoutMs });
   return { ...image, ref: `${repo}:${image.tag}`, digestRef: `${repo}@${image.manifestDigest}` };
 }
 

@@ -1,6 +1,6 @@
 export { buildAndPushImages, buildImage, pushImage, IMAGE_SPECS, IMAGE_CACHE_DIR } from './build-images.js';
 export type { ImageSpec, BuiltImage, PushedImage, PushTarget, ImageName } from './build-images.js';
-export { writeOciLayout, MEDIA_MANIFEST, MEDIA_CONFIG, MEDIA_LAYER_GZIP } from './oci-layout.js';
+export { writeOciLayout, writeImageManifest, MEDIA_MANIFEST, MEDIA_CONFIG, MEDIA_LAYER_GZIP } from './oci-layout.js';
 export type { LayerInfo, ImageInfo, ImageConfigOptions } from './oci-layout.js';
 export { packLayer, LAYER_MTIME } from './layer-tar.js';
 export { StagingTree } from './staging-tree.js';

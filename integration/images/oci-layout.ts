@@ -47,6 +47,16 @@ export function writeOciLayout(dir: string, tag: string, layerTars: string[], cf
     const blob = writeBlob(dir, gzipSync(tar, { level: 6 }));
     return { digest: blob.digest, diffId: sha256(tar), size: blob.size, uncompressedSize: tar.length };
   });
+  return writeImageManifest(dir, tag, layers, cfg);
+}
+
+/**
+ * Write config, manifest and index.json into `dir` for layers whose gzip blobs are already in
+ * `dir/blobs/sha256` (bottom first); returns digests.
+ */
+export function writeImageManifest(dir: string, tag: string, layers: LayerInfo[], cfg: ImageConfigOptions): ImageInfo {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const config = {
     created: '2024-01-01T00:00:00Z',
     architecture: 'amd64',

@@ -10,6 +10,8 @@
 #     conformance2.test  containerd 2's core/snapshots/testsuite harness (integration/go/conformance2)
 #     transferpull       nerdctl >= 2.3's transfer-service pull (integration/go/transferpull); nerdctl
 #                        itself does not build from the proxy (see integration/go-modules.env)
+#   $CLIP_GO_CACHE/clip-<name>/<module version>-<source hash>/<name>, copied to .work/bin/<name>:
+#     stargzmod          the stargz-snapshotter release's snapshotter over gRPC (integration/go/stargzmod)
 # A program is rebuilt only when its stamp (go version, tags, flags) differs. Concurrent runs
 # (several worktrees on one machine) serialise per program on a lock file.
 # A failed build names the module and version and quotes the end of the build log.
@@ -28,7 +30,7 @@ for a in "$@"; do
 done
 
 source "$repo/integration/scripts/go-pins.sh"
-read_pins build-go-modules GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION
+read_pins build-go-modules GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION STARGZ_MODULE STARGZ_VERSION
 go=${pin[GO_MODULE_TOOLCHAIN]}
 [ -x "$go" ] || { echo "build-go-modules: Go toolchain $go not found (integration/go-modules.env GO_MODULE_TOOLCHAIN)" >&2; exit 1; }
 
@@ -125,6 +127,32 @@ module_harness() {
     install -m 0755 "$out" ".work/bin/$name-$version$suffix" || true
 }
 
+# program_build SRC MODULE VERSION DIR OUT: integration/go/NAME built against MODULE@VERSION.
+program_build() {
+  local src=$1 module=$2 version=$3 dir=$4 out=$5
+  cp "$src/go.mod" "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$src" && "$go" mod edit -modfile="$dir/go.mod" -require="$module@$version" &&
+    "$go" mod tidy -modfile="$dir/go.mod" &&
+    got=$("$go" list -modfile="$dir/go.mod" -m -f '{{.Version}}' "$module") &&
+    { [ "$got" = "$version" ] || { echo "tidy selected $module $got, not $version"; false; }; } &&
+    "$go" build -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .) && mv "$out.tmp" "$out"
+}
+
+# module_program NAME MODULE VERSION: integration/go/NAME (a main whose committed go.mod has no
+# requirements) built against MODULE@VERSION from a generated, tidied go.mod, cached by source
+# hash and copied to .work/bin/NAME.
+module_program() {
+  local name=$1 module=$2 version=$3 src=integration/go/$1
+  local hash
+  hash=$({ cat "$src"/*.go "$src"/go.mod; declare -f program_build; } | sha256sum | cut -c1-16)
+  local dir="$cache/clip-$name/$version-$hash"
+  mkdir -p "$dir" .work/bin
+  cached_build "$dir/.lock" "$dir/$name" - "" "$dir/build.log" "integration/go/$name against module $module $version" \
+    program_build "$src" "$module" "$version" "$dir" "$dir/$name" &&
+    install -m 0755 "$dir/$name" ".work/bin/$name" || true
+}
+
 if [ "$print" -eq 1 ]; then
   print_versions
   exit 0
@@ -142,6 +170,7 @@ for v in ${pin[CONTAINERD2_VERSIONS]}; do
   module_harness conformance2 test "$v"
   module_harness transferpull bin "$v"
 done
+module_program stargzmod "${pin[STARGZ_MODULE]}" "${pin[STARGZ_VERSION]}"
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "build-go-modules: failed: ${failures[*]}" >&2

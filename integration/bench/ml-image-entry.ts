@@ -1,0 +1,218 @@
+/**
+ * ML-sized image (issue 15): one workload — import the framework, print, then read the whole weights
+ * file (`sha256sum`) — timed from pull start, behind the shaped link and on loopback, for containerd's
+ * overlayfs (full pull), stargz (eStargz copy), clip on a cold node (pulled with
+ * `clip-snapshotter pull`), clip on a node whose ContentCache the cold node filled, and clip
+ * disk-warm (a second container on the cold node). Registry bytes, daemon RSS and CPU per run.
+ * Both registries serve one storage directory: the image is pushed (and converted, and indexed) once.
+ */
+import { createCipheriv, createHash } from 'node:crypto';
+import type { Stack, RedisServer } from '../harness/stack.js';
+import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type FirstOutput, type PullSummary } from '../harness/stack-node.js';
+import { AccessLogCursor, formatBytes } from '../harness/registry-bytes.js';
+import { runCommand } from '../harness/run-command.js';
+import type { PushedImage } from '../images/index.js';
+import { WEIGHTS_PATH } from '../images/ml-image.js';
+import { publishIndexes } from './cold-start-entry.js';
+import { treeUsage, type TreeUsage } from './proc-util.js';
+import { convertToEstargz, haveStargzRelease, startStargzNode, stargzPull, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
+import { goModulePins } from '../harness/go-modules.js';
+import { formatSpread, spread } from './stats.js';
+import { newEntry, type BenchEntry } from './types.js';
+
+type Variant = 'overlayfs full pull' | 'stargz (eStargz)' | 'clip cold node' | 'clip ContentCache-warm node' | 'clip disk-warm (2nd container)';
+const OVERLAY: Variant = 'overlayfs full pull';
+const STARGZ: Variant = 'stargz (eStargz)';
+const COLD: Variant = 'clip cold node';
+const WARM: Variant = 'clip ContentCache-warm node';
+const DISK: Variant = 'clip disk-warm (2nd container)';
+const VARIANTS: Variant[] = [OVERLAY, STARGZ, COLD, WARM, DISK];
+
+/** One registry the nodes pull from: loopback, or the shaped link's end in its namespace. */
+export interface MlLink {
+  label: string;
+  /** `host:port` in image references. */
+  host: string;
+  logPath: string;
+}
+
+export interface MlImageOptions {
+  /** The image as pushed to the loopback registry (whose storage the shaped registry serves too). */
+  image: PushedImage;
+  weightsMib: number;
+  links: MlLink[];
+  redis: RedisServer;
+  runs: number;
+}
+
+interface Run {
+  link: string;
+  variant: Variant;
+  /** Pull command wall time (0 for the disk-warm container, which is not pulled). */
+  pullS: number;
+  /** `clip-snapshotter pull`'s own duration_ms (its JSON summary), in s. */
+  pullReportedS?: number;
+  firstOutputS: number;
+  weightsReadS: number;
+  registryBytes: number;
+  usage?: TreeUsage;
+}
+
+/** The workload: import the framework (first output), then hash the whole weights file. */
+const WORKLOAD = ['sh', '-c', `python3 -c 'import torch; print("torch", torch.__version__, flush=True)' && sha256sum ${WEIGHTS_PATH}`];
+
+/** sha256 of the weights file the image builder writes: the same AES-CTR keystream, hashed. */
+export function expectedWeightsSha256(mib: number): string {
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, 0x5a), Buffer.alloc(16, 0));
+  const h = createHash('sha256');
+  const zeros = Buffer.alloc(1 << 20);
+  for (let i = 0; i < mib; i++) h.update(cipher.update(zeros));
+  h.update(cipher.final());
+  return h.digest('hex');
+}
+
+const refOn = (ref: string, host: string): string => `${host}/${ref.slice(ref.indexOf('/') + 1)}`;
+
+/** Check the container's output: the framework imported and the weights hashed to the expected digest. */
+function checkOutput(out: FirstOutput, sha: string, what: string): void {
+  if (!/^torch \S+/m.test(out.stdout) || !out.stdout.includes(`${sha}  ${WEIGHTS_PATH}`)) {
+    throw new Error(`${what}: unexpected workload output (want "torch …" and ${sha}):\n${out.stdout.slice(0, 500)}`);
+  }
+}
+
+/** Run the workload; times are added to `pullMs` (the pull before it). */
+async function workload(c: ClipNode['containerd'], sn: string, ref: string, id: string, sha: string, pullMs: number, what: string): Promise<{ first: number; done: number }> {
+  const out = await timeFirstOutput(c, runArgs(c, sn, ref, id, WORKLOAD), 1_800_000);
+  checkOutput(out, sha, what);
+  return { first: (pullMs + out.firstOutputMs) / 1000, done: (pullMs + out.totalMs) / 1000 };
+}
+
+async function overlayRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: string, name: string): Promise<Run> {
+  const c = await stack.containerd(name, {}, [link.host]);
+  const cursor = new AccessLogCursor(link.logPath);
+  cursor.mark();
+  const ref = refOn(o.image.ref, link.host);
+  const t0 = performance.now();
+  await c.ctr(['images', 'pull', '--plain-http', '--snapshotter', 'overlayfs', ref], { timeoutMs: 1_800_000 });
+  const pullMs = performance.now() - t0;
+  const w = await workload(c, 'overlayfs', ref, name, sha, pullMs, OVERLAY);
+  const r: Run = { link: link.label, variant: OVERLAY, pullS: pullMs / 1000, firstOutputS: w.first, weightsReadS: w.done, registryBytes: cursor.since().blobBytes };
+  await c.stop();
+  return r;
+}
+
+async function stargzRun(stack: Stack, link: MlLink, esgz: EstargzImage, sha: string, name: string): Promise<Run> {
+  const node = await startStargzNode(stack, name, link.host, haveStargzRelease() ? 'stargzmod' : 'stargzref');
+  const cursor = new AccessLogCursor(link.logPath);
+  cursor.mark();
+  const ref = refOn(esgz.ref, link.host);
+  const t0 = performance.now();
+  await stargzPull(node, ref);
+  const pullMs = performance.now() - t0;
+  const w = await workload(node.containerd, STARGZ_SNAPSHOTTER, ref, name, sha, pullMs, STARGZ);
+  const r: Run = { link: link.label, variant: STARGZ, pullS: pullMs / 1000, firstOutputS: w.first, weightsReadS: w.done, registryBytes: cursor.since().blobBytes, usage: treeUsage(node.pid()) };
+  await node.stop();
+  return r;
+}
+
+/** A clip node pulls with `clip-snapshotter pull` and runs the workload; `disk` also runs it a second time. */
+async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: string, name: string, variant: Variant, disk: boolean): Promise<Run[]> {
+  const node = await startNode(stack, name, [link.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
+  try {
+    const cursor = new AccessLogCursor(link.logPath);
+    cursor.mark();
+    const ref = refOn(o.image.ref, link.host);
+    const t0 = performance.now();
+    const summary: PullSummary = await clipPull(node, ref);
+    const pullMs = performance.now() - t0;
+    if (summary.lazy === 0) throw new Error(`${variant}: clip-snapshotter pull mounted no layer lazily (${JSON.stringify(summary)})`);
+    const w = await workload(node.containerd, 'clip', ref, name, sha, pullMs, variant);
+    const first: Run = {
+      link: link.label, variant, pullS: pullMs / 1000, pullReportedS: summary.duration_ms / 1000, firstOutputS: w.first, weightsReadS: w.done,
+      registryBytes: cursor.since().blobBytes, usage: treeUsage(node.snapshotter.pid()),
+    };
+    if (!disk) return [first];
+    cursor.mark();
+    const w2 = await workload(node.containerd, 'clip', ref, `${name}-2`, sha, 0, DISK);
+    const after = treeUsage(node.snapshotter.pid());
+    const usage: TreeUsage = { rssBytes: after.rssBytes, cpuSeconds: after.cpuSeconds - (first.usage?.cpuSeconds ?? NaN), processes: after.processes };
+    return [first, { link: link.label, variant: DISK, pullS: 0, firstOutputS: w2.first, weightsReadS: w2.done, registryBytes: cursor.since().blobBytes, usage }];
+  } finally {
+    await node.containerd.stop();
+    await node.snapshotter.stop();
+  }
+}
+
+/** The whole entry: every variant on every link, `o.runs` times, interleaved. */
+export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: string) => void): Promise<BenchEntry> {
+  const e = newEntry('ml-image', `ML-sized image: pull start → \`import torch\` printed, and → the ${o.weightsMib} MiB weights file read whole (sha256sum)`,
+    ['link', 'variant', 'first output (s)', 'weights read (s)', 'pull command (s)', 'registry bytes', 'daemon RSS (MB)', 'daemon CPU (s)', 'weights read vs overlayfs']);
+  log(`computing the expected sha256 of the ${o.weightsMib} MiB weights file`);
+  const sha = expectedWeightsSha256(o.weightsMib);
+  log('publishing clip indexes for the image');
+  const indexNote = await publishIndexes(o.image.ref);
+  let esgz: EstargzImage | undefined;
+  let stargzNote: string;
+  try {
+    log(`converting ${o.image.ref} to eStargz with ctr-remote (once; both registries serve it)`);
+    esgz = await convertToEstargz(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image);
+    stargzNote = `stargz: ${haveStargzRelease() ? `stargz-snapshotter ${goModulePins().stargzVersion} (Go module, its \`service\` package served by integration/go/stargzmod)` : 'stargz-snapshotter 0.12 (Debian\'s library, integration/go/stargzref; the pinned release is not built)'}, default fs settings (prefetch and background fetch on); image converted with \`ctr-remote image convert --estargz --oci\` (${formatBytes(esgz.layers.reduce((s, l) => s + l.size, 0))} of layers); pulled with \`ctr-remote images rpull\`.`;
+  } catch (err) {
+    stargzNote = `stargz not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
+    log(stargzNote);
+  }
+  const runs: Run[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    for (const [li, link] of o.links.entries()) {
+      const tag = `ml${li}-${i}`;
+      log(`${link.label} run ${i + 1}/${o.runs}: ${OVERLAY}`);
+      runs.push(await overlayRun(stack, o, link, sha, `${tag}-ovl`));
+      if (esgz) {
+        log(`${link.label} run ${i + 1}/${o.runs}: ${STARGZ}`);
+        runs.push(await stargzRun(stack, link, esgz, sha, `${tag}-sgz`));
+      }
+      await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
+      log(`${link.label} run ${i + 1}/${o.runs}: ${COLD} + ${DISK}`);
+      runs.push(...(await clipRun(stack, o, link, sha, `${tag}-cold`, COLD, true)));
+      log(`${link.label} run ${i + 1}/${o.runs}: ${WARM}`);
+      runs.push(...(await clipRun(stack, o, link, sha, `${tag}-warm`, WARM, false)));
+    }
+  }
+  const sel = (link: string, v: Variant): Run[] => runs.filter((r) => r.link === link && r.variant === v);
+  const med = (rs: Run[], f: (r: Run) => number): number => spread(rs.map(f)).median;
+  for (const link of o.links) {
+    const base = med(sel(link.label, OVERLAY), (r) => r.weightsReadS);
+    const measured = VARIANTS.filter((v) => sel(link.label, v).length > 0);
+    for (const v of measured) {
+      const rs = sel(link.label, v);
+      const read = spread(rs.map((r) => r.weightsReadS));
+      const hasUsage = rs.some((r) => r.usage);
+      e.rows.push([
+        link.label, v, formatSpread(spread(rs.map((r) => r.firstOutputS))), formatSpread(read),
+        v === DISK ? '—' : formatSpread(spread(rs.map((r) => r.pullS))), formatBytes(med(rs, (r) => r.registryBytes)),
+        hasUsage ? formatSpread(spread(rs.map((r) => (r.usage?.rssBytes ?? NaN) / 1e6)), 0) : '—',
+        hasUsage ? formatSpread(spread(rs.map((r) => r.usage?.cpuSeconds ?? NaN)), 1) : '—',
+        `${(read.median / base).toFixed(2)}×`,
+      ]);
+    }
+    e.charts.push(
+      { title: `ML image, pull → first output (s), ${link.label}`, lowerIsBetter: true, bars: measured.map((v) => ({ label: v, value: med(sel(link.label, v), (r) => r.firstOutputS), unit: 's', baseline: !v.startsWith('clip') })) },
+      { title: `ML image, pull → weights read (s), ${link.label}`, lowerIsBetter: true, bars: measured.map((v) => ({ label: v, value: med(sel(link.label, v), (r) => r.weightsReadS), unit: 's', baseline: !v.startsWith('clip') })) },
+    );
+  }
+  const layers = o.image.layers;
+  const pulls = runs.filter((r) => r.pullReportedS !== undefined);
+  e.notes.push(
+    `image ${o.image.name}: ${layers.length} layers (Debian bookworm + python3-torch, python3-scipy, python3-pandas; weights layer last), ${formatBytes(layers.reduce((s, l) => s + l.size, 0))} compressed, ${formatBytes(layers.reduce((s, l) => s + l.uncompressedSize, 0))} uncompressed; built by integration/images/ml-image.ts and cached outside the checkout.`,
+    `workload: \`${WORKLOAD.join(' ')}\`; its output is checked (torch imported, weights digest as written). Times from pull start: first output = the torch line, weights read = container exit. The disk-warm row is a second container on the cold node, timed from its \`ctr run\` (no pull).`,
+    `links: ${o.links.map((l) => `${l.label} (${l.host})`).join(', ')}; ${o.runs} run(s) per variant, interleaved; every run on a fresh containerd (+ fresh daemon); Redis flushed before each cold clip node, the ContentCache-warm node follows it.`,
+    indexNote,
+    'clip pulls with `clip-snapshotter pull` (a Node process: its wall time is the "pull command" column); overlayfs with `ctr images pull`, stargz with `ctr-remote images rpull`.',
+    stargzNote,
+    'SOCI not measured yet: its snapshotter and `soci` CLI are not built here (issue 15; see the notes in the README\'s benchmark section).',
+    'daemon RSS / CPU: the snapshotter daemon and all its descendants (a FUSE server process included), RSS and cumulative user+system CPU since the daemon started, read right after the workload container exited; for the disk-warm row, CPU of the second container alone.',
+    `\`clip-snapshotter pull\`: wall time vs its own reported duration (median): ${pulls.length ? `${spread(pulls.map((r) => r.pullS)).median.toFixed(2)} s vs ${spread(pulls.map((r) => r.pullReportedS ?? NaN)).median.toFixed(2)} s (the difference is Node start-up, config and connections)` : 'n/a'}.`,
+  );
+  e.raw = { runs, weightsMib: o.weightsMib, weightsSha256: sha, image: { ref: o.image.ref, layers }, estargz: esgz ?? null };
+  return e;
+}

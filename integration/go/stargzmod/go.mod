@@ -1,0 +1,7 @@
+// The current stargz-snapshotter release's snapshotter served over gRPC, for `make bench`.
+// Requirements are deliberately absent: build-go-modules.sh builds it against the
+// stargz-snapshotter version of integration/go-modules.env from a generated copy of this file
+// (-modfile), tidied against that version's own requirements.
+module clip-snapshotter/integration/stargzmod
+
+go 1.26.6
