@@ -103,7 +103,7 @@ async function tracing(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
  * The ML-sized image on a loopback registry and, serving the same storage, a registry behind the
  * shaped link: pushed once. Quick mode: a 128 MiB weights file and one run; full: 1 GiB, three runs.
  */
-async function mlImage(stack: Stack, quick: boolean): Promise<BenchEntry> {
+async function mlImage(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
   const weightsMib = quick ? 128 : 1024;
   const built = await buildMlImage(weightsMib, log);
   const loopback = await stack.registry('ml-registry');

@@ -7,12 +7,14 @@
  * Both registries serve one storage directory: the image is pushed (and converted, and indexed) once.
  */
 import { createCipheriv, createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Stack, RedisServer } from '../harness/stack.js';
 import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type FirstOutput, type PullSummary } from '../harness/stack-node.js';
 import { AccessLogCursor, formatBytes } from '../harness/registry-bytes.js';
 import { runCommand } from '../harness/run-command.js';
 import type { PushedImage } from '../images/index.js';
-import { WEIGHTS_PATH } from '../images/ml-image.js';
+import { benchImageCache, WEIGHTS_PATH } from '../images/ml-image.js';
 import { publishIndexes } from './cold-start-entry.js';
 import { treeUsage, type TreeUsage } from './proc-util.js';
 import { convertToEstargz, haveStargzRelease, startStargzNode, stargzPull, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
@@ -52,10 +54,69 @@ interface Run {
   pullS: number;
   /** `clip-snapshotter pull`'s own duration_ms (its JSON summary), in s. */
   pullReportedS?: number;
+  /** `clip-snapshotter pull`'s per-phase times (ms) and the daemon's per-layer index resolution / FUSE mount sums (ms). */
+  phases?: PullPhaseTimes;
   firstOutputS: number;
   weightsReadS: number;
   registryBytes: number;
   usage?: TreeUsage;
+}
+
+interface PullPhaseTimes {
+  lease: number;
+  resolve: number;
+  config: number;
+  content: number;
+  layers: number;
+  image: number;
+  /** Daemon side, summed over the image's layers: index resolution, FUSE mount. */
+  indexResolve: number;
+  fuseMount: number;
+}
+
+/** Sum `resolve_ms` / `mount_ms` of the daemon's "layer mounted" log records in `text`. */
+function daemonMountTimes(text: string): { indexResolve: number; fuseMount: number } {
+  let indexResolve = 0;
+  let fuseMount = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes('"layer mounted"')) continue;
+    try {
+      const rec = JSON.parse(line) as { resolve_ms?: unknown; mount_ms?: unknown };
+      if (typeof rec.resolve_ms === 'number') indexResolve += rec.resolve_ms;
+      if (typeof rec.mount_ms === 'number') fuseMount += rec.mount_ms;
+    } catch {
+      // not a JSON record
+    }
+  }
+  return { indexResolve, fuseMount };
+}
+
+/**
+ * The eStargz copy of `image` on `host`: converted with ctr-remote once per machine and kept as an
+ * OCI layout next to the image's (conversion of a GB-sized image takes many minutes on 2 cores),
+ * then pushed from there.
+ */
+async function estargzCopy(stack: Stack, host: string, image: PushedImage, log: (s: string) => void): Promise<EstargzImage> {
+  const dir = join(benchImageCache(), `esgz-${image.manifestDigest.slice(7, 23)}`);
+  const policy = join(stack.root, 'skopeo-policy.json');
+  writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+  const ref = `${image.ref}-esgz`;
+  const skopeo = (from: string, to: string): Promise<unknown> => runCommand('skopeo', ['--policy', policy, 'copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', from, to], { timeoutMs: 1_800_000 });
+  if (!existsSync(join(dir, 'index.json'))) {
+    log(`converting ${image.ref} to eStargz with ctr-remote (once per machine; cached in ${dir})`);
+    await convertToEstargz(stack, host, image);
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    await skopeo(`docker://${ref}`, `oci:${tmp}:latest`);
+    renameSync(tmp, dir);
+  } else {
+    log(`pushing the cached eStargz copy ${dir}`);
+    await skopeo(`oci:${dir}:latest`, `docker://${ref}`);
+  }
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+  const manifestDigest = index.manifests[0]?.digest ?? '';
+  const manifest = JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', manifestDigest.slice(7)), 'utf8')) as { layers: Array<{ digest: string; size: number }> };
+  return { ref, manifestDigest, layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) };
 }
 
 /** The workload: import the framework (first output), then hash the whole weights file. */
@@ -122,13 +183,19 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const cursor = new AccessLogCursor(link.logPath);
     cursor.mark();
     const ref = refOn(o.image.ref, link.host);
+    const logStart = node.snapshotter.log().length;
     const t0 = performance.now();
     const summary: PullSummary = await clipPull(node, ref);
     const pullMs = performance.now() - t0;
+    const p = summary.phases_ms;
+    const phases: PullPhaseTimes | undefined = p && {
+      lease: p.lease, resolve: p.resolve, config: p.config, content: p.content, layers: p.layers.reduce((a, b) => a + b, 0), image: p.image,
+      ...daemonMountTimes(node.snapshotter.log().slice(logStart)),
+    };
     if (summary.lazy === 0) throw new Error(`${variant}: clip-snapshotter pull mounted no layer lazily (${JSON.stringify(summary)})`);
     const w = await workload(node.containerd, 'clip', ref, name, sha, pullMs, variant);
     const first: Run = {
-      link: link.label, variant, pullS: pullMs / 1000, pullReportedS: summary.duration_ms / 1000, firstOutputS: w.first, weightsReadS: w.done,
+      link: link.label, variant, pullS: pullMs / 1000, pullReportedS: summary.duration_ms / 1000, ...(phases ? { phases } : {}), firstOutputS: w.first, weightsReadS: w.done,
       registryBytes: cursor.since().blobBytes, usage: treeUsage(node.snapshotter.pid()),
     };
     if (!disk) return [first];
@@ -143,8 +210,30 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
   }
 }
 
-/** The whole entry: every variant on every link, `o.runs` times, interleaved. */
-export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: string) => void): Promise<BenchEntry> {
+/** Deliverable 4's measurement: where `clip-snapshotter pull`'s time goes, per phase, medians per link and variant. */
+function pullPhasesEntry(runs: Run[], links: MlLink[], layerCount: number): BenchEntry {
+  const e = newEntry('ml-pull-phases', `\`clip-snapshotter pull\` of the ML image (${layerCount} layers), per phase (ms, medians)`,
+    ['link', 'variant', 'command wall', 'its own duration', 'process start-up + connect', 'lease', 'manifest', 'config', 'content writes', 'layers (Prepare…Commit)', 'of which index resolution', 'of which FUSE mounts', 'image record']);
+  for (const link of links) {
+    for (const v of [COLD, WARM]) {
+      const rs = runs.filter((r) => r.link === link.label && r.variant === v && r.phases && r.pullReportedS !== undefined);
+      if (rs.length === 0) continue;
+      const m = (f: (r: Run) => number): string => spread(rs.map(f)).median.toFixed(0);
+      const ph = (k: keyof PullPhaseTimes): string => m((r) => r.phases?.[k] ?? NaN);
+      e.rows.push([link.label, v, m((r) => r.pullS * 1000), m((r) => (r.pullReportedS ?? NaN) * 1000), m((r) => (r.pullS - (r.pullReportedS ?? NaN)) * 1000),
+        ph('lease'), ph('resolve'), ph('config'), ph('content'), ph('layers'), ph('indexResolve'), ph('fuseMount'), ph('image')]);
+    }
+  }
+  e.notes.push(
+    'Phases from the `phases_ms` of `clip-snapshotter pull`\'s JSON summary; index resolution and FUSE mount times from the daemon\'s `layer mounted` log records (`resolve_ms`, `mount_ms`), summed over the layers. "process start-up + connect" = command wall time − its own duration (Node start, config, gRPC and registry clients).',
+    'Issue 15 goal (deliverable 4): ≤ 100 ms of the project\'s own time per image before containerd can create the container.',
+  );
+  e.raw = { runs: runs.filter((r) => r.phases).map((r) => ({ link: r.link, variant: r.variant, pullS: r.pullS, pullReportedS: r.pullReportedS, phases: r.phases })) };
+  return e;
+}
+
+/** The whole entry: every variant on every link, `o.runs` times, interleaved; and the pull phases. */
+export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: string) => void): Promise<BenchEntry[]> {
   const e = newEntry('ml-image', `ML-sized image: pull start → \`import torch\` printed, and → the ${o.weightsMib} MiB weights file read whole (sha256sum)`,
     ['link', 'variant', 'first output (s)', 'weights read (s)', 'pull command (s)', 'registry bytes', 'daemon RSS (MB)', 'daemon CPU (s)', 'weights read vs overlayfs']);
   log(`computing the expected sha256 of the ${o.weightsMib} MiB weights file`);
@@ -154,8 +243,7 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
   let esgz: EstargzImage | undefined;
   let stargzNote: string;
   try {
-    log(`converting ${o.image.ref} to eStargz with ctr-remote (once; both registries serve it)`);
-    esgz = await convertToEstargz(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image);
+    esgz = await estargzCopy(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image, log);
     stargzNote = `stargz: ${haveStargzRelease() ? `stargz-snapshotter ${goModulePins().stargzVersion} (Go module, its \`service\` package served by integration/go/stargzmod)` : 'stargz-snapshotter 0.12 (Debian\'s library, integration/go/stargzref; the pinned release is not built)'}, default fs settings (prefetch and background fetch on); image converted with \`ctr-remote image convert --estargz --oci\` (${formatBytes(esgz.layers.reduce((s, l) => s + l.size, 0))} of layers); pulled with \`ctr-remote images rpull\`.`;
   } catch (err) {
     stargzNote = `stargz not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
@@ -214,5 +302,5 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
     `\`clip-snapshotter pull\`: wall time vs its own reported duration (median): ${pulls.length ? `${spread(pulls.map((r) => r.pullS)).median.toFixed(2)} s vs ${spread(pulls.map((r) => r.pullReportedS ?? NaN)).median.toFixed(2)} s (the difference is Node start-up, config and connections)` : 'n/a'}.`,
   );
   e.raw = { runs, weightsMib: o.weightsMib, weightsSha256: sha, image: { ref: o.image.ref, layers }, estargz: esgz ?? null };
-  return e;
+  return [e, pullPhasesEntry(runs, o.links, layers.length)];
 }

@@ -25,6 +25,8 @@ export interface PullSummary {
   full: number;
   present: number;
   duration_ms: number;
+  /** Per-phase wall times in ms (lease, resolve, config, content, layers[], image). */
+  phases_ms?: { lease: number; resolve: number; config: number; content: number; layers: number[]; image: number };
   layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
 }
 

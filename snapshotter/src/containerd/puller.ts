@@ -59,6 +59,24 @@ export interface PullSummary {
   full: number;
   present: number;
   duration_ms: number;
+  /** Where the pull's own time went, in ms (measured in `make bench`). */
+  phases_ms: PullPhases;
+}
+
+/** Wall time of each step of a pull, in ms. */
+export interface PullPhases {
+  /** Lease creation in containerd. */
+  lease: number;
+  /** Manifest (and index) resolution in the registry. */
+  resolve: number;
+  /** Config blob fetch. */
+  config: number;
+  /** Config, manifest and index written to containerd's content store. */
+  content: number;
+  /** Per layer, in order: containerd's Prepare (where the snapshotter resolves and mounts a lazy layer), Commit or unpack. */
+  layers: number[];
+  /** Snapshot GC label and image record. */
+  image: number;
 }
 
 interface Resolved {
@@ -89,13 +107,25 @@ async function resolveManifest(source: ImageSource, reference: string, platform:
 /** Pull `reference` into containerd; returns what happened to each layer. */
 export async function pullImage(opts: PullOptions): Promise<PullSummary> {
   const started = Date.now();
+  let mark = started;
+  /** ms since the previous call (or the start). */
+  const lap = (): number => {
+    const now = Date.now();
+    const d = now - mark;
+    mark = now;
+    return d;
+  };
+  const phases: PullPhases = { lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0 };
   const log = opts.logger ?? silentLogger();
   const lease = await opts.client.createLease({ expireAfterMs: opts.leaseExpireMs ?? 24 * 3600_000 });
+  phases.lease = lap();
   const client = opts.client.withLease(lease);
   try {
     const r = await resolveManifest(opts.source, opts.reference, opts.platform ?? DEFAULT_PLATFORM);
+    phases.resolve = lap();
     const source = { [distributionSourceLabel(opts.source.host)]: opts.source.repository };
     const configBytes = await opts.source.getBlob(r.doc.config.digest);
+    phases.config = lap();
     const diffIds = parseJson<{ rootfs?: { diff_ids?: string[] } }>(configBytes, 'image config').rootfs?.diff_ids ?? [];
     const layers = r.doc.layers ?? [];
     if (diffIds.length !== layers.length) {
@@ -105,6 +135,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     await putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source);
     await putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) });
     if (r.index) await putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) });
+    phases.content = lap();
 
     const chains = chainIds(diffIds);
     const results: LayerPullResult[] = [];
@@ -112,19 +143,23 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
       const layer = layers[i] as ContainerdDescriptor;
       const labels = criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string });
       const mode = await unpackLayer(client, opts, { layer, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', labels, source });
+      phases.layers.push(lap());
       const res = { index: i, digest: layer.digest, chainId: chains[i] as string, mode };
       log.info({ layer: layer.digest, diff_id: diffIds[i], mode }, 'layer unpacked');
       opts.onLayer?.(res);
       results.push(res);
+      lap(); // the log line and callback are not the layer's
     }
     const top = chains.at(-1) ?? '';
     if (top !== '') await client.updateContentLabels(r.doc.config.digest, { [gcRefSnapshotLabel(opts.snapshotter)]: top });
     const target = r.index ?? r.manifest;
     await putImage(client, { name: opts.imageRef, labels: {}, target: { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length } });
+    phases.image = lap();
     const count = (m: LayerPullMode): number => results.filter((l) => l.mode === m).length;
     return {
       image: opts.imageRef, manifest: r.manifest.digest, config: r.doc.config.digest, snapshotter: opts.snapshotter, chainId: top,
       layers: results, lazy: count('lazy'), full: count('full'), present: count('present'), duration_ms: Date.now() - started,
+      phases_ms: phases,
     };
   } finally {
     await opts.client.deleteLease(lease).catch((err: unknown) => log.warn({ err: messageOf(err) }, 'lease delete failed'));

@@ -125,6 +125,7 @@ export class ClipRemoteLayers implements RemoteLayers {
       return r;
     });
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
+    const resolveMs = Date.now() - started;
     const { index } = resolved;
     check(index.meta.diffId);
     const checkpoints = index.gzipCheckpoints;
@@ -144,6 +145,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     start?.addLayer(index.meta.diffId);
     const reader = this.#o.starts && start ? new StartTraceReader(recorded, this.#o.starts, start.image) : recorded;
     const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
+    const mountStarted = Date.now();
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
         fs.mount(mountpoint),
@@ -157,7 +159,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     this.#o.store.extracted?.claim(m.hex);
     setMountedLayers(this.#fuseMounted());
     if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
-    ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, duration_ms: Date.now() - started }, 'layer mounted');
+    ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, resolve_ms: resolveMs, mount_ms: Date.now() - mountStarted, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
   }
 

@@ -144,6 +144,11 @@ t.test('present, lazy and full layers in one image', async (t) => {
   const key = calls.prepareSnapshot?.[1]?.[1];
   t.match(calls.commitSnapshot?.[0], ['clip', f.chains[2], key]);
   t.equal(calls.updateImage?.length, 1, 'an existing image record is updated');
+  const p = s.phases_ms;
+  t.equal(p.layers.length, 3, 'one timing per layer');
+  const all = [p.lease, p.resolve, p.config, p.content, ...p.layers, p.image];
+  t.ok(all.every((v) => Number.isInteger(v) && v >= 0), 'phase timings are whole ms');
+  t.ok(all.reduce((a, b) => a + b, 0) <= s.duration_ms, 'phases fit in the pull');
 });
 
 t.test('a diff that unpacks to the wrong diff id fails, removes the key and drops the lease', async (t) => {
