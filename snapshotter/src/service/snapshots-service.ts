@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../log/index.js';
 import type { Mount, SnapshotInfo, Snapshotter } from '../snapshots/index.js';
-import { kindOf } from '../errors/index.js';
+import { findClipError, kindOf } from '../errors/index.js';
 import { ATTR_CLIP_SNAPSHOT_KEY, traceRpc, type StartTraces } from '../telemetry/index.js';
 import { toGrpcStatus, toServiceError } from './grpc-status.js';
 
@@ -66,7 +66,7 @@ function unaryCall<T>(log: Logger, method: string, fn: (req: Req) => Promise<T>,
       (res) => callback(null, res),
       (err: unknown) => {
         const e = toServiceError(err);
-        log.debug({ method, key: call.request.key ?? call.request.name, code: e.code, err: e.details }, 'rpc failed');
+        log.debug({ method, key: call.request.key ?? call.request.name, code: e.code, clip_error_code: findClipError(err)?.code, err: e.details }, 'rpc failed');
         callback(e);
       },
     );

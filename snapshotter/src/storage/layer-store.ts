@@ -30,6 +30,7 @@ import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import { LayerLedger } from './layer-ledger.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
+import { isAuthRefusal } from '../registry/index.js';
 import type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
 import { readSpanAttrs, traceRangeTier, traceTier } from './read-tracing.js';
@@ -229,6 +230,8 @@ export class LayerStore implements LayerReaderHost {
     try {
       if (await this.#o.blobs.exists(ref, AbortSignal.timeout(this.#o.checkTimeoutMs))) return;
     } catch (err) {
+      // Refused credentials keep their code: the cause is the registry's answer, not an outage.
+      if (isAuthRefusal(err)) throw err;
       cause = err;
     }
     throw unavailable('CLIP_LAYER_UNAVAILABLE', `layer ${ref.digest} (${ref.diffId}) is not on disk, in the content cache or in ${ref.ref}`, cause);

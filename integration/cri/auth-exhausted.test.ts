@@ -1,0 +1,95 @@
+/**
+ * Credentials exhausted, end to end: a layer read whose every credential source is refused fails
+ * promptly with CLIP_REGISTRY_CREDENTIALS_REFUSED and a metric, never hangs. A lazy pull through
+ * the CRI proxy (the kept credentials are right); a container reads the image's first layer; the
+ * daemon restarts — kept credentials live in memory only, so they are gone — and its one other
+ * source, a docker config.json, holds a wrong password. A second container needing the second,
+ * still unfetched layer is refused promptly (at its Prepare's layer check or at the read); the daemon logs the code and counts
+ * `clip_registry_auth_failures_total`; the next `crictl pull --creds` brings the credentials back
+ * and a third container reads the file.
+ */
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { createHarness, crictlPath, freePort, goModulePins, requireGoModuleBinary, runCommand } from '../harness/index.js';
+import { daemonConfigToml } from '../harness/daemon-config.js';
+import { buildImage, pushImage } from '../images/index.js';
+import { clipCli, criRun, layerBytesSince, observeLayers, pathImageSpec, pauseImageSpec, pushSpec } from '../containerd2/pull-paths.js';
+
+const USER = 'exhausted-user';
+const PASSWORD = 'right-Secret-4c1b0a';
+const WRONG = 'wrong-Secret-9e7d33';
+
+t.test('refused by every source: a prompt read error, a code and a metric; a new pull heals it', async (t) => {
+  const version = goModulePins().containerd2Versions[0];
+  if (!version) throw new Error('integration/go-modules.env lists no containerd 2.x version');
+  const h = createHarness(t, 'clip-exh-');
+  const open = await h.startRegistry({ name: 'open' });
+  const secured = await h.startRegistry({ name: 'secured', htpasswd: { username: USER, password: PASSWORD } });
+  const pause = await pushSpec(pauseImageSpec('exh-pause'), open);
+  const image = await pushImage(await buildImage(pathImageSpec('exh-app')), { hostPort: secured.hostPort, creds: { username: USER, password: PASSWORD } });
+  const auth = (pw: string) => JSON.stringify({ auths: { [secured.hostPort]: { auth: Buffer.from(`${USER}:${pw}`).toString('base64') } } });
+  mkdirSync(join(h.root, 'ci'), { recursive: true });
+  writeFileSync(join(h.root, 'ci', 'config.json'), auth(PASSWORD));
+  writeFileSync(join(h.root, 'ci.toml'), `[registry]\nplain_http = true\ndocker_config = ${JSON.stringify(join(h.root, 'ci', 'config.json'))}\n`);
+  const indexed = await clipCli(['index', image.ref, '--plain-http', '--config', join(h.root, 'ci.toml')]);
+  t.equal(indexed.code, 0, `clip index: ${indexed.stderr.slice(-300)}`);
+
+  const containerdDir = join(h.root, 'c-exh');
+  const containerdSock = join(containerdDir, 'containerd.sock');
+  const proxySocket = join(h.root, 'clip', 'cri-image.sock');
+  const nodeDockerConfig = join(h.root, 'node-docker-config.json');
+  writeFileSync(nodeDockerConfig, auth(WRONG));
+  const metricsPort = await freePort();
+  const daemonConfig = join(h.root, 'clip.toml');
+  writeFileSync(daemonConfig, daemonConfigToml({
+    containerdAddress: containerdSock,
+    hostsDir: join(containerdDir, 'hosts'),
+    metricsAddress: `127.0.0.1:${metricsPort}`,
+    extraToml: `\n[index]\nrange_completion_bytes_per_sec = 0\n\n[cri]\nenabled = true\naddress = ${JSON.stringify(proxySocket)}\ncontainerd_address = ${JSON.stringify(containerdSock)}\n`,
+  }).replace('[registry]\n', `[registry]\ndocker_config = ${JSON.stringify(nodeDockerConfig)}\n`));
+  const snap = await h.startSnapshotter({ extraArgs: ['--config', daemonConfig] });
+  const c = await h.startContainerd({
+    dirName: 'c-exh',
+    version,
+    snapshotters: { clip: snap.address },
+    plainHttpRegistries: [open.hostPort, secured.hostPort],
+    proxyOptions: { clip: { exports: { enable_remote_snapshot_annotations: 'true' } } },
+    cri: { snapshotter: 'clip', disableSnapshotAnnotations: true, sandboxImage: pause.ref },
+  });
+  await c.waitForSnapshotter('clip');
+  const crictl = requireGoModuleBinary(crictlPath());
+  const pull = () => runCommand(crictl, ['--runtime-endpoint', `unix://${c.address}`, '--image-endpoint', `unix://${proxySocket}`, '--timeout', '120s', 'pull', '--creds', `${USER}:${PASSWORD}`, image.ref], { timeoutMs: 180_000 });
+
+  const mark = secured.accessLogLines().length;
+  await pull();
+  const [, app] = image.layers.map((l) => l.digest) as [string, string];
+  t.equal(layerBytesSince(secured, mark, image.layers.map((l) => l.digest)), 0, 'the pull fetched no layer bytes');
+  t.equal((await observeLayers(t, c, image, 'k8s.io')).remote, image.layers.length, 'every layer is mounted lazily');
+  t.equal(await criRun(h, c, image.ref, ['cat', '/etc/clip-path']), 'exh-app\n', 'a container read the first layer with the kept credentials');
+  t.equal(layerBytesSince(secured, mark, [app]), 0, 'the second layer is still unfetched');
+
+  await snap.restart();
+  await c.waitForSnapshotter('clip');
+  // Either the layer check of the container's Prepare or the read itself is refused: both must
+  // end promptly (criRun's own deadlines), with the cause named.
+  const started = Date.now();
+  const failed = await criRun(h, c, image.ref, ['cat', '/data/hello.txt']).then(
+    (out) => ({ where: 'read', text: out }),
+    (err: unknown) => ({ where: 'create', text: String((err as Error).message) }),
+  );
+  t.comment(`refused at ${failed.where} after ${Date.now() - started} ms`);
+  t.notMatch(failed.text, /lazy hello/, 'the file was not read');
+  if (failed.where === 'create') t.match(failed.text, /credentials refused after every credential source was tried/, 'containerd relays the cause');
+  else t.match(failed.text, /cat: .*(Operation not permitted|Input\/output error)/i, `the reader got an error: ${failed.text.trim()}`);
+  const log = readFileSync(snap.logPath, 'utf8');
+  t.match(log, /CLIP_REGISTRY_CREDENTIALS_REFUSED/, 'the daemon log names the code');
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = /^clip_registry_auth_failures_total\{[^}]*stage="request"[^}]*status="401"[^}]*\} (\d+)/m.exec(metrics) ?? /^clip_registry_auth_failures_total\{[^}]*status="401"[^}]*stage="request"[^}]*\} (\d+)/m.exec(metrics);
+  t.ok(m && Number(m[1]) >= 1, `clip_registry_auth_failures_total counted it: ${m?.[0] ?? 'absent'}`);
+
+  await pull();
+  t.equal(await criRun(h, c, image.ref, ['cat', '/data/hello.txt']), 'lazy hello\n', 'after a new pull with credentials the file reads');
+  const all = readFileSync(snap.logPath, 'utf8');
+  for (const secret of [PASSWORD, WRONG]) t.notOk(all.includes(secret), 'no password in the snapshotter log');
+});
