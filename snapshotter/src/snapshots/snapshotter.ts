@@ -254,7 +254,9 @@ export class Snapshotter {
    * children then answer UNAVAILABLE.
    */
   restoreRemote(): Promise<{ mounted: number; kept: number; failed: number }> {
-    const run = this.#restoreRemote();
+    // One at a time: a restore asked for while one runs (a FUSE server replaced mid-restore) starts
+    // after it, from what the server serves then, so no layer is mounted twice.
+    const run = this.#restoring.then(() => this.#restoreRemote());
     this.#restoring = run.catch(() => undefined);
     return run;
   }
