@@ -65,7 +65,7 @@ export function formatStatus(layers: LayerStatus[]): string {
     out += `${image}: ${ls.length} layer(s): ${modes.map(([m, n]) => `${n} ${m}`).join(', ')}\n`;
     for (const l of ls) {
       const pct = l.size > 0 ? Math.floor((l.presentBytes / l.size) * 100) : 100;
-      const completion = l.complete ? 'complete' : l.completing ? 'completion running' : 'partial, no completion running';
+      const completion = l.complete ? (l.extracted ? 'complete, extracted (new containers read it without FUSE)' : 'complete') : l.completing ? 'completion running' : 'partial, no completion running';
       out += `  ${l.layer.slice(0, 19)}  ${l.mode.padEnd(6)} present ${formatBytes(l.presentBytes)} of ${formatBytes(l.size)} (${pct}%), ${completion}\n`;
       out += `      served to reads: ${nonZero(l.served)}\n`;
       out += `      fetched: ${nonZero(l.fetched)}\n`;

@@ -4,7 +4,7 @@
  * presence and its ledger; also the per-layer metrics samples and the start-trace summaries.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { LayerRef, LayerStore, LedgerEntry } from '../storage/index.js';
+import type { ExtractedLayers, LayerRef, LayerStore, LedgerEntry } from '../storage/index.js';
 import { FETCH_WAYS, diffCounters, modeOf, snapshotCounters, type FetchWay, type LayerCounters, type LayerMode } from '../storage/index.js';
 import {
   ATTR_CLIP_FETCHED_PREFIX, ATTR_CLIP_IMAGE_LAYERS_PREFIX, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_MODE, ATTR_CLIP_LAYER_SIZE,
@@ -24,6 +24,8 @@ export interface LayerStatus {
   complete: boolean;
   /** Background completion or a whole-layer download is fetching the rest. */
   completing: boolean;
+  /** Extracted to a plain directory: containers started now get it as a lower dir, without FUSE. */
+  extracted?: boolean;
   mode: LayerMode;
   /** Bytes handed to reads, by the tier that served them. */
   served: LayerCounters['served'];
@@ -36,7 +38,7 @@ export interface LayerStatus {
 /** What the report needs from the daemon. */
 export interface StatusSources {
   mounted(): Array<{ layer: LayerRef }>;
-  store: Pick<LayerStore, 'presence' | 'ledger'>;
+  store: Pick<LayerStore, 'presence' | 'ledger'> & { extracted?: Pick<ExtractedLayers, 'has'> };
 }
 
 const fetchedOf = (c: LayerCounters): Record<FetchWay | 'content_cache', number> => ({ ...c.registry, content_cache: c.contentCache });
@@ -59,6 +61,7 @@ export async function layerStatus(src: StatusSources, image?: string): Promise<L
     out.push({
       image: ref.ref, layer: ref.digest, diffId: ref.diffId, size: ref.uncompressedSize, mounts,
       presentBytes: p.presentBytes, complete: p.complete, completing: p.completing,
+      ...(src.store.extracted ? { extracted: src.store.extracted.has(ref.diffId.slice('sha256:'.length)) } : {}),
       mode: modeOf(counters, e?.localAtOpen ?? false),
       served: { ...counters.served }, fetched: fetchedOf(counters),
       ...(e?.firstReadAt !== undefined ? { timeToFirstReadMs: e.firstReadAt - e.openedAt } : {}),

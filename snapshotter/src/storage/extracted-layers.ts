@@ -75,6 +75,11 @@ export class ExtractedLayers {
     return this.#totalBytes;
   }
 
+  /** Whether a layer is completely extracted (no LRU touch: for status). */
+  has(hex: string): boolean {
+    return this.#done.has(hex);
+  }
+
   /** The overlay lower dir of a completely extracted layer, or undefined. */
   dirOf(hex: string): string | undefined {
     const e = this.#done.get(hex);

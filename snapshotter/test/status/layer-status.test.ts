@@ -33,6 +33,11 @@ t.test('status of mounted layers: presence from the store, answers from the ledg
   t.equal(formatStatus([]), 'no lazily mounted layers\n');
   const all = await layerStatus(src);
   t.equal(all.find((l) => l.image === other.ref)?.mode, 'local', 'complete on disk when mounted, read nothing else');
+  const withExtracted = await layerStatus({ ...src, store: { ...src.store, extracted: { has: (h: string) => `sha256:${h}` === other.diffId } } });
+  const ext = withExtracted.find((l) => l.image === other.ref);
+  t.equal(ext?.extracted, true, 'an extracted layer says so');
+  t.equal(withExtracted.find((l) => l.diffId === a.diffId)?.extracted, false);
+  t.match(formatStatus(withExtracted), /complete, extracted \(new containers read it without FUSE\)/);
 });
 
 t.test('image names match by reference or repository', async (t) => {
