@@ -73,7 +73,9 @@ t.test('lazy pulls through containerd', async (t) => {
   const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
   // The daemon resolves snapshot.ref-only Prepares through this containerd's content store.
   const config = join(h.root, 'clip-config.toml');
-  await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n`);
+  // Completed layers stay on FUSE: the outage and corruption cases need reads that reach the daemon
+  // (an extracted layer would serve them from a plain directory; extracted-layers.test.ts covers that).
+  await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n[cache]\nextract_completed = false\n`);
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   const tricky = images.tricky;
   let outageRef = '';

@@ -70,7 +70,9 @@ t.test('hostile images through real containerd', async (t) => {
   const base = baseLayerOf(await buildImage(IMAGE_SPECS.busybox));
   const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
   const config = join(h.root, 'clip-config.toml');
-  await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n`);
+  // Completed layers stay on FUSE: a stack "no tier can serve" must not be rescued by an extracted
+  // copy of its completed layer (extracted-layers.test.ts covers that path).
+  await writeFile(config, `containerd_address = "${c.address}"\ncontainerd_namespace = "clip-test"\n[registry]\nconfig_path = "${c.hostsDir}"\n[cache]\nextract_completed = false\n`);
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   // containerd dialled the socket before the daemon existed and retries with backoff.
   await c.waitForSnapshotter('clip');

@@ -22,8 +22,10 @@ let seq = 0;
  * The node's `[tracing]` table: OTLP `protocol` to Jaeger, short start traces; FUSE in the daemon,
  * the one mode whose start traces hold the first reads (README "State, restarts, crashes").
  */
+// Completed layers stay on FUSE: extracted, a warm start's reads would never reach the daemon, and
+// the disk tier's spans are what the warm-start case looks for.
 function tracingToml(name: string, protocol: 'grpc' | 'http/protobuf', endpoint: string): string {
-  return ['[tracing]', `endpoint = "${endpoint}"`, `protocol = "${protocol}"`, `service_name = "clip-${name}"`, 'start_trace_idle_ms = 4000', '[fuse_server]', 'mode = "in_process"', ''].join('\n');
+  return ['[tracing]', `endpoint = "${endpoint}"`, `protocol = "${protocol}"`, `service_name = "clip-${name}"`, 'start_trace_idle_ms = 4000', '[fuse_server]', 'mode = "in_process"', '[cache]', 'extract_completed = false', ''].join('\n');
 }
 
 /** `clip-snapshotter status IMAGE --json` against a node's daemon. */
