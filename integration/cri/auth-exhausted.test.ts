@@ -46,6 +46,9 @@ t.test('refused by every source: a prompt read error, a code and a metric; a new
     containerdAddress: containerdSock,
     hostsDir: join(containerdDir, 'hosts'),
     metricsAddress: `127.0.0.1:${metricsPort}`,
+    // In process: the restart below must take the kept credentials with it (a separate FUSE
+    // server, which holds them, outlives a daemon restart).
+    fuseServerMode: 'in_process',
     extraToml: `\n[index]\nrange_completion_bytes_per_sec = 0\n\n[cri]\nenabled = true\naddress = ${JSON.stringify(proxySocket)}\ncontainerd_address = ${JSON.stringify(containerdSock)}\n`,
   }).replace('[registry]\n', `[registry]\ndocker_config = ${JSON.stringify(nodeDockerConfig)}\n`));
   const snap = await h.startSnapshotter({ extraArgs: ['--config', daemonConfig] });

@@ -113,6 +113,14 @@ async function startSeparate(cfg: Config, log: Logger, command: FuseServerComman
   restoreInBackground(snapshotter, log);
   // Start traces of RPCs only: the reads they would join happen in the FUSE server.
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs });
+  // The CRI image-service proxy lives in the FUSE server, where the registry is read: it must
+  // listen before the kubelet's first pull, not from the first lazy mount on.
+  if (cfg.cri.enabled) {
+    await ensure().catch((err: unknown) => {
+      log.warn({ err: messageOf(err) }, 'FUSE server (and its CRI proxy) not up yet; retrying in the background');
+      void reattach();
+    });
+  }
   const server = await serveSnapshots(snapshotter, cfg.address, log, starts);
   const stop = async (): Promise<void> => {
     stopping = true;
