@@ -59,23 +59,25 @@ t.test('a daemon stopped during background completion resumes it from the spans 
   const partial = [...before.entries()].filter(([, r]) => r.present > 0 && r.present < r.total);
   t.ok(partial.length > 0, `stopped halfway: ${[...before.values()].map((r) => `${r.present}/${r.total}`).join(', ')} spans on disk`);
 
+  const cachedBefore = new Set(existsSync(join(snap.root, 'cache', 'layers')) ? readdirSync(join(snap.root, 'cache', 'layers')) : []);
   await writeFile(config, head + zranToml(50_000_000));
   const mark = registry.accessLogLines().length;
   await snap.restart();
   await c.waitForSnapshotter('clip');
   const again = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), tricky.ref, 'complete-2', ...CMD]);
   t.equal(again.stdout, OUT, 'the container runs on the spans kept across the restart');
-  // Completion adopts the file into the disk cache, then removes the sparse record: wait for both.
-  const completed = (hex: string): boolean => existsSync(join(snap.root, 'cache', 'layers', hex)) && !existsSync(join(sparseDir, `${hex}.spans`));
-  t.ok(await eventually(() => partial.every(([hex]) => completed(hex)), 60_000), `every partial layer completed after the restart (${partial.length})`);
-  const completedSize = tricky.layers.filter((l) => partial.some(([hex]) => l.diffId === `sha256:${hex}`)).reduce((n, l) => n + l.size, 0);
+  // Sparse files are named by layer state key (diffID + blob + span table), complete layers by
+  // diffID: completion removes the sparse record and adds a disk-cache file hashing to its name.
+  const recordGone = (key: string): boolean => !existsSync(join(sparseDir, `${key}.spans`));
+  t.ok(await eventually(() => partial.every(([key]) => recordGone(key)), 60_000), `every partial layer's sparse record is gone after the restart (${partial.length})`);
+  const layersDir = join(snap.root, 'cache', 'layers');
+  const completedHexes = (): string[] => readdirSync(layersDir).filter((n) => /^[0-9a-f]{64}$/.test(n) && !cachedBefore.has(n));
+  t.ok(await eventually(() => completedHexes().length >= partial.length, 60_000), 'as many new complete disk-cache entries');
+  const fresh = completedHexes();
+  const completedSize = tricky.layers.filter((l) => fresh.some((hex) => l.diffId === `sha256:${hex}`)).reduce((n, l) => n + l.size, 0);
   const after = layerTraffic(registry, mark, digests);
   t.ok(after.bytes < completedSize, `resumed: ${after.bytes} bytes fetched after the restart, the layers are ${completedSize} bytes compressed`);
-  for (const [hex] of partial) {
-    t.ok(existsSync(join(snap.root, 'cache', 'layers', hex)), `layer ${hex.slice(0, 12)} is a complete disk-cache entry`);
-    t.notOk(existsSync(join(sparseDir, `${hex}.spans`)), `its sparse record is gone`);
-  }
-  const sum = await runCommand('sha256sum', partial.map(([hex]) => join(snap.root, 'cache', 'layers', hex)));
-  for (const [hex] of partial) t.match(sum.stdout, new RegExp(`^${hex} `, 'm'), `layer ${hex.slice(0, 12)} hashes to its diffID`);
+  const sum = await runCommand('sha256sum', fresh.map((hex) => join(layersDir, hex)));
+  for (const hex of fresh) t.match(sum.stdout, new RegExp(`^${hex} `, 'm'), `layer ${hex.slice(0, 12)} is complete and hashes to its diffID`);
   t.notMatch(snap.log(), /range reads disabled|background completion of a range-read layer failed/, 'no fallback, no failed completion');
 });

@@ -75,6 +75,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_LAYER_DIGEST_MISMATCH: 'data_corrupt',
   CLIP_LAYER_FETCH_FAILED: 'unavailable',
   CLIP_LAYER_NOT_MOUNTED: 'unavailable',
+  CLIP_LAYER_QUARANTINED: 'data_corrupt',
   CLIP_LAYER_READ: 'unavailable',
   CLIP_LAYER_READ_TIMEOUT: 'unavailable',
   CLIP_LAYER_SIZE_MISMATCH: 'data_corrupt',

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 /**
  * The lazy side of the snapshotter: turns a Prepare's labels into a mounted FUSE layer. Label
  * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
  */
-import { failedPrecondition, messageOf, notFound, unavailable } from '../errors/index.js';
+import { failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
 import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
@@ -41,7 +42,7 @@ export interface ChainLayer {
 export type ChainResolver = (chainId: string, namespace: string) => Promise<ChainLayer | undefined>;
 
 export interface ClipRemoteLayersOptions {
-  store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted' | 'openComplete'>>;
+  store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted' | 'openComplete' | 'isQuarantined'>>;
   indexes: Pick<IndexResolver, 'resolve' | 'local'>;
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
@@ -73,6 +74,11 @@ interface Mounted {
   view: IndexView;
   ref: LayerRef;
   hex: string;
+  /**
+   * Names its extracted dir: the diffID *and* the index it was extracted through. Names, modes and
+   * sizes come from the index, which is not trusted; two indexes claiming one diffID never share a dir.
+   */
+  extractKey: string;
   log: Logger;
 }
 
@@ -154,9 +160,9 @@ export class ClipRemoteLayers implements RemoteLayers {
       await reader.close().catch(() => undefined);
       throw err;
     }
-    const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), log: ctx.log };
+    const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), extractKey: extractKeyOf(index.meta.diffId, resolved.bytes), log: ctx.log };
     this.#mounted.set(mountpoint, m);
-    this.#o.store.extracted?.claim(m.hex);
+    this.#o.store.extracted?.claim(m.extractKey);
     setMountedLayers(this.#fuseMounted());
     if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, resolve_ms: resolveMs, mount_ms: Date.now() - mountStarted, duration_ms: Date.now() - started }, 'layer mounted');
@@ -174,14 +180,16 @@ export class ClipRemoteLayers implements RemoteLayers {
    */
   async #extract(mountpoint: string, m: Mounted): Promise<void> {
     const { extracted, openComplete } = this.#o.store;
-    if (!extracted || !openComplete || extracted.dirOf(m.hex)) return;
+    if (!extracted || !openComplete || extracted.dirOf(m.extractKey)) return;
+    // A quarantined layer (its blob or its index is not what it claims) is never extracted.
+    if (this.#o.store.isQuarantined?.(m.ref)) return;
     const file = await openComplete.call(this.#o.store, m.ref).catch((err: unknown) => {
       m.log.warn({ diff_id: m.ref.diffId, err: messageOf(err) }, 'completed layer could not be opened for extraction');
       return undefined;
     });
     if (!file) return;
     try {
-      const dir = await extracted.extract({ hex: m.hex, source: m.view, read: file.read, size: m.ref.uncompressedSize });
+      const dir = await extracted.extract({ hex: m.extractKey, diffId: m.ref.diffId, source: m.view, read: file.read, size: m.ref.uncompressedSize });
       if (dir) this.#o.onExtracted?.(mountpoint);
     } finally {
       file.close();
@@ -211,7 +219,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     const m = this.#mounted.get(mountpoint);
     if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
     if (!m.reader) {
-      if (this.#o.store.extracted?.dirOf(m.hex)) return;
+      if (this.#o.store.extracted?.dirOf(m.extractKey)) return;
       throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} was retired and its extracted dir is gone`);
     }
     await m.reader.check();
@@ -220,7 +228,7 @@ export class ClipRemoteLayers implements RemoteLayers {
   /** The extracted directory of the layer registered at `mountpoint`, or undefined. */
   async localDir(mountpoint: string): Promise<string | undefined> {
     const m = this.#mounted.get(mountpoint);
-    return m ? this.#o.store.extracted?.dirOf(m.hex) : undefined;
+    return m ? this.#o.store.extracted?.dirOf(m.extractKey) : undefined;
   }
 
   /**
@@ -230,9 +238,9 @@ export class ClipRemoteLayers implements RemoteLayers {
   async retire(mountpoint: string): Promise<boolean> {
     const m = this.#mounted.get(mountpoint);
     const extracted = this.#o.store.extracted;
-    if (!m?.fs || !m.reader || !extracted?.dirOf(m.hex)) return false;
+    if (!m?.fs || !m.reader || !extracted?.dirOf(m.extractKey)) return false;
     for (const v of this.#mapped.values()) if (v.source === mountpoint) return false;
-    extracted.pin(m.hex);
+    extracted.pin(m.extractKey);
     const { fs, reader } = m;
     m.fs = undefined;
     m.reader = undefined;
@@ -280,9 +288,9 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!m) return;
     this.#mounted.delete(mountpoint);
     // Another registration of the same layer (another namespace's snapshot) keeps it claimed.
-    if (![...this.#mounted.values()].some((o) => o.hex === m.hex)) this.#o.store.extracted?.release(m.hex);
+    if (![...this.#mounted.values()].some((o) => o.extractKey === m.extractKey)) this.#o.store.extracted?.release(m.extractKey);
     if (!m.fs) {
-      this.#o.store.extracted?.unpin(m.hex);
+      this.#o.store.extracted?.unpin(m.extractKey);
       setMountedLayers(this.#fuseMounted());
       return;
     }
@@ -324,4 +332,10 @@ export class ClipRemoteLayers implements RemoteLayers {
 export function namespaceOfKey(key: string): string | undefined {
   const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/\d+\//.exec(key);
   return m?.[1];
+}
+
+/** sha256 over the diffID and the index's bytes: the extracted dir of this layer as this index describes it. */
+function extractKeyOf(diffId: string, indexBytes: Buffer): string {
+  const indexDigest = createHash('sha256').update(indexBytes).digest('hex');
+  return createHash('sha256').update(`clip-extracted/v1\n${diffId}\n${indexDigest}`).digest('hex');
 }

@@ -16,4 +16,10 @@ export interface BlobSource {
    * when the registry ignores the Range header. Only the range-read tier uses it.
    */
   fetchRange?(ref: LayerRef, start: number, end: number, signal: AbortSignal): Promise<Buffer>;
+  /**
+   * True when a stream from `open` fails unless its bytes hash to `ref.digest` (checked before it
+   * ends). Only then does a layer that inflates to another diffID prove its *blob* wrong (and get
+   * quarantined) rather than the bytes of one transfer.
+   */
+  readonly verifiesDigest?: boolean;
 }

@@ -1,8 +1,9 @@
 /**
- * Completed layers as ordinary directories: `<dir>/<diffID hex>/root` is the layer in overlayfs's
- * lower-dir form, `<dir>/<hex>/record.json` says it is complete. A layer is extracted into
- * `<dir>/.tmp-<hex>-<pid>-<n>`, flushed (syncfs), and renamed into place, so a crash mid-way leaves
- * only a temp dir, deleted at the next start; a `<hex>` dir without a valid record is deleted too.
+ * Completed layers as ordinary directories: `<dir>/<key>/root` is the layer in overlayfs's
+ * lower-dir form (the key is the caller's, over the diffID and the index it was extracted through),
+ * `<dir>/<key>/record.json` says it is complete. A layer is extracted into
+ * `<dir>/.tmp-<key>-<pid>-<n>`, flushed (syncfs), and renamed into place, so a crash mid-way leaves
+ * only a temp dir, deleted at the next start; a `<key>` dir without a valid record is deleted too.
  * Counted in the disk cache's size limit. Only a dir `release`d in this process can be evicted:
  * one found at start may be a running container's lower dir until its layer is registered again
  * (and then released when its snapshot is removed); a pinned one never is.
@@ -25,6 +26,8 @@ interface Extracted {
 }
 
 interface ExtractRecord {
+  /** The dir's name (a key over the diffID and the index it was extracted through; see clip-remote-layers.ts). */
+  key?: string;
   diffId: string;
   bytes: number;
   entries: number;
@@ -32,7 +35,10 @@ interface ExtractRecord {
 
 /** What to extract: the layer's index and a reader of its verified uncompressed tar. */
 export interface ExtractInput {
+  /** Names the dir: 64 hex (the caller's key; the diffID's hex when `diffId` is absent). */
   hex: string;
+  /** The layer's diffID, recorded; default `sha256:<hex>`. */
+  diffId?: string;
   source: ExtractSource;
   read: ReadLayer;
   size: number;
@@ -100,13 +106,13 @@ export class ExtractedLayers {
     return p;
   }
 
-  async #extract({ hex, source, read, size }: ExtractInput): Promise<string | undefined> {
+  async #extract({ hex, diffId, source, read, size }: ExtractInput): Promise<string | undefined> {
     const started = Date.now();
     const tmp = join(this.dir, `.tmp-${hex}-${process.pid}-${++this.#seq}`);
     try {
       await mkdir(tmp, { mode: 0o700 });
       const result = await extractLayer(source, read, join(tmp, 'root'), size);
-      const rec: ExtractRecord = { diffId: `sha256:${hex}`, bytes: result.bytes, entries: result.entries };
+      const rec: ExtractRecord = { key: hex, diffId: diffId ?? `sha256:${hex}`, bytes: result.bytes, entries: result.entries };
       await writeFile(join(tmp, 'record.json'), JSON.stringify(rec), { mode: 0o600 });
       // One syncfs for the whole tree instead of an fsync per file; then the rename publishes it.
       await run('sync', ['-f', tmp], { timeout: SYNC_TIMEOUT_MS });
@@ -179,8 +185,9 @@ export class ExtractedLayers {
 async function readRecord(path: string, hex: string): Promise<ExtractRecord | undefined> {
   try {
     const rec = JSON.parse(await readFile(join(path, 'record.json'), 'utf8')) as Partial<ExtractRecord>;
-    if (rec.diffId !== `sha256:${hex}` || !Number.isSafeInteger(rec.bytes) || (rec.bytes as number) < 0) return undefined;
-    return { diffId: rec.diffId, bytes: rec.bytes as number, entries: Number(rec.entries) || 0 };
+    if ((rec.key ?? rec.diffId?.slice('sha256:'.length)) !== hex || typeof rec.diffId !== 'string') return undefined;
+    if (!Number.isSafeInteger(rec.bytes) || (rec.bytes as number) < 0) return undefined;
+    return { key: hex, diffId: rec.diffId, bytes: rec.bytes as number, entries: Number(rec.entries) || 0 };
   } catch {
     return undefined;
   }

@@ -2,6 +2,7 @@ export type { BlobSource } from './blob-source.js';
 export type { ContentCachePolicy } from './content-cache-tier.js';
 export type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 export { LayerStore } from './layer-store.js';
+export { layerStateKey } from './layer-key.js';
 export type { LayerStoreOptions } from './layer-store.js';
 export { RegistryBlobSource } from './registry-blob-source.js';
 export { SparseLayer } from './sparse-layer.js';

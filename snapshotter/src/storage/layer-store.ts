@@ -10,13 +10,13 @@
 import { rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ContentCache } from '../contentcache/index.js';
-import { ClipError, failedPrecondition, invalidArgument, messageOf, unavailable } from '../errors/index.js';
+import { ClipError, dataCorrupt, failedPrecondition, findClipError, invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import type { Clock } from '../util/clock.js';
 import {
   ATTR_CLIP_CONTENT_CACHE_BACKEND, ATTR_CLIP_DOWNLOAD_JOINED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE,
   ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_DISK_VERIFY, SPAN_READ,
-  activeRecordingSpan, observeContentCache, recordRead, tracingEnabled, withSpan, type SkippedDiskReads,
+  activeRecordingSpan, observeContentCache, recordRead, recordVerificationFailure, tracingEnabled, withSpan, type SkippedDiskReads,
 } from '../telemetry/index.js';
 import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
@@ -29,6 +29,7 @@ import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import { LayerLedger } from './layer-ledger.js';
+import { layerStateKey } from './layer-key.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
 import { isAuthRefusal } from '../registry/index.js';
 import type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
@@ -86,6 +87,12 @@ export interface LayerStoreOptions {
 
 interface LayerState {
   ref: LayerRef;
+  /** `layerStateKey(ref)`: names this state, its sparse file and its reader (layer-key.ts). */
+  key: string;
+  /** The diffID's hex: names the disk-cache file (verified to hash to it) and the ledger entry. */
+  hex: string;
+  /** Set when the layer's bytes failed their diffID: every read fails with it. */
+  quarantined?: ClipError;
   refs: number;
   /** The verified complete layer, open for positional reads. */
   file?: FileHandle;
@@ -104,7 +111,10 @@ export class LayerStore implements LayerReaderHost {
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
   readonly #disk: DiskCache;
+  /** By `layerStateKey`, never by the diffID alone: images that merely claim a diffID share nothing. */
   readonly #layers = new Map<string, LayerState>();
+  /** Layers (by state key) whose blob did not produce their diffID, for the life of the process. */
+  readonly #quarantined = new Map<string, ClipError>();
   #started = false;
   /** The one way to the ContentCache: reads, checks, span sharing and publishing share its breaker. */
   readonly #cc: ContentCacheTier;
@@ -150,13 +160,15 @@ export class LayerStore implements LayerReaderHost {
       clock: opts.clock,
       backgroundRequestTimeoutMs: opts.backgroundRequestTimeoutMs,
       transientCooldownMs: opts.rangeRetryAfterMs,
+      quarantine: (key, ref, err) => this.#quarantine(key, ref, err),
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
     this.extracted = new ExtractedLayers(opts.extractDir ?? join(dirname(opts.cacheDir), 'extracted'), this.#log);
     this.#eviction = new DiskEviction({
       maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, extracted: this.extracted, log: this.#log,
-      held: (hex) => this.#layers.has(hex),
+      // Sparse files are named by state key, complete layers by diffID hex.
+      held: (name) => this.#layers.has(name) || [...this.#layers.values()].some((st) => st.hex === name),
       removing: (hex) => this.#check.forget(hex),
     });
     this.#diskSpans = new DiskSpanSampler(opts.diskSpanIntervalMs);
@@ -191,14 +203,17 @@ export class LayerStore implements LayerReaderHost {
   open(ref: LayerRef): LayerReader {
     if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.open before start()');
     const hex = hexOf(ref.diffId);
-    let st = this.#layers.get(hex);
+    const key = layerStateKey(ref);
+    const quarantined = this.#quarantined.get(key);
+    if (quarantined) throw quarantined;
+    let st = this.#layers.get(key);
     if (!st) {
-      st = { ref, refs: 0 };
-      this.#layers.set(hex, st);
+      st = { ref, refs: 0, key, hex };
+      this.#layers.set(key, st);
     }
     st.refs++;
     this.ledger.opened(ref, st.file !== undefined || this.#disk.sizeOf(hex) === ref.uncompressedSize);
-    return new StoreLayerReader(ref, hex, this);
+    return new StoreLayerReader(ref, key, this);
   }
 
   /**
@@ -224,7 +239,10 @@ export class LayerStore implements LayerReaderHost {
   /** Whether a layer can be read now: on disk, in the ContentCache, or HEAD-able in the registry. */
   async checkLayer(ref: LayerRef): Promise<void> {
     const hex = hexOf(ref.diffId);
-    if (this.#layers.get(hex)?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return;
+    const key = layerStateKey(ref);
+    const quarantined = this.#quarantined.get(key);
+    if (quarantined) throw quarantined;
+    if (this.#layers.get(key)?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return;
     if (await this.#cc.has(ref)) return;
     let cause: unknown;
     try {
@@ -244,9 +262,10 @@ export class LayerStore implements LayerReaderHost {
    */
   async presence(ref: LayerRef): Promise<{ presentBytes: number; complete: boolean; completing: boolean }> {
     const hex = hexOf(ref.diffId);
-    const st = this.#layers.get(hex);
+    const key = layerStateKey(ref);
+    const st = this.#layers.get(key);
     if (st?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return { presentBytes: ref.uncompressedSize, complete: true, completing: false };
-    const range = await this.#range.presence(hex);
+    const range = await this.#range.presence(key);
     const download = st?.download && !st.download.failed ? st.download : undefined;
     return {
       presentBytes: Math.max(range.presentBytes, download?.bytesOnDisk ?? 0),
@@ -256,9 +275,11 @@ export class LayerStore implements LayerReaderHost {
   }
 
   /** The three-tier read; see LayerReader.read. */
-  async readLayer(hex: string, buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
-    const st = this.#layers.get(hex);
-    if (!st) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', `layer ${hex} is not open`);
+  async readLayer(key: string, buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
+    const st = this.#layers.get(key);
+    if (!st) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', `layer ${key} is not open`);
+    if (st.quarantined) throw st.quarantined;
+    const hex = st.hex;
     if (offset < 0 || length < 0 || bufOffset < 0 || bufOffset + length > buf.length) {
       throw invalidArgument('CLIP_LAYER_BAD_RANGE', `read of ${length} bytes at ${offset} into a ${buf.length}-byte buffer at ${bufOffset}`);
     }
@@ -266,17 +287,17 @@ export class LayerStore implements LayerReaderHost {
     if (len <= 0) return 0;
     // The hot path: a cached layer read outside any trace costs a pread and three metric updates.
     let skipped: SkippedDiskReads | undefined;
-    if (st.file && (!tracingEnabled() || (!activeRecordingSpan() && (skipped = this.#diskSpans.take(hex)) === undefined))) {
+    if (st.file && (!tracingEnabled() || (!activeRecordingSpan() && (skipped = this.#diskSpans.take(key)) === undefined))) {
       const n = await this.#readDiskUntraced(hex, st.file, buf, bufOffset, len, offset);
-      if (tracingEnabled()) this.#diskSpans.skip(hex, n);
+      if (tracingEnabled()) this.#diskSpans.skip(key, n);
       return n;
     }
-    if (!tracingEnabled()) return this.#readTiers(hex, st, buf, bufOffset, len, offset);
+    if (!tracingEnabled()) return this.#readTiers(st, buf, bufOffset, len, offset);
     const attrs = {
       ...readSpanAttrs(st.ref, offset, len),
       ...(skipped ? { [ATTR_CLIP_UNSAMPLED_READS]: skipped.reads, [ATTR_CLIP_UNSAMPLED_BYTES]: skipped.bytes } : {}),
     };
-    return withSpan(SPAN_READ, attrs, () => this.#readTiers(hex, st, buf, bufOffset, len, offset));
+    return withSpan(SPAN_READ, attrs, () => this.#readTiers(st, buf, bufOffset, len, offset));
   }
 
   async #readDiskUntraced(hex: string, file: FileHandle, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
@@ -293,7 +314,8 @@ export class LayerStore implements LayerReaderHost {
    * deadline (`readTimeoutMs`) covers every wait of the read, whichever tiers it tries: a tier that
    * used it up leaves nothing to the next, and the read fails `CLIP_LAYER_READ_TIMEOUT` (EIO).
    */
-  async #readTiers(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+  async #readTiers(st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
+    const { hex, key } = st;
     const deadline = AbortSignal.timeout(this.#o.readTimeoutMs);
     const served = (source: ReadSource, n: number | undefined): void => {
       if (n !== undefined) this.ledger.read(hex, source, n);
@@ -301,7 +323,7 @@ export class LayerStore implements LayerReaderHost {
     const disk = await traceTier('disk', st.ref, offset, len, async () => {
       const file = st.file ?? (await this.#openCached(hex, st));
       // Not a complete layer yet: spans this node already range-read are on disk too.
-      if (!file) return this.#range.readPresent(hex, buf, bufOffset, len, offset);
+      if (!file) return this.#range.readPresent(key, buf, bufOffset, len, offset);
       this.#disk.touch(hex);
       return preadFull(file, buf, bufOffset, len, offset);
     });
@@ -320,12 +342,12 @@ export class LayerStore implements LayerReaderHost {
     const hit = await traceTier('content_cache', st.ref, offset, len, () => this.#cc.read(st.ref, buf, bufOffset, len, offset), cc);
     served('content_cache', hit);
     if (hit !== undefined) return hit;
-    if (this.#o.rangeReads && !st.download && this.#range.usable(hex, st.ref)) {
-      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(hex, st.ref, buf, bufOffset, len, offset, deadline), served);
+    if (this.#o.rangeReads && !st.download && this.#range.usable(key, st.ref)) {
+      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(key, st.ref, buf, bufOffset, len, offset, deadline), served);
       if (ranged !== undefined) return ranged;
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
-    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(hex, st, buf, bufOffset, len, offset, deadline), joined);
+    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(st, buf, bufOffset, len, offset, deadline), joined);
     served('registry', fromRegistry);
     return fromRegistry;
   }
@@ -338,10 +360,12 @@ export class LayerStore implements LayerReaderHost {
    */
   async prefetch(ref: LayerRef, ranges: readonly ByteRange[], maxBytes: number, signal: AbortSignal): Promise<number> {
     const hex = hexOf(ref.diffId);
-    const st = this.#layers.get(hex);
-    if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(hex, ref)) return 0;
+    const key = layerStateKey(ref);
+    const st = this.#layers.get(key);
+    if (this.#quarantined.has(key)) return 0;
+    if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(key, ref)) return 0;
     if (await this.#cc.has(ref)) return 0;
-    const fetched = await this.#range.prefetch(hex, ref, ranges, maxBytes, signal);
+    const fetched = await this.#range.prefetch(key, ref, ranges, maxBytes, signal);
     this.#scheduleEviction();
     return fetched;
   }
@@ -354,21 +378,24 @@ export class LayerStore implements LayerReaderHost {
   async openComplete(ref: LayerRef): Promise<{ read: (buf: Buffer, bufOffset: number, length: number, offset: number) => Promise<number>; close(): void } | undefined> {
     if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.openComplete before start()');
     const hex = hexOf(ref.diffId);
-    let st = this.#layers.get(hex);
+    const key = layerStateKey(ref);
+    const quarantined = this.#quarantined.get(key);
+    if (quarantined) throw quarantined;
+    let st = this.#layers.get(key);
     if (!st) {
-      st = { ref, refs: 0 };
-      this.#layers.set(hex, st);
+      st = { ref, refs: 0, key, hex };
+      this.#layers.set(key, st);
     }
     st.refs++;
     let file: FileHandle | undefined;
     try {
       file = st.file ?? (await this.#openCached(hex, st));
     } catch (err) {
-      this.releaseLayer(hex);
+      this.releaseLayer(key);
       throw err;
     }
     if (!file) {
-      this.releaseLayer(hex);
+      this.releaseLayer(key);
       return undefined;
     }
     const fh = file;
@@ -378,17 +405,17 @@ export class LayerStore implements LayerReaderHost {
       close: () => {
         if (closed) return;
         closed = true;
-        this.releaseLayer(hex);
+        this.releaseLayer(key);
       },
     };
   }
 
-  releaseLayer(hex: string): void {
-    const st = this.#layers.get(hex);
+  releaseLayer(key: string): void {
+    const st = this.#layers.get(key);
     if (!st) return;
     st.refs--;
-    if (st.refs <= 0) this.#diskSpans.forget(hex);
-    this.#dropIfIdle(hex, st);
+    if (st.refs <= 0) this.#diskSpans.forget(key);
+    this.#dropIfIdle(st);
   }
 
   /** Wait for running downloads and publishes (shutdown, tests). */
@@ -426,8 +453,8 @@ export class LayerStore implements LayerReaderHost {
    * Wait for a download to bring the range. A download is started even when the read's deadline
    * already passed (spent on the range tier): the layer must keep working once its registry recovers.
    */
-  #readRegistry(hex: string, st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number, deadline: AbortSignal): Promise<number> {
-    const download = st.download && !st.download.failed ? st.download : this.#startDownload(hex, st);
+  #readRegistry(st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number, deadline: AbortSignal): Promise<number> {
+    const download = st.download && !st.download.failed ? st.download : this.#startDownload(st);
     return this.#timed(st, offset, len, deadline, download.read(buf, bufOffset, len, offset, deadline));
   }
 
@@ -452,7 +479,8 @@ export class LayerStore implements LayerReaderHost {
   async adopt(ref: LayerRef, tmpPath: string): Promise<void> {
     const hex = DIFF_ID.exec(ref.diffId)?.[1];
     const size = (await stat(tmpPath)).size;
-    if (!hex || size !== ref.uncompressedSize || this.#disk.sizeOf(hex) !== undefined || this.#layers.get(hex)?.download) {
+    const downloading = [...this.#layers.values()].some((s) => s.hex === hex && s.download !== undefined);
+    if (!hex || size !== ref.uncompressedSize || this.#disk.sizeOf(hex) !== undefined || downloading) {
       await rm(tmpPath, { force: true });
       return;
     }
@@ -460,19 +488,21 @@ export class LayerStore implements LayerReaderHost {
     await rename(tmpPath, path);
     this.#disk.add(hex, size);
     this.#check.trust(hex);
-    let st = this.#layers.get(hex);
+    const key = layerStateKey(ref);
+    let st = this.#layers.get(key);
     if (!st) {
-      st = { ref, refs: 0 };
-      this.#layers.set(hex, st);
+      st = { ref, refs: 0, key, hex };
+      this.#layers.set(key, st);
     }
     // Published like a downloaded layer: the node that indexed a layer shares it with the cluster.
-    this.#publish(hex, st, path, size, undefined);
+    this.#publish(st, path, size, undefined);
     this.#scheduleEviction();
     this.#completed(hex);
   }
 
-  #startDownload(hex: string, st: LayerState): LayerDownload {
+  #startDownload(st: LayerState): LayerDownload {
     const o = this.#o;
+    const { hex, key } = st;
     const download = new LayerDownload({
       ref: st.ref, hex, cacheDir: o.cacheDir, blobs: o.blobs, log: this.#log,
       maxRetries: o.maxRetries, retryBaseDelayMs: o.retryBaseDelayMs, stallTimeoutMs: o.stallTimeoutMs,
@@ -485,35 +515,63 @@ export class LayerStore implements LayerReaderHost {
       (done) => {
         if (st.download === download) st.download = undefined;
         st.file = done.file;
-        void this.#range.completed(hex);
+        void this.#range.completed(key);
         this.#disk.add(hex, done.size);
         this.#check.trust(hex);
-        this.#publish(hex, st, done.path, done.size, trigger);
+        this.#publish(st, done.path, done.size, trigger);
         this.#scheduleEviction();
         this.#completed(hex);
       },
-      () => {
+      (err: unknown) => {
         if (st.download === download) st.download = undefined;
-        this.#dropIfIdle(hex, st);
+        // The registry client verified the blob's digest while streaming: a blob that does not
+        // inflate to its diffID never will, and its prefix was already served.
+        if (o.blobs.verifiesDigest === true && findClipError(err)?.code === 'CLIP_LAYER_DIFF_ID_MISMATCH') this.#quarantine(key, st.ref, err);
+        this.#dropIfIdle(st);
       },
     );
     return download;
   }
 
   /** Background: never awaited by a read; the layer stays pinned while it runs. */
-  #publish(hex: string, st: LayerState, path: string, size: number, trigger: SpanContext | undefined): void {
+  #publish(st: LayerState, path: string, size: number, trigger: SpanContext | undefined): void {
     st.publishing = this.#publisher.publish(st.ref, path, size, trigger)?.finally(() => {
       st.publishing = undefined;
-      this.#dropIfIdle(hex, st);
+      this.#dropIfIdle(st);
     });
   }
 
-  #dropIfIdle(hex: string, st: LayerState): void {
-    if (st.refs > 0 || st.download || st.publishing || st.opening || this.#layers.get(hex) !== st) return;
-    this.#layers.delete(hex);
+  #dropIfIdle(st: LayerState): void {
+    const { key } = st;
+    if (st.refs > 0 || st.download || st.publishing || st.opening || this.#layers.get(key) !== st) return;
+    this.#layers.delete(key);
     st.file?.close().catch(() => {});
     // After the sparse file is closed, so eviction may take it too.
-    void this.#range.release(hex).finally(() => this.#scheduleEviction());
+    void this.#range.release(key).finally(() => this.#scheduleEviction());
+  }
+
+  /**
+   * A layer whose blob does not produce its diffID (a download or background completion hashed
+   * it): its spans and prefix were served on the index's word, so from now on every read of it
+   * fails, new mounts refuse it, and its sparse file is deleted. Kept for the life of the process.
+   */
+  #quarantine(key: string, ref: LayerRef, cause: unknown): void {
+    if (this.#quarantined.has(key)) return;
+    const err = dataCorrupt('CLIP_LAYER_QUARANTINED', `layer ${ref.digest} does not produce its diffID ${ref.diffId}: quarantined`, cause);
+    this.#quarantined.set(key, err);
+    const st = this.#layers.get(key);
+    if (st) st.quarantined = err;
+    recordVerificationFailure('layer', 'diff_id');
+    this.#log.error(
+      { layer: ref.digest, diff_id: ref.diffId, code: err.code, err: messageOf(cause) },
+      'layer quarantined: its blob does not produce its diffID; reads fail and new mounts refuse it',
+    );
+    void this.#range.quarantine(key);
+  }
+
+  /** Whether a layer (as this ref names it) is quarantined (status, tests). */
+  isQuarantined(ref: LayerRef): boolean {
+    return this.#quarantined.has(layerStateKey(ref));
   }
 
   #scheduleEviction(): void {

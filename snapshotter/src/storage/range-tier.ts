@@ -9,7 +9,7 @@
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dataCorrupt, kindOf, messageOf } from '../errors/index.js';
+import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
@@ -65,6 +65,8 @@ export interface RangeTierOptions {
   /** Counts what each layer fetched and why (on demand, prefetch, background); optional. */
   ledger?: Pick<LayerLedger, 'fetched' | 'shared'> | undefined;
   adopt: AdoptLayer;
+  /** Completion found the layer does not hash to its diffID: the store quarantines it (`key` = state key). */
+  quarantine?: (key: string, ref: LayerRef, err: unknown) => void;
   /** Cool-downs, the idle wait and the completion rate run on it; tests inject one. */
   clock?: Clock;
   /**
@@ -76,7 +78,11 @@ export interface RangeTierOptions {
   transientCooldownMs?: number;
 }
 
-/** Sparse layers, one per diffID, under `<dir>/<hex>`. */
+/**
+ * Sparse layers under `<dir>/<key>`, one per `layerStateKey` (diffID + blob digest + span tables,
+ * `layer-key.ts`): spans verified against one index are never served to an image that merely
+ * claims the same diffID. Methods take that key; the ledger is told the diffID's hex.
+ */
 export class RangeTier {
   readonly #dir: string;
   readonly #blobs: BlobSource;
@@ -125,8 +131,8 @@ export class RangeTier {
       const shared = layer.sharedBytes;
       const n = await layer.read(buf, bufOffset, len, offset, signal);
       const fetched = layer.fetchedBytes !== before;
-      this.#o.ledger?.fetched(hex, 'on_demand', layer.fetchedBytes - before);
-      this.#o.ledger?.shared(hex, layer.sharedBytes - shared);
+      this.#o.ledger?.fetched(diffHex(ref), 'on_demand', layer.fetchedBytes - before);
+      this.#o.ledger?.shared(diffHex(ref), layer.sharedBytes - shared);
       if (fetched) this.#lastDemand = this.#clock.nowMs();
       this.#startCompletion(hex, ref, st);
       return { n, source: fetched ? 'registry' : layer.sharedBytes !== shared ? 'content_cache' : 'disk' };
@@ -166,8 +172,8 @@ export class RangeTier {
         await layer.ensure(first, last, withTimeout(signal, this.#requestTimeoutMs));
         this.#lastDemand = this.#clock.nowMs();
       }, signal);
-      this.#o.ledger?.fetched(hex, 'prefetch', layer.fetchedBytes - before);
-      this.#o.ledger?.shared(hex, layer.sharedBytes - shared);
+      this.#o.ledger?.fetched(diffHex(ref), 'prefetch', layer.fetchedBytes - before);
+      this.#o.ledger?.shared(diffHex(ref), layer.sharedBytes - shared);
       this.#startCompletion(hex, ref, st);
       return layer.fetchedBytes - before;
     } catch (err) {
@@ -259,6 +265,18 @@ export class RangeTier {
     await st?.layer?.then((l) => l.remove()).catch(() => {});
   }
 
+  /** A quarantined layer: no more Range reads for it in this process, and its sparse file is deleted. */
+  async quarantine(key: string): Promise<void> {
+    const st = this.#state(key);
+    st.disabled = true;
+    const layer = st.layer;
+    if (layer) await layer.then((l) => l.remove()).catch(() => {});
+    else {
+      await rm(join(this.#dir, key), { force: true });
+      await rm(join(this.#dir, `${key}.spans`), { force: true });
+    }
+  }
+
   /** Close a layer's sparse file (nothing reads it any more); its spans stay for a later mount. */
   async release(hex: string): Promise<void> {
     const st = this.#layers.get(hex);
@@ -301,7 +319,7 @@ export class RangeTier {
       let counted = layer.fetchedBytes;
       const account = (): void => {
         fetched += layer.fetchedBytes - counted;
-        this.#o.ledger?.fetched(hex, 'background', layer.fetchedBytes - counted);
+        this.#o.ledger?.fetched(diffHex(ref), 'background', layer.fetchedBytes - counted);
         counted = layer.fetchedBytes;
       };
       await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, async () => {
@@ -322,6 +340,12 @@ export class RangeTier {
       span.setAttribute(ATTR_CLIP_BYTES_COMPRESSED, fetched);
       if (this.#stop.signal.aborted) return;
       recordSpanError(span, err);
+      if (findClipError(err)?.code === 'CLIP_LAYER_DIFF_ID_MISMATCH') {
+        // Not retried: every span matched the index, so the index describes other bytes.
+        this.#o.quarantine?.(hex, ref, err);
+        await this.quarantine(hex);
+        return;
+      }
       st.completing = undefined;
       this.#log.warn({ layer: ref.digest, diff_id: ref.diffId, err: messageOf(err) }, 'background completion of a range-read layer failed');
     }
@@ -381,4 +405,9 @@ function toRuns(spans: Set<number>): Array<[number, number]> {
     else runs.push([i, i]);
   }
   return runs;
+}
+
+/** The diffID's hex: how the ledger names a layer. */
+function diffHex(ref: LayerRef): string {
+  return ref.diffId.slice(ref.diffId.indexOf(':') + 1);
 }

@@ -9,6 +9,8 @@ export type BlobClient = Pick<RegistryClient, 'fetchBlob' | 'statBlob'>;
 
 /** Whole-blob GETs (digest-verified by the client while streaming) and HEADs for `check`. */
 export class RegistryBlobSource implements BlobSource {
+  /** The client's DigestVerifier fails a whole-blob stream before it ends on a wrong digest. */
+  readonly verifiesDigest = true;
   readonly #client: BlobClient;
 
   constructor(client: BlobClient) {

@@ -69,6 +69,8 @@ export interface FakeBehaviour {
 
 /** An in-memory registry for one or more blobs, served in slow chunks, counting opens. */
 export class FakeBlobSource implements BlobSource {
+  /** Claim the registry client's digest check (the fake serves `wrongBytes` unchecked). */
+  verifiesDigest = false;
   opens = 0;
   heads = 0;
   readonly #blobs = new Map<string, Buffer>();

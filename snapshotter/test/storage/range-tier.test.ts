@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore } from '../../src/storage/index.js';
+import { LayerStore, layerStateKey } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
 import { ManualClock, RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
@@ -99,7 +99,7 @@ t.test('background completion: remaining spans at a bounded rate, then a verifie
   t.ok(covered.size >= Math.floor(layer.blob.length / 4096) - 2, 'the ranges cover the blob');
   t.same(cc.calls.filter((c) => c.op === 'storeFile').map((c) => c.key), [layer.ref.diffId], 'published to the ContentCache');
   t.ok(existsSync(join(dir, 'layers', layer.hex)), 'a complete disk-cache entry');
-  t.notOk(existsSync(join(dir, 'sparse-layers', `${layer.hex}.spans`)), 'the sparse record is gone');
+  t.notOk(existsSync(join(dir, 'sparse-layers', `${layerStateKey({ ...layer.ref, gzipCheckpoints: layer.checkpoints })}.spans`)), 'the sparse record is gone');
   const n = blobs.ranges.length;
   const tail = layer.tar.length - 5000;
   t.ok((await readRange(r, tail, 5000)).equals(layer.tar.subarray(tail)));
@@ -136,7 +136,7 @@ t.test('restart in the middle of a background completion: stopped promptly, resu
   await s.close(); // never resolves unless close cuts the completion's wait short
   t.equal(clock.aborted, 1, 'close aborted the completion in its rate wait');
   t.equal(blobs.ranges.length, batched, 'no range request after close');
-  t.ok(existsSync(join(dir, 'sparse-layers', `${layer.hex}.spans`)));
+  t.ok(existsSync(join(dir, 'sparse-layers', `${layerStateKey({ ...layer.ref, gzipCheckpoints: layer.checkpoints })}.spans`)));
 
   // Restart: a new store on the same directories resumes, fetching only spans not yet on disk.
   const before = blobs.ranges.reduce((n, [a, b]) => n + b - a, 0);

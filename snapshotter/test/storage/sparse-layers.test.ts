@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore } from '../../src/storage/index.js';
+import { LayerStore, layerStateKey } from '../../src/storage/index.js';
 import { RecordingContentCache, readRange, recordingLogger, tempDir, until } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
@@ -34,7 +34,7 @@ t.test('sparse layers count against max_size_bytes and are evicted once nothing 
     cacheDir: join(dir, 'layers'), blobs, contentCache: new NoContentCache(), rangeReads: true, log, maxSizeBytes: 1024 * 1024,
   });
   t.teardown(() => s.close());
-  const sparse = join(dir, 'sparse-layers', layer.hex);
+  const sparse = join(dir, 'sparse-layers', layerStateKey(ref));
   const r = s.open(ref);
   await readRange(r, deep, 4096);
   await readRange(r, 1000, 4096);
