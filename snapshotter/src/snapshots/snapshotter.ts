@@ -61,6 +61,8 @@ export class Snapshotter {
   /** Id-translated layer views (path → made), and the ones being made, shared by their users. */
   #views = new Set<string>();
   #making = new Map<string, Promise<void>>();
+  /** Lazy mounts of Prepares in flight (mounted, maybe, but not yet recorded): never stale. */
+  #prepareMounts = new Set<string>();
   /** The lower choice of each snapshot (see `LowerChoice`), as read from or written to its dir. */
   #choices = new Map<number, LowerChoice>();
   /** Lazy layers some Prepare/View is choosing lower dirs over right now: never retired meanwhile. */
@@ -266,15 +268,23 @@ export class Snapshotter {
     let failed = 0;
     // A FUSE server that outlived the daemon still serves these: they are not mounted again (a
     // container reading them never notices the restart). Anything else found mounted is stale.
+    // The lazy snapshots as they are now: one a Prepare commits during the restore mounted its own.
+    const records = this.#store.all().filter((r) => r.remote);
     const kept = await this.#reconcileMounts();
-    for (const r of this.#store.all()) {
-      if (!r.remote || !this.#remote) continue;
+    let alreadyServed = 0;
+    for (const r of records) {
+      if (!this.#remote || !this.#store.getById(r.id)) continue;
       if (kept.has(fsPath(this.snapshotsDir, r.id))) continue;
       try {
         const parent = r.parentId === null ? '' : (this.#store.getById(r.parentId)?.key ?? '');
         await this.#remote.mount(fsPath(this.snapshotsDir, r.id), r.labels, { key: r.key, log: this.#log, restore: true, parent });
         mounted++;
       } catch (err) {
+        // Mounted meanwhile by the FUSE server it was asked of (a concurrent restore): served.
+        if (findClipError(err)?.code === 'CLIP_FUSE_MOUNTED') {
+          alreadyServed++;
+          continue;
+        }
         failed++;
         this.#log.error({ key: r.key, err: messageOf(err) }, 'could not re-mount a lazy layer');
       }
@@ -288,7 +298,7 @@ export class Snapshotter {
     }
     // Layers on disk that no container reads over FUSE need no FUSE mount after a restart.
     await this.#retireIdle();
-    const keptLayers = [...kept].filter((mp) => !mp.includes('/idmap/')).length;
+    const keptLayers = [...kept].filter((mp) => !mp.includes('/idmap/') && !this.#prepareMounts.has(mp)).length + alreadyServed;
     return { mounted, kept: keptLayers, failed };
   }
 
@@ -518,6 +528,17 @@ export class Snapshotter {
 
   async #tryRemote(rec: SnapshotRecord, target: string, parent: string, labels: Record<string, string>): Promise<void> {
     const mountpoint = fsPath(this.snapshotsDir, rec.id);
+    // A restore reconciling mounts meanwhile (a FUSE server replaced, a restart's background
+    // restore) must not take this mount for an orphan between the mount and its commit.
+    this.#prepareMounts.add(mountpoint);
+    try {
+      await this.#tryRemoteAt(mountpoint, rec, target, parent, labels);
+    } finally {
+      this.#prepareMounts.delete(mountpoint);
+    }
+  }
+
+  async #tryRemoteAt(mountpoint: string, rec: SnapshotRecord, target: string, parent: string, labels: Record<string, string>): Promise<void> {
     // Parallel unpack (an operator declared `rebase` anyway): a layer above the first comes without
     // its parent, which arrives only at Commit. Committed here it would be parentless, and
     // containerd looks for it with no parent, so it cannot be served lazily: the ordinary path
@@ -596,8 +617,10 @@ export class Snapshotter {
     }
     const claimed = new Set<string>();
     for (const r of this.#store.all()) if (r.remote) claimed.add(fsPath(this.snapshotsDir, r.id));
+    // Mounts being made right now (a Prepare's layer, an id-mapped view) are not stale either.
+    const inFlight = (mp: string): boolean => this.#prepareMounts.has(mp) || this.#making.has(mp);
     const claims = (mp: string): boolean => {
-      if (claimed.has(mp)) return true;
+      if (claimed.has(mp) || inFlight(mp)) return true;
       const m = /^(.*)\/idmap\/[0-9a-f]+$/.exec(mp);
       return m !== null && claimed.has(join(m[1]!, 'fs'));
     };
@@ -611,7 +634,7 @@ export class Snapshotter {
       await this.#remote!.unmount(mp).catch((err: unknown) => this.#log.warn({ mount_point: mp, err: messageOf(err) }, 'unclaimed unmount failed'));
     }
     for (const m of await mountsUnder(this.snapshotsDir)) {
-      if (kept.has(m.mountPoint)) continue;
+      if (kept.has(m.mountPoint) || inFlight(m.mountPoint)) continue;
       this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
       await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));
     }
