@@ -201,7 +201,14 @@ export class LayerStore implements LayerReaderHost {
 
   /** A reader for one layer; the layer is pinned (never evicted) until every reader is closed. */
   open(ref: LayerRef): LayerReader {
-    if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.open before start()');
+    const st = this.#pin(ref, 'open');
+    this.ledger.opened(ref, st.file !== undefined || this.#disk.sizeOf(st.hex) === ref.uncompressedSize);
+    return new StoreLayerReader(ref, st.key, this);
+  }
+
+  /** Pin a layer for a reader (`releaseLayer` unpins it); a quarantined layer throws its error instead. */
+  #pin(ref: LayerRef, caller: string): LayerState {
+    if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', `LayerStore.${caller} before start()`);
     const hex = hexOf(ref.diffId);
     const key = layerStateKey(ref);
     const quarantined = this.#quarantined.get(key);
@@ -212,8 +219,7 @@ export class LayerStore implements LayerReaderHost {
       this.#layers.set(key, st);
     }
     st.refs++;
-    this.ledger.opened(ref, st.file !== undefined || this.#disk.sizeOf(hex) === ref.uncompressedSize);
-    return new StoreLayerReader(ref, key, this);
+    return st;
   }
 
   /**
@@ -376,17 +382,8 @@ export class LayerStore implements LayerReaderHost {
    * counted as container reads in the ledger. Undefined when the layer is not complete on disk.
    */
   async openComplete(ref: LayerRef): Promise<{ read: (buf: Buffer, bufOffset: number, length: number, offset: number) => Promise<number>; close(): void } | undefined> {
-    if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', 'LayerStore.openComplete before start()');
-    const hex = hexOf(ref.diffId);
-    const key = layerStateKey(ref);
-    const quarantined = this.#quarantined.get(key);
-    if (quarantined) throw quarantined;
-    let st = this.#layers.get(key);
-    if (!st) {
-      st = { ref, refs: 0, key, hex };
-      this.#layers.set(key, st);
-    }
-    st.refs++;
+    const st = this.#pin(ref, 'openComplete');
+    const { hex, key } = st;
     let file: FileHandle | undefined;
     try {
       file = st.file ?? (await this.#openCached(hex, st));
