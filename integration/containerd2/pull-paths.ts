@@ -75,19 +75,7 @@ export function pathImageSpec(name: string): ImageSpec {
   };
 }
 
-/** The pod sandbox image: busybox's sleep as the pause process. */
-export function pauseImageSpec(name: string): ImageSpec {
-  return {
-    name,
-    layers: [
-      async (t: StagingTree) => {
-        await addBusyboxRootfs(t);
-        t.file('etc/clip-pause', 'pause\n');
-      },
-    ],
-    config: { cmd: ['/bin/sleep', '2147483647'] },
-  };
-}
+export { pauseImageSpec } from '../images/index.js';
 
 export async function pushSpec(spec: ImageSpec, registry: Registry): Promise<PushedImage> {
   return pushImage(await buildImage(spec), { hostPort: registry.hostPort });

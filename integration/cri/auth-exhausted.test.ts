@@ -8,61 +8,40 @@
  * `clip_registry_auth_failures_total`; the next `crictl pull --creds` brings the credentials back
  * and a third container reads the file.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { createHarness, crictlPath, freePort, goModulePins, requireGoModuleBinary, runCommand } from '../harness/index.js';
-import { daemonConfigToml } from '../harness/daemon-config.js';
+import { createHarness, freePort, indexWithCredentials, startCriNode } from '../harness/index.js';
 import { buildImage, pushImage } from '../images/index.js';
-import { clipCli, criRun, layerBytesSince, observeLayers, pathImageSpec, pauseImageSpec, pushSpec } from '../containerd2/pull-paths.js';
+import { criRun, layerBytesSince, observeLayers, pathImageSpec } from '../containerd2/pull-paths.js';
 
 const USER = 'exhausted-user';
 const PASSWORD = 'right-Secret-4c1b0a';
 const WRONG = 'wrong-Secret-9e7d33';
 
 t.test('refused by every source: a prompt read error, a code and a metric; a new pull heals it', async (t) => {
-  const version = goModulePins().containerd2Versions[0];
-  if (!version) throw new Error('integration/go-modules.env lists no containerd 2.x version');
   const h = createHarness(t, 'clip-exh-');
-  const open = await h.startRegistry({ name: 'open' });
   const secured = await h.startRegistry({ name: 'secured', htpasswd: { username: USER, password: PASSWORD } });
-  const pause = await pushSpec(pauseImageSpec('exh-pause'), open);
   const image = await pushImage(await buildImage(pathImageSpec('exh-app')), { hostPort: secured.hostPort, creds: { username: USER, password: PASSWORD } });
-  const auth = (pw: string) => JSON.stringify({ auths: { [secured.hostPort]: { auth: Buffer.from(`${USER}:${pw}`).toString('base64') } } });
-  mkdirSync(join(h.root, 'ci'), { recursive: true });
-  writeFileSync(join(h.root, 'ci', 'config.json'), auth(PASSWORD));
-  writeFileSync(join(h.root, 'ci.toml'), `[registry]\nplain_http = true\ndocker_config = ${JSON.stringify(join(h.root, 'ci', 'config.json'))}\n`);
-  const indexed = await clipCli(['index', image.ref, '--plain-http', '--config', join(h.root, 'ci.toml')]);
+  const indexed = await indexWithCredentials(h, image.ref, { username: USER, password: PASSWORD });
   t.equal(indexed.code, 0, `clip index: ${indexed.stderr.slice(-300)}`);
 
-  const containerdDir = join(h.root, 'c-exh');
-  const containerdSock = join(containerdDir, 'containerd.sock');
-  const proxySocket = join(h.root, 'clip', 'cri-image.sock');
   const nodeDockerConfig = join(h.root, 'node-docker-config.json');
-  writeFileSync(nodeDockerConfig, auth(WRONG));
+  writeFileSync(nodeDockerConfig, JSON.stringify({ auths: { [secured.hostPort]: { auth: Buffer.from(`${USER}:${WRONG}`).toString('base64') } } }));
   const metricsPort = await freePort();
-  const daemonConfig = join(h.root, 'clip.toml');
-  writeFileSync(daemonConfig, daemonConfigToml({
-    containerdAddress: containerdSock,
-    hostsDir: join(containerdDir, 'hosts'),
-    metricsAddress: `127.0.0.1:${metricsPort}`,
-    // In process: the restart below must take the kept credentials with it (a separate FUSE
-    // server, which holds them, outlives a daemon restart).
-    fuseServerMode: 'in_process',
-    extraToml: `\n[index]\nrange_completion_bytes_per_sec = 0\n\n[cri]\nenabled = true\naddress = ${JSON.stringify(proxySocket)}\ncontainerd_address = ${JSON.stringify(containerdSock)}\n`,
-  }).replace('[registry]\n', `[registry]\ndocker_config = ${JSON.stringify(nodeDockerConfig)}\n`));
-  const snap = await h.startSnapshotter({ extraArgs: ['--config', daemonConfig] });
-  const c = await h.startContainerd({
-    dirName: 'c-exh',
-    version,
-    snapshotters: { clip: snap.address },
-    plainHttpRegistries: [open.hostPort, secured.hostPort],
-    proxyOptions: { clip: { exports: { enable_remote_snapshot_annotations: 'true' } } },
-    cri: { snapshotter: 'clip', disableSnapshotAnnotations: true, sandboxImage: pause.ref },
+  const node = await startCriNode(h, {
+    plainHttpRegistries: [secured.hostPort],
+    fetchOnlyWhenRead: true,
+    daemon: {
+      dockerConfig: nodeDockerConfig,
+      metricsAddress: `127.0.0.1:${metricsPort}`,
+      // In process: the restart below must take the kept credentials with it (a separate FUSE
+      // server, which holds them, outlives a daemon restart).
+      fuseServerMode: 'in_process',
+    },
   });
-  await c.waitForSnapshotter('clip');
-  const crictl = requireGoModuleBinary(crictlPath());
-  const pull = () => runCommand(crictl, ['--runtime-endpoint', `unix://${c.address}`, '--image-endpoint', `unix://${proxySocket}`, '--timeout', '120s', 'pull', '--creds', `${USER}:${PASSWORD}`, image.ref], { timeoutMs: 180_000 });
+  const { c, snap } = node;
+  const pull = () => node.pull(image.ref, { creds: { username: USER, password: PASSWORD } });
 
   const mark = secured.accessLogLines().length;
   await pull();

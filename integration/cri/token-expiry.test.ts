@@ -11,10 +11,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { createHarness, crictlPath, goModulePins, requireGoModuleBinary, runCommand, startTokenServer, waitUntil } from '../harness/index.js';
-import { daemonConfigToml } from '../harness/daemon-config.js';
+import { createHarness, indexWithCredentials, startCriNode, startTokenServer, waitUntil } from '../harness/index.js';
 import { buildImage, pushImage } from '../images/index.js';
-import { clipCli, layerBytesSince, observeLayers, pathImageSpec, pauseImageSpec, pushSpec } from '../containerd2/pull-paths.js';
+import { layerBytesSince, observeLayers, pathImageSpec } from '../containerd2/pull-paths.js';
 
 const USER = 'token-user';
 const PASSWORD = 'tok-Secret-81d2e7';
@@ -32,55 +31,28 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 }
 
 t.test('a container reads a not-yet-fetched layer after every token it had expired', async (t) => {
-  const version = goModulePins().containerd2Versions[0];
-  if (!version) throw new Error('integration/go-modules.env lists no containerd 2.x version');
   const h = createHarness(t, 'clip-tok-');
   const tokenDir = join(h.root, 'token');
   mkdirSync(tokenDir, { recursive: true });
   const tokens = await startTokenServer({ dir: tokenDir, username: USER, password: PASSWORD, expiresInS: EXPIRES_IN_S });
   t.teardown(() => tokens.close());
-  const open = await h.startRegistry({ name: 'open' });
   const secured = await h.startRegistry({ name: 'secured', token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPath } });
   const anon = await get(`${secured.url}/v2/`);
   t.equal(anon.status, 401, 'the registry refuses anonymous access');
   t.match(anon.wwwAuthenticate, /^Bearer realm=/, 'and sends clients to the token service');
 
-  const pause = await pushSpec(pauseImageSpec('tok-pause'), open);
   const image = await pushImage(await buildImage(pathImageSpec('tok-app')), { hostPort: secured.hostPort, creds: { username: USER, password: PASSWORD } });
-  const ciDir = join(h.root, 'ci');
-  mkdirSync(ciDir, { recursive: true });
-  writeFileSync(join(ciDir, 'config.json'), JSON.stringify({ auths: { [secured.hostPort]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
-  writeFileSync(join(h.root, 'ci.toml'), `[registry]\nplain_http = true\ndocker_config = ${JSON.stringify(join(ciDir, 'config.json'))}\n`);
-  const indexed = await clipCli(['index', image.ref, '--plain-http', '--config', join(h.root, 'ci.toml')]);
+  const indexed = await indexWithCredentials(h, image.ref, { username: USER, password: PASSWORD });
   t.equal(indexed.code, 0, `clip index: ${indexed.stderr.slice(-300)}`);
 
-  const containerdDir = join(h.root, 'c-tok');
-  const containerdSock = join(containerdDir, 'containerd.sock');
-  const proxySocket = join(h.root, 'clip', 'cri-image.sock');
-  const daemonConfig = join(h.root, 'clip.toml');
   // The CRI proxy is the only credential source; no background completion, so the second layer
   // is fetched only when the container reads it.
-  writeFileSync(daemonConfig, daemonConfigToml({
-    containerdAddress: containerdSock,
-    hostsDir: join(containerdDir, 'hosts'),
-    extraToml: `\n[index]\nrange_completion_bytes_per_sec = 0\n\n[cri]\nenabled = true\naddress = ${JSON.stringify(proxySocket)}\ncontainerd_address = ${JSON.stringify(containerdSock)}\n`,
-  }));
-  const snap = await h.startSnapshotter({ extraArgs: ['--config', daemonConfig] });
-  const c = await h.startContainerd({
-    dirName: 'c-tok',
-    version,
-    snapshotters: { clip: snap.address },
-    plainHttpRegistries: [open.hostPort, secured.hostPort],
-    proxyOptions: { clip: { exports: { enable_remote_snapshot_annotations: 'true' } } },
-    cri: { snapshotter: 'clip', disableSnapshotAnnotations: true, sandboxImage: pause.ref },
-  });
-  await c.waitForSnapshotter('clip');
-  const crictl = requireGoModuleBinary(crictlPath());
-  const cri = (args: string[], imageEndpoint = `unix://${c.address}`) =>
-    runCommand(crictl, ['--runtime-endpoint', `unix://${c.address}`, '--image-endpoint', imageEndpoint, '--timeout', '120s', ...args], { timeoutMs: 180_000 });
+  const node = await startCriNode(h, { plainHttpRegistries: [secured.hostPort], fetchOnlyWhenRead: true });
+  const { c, snap } = node;
+  const cri = (args: string[]) => node.crictl(args, { viaProxy: false });
 
   const mark = secured.accessLogLines().length;
-  await cri(['pull', '--creds', `${USER}:${PASSWORD}`, image.ref], `unix://${proxySocket}`);
+  await node.pull(image.ref, { creds: { username: USER, password: PASSWORD } });
   const [base, app] = image.layers.map((l) => l.digest) as [string, string];
   t.equal(layerBytesSince(secured, mark, [base, app]), 0, 'the pull fetched no layer bytes');
   const { remote } = await observeLayers(t, c, image, 'k8s.io');
@@ -104,7 +76,7 @@ t.test('a container reads a not-yet-fetched layer after every token it had expir
   writeFileSync(join(dir, 'ctr.json'), JSON.stringify(ctr));
   const podId = (await cri(['runp', join(dir, 'pod.json')])).stdout.trim();
   t.teardown(async () => {
-    await runCommand(crictl, ['--runtime-endpoint', `unix://${c.address}`, 'rmp', '-f', podId], { allowFailure: true, timeoutMs: 60_000 });
+    await node.crictl(['rmp', '-f', podId], { allowFailure: true });
   });
   const id = (await cri(['create', podId, join(dir, 'ctr.json'), join(dir, 'pod.json')])).stdout.trim();
   await cri(['start', id]);

@@ -31,3 +31,5 @@ export { startOtlpReceiver, childrenOf, countByName } from './otlp-receiver.js';
 export type { OtlpReceiver, OtlpReceiverOptions, ReceivedSpan } from './otlp-receiver.js';
 export { startJaeger, jaegerBinary, jaegerMissingReason, tagOf, parentOf } from './jaeger.js';
 export type { Jaeger, JaegerOptions, JaegerSpan, JaegerTrace } from './jaeger.js';
+export { startCriNode, indexWithCredentials } from './cri.js';
+export type { CriNode, CriNodeOptions, CriPullOptions } from './cri.js';

@@ -5,6 +5,7 @@ export type { LayerInfo, ImageInfo, ImageConfigOptions } from './oci-layout.js';
 export { packLayer, LAYER_MTIME } from './layer-tar.js';
 export { StagingTree } from './staging-tree.js';
 export type { Owner } from './staging-tree.js';
+export { pauseImageSpec } from './pause-image.js';
 export { addBusyboxRootfs, busyboxHash, BUSYBOX_PATH } from './busybox-rootfs.js';
 export {
   TRICKY_LAYERS,
