@@ -64,8 +64,15 @@ async function startInProcess(cfg: Config, log: Logger): Promise<Daemon> {
 
 async function startSeparate(cfg: Config, log: Logger, command: FuseServerCommand | undefined): Promise<Daemon> {
   const address = fuseServerAddress(cfg);
-  const ensure = (): Promise<number | undefined> =>
-    ensureFuseServer({ address, spawn: cfg.fuseServer.spawn && command !== undefined, command: command?.command ?? '', args: command?.args ?? [], log });
+  // One start at a time: a Prepare and the re-attach loop that both find the server gone would
+  // otherwise each spawn one, and the second exits ("another FUSE server answers").
+  let starting: Promise<number | undefined> | undefined;
+  const ensure = (): Promise<number | undefined> => {
+    starting ??= ensureFuseServer({ address, spawn: cfg.fuseServer.spawn && command !== undefined, command: command?.command ?? '', args: command?.args ?? [], log }).finally(
+      () => (starting = undefined),
+    );
+    return starting;
+  };
   let snapshotter: Snapshotter | undefined;
   let stopping = false;
   const client = new FuseServerClient({

@@ -606,6 +606,9 @@ export class Snapshotter {
    */
   async #reconcileMounts(): Promise<Set<string>> {
     const kept = new Set<string>();
+    // The kernel's mounts are listed before the FUSE server is asked what it serves: a mount a
+    // Prepare makes and finishes in between then shows up as served, never as stale.
+    const mounted = await mountsUnder(this.snapshotsDir);
     let served: Set<string> = new Set();
     if (this.#remote?.served) {
       try {
@@ -633,7 +636,7 @@ export class Snapshotter {
       this.#log.info({ mount_point: mp }, 'unmounting a FUSE server mount no snapshot claims');
       await this.#remote!.unmount(mp).catch((err: unknown) => this.#log.warn({ mount_point: mp, err: messageOf(err) }, 'unclaimed unmount failed'));
     }
-    for (const m of await mountsUnder(this.snapshotsDir)) {
+    for (const m of mounted) {
       if (kept.has(m.mountPoint) || inFlight(m.mountPoint)) continue;
       this.#log.info({ mount_point: m.mountPoint, fs_type: m.fsType }, 'unmounting stale mount');
       await unmount(m.mountPoint).catch((err: unknown) => this.#log.warn({ err: messageOf(err) }, 'stale unmount failed'));

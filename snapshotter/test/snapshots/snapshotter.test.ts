@@ -2,10 +2,14 @@ import t from 'tap';
 import { mkdtemp, readdir, rm, mkdir, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Snapshotter, Kind, type RemoteLayers } from '../../src/snapshots/index.js';
+import { Snapshotter, Kind, mountsUnder, type RemoteLayers } from '../../src/snapshots/index.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { unavailable } from '../../src/errors/index.js';
 
 import type { Test } from 'tap';
+
+const execFileP = promisify(execFile);
 
 /** Assert that a call fails with a ClipError of the given kind (and code). */
 async function rejectsKind(t: Test, p: Promise<unknown>, kind: string, code?: string): Promise<void> {
@@ -286,6 +290,67 @@ t.test('a surviving FUSE server: its layers are kept, not re-mounted; its unclai
   calls.length = 0;
   t.same(await s.restoreRemote(), { mounted: 2, kept: 0, failed: 0 });
   t.same(calls.filter((c) => c.startsWith('mount restore')).length, 2);
+});
+
+t.test('a restore never unmounts a layer a Prepare mounted and committed while the FUSE server was asked what it serves', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
+  const mountedByRemote: string[] = [];
+  t.teardown(async () => {
+    for (const mp of mountedByRemote) await execFileP('umount', ['-l', mp]).catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  });
+  const served = new Set<string>();
+  let hold = false;
+  let answerServed: (() => void) | undefined;
+  let asked!: () => void;
+  const servedAsked = new Promise<void>((r) => (asked = r));
+  let mountAsked!: () => void;
+  const mountStarted = new Promise<void>((r) => (mountAsked = r));
+  let letMount!: () => void;
+  const mountMay = new Promise<void>((r) => (letMount = r));
+  const remote: RemoteLayers = {
+    // A real kernel mount, so the restore's scan of the mount table sees it; made when the test says.
+    mount: async (mp) => {
+      mountAsked();
+      await mountMay;
+      await execFileP('mount', ['-t', 'tmpfs', 'layer', mp]);
+      mountedByRemote.push(mp);
+      served.add(mp);
+      return {};
+    },
+    check: async (mp) => {
+      if (!served.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
+    },
+    mountMapped: async () => undefined,
+    unmount: async (mp) => {
+      served.delete(mp);
+    },
+    // Once held, answers with what it served when asked, but only when the test lets it.
+    served: async () => {
+      const then = [...served];
+      if (!hold || answerServed !== undefined) return then;
+      const answer = new Promise<void>((r) => (answerServed = r));
+      asked();
+      await answer;
+      return then;
+    },
+  };
+  const s = await Snapshotter.open({ root, remote });
+  t.teardown(() => s.close());
+  // A Prepare's mount is in flight when the restore starts (the FUSE server was just replaced),
+  // and completes, with its commit, while the restore waits for the server's list of mounts.
+  const prepared = s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L1' });
+  await mountStarted;
+  hold = true;
+  const restored = s.restoreRemote();
+  await servedAsked;
+  letMount();
+  await rejectsKind(t, prepared, 'already_exists');
+  const mp = mountedByRemote[0]!;
+  answerServed!();
+  await restored;
+  t.ok((await mountsUnder(join(root, 'snapshots'))).some((m) => m.mountPoint === mp), 'the new layer is still mounted');
+  t.equal((await s.prepare('c', 'L1', {}))[0]?.type, 'overlay', 'and a container can start on it');
 });
 
 t.test('state survives reopening', async (t) => {
