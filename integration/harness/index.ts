@@ -33,3 +33,6 @@ export { startJaeger, jaegerBinary, jaegerMissingReason, tagOf, parentOf } from 
 export type { Jaeger, JaegerOptions, JaegerSpan, JaegerTrace } from './jaeger.js';
 export { startCriNode, indexWithCredentials } from './cri.js';
 export type { CriNode, CriNodeOptions, CriPullOptions } from './cri.js';
+export { filesHoldingSecrets } from './secrets.js';
+export { writeCredentialHelper } from './credential-helper.js';
+export type { TestCredentialHelper } from './credential-helper.js';
