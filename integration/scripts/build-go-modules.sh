@@ -139,13 +139,17 @@ program_build() {
     "$go" build -trimpath -modfile="$dir/go.mod" -tags "$containerd_tags" -o "$out.tmp" .) && mv "$out.tmp" "$out"
 }
 
-# module_program NAME MODULE VERSION: integration/go/NAME (a main whose committed go.mod has no
-# requirements) built against MODULE@VERSION from a generated, tidied go.mod, cached by source
-# hash and copied to .work/bin/NAME.
+# module_program NAME MODULE VERSION [LOCAL...]: integration/go/NAME (a main whose committed go.mod
+# requires only the local packages integration/go/LOCAL, through replace directives) built against
+# MODULE@VERSION from a generated, tidied go.mod, cached by the hash of its and the local packages'
+# sources and copied to .work/bin/NAME.
 module_program() {
   local name=$1 module=$2 version=$3 src=integration/go/$1
+  shift 3
+  local dirs=("$src") d
+  for d in "$@"; do dirs+=("integration/go/$d"); done
   local hash
-  hash=$({ cat "$src"/*.go "$src"/go.mod; declare -f program_build; } | sha256sum | cut -c1-16)
+  hash=$({ for d in "${dirs[@]}"; do cat "$d"/*.go "$d"/go.mod; done; declare -f program_build; } | sha256sum | cut -c1-16)
   local dir="$cache/clip-$name/$version-$hash"
   mkdir -p "$dir" .work/bin
   cached_build "$dir/.lock" "$dir/$name" - "" "$dir/build.log" "integration/go/$name against module $module $version" \
@@ -170,7 +174,7 @@ for v in ${pin[CONTAINERD2_VERSIONS]}; do
   module_harness conformance2 test "$v"
   module_harness transferpull bin "$v"
 done
-module_program stargzmod "${pin[STARGZ_MODULE]}" "${pin[STARGZ_VERSION]}"
+module_program stargzmod "${pin[STARGZ_MODULE]}" "${pin[STARGZ_VERSION]}" proxyserve stargzpeer
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "build-go-modules: failed: ${failures[*]}" >&2

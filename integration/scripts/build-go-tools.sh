@@ -84,7 +84,7 @@ want conformance.test && build conformance.test test ./integration/go/conformanc
 want overlayref && build overlayref bin ./integration/go/overlayref integration/go/overlayref integration/go/proxyserve
 want rpcbench && build rpcbench bin ./integration/go/rpcbench integration/go/rpcbench
 want pullclient && build pullclient bin ./integration/go/pullclient integration/go/pullclient
-want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref integration/go/proxyserve
+want stargzref && build stargzref bin ./integration/go/stargzref integration/go/stargzref integration/go/proxyserve integration/go/stargzpeer
 want ctr-remote && build ctr-remote bin github.com/containerd/stargz-snapshotter/cmd/ctr-remote "$stargz"
 if [ "$modules" -eq 1 ] && [ ${#selected[@]} -eq 0 ]; then
   bash integration/scripts/build-go-modules.sh $([ "$force" -eq 1 ] && echo --force)

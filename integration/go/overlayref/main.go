@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/containerd/containerd/contrib/snapshotservice"
 	"github.com/containerd/containerd/snapshots/overlay"
 
 	"../proxyserve"
@@ -38,5 +39,5 @@ func run(root, address string) error {
 	}
 	defer sn.Close()
 
-	return proxyserve.Serve(sn, address)
+	return proxyserve.Serve(snapshotservice.FromSnapshotter(sn), address)
 }

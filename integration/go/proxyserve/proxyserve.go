@@ -4,6 +4,12 @@
 // a stale socket is replaced, the socket is private to root, and SIGTERM or
 // SIGINT ends serving with exit status 0 (the harness treats any other exit
 // as a crash).
+//
+// It imports neither containerd nor a snapshotter, only the Snapshots API
+// (whose import path is the same in containerd 1.x and 2.x), so the mains
+// built in GOPATH mode from Debian's containerd 1.x (`"../proxyserve"`) and
+// the ones built in module mode against containerd 2.x (through a replace
+// directive, see go.mod) serve the same way.
 package proxyserve
 
 import (
@@ -15,20 +21,20 @@ import (
 	"syscall"
 
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
-	"github.com/containerd/containerd/contrib/snapshotservice"
-	"github.com/containerd/containerd/snapshots"
 	"google.golang.org/grpc"
 )
 
-// Serve blocks until a termination signal, then removes the socket. It does
-// not close sn: the caller decides when (before or after its own cleanup).
-func Serve(sn snapshots.Snapshotter, address string) error {
+// Serve serves svc (a snapshotter wrapped by its containerd version's
+// snapshotservice.FromSnapshotter) until a termination signal, then removes
+// the socket. It does not close the snapshotter: the caller decides when
+// (before or after its own cleanup).
+func Serve(svc snapshotsapi.SnapshotsServer, address string) error {
 	l, err := listen(address)
 	if err != nil {
 		return err
 	}
 	srv := grpc.NewServer()
-	snapshotsapi.RegisterSnapshotsServer(srv, snapshotservice.FromSnapshotter(sn))
+	snapshotsapi.RegisterSnapshotsServer(srv, svc)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

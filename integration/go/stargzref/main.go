@@ -20,9 +20,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
+	"github.com/containerd/containerd/contrib/snapshotservice"
 	"github.com/containerd/containerd/log"
 	"github.com/containerd/containerd/reference"
 	"github.com/containerd/containerd/remotes/docker"
@@ -33,71 +32,42 @@ import (
 	"github.com/containerd/stargz-snapshotter/fs/layer"
 	"github.com/containerd/stargz-snapshotter/fs/source"
 	"github.com/containerd/stargz-snapshotter/snapshot"
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
 	"../proxyserve"
+	"../stargzpeer"
 )
 
 func main() {
-	root := flag.String("root", "/var/lib/stargzref", "snapshotter state directory")
-	address := flag.String("address", "/run/stargzref/stargzref.sock", "unix socket to serve on")
-	logLevel := flag.String("log-level", "info", "logrus level (debug, info, warn, error)")
-	plainHTTP := flag.String("plain-http", "", "comma-separated registry host:port list reached over plain HTTP")
+	options := stargzpeer.Flags("stargzref")
 	noBackgroundFetch := flag.Bool("no-background-fetch", false, "do not fetch whole layers in the background after mounting")
 	flag.Parse()
+	o := options()
 
-	if lvl, err := logrus.ParseLevel(*logLevel); err == nil {
+	if lvl, err := logrus.ParseLevel(o.LogLevel); err == nil {
 		logrus.SetLevel(lvl)
 	}
 	cfg := config.Config{NoBackgroundFetch: *noBackgroundFetch}
-	if err := run(*root, *address, registryHosts(splitHosts(*plainHTTP)), cfg); err != nil {
+	if err := run(o.Root, o.Address, registryHosts(o), cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "stargzref: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func splitHosts(list string) []string {
-	var hosts []string
-	for _, h := range strings.Split(list, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hosts = append(hosts, h)
-		}
-	}
-	return hosts
-}
-
-// registryHosts resolves a reference's registry to one host: plain HTTP for
-// localhost and the listed test registries, https otherwise. The client is
-// retryablehttp's, whose retry policy the stargz fetcher configures from its
-// own settings (it only does so for that transport), with the 30 s request
-// timeout the upstream daemon's resolver uses.
-func registryHosts(plainHTTP []string) source.RegistryHosts {
-	plain := map[string]bool{}
-	for _, h := range plainHTTP {
-		plain[h] = true
-	}
+// registryHosts resolves a reference's registry to one host (stargzpeer says
+// how it is reached); docker.io is served by registry-1.docker.io.
+func registryHosts(o stargzpeer.Options) source.RegistryHosts {
 	return func(ref reference.Spec) ([]docker.RegistryHost, error) {
 		host := ref.Hostname()
-		rc := retryablehttp.NewClient()
-		rc.Logger = nil
-		client := rc.StandardClient()
-		client.Timeout = 30 * time.Second
-		scheme := "https"
-		if local, _ := docker.MatchLocalhost(host); local || plain[host] {
-			scheme = "http"
-		}
+		local, _ := docker.MatchLocalhost(host)
+		scheme := o.Scheme(host, local)
 		if host == "docker.io" {
 			host = "registry-1.docker.io"
 		}
-		return []docker.RegistryHost{{
-			Client:       client,
-			Authorizer:   docker.NewDockerAuthorizer(docker.WithAuthClient(client)),
-			Host:         host,
-			Scheme:       scheme,
-			Path:         "/v2",
-			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
-		}}, nil
+		client := stargzpeer.Client()
+		auth := docker.NewDockerAuthorizer(docker.WithAuthClient(client))
+		return []docker.RegistryHost{{Client: client, Authorizer: auth, Host: host, Scheme: scheme, Path: "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve}}, nil
 	}
 }
 
@@ -128,7 +98,7 @@ func run(root, address string, hosts source.RegistryHosts, cfg config.Config) er
 		return fmt.Errorf("stargz snapshotter on %s: %w", snRoot, err)
 	}
 
-	serveErr := proxyserve.Serve(sn, address)
+	serveErr := proxyserve.Serve(snapshotservice.FromSnapshotter(sn), address)
 	// Close unmounts every FUSE layer mount, so nothing is left under root.
 	closeSnapshotter(sn)
 	return serveErr
