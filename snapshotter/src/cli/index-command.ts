@@ -8,6 +8,7 @@ import { registryClientOptions } from './registry-options.js';
 import { RegistryClient, formatPlatform, formatReference, parsePlatform, parseReference, type ImageReference, type Platform } from '../registry/index.js';
 import { randomAccessObserver } from '../zran/index.js';
 import { clipLimitsOf } from './clip-limits.js';
+import { formatBytes } from '../util/format-bytes.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -128,17 +129,6 @@ function humanSummary(results: Indexed[]): string {
     const head = `${r.platform ?? r.subject.digest}: ${r.layers.length} layers (${built} indexed, ${r.layers.length - built} reused) → ${r.artifact.digest}${r.pushed ? '' : ' (already published)'}\n`;
     return head + r.layers.map((l) => `  ${l.digest}  ${l.entries} entries  ${formatBytes(l.index.length)} index${l.reused ? '  reused' : ''}\n`).join('');
   }).join('');
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
 /** One line per layer on a terminal, redrawn in place at most ten times a second. */

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../config/index.js';
 import { dataCorrupt, findClipError, messageOf, unavailable } from '../errors/index.js';
 import { statusSocketPath, type LayerStatus } from '../status/index.js';
+import { formatBytes } from '../util/format-bytes.js';
 
 export const STATUS_USAGE = `usage: clip-snapshotter status [IMAGE] [--config FILE] [--address SNAPSHOTTER_SOCKET]
                                [--status-address SOCKET] [--json]
@@ -35,18 +36,6 @@ function getJson(socket: string, path: string, timeoutMs = 10_000): Promise<unkn
     req.on('error', (err) => reject(findClipError(err) ?? unavailable('CLIP_STATUS_UNREACHABLE', `cannot reach the daemon's status socket ${socket}: ${err.message}`, err)));
     req.end();
   });
-}
-
-/** Human-readable bytes. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 const nonZero = (r: Record<string, number>): string => {
