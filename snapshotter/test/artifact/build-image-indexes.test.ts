@@ -7,6 +7,7 @@ import { decodeIndex } from '../../src/clip/index.js';
 import type { ImageManifest } from '../../src/registry/index.js';
 import { rejectsClipError } from '../clip/tar-fixtures.js';
 import { FakeRegistry, fakeLayer } from './fake-registry.js';
+import { until } from '../storage/fixtures.js';
 
 const REF = 'registry.test/app:latest';
 const layers = [fakeLayer('a.txt', 'alpha'), fakeLayer('b.txt', 'bravo'), fakeLayer('c.txt', 'charlie')];
@@ -95,8 +96,14 @@ t.test('at most `concurrency` layers download at once', async (t) => {
   const reg = new FakeRegistry();
   const many = Array.from({ length: 7 }, (_, i) => fakeLayer(`f${i}`, `content ${i}`));
   reg.putImage(many);
-  reg.blobDelayMs = 20;
-  await buildImageIndexes(reg, REF, { concurrency: 2 });
+  // Every download waits until two are in flight: the bound is reached for certain, and a pool
+  // without one would start all seven.
+  let release!: () => void;
+  reg.blobGate = new Promise<void>((resolve) => (release = resolve));
+  const built = buildImageIndexes(reg, REF, { concurrency: 2 });
+  await until('two layer downloads in flight', () => reg.inFlightBlobs >= 2);
+  release();
+  await built;
   t.equal(reg.maxInFlightBlobs, 2);
   await rejectsClipError(t, buildImageIndexes(reg, REF, { concurrency: 0 }), 'invalid_argument', 'CLIP_ARTIFACT_BAD_CONCURRENCY');
 });

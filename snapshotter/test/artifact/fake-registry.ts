@@ -38,8 +38,8 @@ export class FakeRegistry implements Client {
   calls = { findReferrers: 0, fetchManifest: 0, fetchBlob: 0, fetchBlobBytes: 0, pushArtifact: 0 };
   inFlightBlobs = 0;
   maxInFlightBlobs = 0;
-  /** Milliseconds each layer stream waits before its data. */
-  blobDelayMs = 0;
+  /** When set, each layer stream waits for it before its data (so downloads overlap for certain). */
+  blobGate: Promise<void> | undefined;
 
   putBlob(data: Buffer): Descriptor {
     const digest = sha256(data);
@@ -114,11 +114,11 @@ export class FakeRegistry implements Client {
     if (b === undefined) throw notFound('CLIP_REGISTRY_NOT_FOUND', `blob ${digest}: not found`);
     this.inFlightBlobs++;
     this.maxInFlightBlobs = Math.max(this.maxInFlightBlobs, this.inFlightBlobs);
-    const delay = this.blobDelayMs;
+    const gate = this.blobGate;
     const done = (): void => void this.inFlightBlobs--;
     const stream = Readable.from((async function* () {
       try {
-        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        await gate;
         for (let i = 0; i < b.length; i += 1000) yield b.subarray(i, i + 1000);
       } finally {
         done();
