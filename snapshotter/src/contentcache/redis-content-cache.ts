@@ -11,13 +11,13 @@
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { chunkCheck, decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
-import { ChunkLru } from './chunk-lru.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
 import type { ObjectMac } from './object-mac.js';
 import { RedisConnection, type RedisEndpoint } from './redis-connection.js';
 import { RedisKeys } from './redis-keys.js';
 import { publishFile } from './redis-publisher.js';
+import { LruMap } from '../util/lru-map.js';
 
 /** Construction options; the endpoint fields come from `[content_cache]`. */
 export interface RedisContentCacheOptions extends RedisEndpoint {
@@ -62,7 +62,8 @@ export class RedisContentCache implements ContentCache {
   readonly #conn: RedisConnection;
   readonly #log: Logger;
   readonly #o: { publishConcurrency: number; readaheadChunks: number; lockTtlMs: number };
-  readonly #lru: ChunkLru;
+  /** Decoded chunks, bounded by their total bytes. */
+  readonly #lru: LruMap<string, Buffer>;
   readonly #limiter: Limiter;
   readonly #inflight = new Map<string, Promise<ChunkResult>>();
   readonly #manifests = new Map<string, Manifest>();
@@ -79,7 +80,7 @@ export class RedisContentCache implements ContentCache {
       throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
     }
     this.#o = { publishConcurrency: opts.publishConcurrency ?? 4, readaheadChunks: opts.readaheadChunks ?? 2, lockTtlMs: opts.lockTtlMs ?? 30_000 };
-    this.#lru = new ChunkLru(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes));
+    this.#lru = new LruMap<string, Buffer>(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes), (chunk) => chunk.length);
     this.#limiter = new Limiter(opts.readConcurrency ?? 16);
     this.keys = new RedisKeys(opts.keyPrefix);
     this.#conn = new RedisConnection(opts, this.#log);
@@ -237,7 +238,8 @@ export class RedisContentCache implements ContentCache {
   async #drop(key: string, reason: string): Promise<void> {
     const m = this.#manifests.get(key);
     this.#manifests.delete(key);
-    this.#lru.deletePrefix(this.keys.chunk(key, m?.chunkSizeBytes ?? this.chunkSizeBytes, 0).replace(/0$/, ''));
+    const chunkPrefix = this.keys.chunk(key, m?.chunkSizeBytes ?? this.chunkSizeBytes, 0).replace(/0$/, '');
+    this.#lru.deleteWhere((ck) => ck.startsWith(chunkPrefix));
     this.#log.warn({ key, source: 'redis', reason }, 'content cache object corrupt or incomplete; dropping it so it is republished');
     await this.#conn.run('drop manifest', (c) => c.del(this.keys.manifest(key))).catch((err: unknown) => {
       this.#log.warn({ key, source: 'redis', err: messageOf(err) }, 'content cache could not drop a corrupt object');

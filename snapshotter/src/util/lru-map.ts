@@ -1,10 +1,17 @@
-/** A Map bounded to `capacity` entries that evicts the least recently used one. */
+/**
+ * A Map bounded to `capacity` that evicts the least recently used entries. `capacity` counts
+ * entries, or, given `weigh`, the sum of the entries' weights (e.g. bytes); an entry heavier than
+ * the whole capacity is not kept.
+ */
 export class LruMap<K, V> {
   #map = new Map<K, V>();
   #capacity: number;
+  #weigh: ((value: V) => number) | undefined;
+  #weight = 0;
 
-  constructor(capacity: number) {
-    this.#capacity = Math.max(1, Math.floor(capacity));
+  constructor(capacity: number, weigh?: (value: V) => number) {
+    this.#capacity = weigh ? capacity : Math.max(1, Math.floor(capacity));
+    this.#weigh = weigh;
   }
 
   /** The value for `key`, marking it most recently used. */
@@ -16,23 +23,47 @@ export class LruMap<K, V> {
     return v;
   }
 
-  /** Insert or replace, evicting the oldest entry when full. */
+  /** Whether `key` is held (without marking it used). */
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+
+  /** Insert or replace, evicting the oldest entries while over capacity. */
   set(key: K, value: V): void {
-    this.#map.delete(key);
+    this.delete(key);
+    const w = this.#weightOf(value);
+    if (w > this.#capacity) return;
     this.#map.set(key, value);
-    while (this.#map.size > this.#capacity) {
-      const oldest = this.#map.keys().next();
-      if (oldest.done === true) break;
-      this.#map.delete(oldest.value);
+    this.#weight += w;
+    for (const [k, v] of this.#map) {
+      if (this.#weight <= this.#capacity) break;
+      this.#map.delete(k);
+      this.#weight -= this.#weightOf(v);
     }
   }
 
   /** Remove `key`; true when it was there. */
   delete(key: K): boolean {
+    if (!this.#map.has(key)) return false;
+    this.#weight -= this.#weightOf(this.#map.get(key) as V);
     return this.#map.delete(key);
+  }
+
+  /** Remove every entry whose key matches. */
+  deleteWhere(match: (key: K) => boolean): void {
+    for (const k of [...this.#map.keys()]) if (match(k)) this.delete(k);
   }
 
   get size(): number {
     return this.#map.size;
+  }
+
+  /** The sum of the entries' weights (their count without `weigh`). */
+  get weight(): number {
+    return this.#weight;
+  }
+
+  #weightOf(value: V): number {
+    return this.#weigh ? this.#weigh(value) : 1;
   }
 }

@@ -11,3 +11,23 @@ t.test('LruMap evicts the least recently used entry', async (t) => {
   t.equal(m.get('a'), 1);
   t.equal(m.size, 2);
 });
+
+t.test('LruMap with a weight is bounded by the sum of weights (the ContentCache\'s decoded chunks, by bytes)', async (t) => {
+  const lru = new LruMap<string, Buffer>(100, (b) => b.length);
+  lru.set('a', Buffer.alloc(40));
+  lru.set('b', Buffer.alloc(40));
+  t.ok(lru.get('a'), 'a is now most recent');
+  lru.set('c', Buffer.alloc(40));
+  t.equal(lru.has('b'), false, 'b evicted');
+  t.equal(lru.has('a') && lru.has('c'), true);
+  t.equal(lru.weight, 80);
+  lru.set('huge', Buffer.alloc(101));
+  t.equal(lru.has('huge'), false, 'heavier than the capacity: not kept');
+  lru.set('a', Buffer.alloc(10));
+  t.equal(lru.weight, 50, 'replacing updates the weight');
+  lru.set('x:1', Buffer.alloc(1));
+  lru.set('x:2', Buffer.alloc(1));
+  lru.deleteWhere((k) => k.startsWith('x:'));
+  t.equal(lru.weight, 50);
+  t.equal(lru.size, 2);
+});
