@@ -13,12 +13,11 @@
  * token appears in any file under the test's root or in any command output.
  */
 import { mkdirSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import {
-  createHarness, filesHoldingSecrets, indexWithCredentials, runClipCli, startCriNode, startTokenServer, waitUntil, writeCredentialHelper,
+  createHarness, filesHoldingSecrets, httpStatus, indexWithCredentials, runClipCli, startCriNode, startTokenServer, waitUntil, writeCredentialHelper,
   type CommandResult,
 } from '../harness/index.js';
 import { buildImage, pushImage, type PushedImage } from '../images/index.js';
@@ -29,17 +28,6 @@ t.setTimeout(900_000);
 const CREDS = { username: `tok-user-${randomBytes(4).toString('hex')}`, password: `tok-pw-${randomBytes(12).toString('hex')}` };
 const EXPIRES_IN_S = 6;
 
-function status(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 5000, headers }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
-
 t.test('a token-service registry with expiring tokens: crictl with a credential helper and clip-snapshotter pull, files read after every token expired', async (t) => {
   const h = createHarness(t, 'clip-toksvc-');
   const tokenDir = join(h.root, 'token');
@@ -47,7 +35,7 @@ t.test('a token-service registry with expiring tokens: crictl with a credential 
   const tokens = await startTokenServer({ dir: tokenDir, ...CREDS, expiresInS: EXPIRES_IN_S });
   t.teardown(() => tokens.close());
   const reg = await h.startRegistry({ name: 'secured', token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPath } });
-  t.equal(await status(`${reg.url}/v2/`), 401, 'the registry refuses anonymous access');
+  t.equal((await httpStatus(`${reg.url}/v2/`)).status, 401, 'the registry refuses anonymous access');
 
   const push = async (name: string): Promise<PushedImage> => pushImage(await buildImage(pathImageSpec(name)), { hostPort: reg.hostPort, creds: CREDS });
   const images = { cri: await push('toksvc-cri-helper'), clip: await push('toksvc-clippull') };
@@ -94,7 +82,7 @@ t.test('a token-service registry with expiring tokens: crictl with a credential 
   const lastExpiry = Math.max(...beforeExpiry.map((x) => x.expiresAtMs));
   await waitUntil('every token issued so far has expired', async () => Date.now() > lastExpiry + 1000, 120_000, 200);
   const repo = images.clip.ref.slice(images.clip.ref.indexOf('/') + 1).replace(/:[^:]+$/, '');
-  t.equal(await status(`${reg.url}/v2/${repo}/manifests/latest`, { authorization: `Bearer ${beforeExpiry[beforeExpiry.length - 1]!.token}` }), 401,
+  t.equal((await httpStatus(`${reg.url}/v2/${repo}/manifests/latest`, { authorization: `Bearer ${beforeExpiry[beforeExpiry.length - 1]!.token}` })).status, 401,
     `the registry refuses the last token issued (${beforeExpiry.length} issued so far, all expired)`);
 
   const readMark = reg.accessLogLines().length;

@@ -36,3 +36,4 @@ export type { CriNode, CriNodeOptions, CriPullOptions } from './cri.js';
 export { filesHoldingSecrets } from './secrets.js';
 export { writeCredentialHelper } from './credential-helper.js';
 export type { TestCredentialHelper } from './credential-helper.js';
+export { httpStatus } from './http-status.js';
