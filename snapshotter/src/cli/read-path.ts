@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import { RegistryClient, restorePort } from '../registry/index.js';
 import { registryClientOptions } from './registry-options.js';
 import { ClipRemoteLayers, IndexResolver, type ChainResolver } from '../remote/index.js';
-import { LayerStore, RegistryBlobSource } from '../storage/index.js';
+import { LayerStore, QuarantineList, RegistryBlobSource } from '../storage/index.js';
 import { StartTraces, recordVerificationFailure, setLayerMetricsSource } from '../telemetry/index.js';
 import { layerMetricsSamples, startTraceHooks } from '../status/index.js';
 import { randomAccessObserver } from '../zran/index.js';
@@ -79,6 +79,8 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
   const { contentCache, onContentCacheUnavailable } = contentCacheStoreOptions(cfg.contentCache, log, process.env, (kind) =>
     recordVerificationFailure('content_cache', kind),
   );
+  // Layers and indexes found out on this node stay refused across restarts.
+  const quarantine = await QuarantineList.open(join(cfg.root, 'quarantine.json'), { log });
   const store = await LayerStore.create({
     cacheDir: join(cfg.root, 'cache', 'layers'),
     maxSizeBytes: cfg.cache.maxSizeBytes,
@@ -94,6 +96,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     rangeReads: cfg.index.rangeReads,
     rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
     rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
+    quarantine,
   });
   setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });
@@ -106,6 +109,8 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     contentCache,
     registry,
     buildMissing: cfg.index.buildMissing,
+    acceptForeign: cfg.index.acceptForeignIndexes,
+    quarantine,
     limits: clipLimitsOf(cfg),
     findArtifact: createLayerIndexLookup(registry, { platform: cfg.registry.platform }),
     keepLayer: { spoolDir: join(cfg.root, 'cache', 'layers'), adopt: (ref, path) => store.adopt(ref, path) },
@@ -126,6 +131,9 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     starts,
     ...(profiles ? { profiles } : {}),
     extractCompleted: cfg.cache.extractCompleted,
+    checkIndexes: cfg.index.checkForeignIndexes,
+    quarantine,
+    limits: clipLimitsOf(cfg),
     ...(onExtracted ? { onExtracted } : {}),
   });
   const criProxy = criCredentials
@@ -139,6 +147,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     await remote.unmountAll(closeLog);
     await profiles?.close();
     await store.close();
+    await quarantine.flush();
     await contentCache.close();
     await registry.close();
   };

@@ -28,6 +28,10 @@ export interface Config {
   };
   index: {
     buildMissing: boolean;
+    /** Use indexes this node did not build (ContentCache, registry artifacts); false = build every index here. */
+    acceptForeignIndexes: boolean;
+    /** Rebuild such an index from its layer once the layer is complete; a difference quarantines the mounts through it. */
+    checkForeignIndexes: boolean;
     /** Build zran checkpoints for gzip layers into indexes this node builds (needs the clip_zran addon). */
     gzipCheckpoints: boolean;
     /** Record the frame structure of multi-frame zstd layers into indexes this node builds. */

@@ -79,6 +79,9 @@ export const SCHEMA: readonly SectionSpec[] = [
     name: 'index',
     fields: [
       field('build_missing', 'buildMissing', 'boolean', true),
+      // Indexes not built here (ContentCache, registry artifacts): used at all, and checked against the completed layer.
+      field('accept_foreign_indexes', 'acceptForeignIndexes', 'boolean', true),
+      field('check_foreign_indexes', 'checkForeignIndexes', 'boolean', true),
       field('gzip_checkpoints', 'gzipCheckpoints', 'boolean', true),
       field('zstd_frame_tables', 'zstdFrameTables', 'boolean', true),
       field('checkpoint_span_bytes', 'checkpointSpanBytes', 'integer', 256 * 1024, positive),

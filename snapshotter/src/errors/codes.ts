@@ -55,6 +55,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_IDMAP_NO_ROOT: 'invalid_argument',
   CLIP_INDEX_CORRUPT: 'data_corrupt',
   CLIP_INDEX_FIELD_RANGE: 'invalid_argument',
+  CLIP_INDEX_MISMATCH: 'data_corrupt',
   CLIP_INDEX_NOT_CACHED: 'unavailable',
   CLIP_INDEX_NOT_FOUND: 'not_found',
   CLIP_INDEX_NO_ROOT: 'invalid_argument',

@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
  * The lazy side of the snapshotter: turns a Prepare's labels into a mounted FUSE layer. Label
  * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
  */
-import { failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
+import { encodeIndex, type ClipIndexReader, type ClipLimits } from '../clip/index.js';
+import { dataCorrupt, failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
 import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
-import type { LayerReader, LayerRef, LayerStore } from '../storage/index.js';
+import type { LayerReader, LayerRef, LayerStore, QuarantineList } from '../storage/index.js';
 import { StartTraceReader } from './start-trace-reader.js';
 import {
   ATTR_CLIP_INDEX_SOURCE,
@@ -17,12 +18,15 @@ import {
   SPAN_FUSE_MOUNT,
   SPAN_INDEX_RESOLVE,
   SPAN_LAYER_PREPARE,
+  recordVerificationFailure,
   setMountedLayers,
   withSpan,
   type StartTraces,
 } from '../telemetry/index.js';
 import { checkChainId } from './chain-id-check.js';
-import type { IndexResolver } from './index-resolver.js';
+import { checkIndexAgainstLayer } from './index-check.js';
+import type { IndexResolver, IndexSource } from './index-resolver.js';
+import { RevocableReader } from './revocable-reader.js';
 import type { StartProfiles } from '../prefetch/index.js';
 import {
   LABEL_CLIP_DIFF_ID,
@@ -43,7 +47,16 @@ export type ChainResolver = (chainId: string, namespace: string) => Promise<Chai
 
 export interface ClipRemoteLayersOptions {
   store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted' | 'openComplete' | 'isQuarantined'>>;
-  indexes: Pick<IndexResolver, 'resolve' | 'local'>;
+  indexes: Pick<IndexResolver, 'resolve' | 'local'> & Partial<Pick<IndexResolver, 'verified' | 'replace'>>;
+  /**
+   * Check every index this node did not build against its layer once the layer is complete on disk
+   * (`index-check.ts`; needs the store's `presence`, `onLayerComplete` and `openComplete`). Default true.
+   */
+  checkIndexes?: boolean;
+  /** Where an index that failed the check is recorded (by digest), so no source serves it again. */
+  quarantine?: Pick<QuarantineList, 'add'>;
+  /** Bounds for the check's rebuild (`[index] max_*`). */
+  limits?: Partial<ClipLimits>;
   resolveChain?: ChainResolver;
   /** containerd namespace for keys that carry none. */
   defaultNamespace: string;
@@ -70,8 +83,15 @@ export interface ServedMount {
 interface Mounted {
   /** Undefined once retired: the layer is served from its extracted dir only. */
   fs: LayerFilesystem | undefined;
-  reader: LayerReader | undefined;
+  reader: RevocableReader | undefined;
   view: IndexView;
+  /** The same index as `view`, for the check against the completed layer. */
+  index: ClipIndexReader;
+  /** sha256 hex of the index's bytes. */
+  indexDigest: string;
+  source: IndexSource;
+  /** Built here or checked against the completed layer. */
+  trusted: boolean;
   ref: LayerRef;
   hex: string;
   /**
@@ -88,14 +108,20 @@ export class ClipRemoteLayers implements RemoteLayers {
   readonly #mounted = new Map<string, Mounted>();
   /** Id-translated second mounts of mounted layers (user-namespaced containers), by mount point. */
   readonly #mapped = new Map<string, { fs: LayerFilesystem; source: string; own?: LayerReader }>();
+  /** Checks of untrusted indexes against their completed layer, by index digest: one at a time each. */
+  readonly #checks = new Map<string, Promise<boolean>>();
 
   constructor(o: ClipRemoteLayersOptions) {
     this.#o = o;
-    if (o.extractCompleted) {
+    if (o.extractCompleted || this.#checking) {
       o.store.onLayerComplete?.((hex) => {
-        for (const [mp, m] of this.#mounted) if (m.hex === hex) void this.#extract(mp, m);
+        for (const [mp, m] of this.#mounted) if (m.hex === hex) void this.#completed(mp, m);
       });
     }
+  }
+
+  get #checking(): boolean {
+    return this.#o.checkIndexes !== false && this.#o.store.openComplete !== undefined;
   }
 
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
@@ -150,7 +176,8 @@ export class ClipRemoteLayers implements RemoteLayers {
     const start = this.#o.starts?.active();
     start?.addLayer(index.meta.diffId);
     const reader = this.#o.starts && start ? new StartTraceReader(recorded, this.#o.starts, start.image) : recorded;
-    const fs = new LayerFilesystem({ view: index, reader, logger: ctx.log });
+    const revocable = new RevocableReader(reader);
+    const fs = new LayerFilesystem({ view: index, reader: revocable, logger: ctx.log });
     const mountStarted = Date.now();
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
@@ -160,18 +187,94 @@ export class ClipRemoteLayers implements RemoteLayers {
       await reader.close().catch(() => undefined);
       throw err;
     }
-    const m: Mounted = { fs, reader, view: index, ref, hex: index.meta.diffId.slice('sha256:'.length), extractKey: extractKeyOf(index.meta.diffId, resolved.bytes), log: ctx.log };
+    const m: Mounted = {
+      fs, reader: revocable, view: index, index, indexDigest: resolved.digest, source: resolved.source, trusted: resolved.trusted, ref,
+      hex: index.meta.diffId.slice('sha256:'.length), extractKey: extractKeyOf(index.meta.diffId, resolved.bytes), log: ctx.log,
+    };
     this.#mounted.set(mountpoint, m);
     this.#o.store.extracted?.claim(m.extractKey);
     setMountedLayers(this.#fuseMounted());
-    if (this.#o.extractCompleted) void this.#extractIfComplete(mountpoint, m);
+    if (this.#o.extractCompleted || this.#checking) void this.#completedIfComplete(mountpoint, m);
     ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, resolve_ms: resolveMs, mount_ms: Date.now() - mountStarted, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
   }
 
-  async #extractIfComplete(mountpoint: string, m: Mounted): Promise<void> {
+  async #completedIfComplete(mountpoint: string, m: Mounted): Promise<void> {
     const p = await this.#o.store.presence?.(m.ref).catch(() => undefined);
-    if (p?.complete) await this.#extract(mountpoint, m);
+    if (p?.complete) await this.#completed(mountpoint, m);
+  }
+
+  /** The layer is complete on disk: check an index this node did not build, then extract. */
+  async #completed(mountpoint: string, m: Mounted): Promise<void> {
+    if (!m.trusted && this.#checking && !(await this.#checkIndex(m))) return;
+    if (this.#o.extractCompleted) await this.#extract(mountpoint, m);
+  }
+
+  /** Whether the mount's index may be used further; one check per index digest at a time. */
+  #checkIndex(m: Mounted): Promise<boolean> {
+    let p = this.#checks.get(m.indexDigest);
+    if (!p) {
+      p = this.#runIndexCheck(m).then((ok) => {
+        // A passed or failed check is final (the mounts are marked); only "could not run" is retried.
+        this.#checks.delete(m.indexDigest);
+        return ok;
+      });
+      this.#checks.set(m.indexDigest, p);
+    }
+    return p;
+  }
+
+  /**
+   * Rebuild the index from the complete, diffID-verified layer and compare (`index-check.ts`). A
+   * difference quarantines the layer as that index describes it: every mount through the index is
+   * cut off (reads and Prepares over it fail `CLIP_LAYER_QUARANTINED`, EIO), the index digest is
+   * recorded so no source serves it again, and the index rebuilt from the layer replaces it in the
+   * local cache and the ContentCache. Other mounts of the same layer are untouched.
+   */
+  async #runIndexCheck(m: Mounted): Promise<boolean> {
+    const started = Date.now();
+    const { openComplete } = this.#o.store;
+    const same = (): Mounted[] => [...this.#mounted.values()].filter((o) => o.indexDigest === m.indexDigest);
+    let file: Awaited<ReturnType<NonNullable<typeof openComplete>>>;
+    try {
+      file = await openComplete!.call(this.#o.store, m.ref);
+    } catch (err) {
+      m.log.warn({ layer: m.ref.digest, diff_id: m.ref.diffId, err: messageOf(err), code: findClipError(err)?.code }, 'index check against the completed layer could not run');
+      return false;
+    }
+    if (!file) return false;
+    let result: Awaited<ReturnType<typeof checkIndexAgainstLayer>>;
+    try {
+      result = await checkIndexAgainstLayer(m.index, file.read, m.ref.uncompressedSize, this.#o.limits);
+    } catch (err) {
+      // No verdict (the layer could not be read or parsed): checked again at the next completion.
+      m.log.warn({ layer: m.ref.digest, diff_id: m.ref.diffId, err: messageOf(err), code: findClipError(err)?.code }, 'index check against the completed layer could not run');
+      return false;
+    } finally {
+      file.close();
+    }
+    const { mismatch } = result;
+    if (!mismatch) {
+      for (const o of same()) o.trusted = true;
+      await this.#o.indexes.verified?.(m.ref.digest, m.indexDigest).catch((err: unknown) =>
+        m.log.warn({ layer: m.ref.digest, err: messageOf(err) }, 'could not mark the checked index in the local cache'),
+      );
+      m.log.info({ layer: m.ref.digest, diff_id: m.ref.diffId, source: m.source, index_digest: m.indexDigest, entries: m.index.entryCount, duration_ms: Date.now() - started }, 'index checked against its completed layer');
+      return true;
+    }
+    const err = dataCorrupt('CLIP_LAYER_QUARANTINED', `layer ${m.ref.digest} as index ${m.indexDigest} describes it is quarantined: ${mismatch.message}`, mismatch);
+    const cut = same();
+    for (const o of cut) o.reader?.revoke(err);
+    this.#o.quarantine?.add({ kind: 'index', key: m.indexDigest, layer: m.ref.digest, diffId: m.ref.diffId, code: mismatch.code, reason: mismatch.message });
+    recordVerificationFailure('index', 'layer_mismatch');
+    m.log.error(
+      { layer: m.ref.digest, diff_id: m.ref.diffId, source: m.source, index_digest: m.indexDigest, mounts: cut.length, code: mismatch.code, err: mismatch.message },
+      'index does not describe its layer: mounts through it quarantined, the index rebuilt from the layer replaces it',
+    );
+    await this.#o.indexes.replace?.(m.ref.digest, m.indexDigest, encodeIndex(result.actual)).catch((e: unknown) =>
+      m.log.error({ layer: m.ref.digest, err: messageOf(e) }, 'could not replace the quarantined index in the local cache'),
+    );
+    return false;
   }
 
   /**

@@ -2,7 +2,10 @@
  * Finding a layer's clip index, cheapest source first: this node's index cache, the ContentCache
  * (indexed on another node), the registry's index artifact, and — when allowed — building it now
  * from the layer itself. One resolution per layer at a time; every result is validated by decoding.
+ * An index is *trusted* only when built here or checked against its completed layer
+ * (`index-check.ts`); the local cache remembers which ones are, and never serves a quarantined one.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader, type ClipLimits, type CompressedObserver } from '../clip/index.js';
@@ -10,7 +13,7 @@ import type { ContentCache } from '../contentcache/index.js';
 import { findClipError, isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseReference, type RegistryClient } from '../registry/index.js';
-import type { LayerLedger, LayerRef } from '../storage/index.js';
+import type { LayerLedger, LayerRef, QuarantineList } from '../storage/index.js';
 import {
   ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_SOURCE, SPAN_INDEX_BUILD, withSpan,
 } from '../telemetry/index.js';
@@ -34,6 +37,14 @@ export interface IndexResolverOptions {
   contentCache: ContentCache;
   registry: Pick<RegistryClient, 'fetchBlob'>;
   buildMissing: boolean;
+  /**
+   * Take indexes this node did not build (ContentCache, registry artifacts)? Default true; false =
+   * build every index here (`[index] accept_foreign_indexes`): nothing but the layer decides what a
+   * container sees, at the price of downloading each layer whole before its first mount.
+   */
+  acceptForeign?: boolean;
+  /** Indexes found not to describe their layer (`index` entries, by digest): a miss from every source. */
+  quarantine?: Pick<QuarantineList, 'has'>;
   /** Bounds on layers it builds from and indexes it decodes (`[index] max_*`). */
   limits?: Partial<ClipLimits>;
   findArtifact?: ArtifactLookup;
@@ -54,6 +65,10 @@ export interface ResolvedIndex {
   index: ClipIndexReader;
   bytes: Buffer;
   source: IndexSource;
+  /** sha256 hex of `bytes`. */
+  digest: string;
+  /** Built on this node, or checked against its completed layer: needs no check. */
+  trusted: boolean;
 }
 
 const HEX = /^sha256:([0-9a-f]{64})$/;
@@ -61,6 +76,9 @@ let spoolSeq = 0;
 
 /** The ContentCache key of a layer's index. */
 export const indexCacheKey = (layerDigest: string): string => `clip-index/${layerDigest}`;
+
+/** sha256 hex of an index's bytes: names it in the quarantine list. */
+export const indexDigestOf = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Resolves clip indexes for lazily mounted layers. */
 export class IndexResolver {
@@ -87,20 +105,52 @@ export class IndexResolver {
     const path = this.#path(layerDigest);
     const bytes = await readFile(path).catch(() => undefined);
     if (!bytes) return undefined;
-    try {
-      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'local' };
-    } catch (err) {
-      this.#log.warn({ layer: layerDigest, path, err: messageOf(err) }, 'discarding corrupt cached index');
-      await rm(path, { force: true });
+    const digest = indexDigestOf(bytes);
+    if (this.#o.quarantine?.has('index', digest)) {
+      this.#log.warn({ layer: layerDigest, path, index_digest: digest }, 'discarding quarantined cached index');
+      await this.#forget(layerDigest);
       return undefined;
     }
+    try {
+      const trusted = (await readFile(this.#verifiedPath(layerDigest), 'utf8').catch(() => '')).trim() === digest;
+      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'local', digest, trusted };
+    } catch (err) {
+      this.#log.warn({ layer: layerDigest, path, err: messageOf(err) }, 'discarding corrupt cached index');
+      await this.#forget(layerDigest);
+      return undefined;
+    }
+  }
+
+  /**
+   * The index of a layer with `digest` was checked against the completed layer and matched: the
+   * local cache marks it trusted (if it still holds that index), so a restart does not check it again.
+   */
+  async verified(layerDigest: string, digest: string): Promise<void> {
+    const cached = await readFile(this.#path(layerDigest)).catch(() => undefined);
+    if (!cached || indexDigestOf(cached) !== digest) return;
+    await this.#writeAtomic(this.#verifiedPath(layerDigest), Buffer.from(`${digest}\n`));
+  }
+
+  /**
+   * The index with digest `forged` did not describe its layer: this node forgets it and keeps
+   * `trueBytes` (rebuilt from the verified layer) instead, trusted, here and in the ContentCache,
+   * so later mounts and a restart read the layer as it is.
+   */
+  async replace(layerDigest: string, forged: string, trueBytes: Buffer): Promise<void> {
+    const cached = await readFile(this.#path(layerDigest)).catch(() => undefined);
+    if (cached && indexDigestOf(cached) === forged) await this.#forget(layerDigest);
+    await this.#saveLocal(layerDigest, trueBytes, true);
+    await this.#o.contentCache.putBlob(indexCacheKey(layerDigest), trueBytes).catch((err: unknown) =>
+      this.#log.warn({ layer: layerDigest, err: messageOf(err) }, 'replacing the index in the ContentCache failed'),
+    );
   }
 
   async #resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
     const local = await this.local(req.layerDigest);
     if (local) return local;
-    const found = (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) ?? (await this.#build(req, signal));
-    await this.#saveLocal(req.layerDigest, found.bytes);
+    const foreign = this.#o.acceptForeign !== false;
+    const found = (foreign ? (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) : undefined) ?? (await this.#build(req, signal));
+    await this.#saveLocal(req.layerDigest, found.bytes, found.trusted);
     if (found.source !== 'content_cache') {
       this.#o.contentCache.putBlob(indexCacheKey(req.layerDigest), found.bytes).catch((err: unknown) =>
         this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'publishing index to the ContentCache failed'),
@@ -181,7 +231,7 @@ export class IndexResolver {
         await file.close();
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }
-      return { resolved: { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built' }, compressedBytes: blob.size ?? 0 };
+      return { resolved: { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built', digest: indexDigestOf(bytes), trusted: true }, compressedBytes: blob.size ?? 0 };
     } finally {
       await file?.close().catch(() => undefined);
       if (spool) await rm(spool, { force: true });
@@ -189,13 +239,18 @@ export class IndexResolver {
   }
 
   #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): ResolvedIndex | undefined {
+    const digest = indexDigestOf(bytes);
+    if (this.#o.quarantine?.has('index', digest)) {
+      this.#log.warn({ layer: req.layerDigest, source, index_digest: digest, code: 'CLIP_INDEX_MISMATCH' }, 'quarantined index ignored');
+      return undefined;
+    }
     try {
       const index = decodeIndex(bytes, this.#o.limits);
       if (index.meta.compressedDigest !== req.layerDigest && index.meta.diffId !== req.layerDigest) {
         this.#log.warn({ layer: req.layerDigest, source, indexed: index.meta.compressedDigest }, 'index is for another layer; ignored');
         return undefined;
       }
-      return { index, bytes, source };
+      return { index, bytes, source, digest, trusted: false };
     } catch (err) {
       // Malformed or over a bound: a miss, the next source (or a build) answers instead.
       if (!isKind(err, 'data_corrupt') && !isKind(err, 'invalid_argument')) throw err;
@@ -209,11 +264,27 @@ export class IndexResolver {
     return join(this.#o.cacheDir, `${hex}.clip`);
   }
 
-  async #saveLocal(layerDigest: string, bytes: Buffer): Promise<void> {
+  /** Where the digest of a trusted cached index is kept (absent or another digest: not trusted). */
+  #verifiedPath(layerDigest: string): string {
+    return `${this.#path(layerDigest)}.verified`;
+  }
+
+  async #saveLocal(layerDigest: string, bytes: Buffer, trusted: boolean): Promise<void> {
     await mkdir(this.#o.cacheDir, { recursive: true });
-    const path = this.#path(layerDigest);
+    // The mark first goes: a crash between the two writes leaves an index that is checked again.
+    await rm(this.#verifiedPath(layerDigest), { force: true });
+    await this.#writeAtomic(this.#path(layerDigest), bytes);
+    if (trusted) await this.#writeAtomic(this.#verifiedPath(layerDigest), Buffer.from(`${indexDigestOf(bytes)}\n`));
+  }
+
+  async #writeAtomic(path: string, bytes: Buffer): Promise<void> {
     const tmp = `${path}.${process.pid}.tmp`;
     await writeFile(tmp, bytes);
     await rename(tmp, path);
+  }
+
+  async #forget(layerDigest: string): Promise<void> {
+    await rm(this.#verifiedPath(layerDigest), { force: true });
+    await rm(this.#path(layerDigest), { force: true });
   }
 }

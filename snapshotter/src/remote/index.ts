@@ -2,7 +2,9 @@ export { ClipRemoteLayers, namespaceOfKey } from './clip-remote-layers.js';
 export type { ChainLayer, ChainResolver, ClipRemoteLayersOptions, ServedMount } from './clip-remote-layers.js';
 export { LABEL_DIFF_ID, LABEL_PARENT_CHAIN_ID, checkChainId, parentChainIdOf } from './chain-id-check.js';
 export type { ChainCheck } from './chain-id-check.js';
-export { IndexResolver, indexCacheKey } from './index-resolver.js';
+export { IndexResolver, indexCacheKey, indexDigestOf } from './index-resolver.js';
+export { checkIndexAgainstLayer, indexDifference } from './index-check.js';
+export type { CompleteLayerRead, IndexCheckResult } from './index-check.js';
 export type { ArtifactLookup, IndexRequest, IndexResolverOptions, IndexSource, ResolvedIndex } from './index-resolver.js';
 export {
   LABEL_CLIP_DIFF_ID,

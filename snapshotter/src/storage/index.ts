@@ -15,3 +15,5 @@ export { ExtractedLayers } from './extracted-layers.js';
 export type { ExtractInput } from './extracted-layers.js';
 export { extractLayer } from './layer-extract.js';
 export type { ExtractResult, ExtractSource, ReadLayer } from './layer-extract.js';
+export { QuarantineList } from './quarantine-list.js';
+export type { QuarantineEntry, QuarantineKind } from './quarantine-list.js';

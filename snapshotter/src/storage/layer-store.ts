@@ -30,6 +30,7 @@ import { preadFull } from './file-io.js';
 import { LayerDownload } from './layer-download.js';
 import { LayerLedger } from './layer-ledger.js';
 import { layerStateKey } from './layer-key.js';
+import { QuarantineList } from './quarantine-list.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
 import { isAuthRefusal } from '../registry/index.js';
 import type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
@@ -83,6 +84,8 @@ export interface LayerStoreOptions {
   backgroundRequestTimeoutMs?: number;
   /** How long a layer whose range read failed transiently (e.g. its deadline) uses the whole-layer path (default 30 s). */
   rangeRetryAfterMs?: number;
+  /** Where quarantined layers are remembered across restarts; default memory only. */
+  quarantine?: QuarantineList;
 }
 
 interface LayerState {
@@ -106,15 +109,17 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
   readonly #disk: DiskCache;
   /** By `layerStateKey`, never by the diffID alone: images that merely claim a diffID share nothing. */
   readonly #layers = new Map<string, LayerState>();
-  /** Layers (by state key) whose blob did not produce their diffID, for the life of the process. */
+  /** Layers (by state key) whose blob did not produce their diffID: their errors, loaded lazily from `#list`. */
   readonly #quarantined = new Map<string, ClipError>();
+  /** The persisted quarantine (survives restarts). */
+  readonly #list: QuarantineList;
   #started = false;
   /** The one way to the ContentCache: reads, checks, span sharing and publishing share its breaker. */
   readonly #cc: ContentCacheTier;
@@ -134,6 +139,7 @@ export class LayerStore implements LayerReaderHost {
     }
     if (!opts.blobs) throw invalidArgument('CLIP_STORAGE_BAD_OPTIONS', 'LayerStore needs a blob source');
     this.#log = opts.log ?? silentLogger();
+    this.#list = opts.quarantine ?? QuarantineList.memory({ log: this.#log });
     const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
     this.#o = {
       cacheDir: opts.cacheDir,
@@ -211,7 +217,7 @@ export class LayerStore implements LayerReaderHost {
     if (!this.#started) throw failedPrecondition('CLIP_STORAGE_NOT_STARTED', `LayerStore.${caller} before start()`);
     const hex = hexOf(ref.diffId);
     const key = layerStateKey(ref);
-    const quarantined = this.#quarantined.get(key);
+    const quarantined = this.#quarantinedError(key, ref);
     if (quarantined) throw quarantined;
     let st = this.#layers.get(key);
     if (!st) {
@@ -246,7 +252,7 @@ export class LayerStore implements LayerReaderHost {
   async checkLayer(ref: LayerRef): Promise<void> {
     const hex = hexOf(ref.diffId);
     const key = layerStateKey(ref);
-    const quarantined = this.#quarantined.get(key);
+    const quarantined = this.#quarantinedError(key, ref);
     if (quarantined) throw quarantined;
     if (this.#layers.get(key)?.file || this.#disk.sizeOf(hex) === ref.uncompressedSize) return;
     if (await this.#cc.has(ref)) return;
@@ -368,7 +374,7 @@ export class LayerStore implements LayerReaderHost {
     const hex = hexOf(ref.diffId);
     const key = layerStateKey(ref);
     const st = this.#layers.get(key);
-    if (this.#quarantined.has(key)) return 0;
+    if (this.#quarantinedError(key, ref)) return 0;
     if (!this.#o.rangeReads || st?.file || st?.download || this.#disk.sizeOf(hex) !== undefined || !this.#range.usable(key, ref)) return 0;
     if (await this.#cc.has(ref)) return 0;
     const fetched = await this.#range.prefetch(key, ref, ranges, maxBytes, signal);
@@ -430,6 +436,7 @@ export class LayerStore implements LayerReaderHost {
     await this.drain();
     for (const st of this.#layers.values()) await st.file?.close().catch(() => {});
     await this.#range.close();
+    await this.#list.flush();
     this.#layers.clear();
     this.#started = false;
   }
@@ -550,15 +557,17 @@ export class LayerStore implements LayerReaderHost {
   /**
    * A layer whose blob does not produce its diffID (a download or background completion hashed
    * it): its spans and prefix were served on the index's word, so from now on every read of it
-   * fails, new mounts refuse it, and its sparse file is deleted. Kept for the life of the process.
+   * fails, new mounts refuse it, and its sparse file is deleted. Persisted in the quarantine list,
+   * so a restarted daemon refuses it too.
    */
   #quarantine(key: string, ref: LayerRef, cause: unknown): void {
-    if (this.#quarantined.has(key)) return;
+    if (this.#quarantinedError(key, ref)) return;
     const err = dataCorrupt('CLIP_LAYER_QUARANTINED', `layer ${ref.digest} does not produce its diffID ${ref.diffId}: quarantined`, cause);
     this.#quarantined.set(key, err);
     const st = this.#layers.get(key);
     if (st) st.quarantined = err;
     recordVerificationFailure('layer', 'diff_id');
+    this.#list.add({ kind: 'layer', key, layer: ref.digest, diffId: ref.diffId, code: findClipError(cause)?.code ?? 'CLIP_LAYER_DIFF_ID_MISMATCH', reason: messageOf(cause) });
     this.#log.error(
       { layer: ref.digest, diff_id: ref.diffId, code: err.code, err: messageOf(cause) },
       'layer quarantined: its blob does not produce its diffID; reads fail and new mounts refuse it',
@@ -568,7 +577,19 @@ export class LayerStore implements LayerReaderHost {
 
   /** Whether a layer (as this ref names it) is quarantined (status, tests). */
   isQuarantined(ref: LayerRef): boolean {
-    return this.#quarantined.has(layerStateKey(ref));
+    const key = layerStateKey(ref);
+    return this.#quarantinedError(key, ref) !== undefined;
+  }
+
+  /** The error a quarantined layer is refused with; one found in the persisted list is named as such. */
+  #quarantinedError(key: string, ref: LayerRef): ClipError | undefined {
+    const known = this.#quarantined.get(key);
+    if (known) return known;
+    const e = this.#list.get('layer', key);
+    if (!e) return undefined;
+    const err = dataCorrupt('CLIP_LAYER_QUARANTINED', `layer ${ref.digest} (${ref.diffId}) was quarantined at ${e.at}: ${e.code} ${e.reason}`);
+    this.#quarantined.set(key, err);
+    return err;
   }
 
   #scheduleEviction(): void {
