@@ -4,10 +4,11 @@
  * the victim's only by its other layers). Pulled first, it is mounted and holds layer state on the
  * node; the victim pulled next must not share any of it — the victim's container reads its true
  * bytes. The squatter's own layer, once its download shows the blob does not produce the claimed
- * diffID, is quarantined: its reads fail with EIO, and the victim keeps working.
+ * diffID, is quarantined: its reads fail with EIO, and the victim keeps working. The quarantine
+ * survives a restart of the FUSE server and the daemon (`<root>/quarantine.json`).
  */
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import { pushIndexArtifact } from '../../snapshotter/src/artifact/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { member, tar } from '../../snapshotter/test/clip/tar-fixtures.js';
 import { createHarness, runCommand, waitUntil, type Containerd } from '../harness/index.js';
+import { parseAccessLog } from '../harness/registry-bytes.js';
 import { buildImage, IMAGE_SPECS } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage } from './crafted-image.js';
 
@@ -92,4 +94,29 @@ t.test('a squatter whose config and index claim the victim\'s diffID: the victim
   // The container's Prepare checks its lazy parents: a quarantined one is refused before any read.
   t.match(again.stderr + again.stdout, /quarantined|Input\/output error/, `a clean error: ${(again.stderr + again.stdout).slice(-200)}`);
   t.equal((await run(c, victim.ref, ['cat', '/popular.txt'])).stdout, 'true popular bytes\n', 'the victim keeps working');
+
+  // The quarantine survives a restart of the FUSE server and the daemon (<root>/quarantine.json):
+  // the squatter's snapshot is not re-mounted, its blob is not fetched again, nothing it planted is served.
+  const q = JSON.parse(await readFile(join(h.snapshotterPaths.root, 'quarantine.json'), 'utf8')) as { entries: Array<{ kind: string; layer: string }> };
+  t.ok(q.entries.some((e) => e.kind === 'layer' && e.layer === squatter.layers[2]!.digest), 'quarantine.json holds the squatter\'s layer');
+  const mark = snap.log().length;
+  const blobGets = (): Promise<number> => registryBlobGets(registry.logPath, squatter.layers[2]!.digest);
+  const getsBefore = await blobGets();
+  await snap.killFuseServer('SIGKILL');
+  await snap.kill('SIGKILL');
+  await snap.restart();
+  await c.waitForSnapshotter('clip');
+  await waitUntil('lazy layers restored', async () => /"msg":"lazy layers restored"/.test(snap.log().slice(mark)), 120_000);
+  t.match(snap.log().slice(mark), /was quarantined at [^\n]*"msg":"could not re-mount a lazy layer"/, 'the restarted node refuses the squatter\'s layer from its record');
+  const afterRestart = await run(c, squatter.ref, ['cat', '/popular.txt']);
+  t.not(afterRestart.code, 0, `the squatter still does not run: ${(afterRestart.stderr + afterRestart.stdout).slice(-300)}`);
+  t.notMatch(afterRestart.stdout, /PLANTED/, 'never the planted bytes');
+  t.equal(await blobGets(), getsBefore, 'the squatter\'s blob was not fetched again');
+  t.equal((await run(c, victim.ref, ['cat', '/popular.txt'])).stdout, 'true popular bytes\n', 'the victim runs after the restart');
 });
+
+/** GETs of one blob in the registry's access log. */
+async function registryBlobGets(logPath: string, digest: string): Promise<number> {
+  const text = await readFile(logPath, 'utf8');
+  return parseAccessLog(text.split('\n').filter((l) => l.includes(`/blobs/${digest}`)).join('\n')).blobGets;
+}
