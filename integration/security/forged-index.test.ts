@@ -14,17 +14,15 @@ import t, { type Test } from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { buildIndex, encodeIndex, type BuiltEntry } from '../../snapshotter/src/clip/index.js';
 import { pushIndexArtifact } from '../../snapshotter/src/artifact/index.js';
 import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { member, tar } from '../../snapshotter/test/clip/tar-fixtures.js';
-import { createHarness, runCommand, waitUntil, type Containerd, type Harness, type Snapshotter } from '../harness/index.js';
+import { createHarness, runClipCli, waitUntil, type Containerd, type Harness, type Snapshotter } from '../harness/index.js';
 import { buildImage, IMAGE_SPECS } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage, type CraftedImage } from './crafted-image.js';
 
 t.setTimeout(900_000);
-const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 let seq = 0;
 
 const TOOL = '#!/bin/sh\necho tool\n';
@@ -33,11 +31,6 @@ const DATA = 'layer data\n';
 const PROBE = ['sh', '-c', 'stat -c %a /tool && cat /data.txt'];
 const TRUE_VIEW = `755\n${DATA}`;
 const FORGED_VIEW = `4755\n${TOOL}`;
-
-async function clip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = await runCommand('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { allowFailure: true, timeoutMs: 240_000 });
-  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
-}
 
 async function run(c: Containerd, ref: string, cmd: string[]): Promise<{ code: number; out: string; err: string }> {
   const res = await c.ctr(['run', '--rm', '--snapshotter', 'clip', ...c.runcArgs(), ref, `forged-${++seq}`, ...cmd], { allowFailure: true, timeoutMs: 120_000 });
@@ -93,7 +86,7 @@ async function forgedNode(t: Test, name: string, index: string): Promise<Node> {
   const extra = gzipLayer(tar(member({ name: 'extra.txt', mode: 0o644 }, 'another parent\n')));
   const sibling = await pushCraftedImage(registry.hostPort, `${name}-sibling`, [base, extra, layer]);
   const pull = async (ref: string): Promise<void> => {
-    const r = await clip(['pull', ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http']);
+    const r = await runClipCli(['pull', ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http'], { allowFailure: true, timeoutMs: 240_000 });
     t.equal(r.code, 0, `pulled ${ref}: ${r.stderr.slice(-300)}`);
   };
   return { h, c, snap, image, sibling, pull };
