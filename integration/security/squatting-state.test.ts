@@ -93,7 +93,8 @@ t.test('a squatter whose config and index claim the victim\'s diffID: the victim
   t.not(again.code, 0, 'the squatter no longer runs on its layer');
   // The container's Prepare checks its lazy parents: a quarantined one is refused before any read.
   t.match(again.stderr + again.stdout, /quarantined|Input\/output error/, `a clean error: ${(again.stderr + again.stdout).slice(-200)}`);
-  t.equal((await run(c, victim.ref, ['cat', '/popular.txt'])).stdout, 'true popular bytes\n', 'the victim keeps working');
+  const keeps = await run(c, victim.ref, ['cat', '/popular.txt']);
+  t.equal(keeps.stdout, 'true popular bytes\n', `the victim keeps working ${keeps.stderr.slice(-300)}`);
 
   // The quarantine survives a restart of the FUSE server and the daemon (<root>/quarantine.json):
   // the squatter's snapshot is not re-mounted, its blob is not fetched again, nothing it planted is served.
@@ -112,7 +113,8 @@ t.test('a squatter whose config and index claim the victim\'s diffID: the victim
   t.not(afterRestart.code, 0, `the squatter still does not run: ${(afterRestart.stderr + afterRestart.stdout).slice(-300)}`);
   t.notMatch(afterRestart.stdout, /PLANTED/, 'never the planted bytes');
   t.equal(await blobGets(), getsBefore, 'the squatter\'s blob was not fetched again');
-  t.equal((await run(c, victim.ref, ['cat', '/popular.txt'])).stdout, 'true popular bytes\n', 'the victim runs after the restart');
+  const after = await run(c, victim.ref, ['cat', '/popular.txt']);
+  t.equal(after.stdout, 'true popular bytes\n', `the victim runs after the restart ${after.stderr.slice(-300)}`);
 });
 
 /** GETs of one blob in the registry's access log. */
