@@ -85,8 +85,8 @@ function shaped(stack: Stack, quick: boolean): Promise<Shaped> {
 
 async function coldStart(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
   const s = await shaped(stack, quick);
-  const { cold, rss } = await coldStartEntry(stack, { ...s, runs: quick ? 3 : 5 }, log);
-  return [cold, rss];
+  const { cold, rss, verification } = await coldStartEntry(stack, { ...s, runs: quick ? 3 : 5 }, log);
+  return [cold, rss, verification];
 }
 
 async function ccRange(stack: Stack, quick: boolean): Promise<BenchEntry> {

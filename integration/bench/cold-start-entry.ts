@@ -10,6 +10,7 @@ import { AccessLogCursor, formatBytes } from '../harness/registry-bytes.js';
 import type { Containerd } from '../harness/containerd.js';
 import { mountsUnder } from '../harness/mounts.js';
 import { runCommand } from '../harness/run-command.js';
+import { writeClusterKey } from '../harness/clip-node.js';
 import type { PushedImage } from '../images/index.js';
 import { runNodeScript, rssBytes } from './proc-util.js';
 import { LayerBytesCursor } from './layer-bytes.js';
@@ -17,6 +18,7 @@ import type { ShapedRegistry } from './shaped-link.js';
 import { convertToEstargz, haveCtrRemote, rpull, startStargzNode, stargzPull, stargzRemoteSnapshots, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,17 +29,25 @@ type Variant =
   | 'clip cold node, whole-layer reads'
   | 'clip cold node (defaults: range reads)'
   | 'clip cold node, start profile in ContentCache'
-  | 'clip ContentCache-warm node';
+  | 'clip ContentCache-warm node'
+  | 'clip cold node (range reads), cluster key'
+  | 'clip cold node, whole-layer reads, cluster key'
+  | 'clip ContentCache-warm node, cluster key';
 const STARGZ: Variant = 'stargz cold node (eStargz)';
 const RANGE: Variant = 'clip cold node (defaults: range reads)';
 const PROFILED: Variant = 'clip cold node, start profile in ContentCache';
 const WHOLE: Variant = 'clip cold node, whole-layer reads';
 const WARM: Variant = 'clip ContentCache-warm node';
-const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, RANGE, PROFILED, WHOLE, WARM];
+// With `[content_cache] key_file`: every ContentCache object signed and checked (issue 12).
+const RANGE_KEYED: Variant = 'clip cold node (range reads), cluster key';
+const WHOLE_KEYED: Variant = 'clip cold node, whole-layer reads, cluster key';
+const WARM_KEYED: Variant = 'clip ContentCache-warm node, cluster key';
+const KEYED: Variant[] = [RANGE_KEYED, WHOLE_KEYED, WARM_KEYED];
+const VARIANTS: Variant[] = ['overlayfs full pull', STARGZ, RANGE, PROFILED, WHOLE, WARM, RANGE_KEYED, WHOLE_KEYED, WARM_KEYED];
 /** The range-read variants issue 8's goals are about (whole-layer reads are the old baseline). */
 const COLD_CLIP: Variant[] = [RANGE, PROFILED];
 /** Each clip variant's config on top of the defaults (which range-read layers with checkpoints). */
-const VARIANT_TOML: Partial<Record<Variant, string>> = { [WHOLE]: '\n[index]\nrange_reads = false\n' };
+const VARIANT_TOML: Partial<Record<Variant, string>> = { [WHOLE]: '\n[index]\nrange_reads = false\n', [WHOLE_KEYED]: '\n[index]\nrange_reads = false\n' };
 
 interface Run {
   variant: Variant;
@@ -48,6 +58,8 @@ interface Run {
   layers?: string;
   rssBytes?: number;
   fuseMounts?: number;
+  /** Bytes on disk in the node's layer cache after the run: the spans it fetched and checked. */
+  cachedBytes?: number;
 }
 
 export interface ColdStartOptions {
@@ -97,9 +109,10 @@ async function stargzRun(stack: Stack, o: ColdStartOptions, esgz: EstargzImage, 
 
 const layerCell = (p: PullSummary): string => `${p.lazy} lazy / ${p.full} full${p.present ? ` / ${p.present} present` : ''}`;
 
-async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, layers: LayerBytesCursor, name: string, variant: Variant): Promise<Run> {
+async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCursor, layers: LayerBytesCursor, name: string, variant: Variant, keyFile?: string): Promise<Run> {
   const extraToml = VARIANT_TOML[variant] ?? '';
-  const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '', extraToml });
+  const keyed = KEYED.includes(variant) && keyFile !== undefined ? { keyFile } : {};
+  const node = await startNode(stack, name, [o.registry.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '', extraToml, ...keyed });
   cursor.mark();
   layers.mark();
   const t0 = performance.now();
@@ -112,9 +125,26 @@ async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCurso
   const r: Run = {
     variant, seconds, registryBytes: cursor.since().blobBytes, layerBytes: layers.since(), layers: lazy,
     rssBytes: rssBytes(node.snapshotter.pid()), fuseMounts: mountsUnder(node.snapshotter.root).filter((m) => m.fsType.startsWith('fuse')).length,
+    cachedBytes: await allocatedBytes(join(node.snapshotter.root, 'cache')),
   };
   await stopNode(node.containerd, node);
   return r;
+}
+
+/** Bytes allocated on disk under `dir` (sparse files count what was written, not their length). */
+async function allocatedBytes(dir: string): Promise<number> {
+  const r = await runCommand('du', ['-s', '-B1', dir], { allowFailure: true });
+  return r.code === 0 ? Number(r.stdout.split(/\s+/)[0]) : 0;
+}
+
+/** MB/s of this process's SHA-256 over 64 MiB: the hash every range-read span is checked with. */
+function sha256Throughput(): number {
+  const data = Buffer.alloc(64 << 20, 7);
+  createHash('sha256').update(data.subarray(0, 1 << 20)).digest();
+  const t0 = performance.now();
+  // Spans are hashed one at a time, each up to a few MiB: hash in 4 MiB pieces, as they are.
+  for (let at = 0; at < data.length; at += 4 << 20) createHash('sha256').update(data.subarray(at, at + (4 << 20))).digest();
+  return data.length / 1e6 / ((performance.now() - t0) / 1000);
 }
 
 /**
@@ -140,7 +170,7 @@ export async function publishIndexes(ref: string): Promise<string> {
   return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
 }
 
-export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry }> {
+export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry; verification: BenchEntry }> {
   const e = newEntry('cold-start', `Cold start over a ${o.registry.rate} shaped link: pull start → first output of \`${o.cmd.join(' ')}\``,
     ['variant', 'time to first output (s)', 'registry bytes (median)', 'of which layer blobs', 'layers', 'vs overlayfs', 'vs stargz']);
   const indexNote = await publishIndexes(o.image.ref);
@@ -160,6 +190,7 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   const layerCursor = new LayerBytesCursor(o.registry.logPath, o.image.layers.map((l) => l.digest));
   const esgzCursor = new LayerBytesCursor(o.registry.logPath, esgz?.layers.map((l) => l.digest) ?? []);
   const runs: Run[] = [];
+  const keyFile = await writeClusterKey(stack.root);
   for (let i = 0; i < o.runs; i++) {
     log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
     runs.push(await overlayRun(stack, o, cursor, layerCursor, i));
@@ -178,6 +209,12 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-clip-${i}`, WHOLE));
     log(`cold start run ${i + 1}/${o.runs}: clip ContentCache-warm node`);
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-warm-${i}`, WARM));
+    // The same three clip nodes with a cluster key: what checking every ContentCache object costs.
+    for (const [v, tag] of [[RANGE_KEYED, 'krange'], [WHOLE_KEYED, 'kclip'], [WARM_KEYED, 'kwarm']] as const) {
+      if (v !== WARM_KEYED) await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
+      log(`cold start run ${i + 1}/${o.runs}: ${v}`);
+      runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-${tag}-${i}`, v, keyFile));
+    }
   }
   const of = (v: Variant): Run[] => runs.filter((r) => r.variant === v);
   const measured = VARIANTS.filter((v) => of(v).length > 0);
@@ -221,6 +258,8 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   e.notes.push(`goal (issue 5): ContentCache-warm node ≥ 5× faster than the overlayfs full pull with 0 registry layer bytes — ${speedup >= 5 && warmLayerBytes === 0 ? 'met' : 'missed'}: overlayfs time / warm-node time = ${speedup.toFixed(2)}×, ${formatBytes(warmLayerBytes)} of layer blobs at most in any warm run.`);
   e.raw = { runs, imageBytes: sizes, estargz: esgz ?? null };
 
+  const verification = verificationEntry(of, sha256Throughput());
+
   const rss = newEntry('rss', 'Daemon memory after a cold start (RSS of clip-snapshotter serve; of stargzref for stargz)', ['node', 'RSS (MB)', 'FUSE layer mounts']);
   for (const v of measured.filter((x) => x !== 'overlayfs full pull')) {
     const mb = spread(of(v).map((r) => (r.rssBytes ?? NaN) / 1e6));
@@ -228,5 +267,33 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   }
   rss.notes.push('Measured right after the container printed, with the image\'s layers mounted; a many-layer (100+) RSS measurement is not done yet.');
   rss.raw = { runs: runs.filter((r) => r.rssBytes !== undefined).map((r) => ({ variant: r.variant, rssBytes: r.rssBytes, fuseMounts: r.fuseMounts })) };
-  return { cold: e, rss };
+  return { cold: e, rss, verification };
+}
+
+/**
+ * What checking untrusted bytes costs a cold start (issue 12): the same nodes with and without a
+ * cluster key (every ContentCache object signed, and checked by SHA-256 and HMAC), and the SHA-256
+ * of every range-read span against the index, which cannot be turned off, priced at this machine's
+ * hash speed over the bytes the cold node fetched.
+ */
+function verificationEntry(of: (v: Variant) => Run[], shaMBps: number): BenchEntry {
+  const e = newEntry('verification', 'What verification costs a cold start: cluster key on vs off, and the span digest check',
+    ['node', 'without key (s)', 'with key_file (s)', 'key on / off', 'span bytes checked', 'SHA-256 of them', 'share of the start', 'goal ≤ 5 %']);
+  const med = (v: Variant): number => spread(of(v).map((r) => r.seconds)).median;
+  for (const [plain, keyed] of [[RANGE, RANGE_KEYED], [WHOLE, WHOLE_KEYED], [WARM, WARM_KEYED]] as const) {
+    if (of(plain).length === 0 || of(keyed).length === 0) continue;
+    const off = med(plain);
+    const on = med(keyed);
+    const spanBytes = plain === RANGE ? spread(of(plain).map((r) => r.cachedBytes ?? 0)).median : 0;
+    const hashS = spanBytes / 1e6 / shaMBps;
+    const extra = Math.max(0, on / off - 1) + hashS / off;
+    e.rows.push([plain, off.toFixed(2), on.toFixed(2), `${(on / off).toFixed(2)}×`, spanBytes ? formatBytes(spanBytes) : '—', spanBytes ? `${(hashS * 1000).toFixed(1)} ms` : '—',
+      `${(extra * 100).toFixed(1)} %`, extra <= 0.05 ? 'met' : 'missed']);
+  }
+  e.notes.push(
+    `SHA-256 here: ${shaMBps.toFixed(0)} MB/s (4 MiB pieces, one thread). Span bytes checked = the cold node's layer cache on disk after the run (the spans it fetched, each hashed once against the index's digest before its first read).`,
+    '"share of the start" = (key on / key off − 1, floored at 0) + span hashing time / the start without a key. Medians of the cold-start runs, interleaved with the other variants.',
+    'Reads of a layer already on disk hash nothing per read: the disk-cache file is hashed to its diffID once per process (at its first open), so the FUSE and extracted-read entries measure the verified path as it is.',
+  );
+  return e;
 }

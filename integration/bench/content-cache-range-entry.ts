@@ -6,7 +6,8 @@
 import { closeSync, openSync, readdirSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { RedisContentCache, type RedisContentCacheOptions } from '../../snapshotter/src/contentcache/index.js';
+import { RedisContentCache, loadMacKeys, type RedisContentCacheOptions } from '../../snapshotter/src/contentcache/index.js';
+import { writeClusterKey } from '../harness/clip-node.js';
 import type { Stack } from '../harness/stack.js';
 import { round } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
@@ -96,12 +97,18 @@ export async function contentCacheRangeEntry(stack: Stack, address: string, o: R
   stack.add('cc-range raw client', async () => void raw.disconnect());
   await raw.set('bench:raw', data);
   const base = { addresses: [address], cluster: false, username: '', password: '', tls: false, timeoutMs: 5_000 };
+  const mac = loadMacKeys(await writeClusterKey(stack.root));
   const variants: Variant[] = [
     { label: 'random offsets, 4 MiB chunks (default), chunk fetched every read', key: 'bench-4m', opts: { memoryBytes: 1, readaheadChunks: 0 }, sequential: false },
     { label: 'random offsets, 64 KiB chunks, chunk fetched every read', key: 'bench-64k', opts: { chunkSizeBytes: 64 << 10, memoryBytes: 1, readaheadChunks: 0 }, sequential: false },
     { label: 'sequential reader, defaults (chunk LRU + read-ahead 2)', key: 'bench-4m', opts: {}, sequential: true },
+    // The same two default-chunk readers with a cluster key: each chunk SHA-256-checked against its
+    // signed manifest (issue 12's cost of verification).
+    { label: 'random offsets, 4 MiB chunks (default), chunk fetched every read, cluster key', key: 'bench-4m-key', opts: { memoryBytes: 1, readaheadChunks: 0, mac }, sequential: false },
+    { label: 'sequential reader, defaults (chunk LRU + read-ahead 2), cluster key', key: 'bench-4m-key', opts: { mac }, sequential: true },
   ];
   const compressed: Record<string, number> = {};
+  const keyCost: string[] = [];
   for (const v of variants) {
     const cc = new RedisContentCache({ ...base, ...v.opts });
     stack.add(`cc-range ${v.key}`, () => cc.close());
@@ -133,6 +140,10 @@ export async function contentCacheRangeEntry(stack: Stack, address: string, o: R
       e.rows.push([sizeLabel(n), v.label, round(c.p50, 0), round(c.p99, 0), round(r.p50, 0), round(r.p99, 0), `${ratio50.toFixed(2)}×`, `${ratio99.toFixed(2)}×`,
         ratio50 <= 1.5 && ratio99 <= 1.5 ? 'met' : 'missed']);
       e.raw[`${v.key}${v.sequential ? '-seq' : ''}-${n}`] = { contentCache: c, raw: r };
+      const plain = e.raw[`bench-4m${v.sequential ? '-seq' : ''}-${n}`] as { contentCache: Measured } | undefined;
+      if (v.opts.mac && plain) {
+        keyCost.push(`${sizeLabel(n)} ${v.sequential ? 'sequential' : 'random'}: ${round(plain.contentCache.p50, 0)} → ${round(c.p50, 0)} µs p50 (${(c.p50 / plain.contentCache.p50).toFixed(2)}×)`);
+      }
     }
   }
   const def = variants[0]!;
@@ -145,6 +156,7 @@ export async function contentCacheRangeEntry(stack: Stack, address: string, o: R
   });
   e.notes.push(
     `${o.blobMb} MiB blob of this host's executables (stored ${Object.entries(compressed).map(([k, b]) => `${k}: ${(b / 1e6).toFixed(1)} MB LZ4`).join(', ') || 'already present'}); the same bytes as one plain string key for GETRANGE. ${o.samples} reads per row; local redis-server over loopback; one ioredis client each.`,
+    `cost of a cluster key (\`[content_cache] key_file\`: every chunk SHA-256-checked against its HMAC-signed manifest) on the default-chunk readers: ${keyCost.join('; ')}.`,
     '"chunk fetched every read" disables the decoded-chunk LRU and read-ahead (memoryBytes 1, readaheadChunks 0): each read pays GET of its chunk(s) + LZ4 decode + CRC check, the worst case. A real FUSE reader is mostly sequential and served from the LRU (last variant).',
   );
   return e;
