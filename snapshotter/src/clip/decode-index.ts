@@ -21,10 +21,31 @@ type Range = { off: number; len: number };
  * invalid_argument (`CLIP_INDEX_TOO_LARGE`) for one over `limits` — checked before anything of
  * the declared size is allocated.
  */
-export function decodeIndex(buf: Buffer, limits: Partial<Pick<ClipLimits, 'maxEntries' | 'maxIndexBytes'>> = {}): ClipIndexReader {
+export function decodeIndex(buf: Buffer, limits: IndexLimits = {}): ClipIndexReader {
+  return new ClipIndexReader(checkIndex(buf, limits).layout);
+}
+
+type IndexLimits = Partial<Pick<ClipLimits, 'maxEntries' | 'maxIndexBytes'>>;
+
+/** Every check `decodeIndex` makes, returning the inflated payload and its layout (a worker's half). */
+export function checkIndex(buf: Buffer, limits: IndexLimits = {}): { payload: Buffer; layout: IndexLayout } {
   const maxIndexBytes = Math.min(limits.maxIndexBytes ?? DEFAULT_CLIP_LIMITS.maxIndexBytes, MAX_PAYLOAD_BYTES);
-  const maxEntries = limits.maxEntries ?? DEFAULT_CLIP_LIMITS.maxEntries;
   const payload = inflate(buf, maxIndexBytes);
+  const layout = layoutOf(payload, limits);
+  validateRows(layout);
+  return { payload, layout };
+}
+
+/**
+ * The reader of a payload `checkIndex` accepted (in a worker thread, which handed it over): its
+ * sections are located again, which is cheap; its rows are not checked twice.
+ */
+export function readerOfCheckedPayload(payload: Buffer, limits: IndexLimits = {}): ClipIndexReader {
+  return new ClipIndexReader(layoutOf(payload, limits));
+}
+
+function layoutOf(payload: Buffer, limits: IndexLimits): IndexLayout {
+  const maxEntries = limits.maxEntries ?? DEFAULT_CLIP_LIMITS.maxEntries;
   const sections = readSections(payload);
   const need = (id: number, name: string): Range => {
     const r = sections.get(id);
@@ -40,14 +61,12 @@ export function decodeIndex(buf: Buffer, limits: Partial<Pick<ClipLimits, 'maxEn
   const meta = readMeta(payload, metaR.off, strings);
   if (meta.entryCount > maxEntries) throw tooLarge(`${meta.entryCount} entries (limit ${maxEntries})`);
   if (entries.len !== meta.entryCount * ROW.bytes || meta.entryCount === 0) throw corrupt('entry count does not match the entry section');
-  const layout: IndexLayout = {
+  return {
     payload, meta, stringsOff: strings.off, stringsLen: strings.len, entriesOff: entries.off,
     xattrsOff: xattrs.off, xattrCount: xattrs.len / XATTR_ROW.bytes,
     gzipCheckpoints: optionalSection(payload, sections.get(SECTION.gzipCheckpoints)),
     zstdFrames: optionalSection(payload, sections.get(SECTION.zstdFrames)),
   };
-  validateRows(layout);
-  return new ClipIndexReader(layout);
 }
 
 /** An optional opaque section (zran's tables), copied so it does not pin the payload's layout assumptions. */

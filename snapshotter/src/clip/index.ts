@@ -1,6 +1,7 @@
 export { buildIndex } from './build-index.js';
 export type { BuildIndexOptions } from './build-index.js';
 export { decodeIndex } from './decode-index.js';
+export { decodeIndexOffThread } from './decode-index-off-thread.js';
 export { encodeIndex } from './encode-index.js';
 export { ClipIndexReader } from './index-reader.js';
 export { SECTION, VERSION as CLIP_INDEX_VERSION } from './index-format.js';

@@ -54,6 +54,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_IDMAP_INVALID: 'invalid_argument',
   CLIP_IDMAP_NO_ROOT: 'invalid_argument',
   CLIP_INDEX_CORRUPT: 'data_corrupt',
+  CLIP_INDEX_DECODE_TIMEOUT: 'unavailable',
   CLIP_INDEX_FIELD_RANGE: 'invalid_argument',
   CLIP_INDEX_MISMATCH: 'data_corrupt',
   CLIP_INDEX_NOT_CACHED: 'unavailable',

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader, type ClipLimits, type CompressedObserver } from '../clip/index.js';
+import { buildIndex, decodeIndexOffThread, encodeIndex, type ClipIndexReader, type ClipLimits, type CompressedObserver } from '../clip/index.js';
 import type { ContentCache } from '../contentcache/index.js';
 import { findClipError, isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -113,7 +113,7 @@ export class IndexResolver {
     }
     try {
       const trusted = (await readFile(this.#verifiedPath(layerDigest), 'utf8').catch(() => '')).trim() === digest;
-      return { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'local', digest, trusted };
+      return { index: await decodeIndexOffThread(bytes, this.#o.limits), bytes, source: 'local', digest, trusted };
     } catch (err) {
       this.#log.warn({ layer: layerDigest, path, err: messageOf(err) }, 'discarding corrupt cached index');
       await this.#forget(layerDigest);
@@ -163,7 +163,7 @@ export class IndexResolver {
   async #fromContentCache(req: IndexRequest): Promise<ResolvedIndex | undefined> {
     try {
       const bytes = await this.#o.contentCache.getBlob(indexCacheKey(req.layerDigest));
-      return bytes && this.#decoded(bytes, 'content_cache', req);
+      return bytes && (await this.#decoded(bytes, 'content_cache', req));
     } catch (err) {
       this.#log.warn({ layer: req.layerDigest, source: 'content_cache', err: messageOf(err) }, 'index lookup failed');
       return undefined;
@@ -174,7 +174,7 @@ export class IndexResolver {
     if (!this.#o.findArtifact) return undefined;
     try {
       const bytes = await this.#o.findArtifact(req, signal);
-      return bytes && this.#decoded(bytes, 'artifact', req);
+      return bytes && (await this.#decoded(bytes, 'artifact', req));
     } catch (err) {
       // A missing or broken artifact is not fatal: the index can still be built.
       this.#log.warn({ layer: req.layerDigest, source: 'artifact', err: messageOf(err) }, 'index artifact lookup failed');
@@ -231,29 +231,30 @@ export class IndexResolver {
         await file.close();
         await keep.adopt(ref, spool).catch((err: unknown) => this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'could not keep the indexed layer'));
       }
-      return { resolved: { index: decodeIndex(bytes, this.#o.limits), bytes, source: 'built', digest: indexDigestOf(bytes), trusted: true }, compressedBytes: blob.size ?? 0 };
+      return { resolved: { index: await decodeIndexOffThread(bytes, this.#o.limits), bytes, source: 'built', digest: indexDigestOf(bytes), trusted: true }, compressedBytes: blob.size ?? 0 };
     } finally {
       await file?.close().catch(() => undefined);
       if (spool) await rm(spool, { force: true });
     }
   }
 
-  #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): ResolvedIndex | undefined {
+  async #decoded(bytes: Buffer, source: IndexSource, req: IndexRequest): Promise<ResolvedIndex | undefined> {
     const digest = indexDigestOf(bytes);
     if (this.#o.quarantine?.has('index', digest)) {
       this.#log.warn({ layer: req.layerDigest, source, index_digest: digest, code: 'CLIP_INDEX_MISMATCH' }, 'quarantined index ignored');
       return undefined;
     }
     try {
-      const index = decodeIndex(bytes, this.#o.limits);
+      const index = await decodeIndexOffThread(bytes, this.#o.limits);
       if (index.meta.compressedDigest !== req.layerDigest && index.meta.diffId !== req.layerDigest) {
         this.#log.warn({ layer: req.layerDigest, source, indexed: index.meta.compressedDigest }, 'index is for another layer; ignored');
         return undefined;
       }
       return { index, bytes, source, digest, trusted: false };
     } catch (err) {
-      // Malformed or over a bound: a miss, the next source (or a build) answers instead.
-      if (!isKind(err, 'data_corrupt') && !isKind(err, 'invalid_argument')) throw err;
+      // Malformed, over a bound or too slow to check: a miss, the next source (or a build) answers instead.
+      const timedOut = findClipError(err)?.code === 'CLIP_INDEX_DECODE_TIMEOUT';
+      if (!isKind(err, 'data_corrupt') && !isKind(err, 'invalid_argument') && !timedOut) throw err;
       this.#log.warn({ layer: req.layerDigest, source, err: messageOf(err), code: findClipError(err)?.code }, 'corrupt index ignored');
       return undefined;
     }
