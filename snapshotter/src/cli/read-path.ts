@@ -97,6 +97,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
     rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
     quarantine,
+    spanBounds: { maxSpanBytes: cfg.index.maxSpanBytes, maxSpanCompressedBytes: cfg.index.maxSpanCompressedBytes },
   });
   setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });

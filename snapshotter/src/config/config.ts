@@ -52,6 +52,10 @@ export interface Config {
     maxXattrBytesPerEntry: number;
     /** xattr bytes of one layer's entries together. */
     maxXattrBytes: number;
+    /** Uncompressed bytes one span of a layer's random-access table may decode to. */
+    maxSpanBytes: number;
+    /** Compressed bytes one such span may be fetched as. */
+    maxSpanCompressedBytes: number;
   };
   /** Start profiles: record what containers read first, prefetch it on the next cold node. */
   prefetch: { enabled: boolean; recordWindowMs: number; maxBytes: number };
@@ -134,6 +138,10 @@ export function parseConfig(text: string, source: string): Config {
   const cfg = out as unknown as Config;
   if ((cfg.registry.credentialProviderConfig === '') !== (cfg.registry.credentialProviderBinDir === '')) {
     throw invalidArgument('CLIP_CONFIG_VALUE', `config ${source}: registry.credential_provider_config and registry.credential_provider_bin_dir are set together or not at all`);
+  }
+  // Tables this node builds have spans of about checkpoint_span_bytes: they must fit the bound.
+  if (cfg.index.checkpointSpanBytes > cfg.index.maxSpanBytes) {
+    throw invalidArgument('CLIP_CONFIG_VALUE', `config ${source}: index.checkpoint_span_bytes (${cfg.index.checkpointSpanBytes}) must not exceed index.max_span_bytes (${cfg.index.maxSpanBytes}), or the tables this node builds would be refused`);
   }
   return cfg;
 }

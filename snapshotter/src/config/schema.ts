@@ -32,6 +32,9 @@ const optionalAbsolutePath = (v: string): string | undefined => (v === '' ? unde
 const nonNegative = (v: number): string | undefined => (v >= 0 ? undefined : 'must not be negative');
 const positive = (v: number): string | undefined => (v > 0 ? undefined : 'must be greater than zero');
 const ratio = (v: number): string | undefined => (v >= 0 && v <= 1 ? undefined : 'must be between 0 and 1');
+/** The native addon inflates at most 1 GiB per span; below 64 KiB no real table fits. */
+const spanBound = (v: number): string | undefined =>
+  v >= 64 * 1024 && v <= 1024 * 1024 * 1024 ? undefined : 'must be between 65536 and 1073741824';
 const hostPort = (v: string): string | undefined =>
   v === '' || /^[^\s:]*:\d{1,5}$/.test(v) ? undefined : 'must be "host:port" (or empty to disable)';
 const hostPorts = (v: string[]): string | undefined => v.map(hostPort).find((m) => m !== undefined);
@@ -96,6 +99,9 @@ export const SCHEMA: readonly SectionSpec[] = [
       ),
       field('max_xattr_bytes_per_entry', 'maxXattrBytesPerEntry', 'integer', 256 * 1024, positive),
       field('max_xattr_bytes', 'maxXattrBytes', 'integer', 64 * 1024 * 1024, positive),
+      // One span of a gzip checkpoint or zstd frame table (zran/span-bounds.ts holds the same defaults).
+      field('max_span_bytes', 'maxSpanBytes', 'integer', 64 * 1024 * 1024, spanBound),
+      field('max_span_compressed_bytes', 'maxSpanCompressedBytes', 'integer', 64 * 1024 * 1024, spanBound),
     ],
   },
   {

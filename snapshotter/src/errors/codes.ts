@@ -152,6 +152,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_ZRAN_RANGE_LENGTH: 'data_corrupt',
   CLIP_ZRAN_SHORT_READ: 'data_corrupt',
   CLIP_ZRAN_SPAN_DIGEST: 'data_corrupt',
+  CLIP_ZRAN_SPAN_TOO_LARGE: 'invalid_argument',
   CLIP_ZRAN_TABLE_CORRUPT: 'data_corrupt',
   CLIP_ZRAN_UNAVAILABLE: 'unimplemented',
   CLIP_ZRAN_WINDOW_CORRUPT: 'data_corrupt',

@@ -10,6 +10,7 @@
 import { rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ContentCache } from '../contentcache/index.js';
+import type { SpanBounds } from '../zran/index.js';
 import { ClipError, dataCorrupt, failedPrecondition, findClipError, invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import type { Clock } from '../util/clock.js';
@@ -86,6 +87,8 @@ export interface LayerStoreOptions {
   rangeRetryAfterMs?: number;
   /** Where quarantined layers are remembered across restarts; default memory only. */
   quarantine?: QuarantineList;
+  /** Largest span a range-read layer's table may have (`[index] max_span_*`; default `DEFAULT_SPAN_BOUNDS`). */
+  spanBounds?: SpanBounds;
 }
 
 interface LayerState {
@@ -109,7 +112,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -167,6 +170,7 @@ export class LayerStore implements LayerReaderHost {
       backgroundRequestTimeoutMs: opts.backgroundRequestTimeoutMs,
       transientCooldownMs: opts.rangeRetryAfterMs,
       quarantine: (key, ref, err) => this.#quarantine(key, ref, err),
+      spanBounds: opts.spanBounds,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);

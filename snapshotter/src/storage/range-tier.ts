@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanTable } from '../zran/index.js';
+import { hasSpanTable, spanAt, spanCodecFor, spanEnd, type SpanBounds, type SpanTable } from '../zran/index.js';
 import { boundedMap } from '../util/bounded-map.js';
 import { withTimeout } from '../util/abortable.js';
 import type { BlobSource } from './blob-source.js';
@@ -76,6 +76,8 @@ export interface RangeTierOptions {
   backgroundRequestTimeoutMs?: number;
   /** How long a transient failure keeps a layer on the whole-layer path; default 30 s. */
   transientCooldownMs?: number;
+  /** Largest span a layer's table may have (`[index] max_span_*`); a table over it turns range reads off for the layer. */
+  spanBounds?: SpanBounds | undefined;
 }
 
 /**
@@ -355,7 +357,7 @@ export class RangeTier {
     const fetchRange = this.#blobs.fetchRange?.bind(this.#blobs);
     if (!fetchRange) throw new Error('blob source cannot fetch ranges');
     // A window pack lives beside the index artifact, in the layer's repository.
-    const codec = spanCodecFor(ref, (digest, start, end, signal) => fetchRange({ ...ref, digest }, start, end, signal));
+    const codec = spanCodecFor(ref, (digest, start, end, signal) => fetchRange({ ...ref, digest }, start, end, signal), this.#o.spanBounds);
     this.#made ??= mkdir(this.#dir, { recursive: true });
     await this.#made;
     return SparseLayer.open({

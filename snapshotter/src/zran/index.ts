@@ -11,6 +11,8 @@ export type { NativePoint, ZranNative } from './native.js';
 export { gzipSpanCodec, spanAt, spanEnd } from './span-codec.js';
 export type { DecodeContext, PackFetcher, SpanCodec, SpanTable } from './span-codec.js';
 export { hasSpanTable, spanCodecFor } from './span-codec-for.js';
+export { DEFAULT_SPAN_BOUNDS, checkSpanBounds } from './span-bounds.js';
+export type { SpanBounds } from './span-bounds.js';
 export type { BlobRangeFetcher, SpanTableRef } from './span-codec-for.js';
 export { MAX_ZSTD_FRAME_BYTES, MAX_ZSTD_WINDOW_BYTES, ZstdFrameBuilder } from './zstd-frame-builder.js';
 export type { ZstdFrameBuilderOptions } from './zstd-frame-builder.js';

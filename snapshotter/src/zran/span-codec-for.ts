@@ -3,6 +3,7 @@ import { ClipError, dataCorrupt } from '../errors/index.js';
 import { decodeCheckpointTable } from './checkpoint-table.js';
 import { loadZran } from './native.js';
 import { gzipSpanCodec, type SpanCodec } from './span-codec.js';
+import { DEFAULT_SPAN_BOUNDS, checkSpanBounds, type SpanBounds } from './span-bounds.js';
 import { decodeZstdFrameTable } from './zstd-frame-table.js';
 import { zstdSpanCodec } from './zstd-span-codec.js';
 
@@ -22,10 +23,11 @@ export function hasSpanTable(ref: SpanTableRef): boolean {
 export type BlobRangeFetcher = (digest: string, start: number, end: number, signal: AbortSignal) => Promise<Buffer>;
 
 /**
- * The layer's codec; throws data_corrupt when its table is malformed or describes another size.
- * `fetchBlobRange` serves windows of tables that keep them in a pack.
+ * The layer's codec; throws data_corrupt when its table is malformed or describes another size,
+ * `CLIP_ZRAN_SPAN_TOO_LARGE` when a span is over `bounds`. `fetchBlobRange` serves windows of tables
+ * that keep them in a pack.
  */
-export function spanCodecFor(ref: SpanTableRef, fetchBlobRange?: BlobRangeFetcher): SpanCodec {
+export function spanCodecFor(ref: SpanTableRef, fetchBlobRange?: BlobRangeFetcher, bounds: SpanBounds = DEFAULT_SPAN_BOUNDS): SpanCodec {
   let codec: SpanCodec;
   if (ref.zstdFrames !== undefined) {
     codec = zstdSpanCodec(decodeZstdFrameTable(ref.zstdFrames));
@@ -41,5 +43,6 @@ export function spanCodecFor(ref: SpanTableRef, fetchBlobRange?: BlobRangeFetche
   if (codec.table.uncompressedSize !== ref.uncompressedSize) {
     throw dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `${codec.name} table is for ${codec.table.uncompressedSize} bytes, the layer has ${ref.uncompressedSize}`);
   }
+  checkSpanBounds(codec, bounds);
   return codec;
 }

@@ -26,6 +26,13 @@ t.test('values from the file', async (t) => {
   t.same(c.contentCache.addresses, ['10.0.0.1:6379']);
 });
 
+t.test('span bounds and the foreign-index switches', async (t) => {
+  const d = parseConfig('', 'x.toml');
+  t.match(d.index, { maxSpanBytes: 64 << 20, maxSpanCompressedBytes: 64 << 20, acceptForeignIndexes: true, checkForeignIndexes: true });
+  const c = parseConfig('[index]\nmax_span_bytes = 1048576\nmax_span_compressed_bytes = 2097152\naccept_foreign_indexes = false\ncheck_foreign_indexes = false\ncheckpoint_span_bytes = 65536\n', 'x.toml');
+  t.match(c.index, { maxSpanBytes: 1 << 20, maxSpanCompressedBytes: 2 << 20, acceptForeignIndexes: false, checkForeignIndexes: false });
+});
+
 const bad: Array<[string, string, RegExp]> = [
   ['unknown top-level key', 'bogus = 1', /x\.toml: unknown key "bogus"/],
   ['unknown key in a section', '[registry]\nfoo = "x"', /unknown key "registry\.foo"/],
@@ -38,6 +45,9 @@ const bad: Array<[string, string, RegExp]> = [
   ['section not a table', 'registry = 3', /"registry" must be a table/],
   ['syntax error', 'root = ', /config x\.toml \(line 1/],
   ['ratio out of range', '[tracing]\nsample_ratio = 2.0', /between 0 and 1/],
+  ['span bound too small', '[index]\nmax_span_bytes = 1024', /x\.toml: "index\.max_span_bytes" must be between 65536 and 1073741824, got 1024/],
+  ['span bound over the addon cap', '[index]\nmax_span_compressed_bytes = 2147483648', /"index\.max_span_compressed_bytes" must be between 65536 and 1073741824/],
+  ['checkpoint spans over the span bound', '[index]\ncheckpoint_span_bytes = 1048576\nmax_span_bytes = 524288', /x\.toml: index\.checkpoint_span_bytes \(1048576\) must not exceed index\.max_span_bytes \(524288\)/],
 ];
 for (const [name, text, re] of bad) {
   t.test(`rejects: ${name}`, async (t) => {
