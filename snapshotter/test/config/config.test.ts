@@ -95,3 +95,28 @@ t.test('the Kubernetes ConfigMap carries a valid config', async (t) => {
   t.equal(c.contentCache.backend, 'redis');
   t.equal(c.containerdNamespace, 'k8s.io', 'CRI’s namespace');
 });
+
+t.test('Kubernetes: uncommenting the credential-provider keys and their DaemonSet mounts gives paths the FUSE server sees', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { parseAllDocuments } = await import('yaml');
+  const root = new URL('../../../../plugin-config/kubernetes/', import.meta.url);
+  const uncomment = (text: string, re: RegExp): string => text.split('\n').map((l) => (re.test(l) ? l.replace(/^(\s*)# /, '$1') : l)).join('\n');
+  const configmap = uncomment(await readFile(new URL('configmap.yaml', root), 'utf8'), /^\s*# credential_provider_/);
+  const toml = (configmap.split('config.toml: |\n')[1] ?? '').split('\n').map((l) => l.replace(/^ {4}/, '')).join('\n');
+  const c = parseConfig(toml, 'configmap.yaml');
+  const { credentialProviderConfig: file, credentialProviderBinDir: dir } = c.registry;
+  t.ok(file && dir, `the ConfigMap documents both keys (${file}, ${dir})`);
+  const daemonsets = parseAllDocuments(uncomment(await readFile(new URL('daemonset.yaml', root), 'utf8'), /^\s*# - \{ name: credential-provider/)).map((d) => d.toJS() as {
+    metadata: { name: string };
+    spec: { template: { spec: { containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>; volumes: Array<{ name: string; hostPath?: { path: string; type: string } }> } } };
+  });
+  const fuse = daemonsets.find((d) => d.metadata.name === 'clip-snapshotter-fuse');
+  t.ok(fuse, 'the FUSE server DaemonSet (the process that reads registries)');
+  const pod = fuse!.spec.template.spec;
+  for (const path of [file!, dir!]) {
+    const mount = pod.containers[0]!.volumeMounts.find((m) => m.mountPath === path);
+    t.ok(mount?.readOnly, `${path} is mounted read-only into the FUSE server`);
+    const volume = pod.volumes.find((v) => v.name === mount?.name);
+    t.equal(volume?.hostPath?.path, path, `from the same host path (the kubelet's)`);
+  }
+});
