@@ -1,8 +1,9 @@
 /**
  * A registry that requires a client certificate (and basic auth), end to end through containerd
  * 2.x's CRI (issue 16's Done-when, the mTLS row): the node's hosts dir holds the registry's
- * hosts.toml with its CA and `client` pair, as a Kubernetes node configures containerd
- * (`config_path`); containerd's CRI pulls with it, and clip's lazy reads use the same file. Three
+ * hosts.toml with its CA and two `client` pairs (the first one untrusted by the registry), as a
+ * Kubernetes node configures containerd (`config_path`); containerd's CRI pulls with it, and clip's
+ * lazy reads use the same file and must present the accepted pair, as containerd does. Three
  * images, one per way credentials arrive, each pulled lazily and then read by a container:
  * - `crictl pull --creds` through clip's CRI proxy (a pull secret; clip keeps it);
  * - `crictl pull --creds` straight to containerd (clip never sees it) while clip's docker
@@ -51,8 +52,14 @@ t.test('a client-certificate registry serves lazy pulls by crictl with pull secr
     pushImage(await buildImage(pathImageSpec(name)), { hostPort: reg.hostPort, creds: CREDS, certDir: skopeoCerts });
   const images = { secret: await push('mtls-cri-secret'), helper: await push('mtls-cri-helper'), clip: await push('mtls-cri-clippull') };
 
-  // The layout containerd 1.6 to 2.x and clip all read: the server as a [host] table with ca and client.
-  const hostsToml = `server = "https://${reg.hostPort}"\n\n[host."https://${reg.hostPort}"]\n  capabilities = ["pull", "resolve", "push"]\n  ca = "${pki.caPath}"\n  client = [["${pki.clientCertPath}", "${pki.clientKeyPath}"]]\n`;
+  // The layout containerd 1.6 to 2.x and clip all read: the server as a [host] table with ca and
+  // client. Two pairs, the first from a CA the registry does not trust: containerd presents the
+  // one the registry's certificate request accepts, and so must clip.
+  const untrusted = await makeTestPki(join(h.root, 'pki-untrusted'), 'clip-untrusted-ca');
+  const hostsToml = `server = "https://${reg.hostPort}"\n\n[host."https://${reg.hostPort}"]\n  capabilities = ["pull", "resolve", "push"]\n  ca = "${pki.caPath}"\n` +
+    `  client = [["${untrusted.clientCertPath}", "${untrusted.clientKeyPath}"], ["${pki.clientCertPath}", "${pki.clientKeyPath}"]]\n`;
+  const wrongFirst = await curl(['--cert', untrusted.clientCertPath, '--key', untrusted.clientKeyPath, '-u', `${CREDS.username}:${CREDS.password}`]);
+  t.not(wrongFirst.stdout, '200', `the first listed certificate is refused (curl: ${wrongFirst.stdout}, exit ${wrongFirst.code})`);
   const ciHosts = join(h.root, 'ci-hosts');
   mkdirSync(join(ciHosts, reg.hostPort), { recursive: true });
   writeFileSync(join(ciHosts, reg.hostPort, 'hosts.toml'), hostsToml);
@@ -125,10 +132,13 @@ t.test('a client-certificate registry serves lazy pulls by crictl with pull secr
       'client key': clientKey.slice(0, 48),
     };
     // Where the test itself put them: the PKI, skopeo's cert dir, the helper program, the CI job's config.json.
-    const written = (f: string): boolean => /^(pki|skopeo-certs)\//.test(f) || f === 'helper/bin/docker-credential-cliptest' || /^ci-\d+\/config\.json$/.test(f);
+    const written = (f: string): boolean => /^(pki|pki-untrusted|skopeo-certs)\//.test(f) || f === 'helper/bin/docker-credential-cliptest' || /^ci-\d+\/config\.json$/.test(f);
     const found = filesHoldingSecrets(h.root, secrets);
     tt.ok(found.password!.includes('helper/bin/docker-credential-cliptest'), 'control: the search finds the password where the test wrote it');
     tt.ok(snap.log().includes(images.helper.layers[1]!.digest), 'control: the daemon log covers the layers read');
+    const probes = snap.log().split('\n').filter((l) => l.includes('registry client certificate probed')).map((l) => JSON.parse(l) as { client_certificate: number; result: string });
+    tt.ok(probes.some((p) => p.client_certificate === 1 && p.result === 'refused') && probes.some((p) => p.client_certificate === 2 && p.result === 'accepted'),
+      `clip found the accepted pair as containerd does: ${JSON.stringify(probes)}`);
     for (const [what, files] of Object.entries(found)) {
       tt.same(files.filter((f) => !written(f)), [], `${what}: in no file the components wrote`);
       tt.notOk(outputs.some((o) => o.includes(secrets[what as keyof typeof secrets])), `${what}: in no command output`);

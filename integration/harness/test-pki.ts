@@ -24,10 +24,14 @@ async function leaf(dir: string, name: string, cn: string, ext: string): Promise
     '-CAcreateserial', '-days', '2', '-out', join(dir, `${name}.crt`), '-extfile', extFile]);
 }
 
-/** Make the CA, a server certificate (SAN IP:127.0.0.1) and a client certificate under `dir`. */
-export async function makeTestPki(dir: string): Promise<TestPki> {
+/**
+ * Make the CA, a server certificate (SAN IP:127.0.0.1) and a client certificate under `dir`. Two
+ * PKIs a server must tell apart need two `caName`s: a TLS server names the CAs it accepts client
+ * certificates from by subject, and Go's TLS client picks its certificate by that name.
+ */
+export async function makeTestPki(dir: string, caName = 'clip-test-ca'): Promise<TestPki> {
   mkdirSync(dir, { recursive: true });
-  await runCommand('openssl', ['req', '-x509', ...EC, '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '2', '-subj', '/CN=clip-test-ca',
+  await runCommand('openssl', ['req', '-x509', ...EC, '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '2', '-subj', `/CN=${caName}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   await leaf(dir, 'server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   await leaf(dir, 'client', 'clip-test-client', 'extendedKeyUsage=clientAuth\n');

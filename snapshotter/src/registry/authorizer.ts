@@ -176,7 +176,7 @@ function parseRealm(host: RegistryHost, ch: AuthChallenge): URL {
 function realmEndpoint(host: RegistryHost, realm: URL): Endpoint {
   if (realm.host === host.host) return host;
   const scheme = realm.protocol === 'http:' ? 'http' : 'https';
-  return { scheme, host: realm.host, skipVerify: host.skipVerify, caPem: host.caPem, ...(host.clientCert ? { clientCert: host.clientCert } : {}) };
+  return { scheme, host: realm.host, skipVerify: host.skipVerify, caPem: host.caPem, ...(host.clientCerts ? { clientCerts: host.clientCerts } : {}) };
 }
 
 function tokenUrl(realm: URL, ch: AuthChallenge, scopes: string[]): URL {

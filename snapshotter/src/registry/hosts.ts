@@ -28,8 +28,11 @@ export interface RegistryHost {
   skipVerify: boolean;
   /** PEM contents of extra CA certificates. */
   caPem: string[];
-  /** mTLS: the client certificate (chain) and its key, PEM (hosts.toml `client`). */
-  clientCert?: ClientCertificate;
+  /**
+   * mTLS: the client certificates (chains) and keys, PEM, in hosts.toml `client` order; never
+   * empty when present. The transport presents the first one the server accepts.
+   */
+  clientCerts?: ClientCertificate[];
   headers: Record<string, string>;
   /** False for the upstream server, true for mirrors (which get `?ns=<domain>`). */
   mirror: boolean;
@@ -113,7 +116,7 @@ async function toHost(raw: string, t: Table, path: string, defaultScheme: string
     capabilities: capabilitiesOf(t.capabilities, path),
     skipVerify: booleanOf(t.skip_verify, 'skip_verify', path),
     caPem: await readCas(t.ca, path),
-    ...(t.client !== undefined ? { clientCert: await readClientCert(t.client, path) } : {}),
+    ...(t.client !== undefined ? { clientCerts: await readClientCerts(t.client, path) } : {}),
     headers: headersOf(t.header, path),
     mirror,
   };
@@ -150,28 +153,31 @@ async function readCas(value: unknown, path: string): Promise<string[]> {
 }
 
 /**
- * hosts.toml `client`, as containerd takes it: `"cert.pem"` (certificate and key in one file),
- * `["a.pem", "b.pem"]`, or `[["cert", "key"], …]` where an empty key means "in the cert file".
- * Node presents one client certificate per connection, so the first pair is the one used.
+ * hosts.toml `client`, as containerd takes it: `"both.pem"` (certificate and key in one file), a
+ * list of such files, or `[["cert", "key"], …]` pairs (an empty key means "in the cert file"), mixed
+ * freely. Every pair is read and checked; like containerd (Go's TLS picks the first certificate
+ * the server's request accepts), the transport presents the first pair the server accepts.
  */
-async function readClientCert(value: unknown, path: string): Promise<ClientCertificate> {
+async function readClientCerts(value: unknown, path: string): Promise<ClientCertificate[]> {
   const pairs: Array<[string, string]> = [];
   if (typeof value === 'string') pairs.push([value, '']);
   else if (Array.isArray(value)) {
     for (const item of value) {
       if (typeof item === 'string') pairs.push([item, '']);
-      else if (Array.isArray(item) && item.length >= 1 && item.length <= 2 && item.every((x) => typeof x === 'string')) {
-        pairs.push([item[0] as string, (item[1] as string | undefined) ?? '']);
+      else if (Array.isArray(item) && item.length === 2 && item.every((x) => typeof x === 'string')) {
+        pairs.push([item[0] as string, item[1] as string]);
       } else throw configError(path, '"client" entries must be a path or a ["cert", "key"] pair of paths');
     }
   } else throw configError(path, '"client" must be a path, a list of paths or a list of ["cert", "key"] pairs');
-  const first = pairs[0];
-  if (!first || first[0] === '') throw configError(path, '"client" names no certificate');
-  const certPem = await readPem(first[0], path, 'client certificate');
-  const keyPem = first[1] === '' ? certPem : await readPem(first[1], path, 'client key');
-  if (!/-----BEGIN CERTIFICATE-----/.test(certPem)) throw configError(path, `client certificate ${first[0]} holds no PEM certificate`);
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) throw configError(path, `client key ${first[1] || first[0]} holds no PEM private key`);
-  return { certPem, keyPem };
+  if (pairs.length === 0) throw configError(path, '"client" names no certificate');
+  return Promise.all(pairs.map(async ([cert, key]) => {
+    if (cert === '') throw configError(path, '"client" names an empty certificate path');
+    const certPem = await readPem(cert, path, 'client certificate');
+    const keyPem = key === '' ? certPem : await readPem(key, path, 'client key');
+    if (!/-----BEGIN CERTIFICATE-----/.test(certPem)) throw configError(path, `client certificate ${cert} holds no PEM certificate`);
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) throw configError(path, `client key ${key || cert} holds no PEM private key`);
+    return { certPem, keyPem };
+  }));
 }
 
 async function readPem(f: string, path: string, what: string): Promise<string> {

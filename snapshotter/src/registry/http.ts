@@ -11,8 +11,8 @@ export interface Endpoint {
   host: string;
   skipVerify: boolean;
   caPem: string[];
-  /** mTLS client certificate and key, PEM. */
-  clientCert?: { certPem: string; keyPem: string };
+  /** mTLS client certificates and keys, PEM, in preference order (the first the server accepts is presented). */
+  clientCerts?: Array<{ certPem: string; keyPem: string }>;
 }
 
 export interface HttpRequest {

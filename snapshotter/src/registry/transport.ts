@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { sharedSilentLogger, type Logger } from '../log/index.js';
+import { ClientCertificateChooser, type CertificateProbe, type ClientCertificate } from './client-certificates.js';
 import type { Endpoint, HttpRequest, HttpResponse } from './http.js';
 import { unavailable } from './registry-errors.js';
 
@@ -27,6 +28,8 @@ export interface TransportOptions {
   logger?: Logger;
   /** Waits between retries (backoff, Retry-After); tests inject one that records instead of waiting. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** How a host with several client certificates is probed (tests); default: a TLS handshake. */
+  probeClientCertificate?: CertificateProbe;
 }
 
 /** Request headers a redirect to another origin keeps; everything else (auth, hosts.toml headers) is dropped. */
@@ -40,10 +43,11 @@ const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 
 /** Sends requests with retries, timeouts and safe redirects; owns the connection pools. */
 export class Transport {
-  #opts: Required<Omit<TransportOptions, 'logger' | 'sleep'>>;
+  #opts: Required<Omit<TransportOptions, 'logger' | 'sleep' | 'probeClientCertificate'>>;
   #logger: Logger;
   #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   #agents = new Map<string, Agent>();
+  #clientCerts: ClientCertificateChooser;
 
   constructor(opts: TransportOptions = {}) {
     this.#opts = {
@@ -58,6 +62,11 @@ export class Transport {
     };
     this.#logger = opts.logger ?? sharedSilentLogger();
     this.#sleep = opts.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined));
+    this.#clientCerts = new ClientCertificateChooser({
+      timeoutMs: this.#opts.connectTimeoutMs,
+      logger: this.#logger,
+      ...(opts.probeClientCertificate ? { probe: opts.probeClientCertificate } : {}),
+    });
   }
 
   /**
@@ -72,6 +81,8 @@ export class Transport {
       try {
         res = await this.#followRedirects(req);
       } catch (err) {
+        // The server may have stopped accepting the certificate chosen among several: choose again.
+        if ((req.endpoint.clientCerts?.length ?? 0) > 1) this.#clientCerts.forget(endpointKey(req.endpoint));
         if (last || !isRetryable(err, req.signal)) throw toUnavailable(err, req);
         await this.#backoff(attempt, undefined, req, errCode(err));
         continue;
@@ -104,7 +115,9 @@ export class Transport {
     const headers: Record<string, string> = { ...req.headers };
     const home = `${req.endpoint.scheme}://${req.endpoint.host}`;
     for (let hop = 0; hop <= this.#opts.maxRedirects; hop++) {
-      const dispatcher = url.origin === new URL(home).origin ? this.#agentFor(req.endpoint) : this.#agentFor(plainEndpoint(url));
+      const dispatcher = url.origin === new URL(home).origin
+        ? this.#agentFor(req.endpoint, await this.#clientCerts.choose(req.endpoint, endpointKey(req.endpoint)))
+        : this.#agentFor(plainEndpoint(url), undefined);
       const res = await request(url, {
         method,
         headers,
@@ -135,11 +148,8 @@ export class Transport {
     throw unavailable(`registry ${req.url.host}: more than ${this.#opts.maxRedirects} redirects for ${req.url.pathname}`);
   }
 
-  #agentFor(ep: Endpoint): Agent {
-    const caKey = ep.caPem.length ? createHash('sha256').update(ep.caPem.join('\n')).digest('hex') : '';
-    // The pool key carries a hash of the client certificate, never the key material itself.
-    const certKey = ep.clientCert ? createHash('sha256').update(ep.clientCert.certPem).update('\0').update(ep.clientCert.keyPem).digest('hex') : '';
-    const key = `${ep.scheme}://${ep.host}|${ep.skipVerify}|${caKey}|${certKey}`;
+  #agentFor(ep: Endpoint, cert: ClientCertificate | undefined): Agent {
+    const key = `${endpointKey(ep)}|${cert ? certHash([cert]) : ''}`;
     let agent = this.#agents.get(key);
     if (!agent) {
       agent = new Agent({
@@ -147,7 +157,7 @@ export class Transport {
           timeout: this.#opts.connectTimeoutMs,
           rejectUnauthorized: !ep.skipVerify,
           ...(ep.caPem.length ? { ca: ep.caPem } : {}),
-          ...(ep.clientCert ? { cert: ep.clientCert.certPem, key: ep.clientCert.keyPem } : {}),
+          ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}),
         },
         headersTimeout: this.#opts.headersTimeoutMs,
         bodyTimeout: this.#opts.bodyTimeoutMs,
@@ -157,6 +167,18 @@ export class Transport {
     }
     return agent;
   }
+}
+
+/** An endpoint's TLS identity: scheme, host, verification, CAs and client certificates (hashed, never the key itself). */
+function endpointKey(ep: Endpoint): string {
+  const caKey = ep.caPem.length ? createHash('sha256').update(ep.caPem.join('\n')).digest('hex') : '';
+  return `${ep.scheme}://${ep.host}|${ep.skipVerify}|${caKey}|${ep.clientCerts ? certHash(ep.clientCerts) : ''}`;
+}
+
+function certHash(certs: ClientCertificate[]): string {
+  const h = createHash('sha256');
+  for (const c of certs) h.update(c.certPem).update('\0').update(c.keyPem).update('\0');
+  return h.digest('hex');
 }
 
 function plainEndpoint(url: URL): Endpoint {

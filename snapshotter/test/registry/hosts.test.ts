@@ -68,7 +68,7 @@ t.test('docker config.json auths', async (t) => {
   t.same(await store.get('docker.io'), { type: 'registry_token', token: 't' });
 });
 
-t.test('hosts.toml client: one PEM, a [cert, key] pair, and typed refusals', async (t) => {
+t.test('hosts.toml client: one PEM, a [cert, key] pair, a list of both kinds, and typed refusals', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'clip-hosts-client-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const cert = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
@@ -78,13 +78,25 @@ t.test('hosts.toml client: one PEM, a [cert, key] pair, and typed refusals', asy
   await writeFile(join(dir, 'c.key'), key);
   await mkdir(join(dir, 'one.example'));
   await writeFile(join(dir, 'one.example', 'hosts.toml'), `server = "https://one.example"\nclient = "${join(dir, 'both.pem')}"\n`);
-  t.same((await resolveHosts('one.example', { configPath: dir }))[0]?.clientCert, { certPem: cert + key, keyPem: cert + key });
+  t.same((await resolveHosts('one.example', { configPath: dir }))[0]?.clientCerts, [{ certPem: cert + key, keyPem: cert + key }]);
   await mkdir(join(dir, 'pair.example'));
   await writeFile(join(dir, 'pair.example', 'hosts.toml'), `server = "https://pair.example"\n[host."https://mirror.example"]\n  client = [["../c.crt", "../c.key"]]\n`);
   const [mirror, server] = await resolveHosts('pair.example', { configPath: dir });
-  t.same(mirror?.clientCert, { certPem: cert, keyPem: key }, 'relative paths from the hosts.toml directory');
-  t.equal(server?.clientCert, undefined, 'only the host that names a client certificate presents one');
-  for (const [name, value] of [['nokey.example', `"${join(dir, 'c.crt')}"`], ['missing.example', `"${join(dir, 'nope.pem')}"`], ['shape.example', '7']] as const) {
+  t.same(mirror?.clientCerts, [{ certPem: cert, keyPem: key }], 'relative paths from the hosts.toml directory');
+  t.equal(server?.clientCerts, undefined, 'only the host that names a client certificate presents one');
+  // containerd's list forms, mixed: every pair is kept, in file order.
+  const cert2 = cert.replace('AAAA', 'CCCC');
+  await writeFile(join(dir, 'd.crt'), cert2);
+  await mkdir(join(dir, 'many.example'));
+  await writeFile(join(dir, 'many.example', 'hosts.toml'), `server = "https://many.example"
+client = [["../d.crt", "../c.key"], "../both.pem", ["../c.crt", "../c.key"]]
+`);
+  t.same((await resolveHosts('many.example', { configPath: dir }))[0]?.clientCerts,
+    [{ certPem: cert2, keyPem: key }, { certPem: cert + key, keyPem: cert + key }, { certPem: cert, keyPem: key }], 'every pair, in order');
+  for (const [name, value] of [
+    ['nokey.example', `"${join(dir, 'c.crt')}"`], ['missing.example', `"${join(dir, 'nope.pem')}"`], ['shape.example', '7'], ['empty.example', '[]'],
+    ['triple.example', '[["a", "b", "c"]]'], ['badsecond.example', `["${join(dir, 'both.pem')}", "${join(dir, 'c.crt')}"]`],
+  ] as const) {
     await mkdir(join(dir, name));
     await writeFile(join(dir, name, 'hosts.toml'), `server = "https://${name}"\nclient = ${value}\n`);
     const err = await resolveHosts(name, { configPath: dir }).catch((e: unknown) => e);

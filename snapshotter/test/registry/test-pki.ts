@@ -1,6 +1,6 @@
 /**
  * A test-only PKI (made once with openssl, valid until 2126): a CA, a server certificate for
- * 127.0.0.1 and a client certificate, for TLS and mTLS unit tests. Nothing here protects anything.
+ * 127.0.0.1 and a client certificate, plus a self-signed client certificate, for TLS and mTLS unit tests. Nothing here protects anything.
  */
 export const TEST_CA = `-----BEGIN CERTIFICATE-----
 MIIBoDCCAUWgAwIBAgIUfdUMQHhU4gD13riGclFHNbvkrpowCgYIKoZIzj0EAwIw
@@ -48,5 +48,24 @@ export const CLIENT_KEY = `-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRP+6x3ipwicZLZaf
 h5P/PBA5hX9rGsNLl535t0yWYpWhRANCAAQ4H7/cjAefct1qlyLBkyAMkwesOroO
 goOPChb1S8GO3ztMOHsvZX+HOx57/0Ghd7mAW2FVMlGYT8SVzMwA+Ml3
+-----END PRIVATE KEY-----
+`;
+/** A self-signed client certificate no server of these tests trusts (by default): the wrong pair of a list. */
+export const OTHER_CLIENT_CERT = `-----BEGIN CERTIFICATE-----
+MIIBrDCCAVGgAwIBAgIUN87AtqaKXIvWFimT46PsMErtV0IwCgYIKoZIzj0EAwIw
+ITEfMB0GA1UEAwwWY2xpcC11bml0LW90aGVyLWNsaWVudDAgFw0yNjEyMDcwMjM3
+MzFaGA8yMTI2MTExMzAyMzczMVowITEfMB0GA1UEAwwWY2xpcC11bml0LW90aGVy
+LWNsaWVudDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABLH77nXm3e6Gkc1BMKBo
+9G9hPNyXS8+JKQPeDH2oDgCccyzPfARLgN/JkVfkznr0u56w32Zy5RF1NtZUw3l1
+VAujZTBjMB0GA1UdDgQWBBQG5XiW+sRHtsuqyY4w7dQo323z1DAfBgNVHSMEGDAW
+gBQG5XiW+sRHtsuqyY4w7dQo323z1DATBgNVHSUEDDAKBggrBgEFBQcDAjAMBgNV
+HRMBAf8EAjAAMAoGCCqGSM49BAMCA0kAMEYCIQD7TXY1OwbJ9NNcSPZbfKj4BYOw
+5S6HKxmMIrdJ6ZvHWQIhAI9tSZ4MGprhl0lnLd6Eobt0N9fLMHqyNTa2nWvqPvjh
+-----END CERTIFICATE-----
+`;
+export const OTHER_CLIENT_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+h736j/KlZKi65Wn
+bYScDfISzKT0PbSOT8P1tVUTl4WhRANCAASx++515t3uhpHNQTCgaPRvYTzcl0vP
+iSkD3gx9qA4AnHMsz3wES4DfyZFX5M569LuesN9mcuURdTbWVMN5dVQL
 -----END PRIVATE KEY-----
 `;
