@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { buildIndex, decodeIndex, encodeIndex, type ClipIndexReader } from '../../snapshotter/src/clip/index.js';
 import { extract, sha256sum, tarListing, verifyAgainstExtraction } from './verify-layer.js';
-import { debianMirror } from '../images/debian-image.js';
+import { debianMirror } from '../images/debian-rootfs.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
 

@@ -3,16 +3,15 @@
  * (base without /usr, /usr without Python, Python). Cached under .work/images by ISO week, so
  * reruns in the same week reuse it; a build takes about a minute.
  */
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE_CACHE_DIR, type BuiltImage } from './build-images.js';
+import { debianMirror, rootfsTars } from './debian-rootfs.js';
 import { writeOciLayout, type ImageInfo } from './oci-layout.js';
 import { unmountAllUnder } from '../harness/mounts.js';
 import { runCommand } from '../harness/run-command.js';
 
 export const DEBIAN_IMAGE_NAME = 'debian-python';
-const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
-const TAR_FLAGS = ['--format=pax', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--sort=name'];
 
 /** `2025w21`: the cache key, so the image follows the Debian archive weekly. */
 export function isoWeek(d = new Date()): string {
@@ -22,30 +21,6 @@ export function isoWeek(d = new Date()): string {
   const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
   const week = Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7);
   return `${t.getUTCFullYear()}w${String(week).padStart(2, '0')}`;
-}
-
-/** The Debian mirror apt is configured with (deb822 `URIs:` or one-line `deb URL bookworm`). */
-export function debianMirror(): string {
-  const files = ['/etc/apt/sources.list', ...safeList('/etc/apt/sources.list.d').map((f) => join('/etc/apt/sources.list.d', f))];
-  for (const f of files) {
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    const uri = /^URIs:\s*(\S+\/debian)\/?\s*$/m.exec(text)?.[1] ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+bookworm\b/m.exec(text)?.[1];
-    if (uri) return uri;
-  }
-  return FALLBACK_MIRROR;
-}
-
-function safeList(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 /** Build (or reuse this week's) image layout; `progress` gets one line per step. */
@@ -80,16 +55,7 @@ export async function buildDebianImage(progress: (line: string) => void, cacheDi
 }
 
 async function packThreeLayers(rootfs: string, work: string): Promise<string[]> {
-  const base = readdirSync(rootfs).filter((n) => n !== 'usr').sort();
-  const python = [
-    ...readdirSync(join(rootfs, 'usr/lib')).filter((n) => n.startsWith('python3')).map((n) => `usr/lib/${n}`),
-    ...readdirSync(join(rootfs, 'usr/bin')).filter((n) => n.startsWith('python3')).map((n) => `usr/bin/${n}`),
-  ].sort();
-  const tar = async (name: string, args: string[]): Promise<string> => {
-    const out = join(work, `${name}.tar`);
-    await runCommand('tar', [...TAR_FLAGS, '-C', rootfs, '-cf', out, ...args], { timeoutMs: 600_000 });
-    return out;
-  };
+  const { base, python, tar } = rootfsTars(rootfs, work, 600_000);
   return [
     await tar('base', ['--', ...base]),
     await tar('usr', ['--exclude=usr/lib/python3*', '--exclude=usr/bin/python3*', '--', 'usr']),

@@ -12,11 +12,11 @@
  * image reuses the Debian layers.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BuiltImage } from './build-images.js';
-import { debianMirror } from './debian-image.js';
+import { debianMirror, rootfsTars, ROOTFS_TAR_FLAGS as TAR_FLAGS } from './debian-rootfs.js';
 import { LAYER_MTIME } from './layer-tar.js';
 import { writeImageManifest, type ImageInfo, type LayerInfo } from './oci-layout.js';
 import { unmountAllUnder } from '../harness/mounts.js';
@@ -29,7 +29,6 @@ const BUILDER_VERSION = 1;
 export const ML_PACKAGES = ['python3', 'python3-torch', 'python3-scipy', 'python3-pandas'];
 /** The path of the weights file inside the image. */
 export const WEIGHTS_PATH = '/models/weights.bin';
-const TAR_FLAGS = ['--format=pax', '--xattrs', '--xattrs-include=*', '--numeric-owner', '--sort=name'];
 const LIBDIR = 'usr/lib/x86_64-linux-gnu';
 
 /** Where built bench images are kept (outside any checkout). */
@@ -40,7 +39,7 @@ export function benchImageCache(): string {
 /** sha256 over everything that decides the Debian layers' content and split. */
 export function mlRecipeHash(): string {
   const h = createHash('sha256');
-  for (const part of [String(BUILDER_VERSION), 'bookworm', 'minbase', ...ML_PACKAGES, TAR_FLAGS.join(' '), packDebianLayers.toString()]) h.update(part).update('\0');
+  for (const part of [String(BUILDER_VERSION), 'bookworm', 'minbase', ...ML_PACKAGES, TAR_FLAGS.join(' '), packDebianLayers.toString(), rootfsTars.toString()]) h.update(part).update('\0');
   return h.digest('hex').slice(0, 16);
 }
 
@@ -95,16 +94,7 @@ async function buildDebianLayers(progress: (line: string) => void): Promise<{ di
 
 /** Split the rootfs into four layer tars; every layer carries the parent directories it needs. */
 async function packDebianLayers(rootfs: string, work: string): Promise<string[]> {
-  const base = readdirSync(rootfs).filter((n) => n !== 'usr').sort();
-  const python = [
-    ...readdirSync(join(rootfs, 'usr/lib')).filter((n) => n.startsWith('python3')).map((n) => `usr/lib/${n}`),
-    ...readdirSync(join(rootfs, 'usr/bin')).filter((n) => n.startsWith('python3')).map((n) => `usr/bin/${n}`),
-  ].sort();
-  const tar = async (name: string, args: string[]): Promise<string> => {
-    const out = join(work, `${name}.tar`);
-    await runCommand('tar', [...TAR_FLAGS, '-C', rootfs, '-cf', out, ...args], { timeoutMs: 1_800_000 });
-    return out;
-  };
+  const { base, python, tar } = rootfsTars(rootfs, work, 1_800_000);
   return [
     await tar('base', ['--', ...base]),
     await tar('libs', ['--no-recursion', 'usr', 'usr/lib', '--recursion', '--', LIBDIR]),
