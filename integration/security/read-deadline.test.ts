@@ -82,10 +82,11 @@ t.test('a registry that trickles a layer: EIO at the read deadline, the daemon k
   t.match(failed.stderr + failed.stdout, /Input\/output error|I\/O error/, `with EIO: ${(failed.stderr + failed.stdout).slice(-200)}`);
   // The kernel retries a failed read once with a smaller size, so md5sum sees about two deadlines.
   t.comment(`the failing container ran ${failed.ms} ms (read deadline ${READ_TIMEOUT_MS} ms)`);
-  t.ok(failed.ms < 60_000, 'it ended at its deadline, not after the trickle (3 MiB at 1 byte/s)');
   const log = snap.log().slice(logMark);
   t.match(log, /CLIP_LAYER_READ_TIMEOUT/, 'the daemon logged the read deadline');
-  t.match(log, /"errno":-5,"code":"CLIP_LAYER_READ_TIMEOUT"[^\n]*"msg":"fuse: request failed"/, 'the FUSE read was answered EIO for the read deadline');
+  // Ended by the configured deadline (the error names it), not after the trickle (3 MiB at 1 byte/s).
+  t.match(log, new RegExp(`"errno":-5,"code":"CLIP_LAYER_READ_TIMEOUT","err":"[^"]*not available within ${READ_TIMEOUT_MS} ms[^"]*"[^\\n]*"msg":"fuse: request failed"`),
+    'the FUSE read was answered EIO when its configured read deadline passed');
   t.match(log, /CLIP_RANGE_FETCH_TIMEOUT/, 'the Range request ended at the read\'s deadline');
   const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
   const maxDelay = /clip_event_loop_delay_seconds\{quantile="max"\} ([0-9.e+-]+)/.exec(metrics)?.[1];
