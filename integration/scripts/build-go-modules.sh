@@ -95,6 +95,17 @@ go_install() {
     env GOBIN="$dir/bin" "$go" install -trimpath -tags "$tags" -ldflags "$ldflags" "$pkg@$version" || true
 }
 
+# source_hash SRC [LOCAL...] BUILDFN: the cache key of a module build: the Go sources and go.mod
+# of SRC and of each integration/go/LOCAL it requires, and the build function's text.
+source_hash() {
+  local src=$1
+  shift
+  local fn=${!#} d
+  local dirs=("$src")
+  for d in "${@:1:$#-1}"; do dirs+=("integration/go/$d"); done
+  { for d in "${dirs[@]}"; do cat "$d"/*.go "$d"/go.mod; done; declare -f "$fn"; } | sha256sum | cut -c1-16
+}
+
 # harness_build SRC KIND VERSION DIR OUT: the build of one module harness (see module_harness).
 harness_build() {
   local src=$1 kind=$2 version=$3 dir=$4 out=$5
@@ -109,15 +120,17 @@ harness_build() {
     "$go" "${build[@]}") && mv "$out.tmp" "$out"
 }
 
-# module_harness NAME test|bin VERSION: integration/go/NAME built against containerd/v2@VERSION
-# (conformance2: containerd 2's snapshotter testsuite; transferpull: nerdctl >= 2.3's pull).
-# The committed go.mod has no requirements; each version gets a generated one (-modfile), tidied
-# from that version's own requirements, checked to have selected exactly VERSION. The result is
-# cached by source hash and copied to .work/bin/NAME-VERSION[.test].
+# module_harness NAME test|bin VERSION [LOCAL...]: integration/go/NAME built against
+# containerd/v2@VERSION (conformance2: containerd 2's snapshotter testsuite; transferpull: nerdctl
+# >= 2.3's pull). The committed go.mod requires only the local packages integration/go/LOCAL
+# (replace directives); each version gets a generated one (-modfile), tidied from that version's
+# own requirements, checked to have selected exactly VERSION. The result is cached by the hash of
+# its and the local packages' sources and copied to .work/bin/NAME-VERSION[.test].
 module_harness() {
   local name=$1 kind=$2 version=$3 src=integration/go/$1
+  shift 3
   local hash
-  hash=$({ cat "$src"/*.go "$src"/go.mod; declare -f harness_build; } | sha256sum | cut -c1-16)
+  hash=$(source_hash "$src" "$@" harness_build)
   local dir="$cache/clip-$name/$version-$hash"
   local suffix="" ; [ "$kind" = test ] && suffix=.test
   local out="$dir/$name$suffix"
@@ -146,10 +159,8 @@ program_build() {
 module_program() {
   local name=$1 module=$2 version=$3 src=integration/go/$1
   shift 3
-  local dirs=("$src") d
-  for d in "$@"; do dirs+=("integration/go/$d"); done
   local hash
-  hash=$({ for d in "${dirs[@]}"; do cat "$d"/*.go "$d"/go.mod; done; declare -f program_build; } | sha256sum | cut -c1-16)
+  hash=$(source_hash "$src" "$@" program_build)
   local dir="$cache/clip-$name/$version-$hash"
   mkdir -p "$dir" .work/bin
   cached_build "$dir/.lock" "$dir/$name" - "" "$dir/build.log" "integration/go/$name against module $module $version" \
@@ -171,7 +182,7 @@ done
 v=${pin[CRI_TOOLS_VERSION]}
 go_install sigs.k8s.io/cri-tools "$v" sigs.k8s.io/cri-tools/cmd/crictl "" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v"
 for v in ${pin[CONTAINERD2_VERSIONS]}; do
-  module_harness conformance2 test "$v"
+  module_harness conformance2 test "$v" snapshotterd
   module_harness transferpull bin "$v"
 done
 module_program stargzmod "${pin[STARGZ_MODULE]}" "${pin[STARGZ_VERSION]}" proxyserve stargzpeer

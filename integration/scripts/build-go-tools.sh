@@ -80,7 +80,7 @@ build() {
 want() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 selected=("$@")
 stargz=/usr/share/gocode/src/github.com/containerd/stargz-snapshotter/cmd/ctr-remote
-want conformance.test && build conformance.test test ./integration/go/conformance integration/go/conformance
+want conformance.test && build conformance.test test ./integration/go/conformance integration/go/conformance integration/go/snapshotterd
 want overlayref && build overlayref bin ./integration/go/overlayref integration/go/overlayref integration/go/proxyserve
 want rpcbench && build rpcbench bin ./integration/go/rpcbench integration/go/rpcbench
 want pullclient && build pullclient bin ./integration/go/pullclient integration/go/pullclient

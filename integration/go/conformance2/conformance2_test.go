@@ -14,221 +14,26 @@
 package conformance2
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"clip-snapshotter/integration/snapshotterd"
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/proxy"
 	"github.com/containerd/containerd/v2/core/snapshots/testsuite"
-	"github.com/containerd/containerd/v2/pkg/dialer"
 	"github.com/containerd/containerd/v2/pkg/testutil"
-	"github.com/moby/sys/mountinfo"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-)
-
-const (
-	startTimeout = 30 * time.Second // a cold Node start under a parallel suite on 2 cores
-	stopTimeout  = 10 * time.Second // SIGTERM grace before SIGKILL
-	outputTail   = 4096             // bytes of daemon output quoted in failures
 )
 
 func TestSnapshotterConformance(t *testing.T) {
 	testutil.RequiresRoot(t)
-	cmdline := os.Getenv("CLIP_SNAPSHOTTER_CMD")
-	if cmdline == "" {
-		t.Fatal("CLIP_SNAPSHOTTER_CMD is not set (the snapshotter daemon command)")
-	}
 	// The name selects the suite's per-snapshotter variants, and only Rename has one: for
 	// overlay-based snapshotters it leaves out renaming a directory of a lower layer, which the
 	// kernel refuses with EXDEV unless overlayfs runs with redirect_dir (off here, and containerd
 	// never enables it). clip's active snapshots are plain kernel overlayfs mounts of its layers,
 	// so it gets the same variant as containerd's own overlayfs snapshotter.
-	testsuite.SnapshotterSuite(t, "overlayfs", func(ctx context.Context, root string) (snapshots.Snapshotter, func() error, error) {
-		return startSnapshotter(ctx, cmdline, root)
-	})
-}
-
-// startSnapshotter starts the daemon on root and returns a proxy snapshotter
-// for it, plus a closer that stops the daemon and reports an unclean exit.
-func startSnapshotter(ctx context.Context, cmdline, root string) (snapshots.Snapshotter, func() error, error) {
-	sock := filepath.Join(root, "s.sock")
-	d, err := startDaemon(cmdline, root, sock)
-	if err != nil {
-		return nil, nil, err
-	}
-	conn, err := d.dial(ctx, sock)
-	if err != nil {
-		d.stop()
-		return nil, nil, err
-	}
-	closer := func() error {
-		conn.Close()
-		return d.stop()
-	}
-	return proxy.NewSnapshotter(snapshotsapi.NewSnapshotsClient(conn), "clip"), closer, nil
-}
-
-// daemon is one snapshotter process and everything it printed.
-type daemon struct {
-	cmd     *exec.Cmd
-	root    string
-	out     *syncBuffer
-	done    chan struct{} // closed once the process has been reaped
-	waitErr error         // valid after done
-}
-
-func startDaemon(cmdline, root, sock string) (*daemon, error) {
-	// `exec` makes the daemon itself the child, so SIGTERM reaches it and
-	// not just a shell.
-	cmd := exec.Command("/bin/sh", "-c", "exec "+cmdline+` "$@"`, "sh", "--root", root, "--address", sock)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group, so SIGKILL also reaches any helpers it spawned.
-		Setpgid: true,
-		// A test binary that panics or times out never runs the closers;
-		// this keeps it from leaking daemons that hold mounts.
-		Pdeathsig: syscall.SIGKILL,
-	}
-	if err := spawn(cmd); err != nil {
-		return nil, fmt.Errorf("start %q: %w", cmdline, err)
-	}
-	d := &daemon{cmd: cmd, root: root, out: out, done: make(chan struct{})}
-	go func() {
-		d.waitErr = cmd.Wait()
-		close(d.done)
-	}()
-	return d, nil
-}
-
-// spawnJobs reach the one goroutine that starts every daemon. Pdeathsig fires when the OS
-// *thread* that forked the child exits, not the process; containerd 2's suite (its mount manager)
-// runs goroutines that end their locked threads, which killed daemons started from them mid-test.
-// This goroutine locks its thread for the life of the test binary, so Pdeathsig means what it
-// says: the test process died.
-var spawnJobs = make(chan spawnJob)
-
-type spawnJob struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func init() {
-	go func() {
-		runtime.LockOSThread()
-		for j := range spawnJobs {
-			j.done <- j.cmd.Start()
-		}
-	}()
-}
-
-func spawn(cmd *exec.Cmd) error {
-	j := spawnJob{cmd: cmd, done: make(chan error, 1)}
-	spawnJobs <- j
-	return <-j.done
-}
-
-// dial waits for the socket to appear and connects, failing fast if the
-// daemon exits first (a bad flag or config would otherwise cost startTimeout).
-func (d *daemon) dial(ctx context.Context, sock string) (*grpc.ClientConn, error) {
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-d.done:
-			return nil, fmt.Errorf("snapshotter exited before serving (%v):\n%s", d.waitErr, d.out.tail())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no socket at %s after %s:\n%s", sock, startTimeout, d.out.tail())
-		}
-	}
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, err := grpc.DialContext(dctx, dialer.DialAddress(sock),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithBlock(), grpc.WithContextDialer(dialer.ContextDialer))
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w\n%s", sock, err, d.out.tail())
-	}
-	return conn, nil
-}
-
-// stop sends SIGTERM, escalates to SIGKILL after stopTimeout, and returns an
-// error unless the daemon exited 0 and left nothing mounted under its root.
-func (d *daemon) stop() error {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	var problems []string
-	select {
-	case <-d.done:
-		if d.waitErr != nil {
-			problems = append(problems, fmt.Sprintf("exit after SIGTERM: %v", d.waitErr))
-		}
-	case <-time.After(stopTimeout):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
-		problems = append(problems, fmt.Sprintf("still running %s after SIGTERM; killed", stopTimeout))
-	}
-	// A mount that outlives the daemon is a leak (a FUSE one is also dead);
-	// detach it so the suite can delete the root, but report it.
-	if leaked := mountsUnder(d.root); len(leaked) > 0 {
-		for _, m := range leaked {
-			_ = mount.Unmount(m, syscall.MNT_DETACH)
-		}
-		problems = append(problems, fmt.Sprintf("mounts left under root: %s", strings.Join(leaked, ", ")))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s\ndaemon output:\n%s", strings.Join(problems, "; "), d.out.tail())
-	}
-	return nil
-}
-
-// mountsUnder lists mount points below dir, deepest first so they unmount in order.
-func mountsUnder(dir string) []string {
-	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil
-	}
-	var found []string
-	for i := len(infos) - 1; i >= 0; i-- {
-		found = append(found, infos[i].Mountpoint)
-	}
-	return found
-}
-
-// syncBuffer collects the daemon's stdout and stderr, which are written from
-// two goroutines of os/exec.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > outputTail {
-		s = "…" + s[len(s)-outputTail:]
-	}
-	return s
+	snapshotterd.Run(t, "overlayfs", testsuite.SnapshotterSuite,
+		func(c snapshotsapi.SnapshotsClient) snapshots.Snapshotter { return proxy.NewSnapshotter(c, "clip") },
+		func(target string) error { return mount.Unmount(target, syscall.MNT_DETACH) })
 }
