@@ -7,11 +7,11 @@ import { Readable, Writable, addAbortSignal } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
-import type { ContentCache } from '../../src/contentcache/index.js';
+import { NoContentCache, type ContentCache } from '../../src/contentcache/index.js';
 import { unavailable } from '../../src/errors/index.js';
 import type { Logger } from '../../src/log/index.js';
 import type { Clock } from '../../src/util/clock.js';
-import type { BlobSource, LayerRef } from '../../src/storage/index.js';
+import type { BlobSource, LayerRef, LayerStoreOptions } from '../../src/storage/index.js';
 
 /** A ustar archive with one regular file of `size` random bytes. */
 export function makeTar(size: number, name = 'data.bin'): Buffer {
@@ -161,6 +161,11 @@ export function recordingLogger(): { log: Logger; records: Array<Record<string, 
 }
 
 /** A temp dir removed at teardown. */
+/** LayerStore options for a test: no ContentCache, a 2 s read deadline, fast retries; `extra` wins. */
+export function storeOptions(cacheDir: string, blobs: FakeBlobSource, extra: Partial<LayerStoreOptions> = {}): LayerStoreOptions {
+  return { cacheDir, blobs, contentCache: new NoContentCache(), readTimeoutMs: 2_000, retryBaseDelayMs: 10, ...extra };
+}
+
 export async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'clip-storage-'));
   // Retries: a store closed by a later teardown may still be writing a sparse layer's record.

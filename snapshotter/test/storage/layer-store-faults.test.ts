@@ -1,18 +1,8 @@
 import t from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore, type LayerStoreOptions } from '../../src/storage/index.js';
-import { FakeBlobSource, makeLayer, readRange, recordingLogger, tempDir } from './fixtures.js';
-
-const base = (cacheDir: string, blobs: FakeBlobSource, extra: Partial<LayerStoreOptions> = {}): LayerStoreOptions => ({
-  cacheDir,
-  blobs,
-  contentCache: new NoContentCache(),
-  readTimeoutMs: 2_000,
-  retryBaseDelayMs: 10,
-  ...extra,
-});
+import { LayerStore } from '../../src/storage/index.js';
+import { FakeBlobSource, makeLayer, readRange, recordingLogger, storeOptions as base, tempDir } from './fixtures.js';
 
 t.test('registry errors are retried with backoff, a bounded number of times', async (t) => {
   const dir = await tempDir(t);

@@ -4,16 +4,7 @@ import { join } from 'node:path';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { ClipError } from '../../src/errors/index.js';
 import { LayerStore, type LayerStoreOptions } from '../../src/storage/index.js';
-import { FakeBlobSource, RecordingContentCache, makeLayer, readRange, recordingLogger, tempDir } from './fixtures.js';
-
-const base = (cacheDir: string, blobs: FakeBlobSource, extra: Partial<LayerStoreOptions> = {}): LayerStoreOptions => ({
-  cacheDir,
-  blobs,
-  contentCache: new NoContentCache(),
-  readTimeoutMs: 2_000,
-  retryBaseDelayMs: 10,
-  ...extra,
-});
+import { FakeBlobSource, RecordingContentCache, makeLayer, readRange, recordingLogger, storeOptions as base, tempDir } from './fixtures.js';
 
 t.test('a LayerStore cannot be built without a ContentCache', async (t) => {
   const dir = await tempDir(t);
