@@ -112,6 +112,7 @@ t.test('a squatter whose config and index claim the victim\'s diffID: the victim
   const afterRestart = await run(c, squatter.ref, ['cat', '/popular.txt']);
   t.not(afterRestart.code, 0, `the squatter still does not run: ${(afterRestart.stderr + afterRestart.stdout).slice(-300)}`);
   t.notMatch(afterRestart.stdout, /PLANTED/, 'never the planted bytes');
+  t.match(afterRestart.stderr, /was quarantined at/, 'refused with the recorded reason, not a bare "not mounted"');
   t.equal(await blobGets(), getsBefore, 'the squatter\'s blob was not fetched again');
   const after = await run(c, victim.ref, ['cat', '/popular.txt']);
   t.equal(after.stdout, 'true popular bytes\n', `the victim runs after the restart ${after.stderr.slice(-300)}`);

@@ -27,6 +27,7 @@ import { checkChainId } from './chain-id-check.js';
 import { checkIndexAgainstLayer } from './index-check.js';
 import type { IndexResolver, IndexSource } from './index-resolver.js';
 import { RevocableReader } from './revocable-reader.js';
+import { LruMap } from '../util/lru-map.js';
 import type { StartProfiles } from '../prefetch/index.js';
 import {
   LABEL_CLIP_DIFF_ID,
@@ -110,6 +111,11 @@ export class ClipRemoteLayers implements RemoteLayers {
   readonly #mapped = new Map<string, { fs: LayerFilesystem; source: string; own?: LayerReader }>();
   /** Checks of untrusted indexes against their completed layer, by index digest: one at a time each. */
   readonly #checks = new Map<string, Promise<boolean>>();
+  /**
+   * Mount points whose layer was refused as quarantined (typically by a restart's re-mount): a
+   * Prepare over one then fails with that reason, not a bare "not mounted". Bounded.
+   */
+  readonly #refused = new LruMap<string, Error>(1024);
 
   constructor(o: ClipRemoteLayersOptions) {
     this.#o = o;
@@ -136,13 +142,21 @@ export class ClipRemoteLayers implements RemoteLayers {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
       span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
-      return this.#mountLayer(mountpoint, layer, ctx, (diffId) =>
-        // On restore the name the snapshot was committed under is the target (labels can be
-        // rewritten by Update since; the name cannot), and the Prepare's labels are gone.
-        checkChainId(ctx.restore
-          ? { chainId: ctx.key, parentName: ctx.parent ?? '', diffId, labels: {} }
-          : { chainId: hint.chainId, parentName: ctx.parent ?? '', diffId, labels }),
-      );
+      try {
+        const mounted = await this.#mountLayer(mountpoint, layer, ctx, (diffId) =>
+          // On restore the name the snapshot was committed under is the target (labels can be
+          // rewritten by Update since; the name cannot), and the Prepare's labels are gone.
+          checkChainId(ctx.restore
+            ? { chainId: ctx.key, parentName: ctx.parent ?? '', diffId, labels: {} }
+            : { chainId: hint.chainId, parentName: ctx.parent ?? '', diffId, labels }),
+        );
+        this.#refused.delete(mountpoint);
+        return mounted;
+      } catch (err) {
+        const ce = findClipError(err);
+        if (ce?.code === 'CLIP_LAYER_QUARANTINED') this.#refused.set(mountpoint, ce);
+        throw err;
+      }
     });
   }
 
@@ -320,7 +334,7 @@ export class ClipRemoteLayers implements RemoteLayers {
 
   async check(mountpoint: string): Promise<void> {
     const m = this.#mounted.get(mountpoint);
-    if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
+    if (!m) throw this.#refused.get(mountpoint) ?? unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
     if (!m.reader) {
       if (this.#o.store.extracted?.dirOf(m.extractKey)) return;
       throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} was retired and its extracted dir is gone`);
@@ -387,6 +401,7 @@ export class ClipRemoteLayers implements RemoteLayers {
         await mapped.own?.close().catch(() => undefined);
       }
     }
+    this.#refused.delete(mountpoint);
     const m = this.#mounted.get(mountpoint);
     if (!m) return;
     this.#mounted.delete(mountpoint);
