@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import t from 'tap';
@@ -7,6 +6,7 @@ import { ClipError } from '../../src/errors/index.js';
 import { buildIndex, decodeIndex, encodeIndex, type ClipIndex, type ClipIndexReader } from '../../src/clip/index.js';
 import { EntryTable } from '../../src/clip/entry-table.js';
 import type { TarEntry } from '../../src/clip/tar-parser.js';
+import { sealIndex } from './index-fixtures.js';
 import { expectClipError, member, pax, tar } from './tar-fixtures.js';
 
 const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x20, 0x00, 0xff, 0x0a]);
@@ -100,19 +100,6 @@ t.test('100k entries: decode, then 10k lookups all find their entry', async (t) 
   t.equal(r.readdir('usr/share/d5')!.length, 100);
 });
 
-/** Re-wrap a mutated payload with valid checksums so the structural checks are what gets tested. */
-function rewrap(payload: Buffer): Buffer {
-  const compressed = compressSync(payload);
-  const h = Buffer.alloc(32);
-  Buffer.from('CLIPIDX\0', 'latin1').copy(h);
-  h.writeUInt16LE(1, 8);
-  h.writeUInt32LE(payload.length, 12);
-  h.writeUInt32LE(compressed.length, 16);
-  h.writeUInt32LE(crc32(payload), 20);
-  h.writeUInt32LE(crc32(compressed), 24);
-  return Buffer.concat([h, compressed]);
-}
-
 /** Touch everything a reader can reach; must not throw anything but RangeError from entryAt misuse. */
 function exercise(r: ClipIndexReader): void {
   for (let i = 0; i < r.entryCount; i++) {
@@ -131,7 +118,7 @@ function fuzz(t: Pick<typeof tap, 'fail'>, base: Buffer, mutate: (b: Buffer, ran
   for (let i = 0; i < iterations; i++) {
     const mutated = mutate(Buffer.from(base), rand);
     try {
-      const r = decodeIndex(wrapPayload ? rewrap(mutated) : mutated);
+      const r = decodeIndex(wrapPayload ? sealIndex(mutated) : mutated);
       exercise(r);
       accepted++;
     } catch (err) {
@@ -183,14 +170,14 @@ t.test('header checks', async (t) => {
   expectClipError(t, () => decodeIndex(huge), 'data_corrupt', 'CLIP_INDEX_CORRUPT');
   expectClipError(t, () => decodeIndex(Buffer.alloc(0)), 'data_corrupt', 'CLIP_INDEX_CORRUPT');
   const payload = uncompressSync(enc.subarray(32));
-  t.equal(decodeIndex(rewrap(Buffer.from(payload))).entryCount, decodeIndex(enc).entryCount, 'an unmodified payload re-wrapped decodes');
+  t.equal(decodeIndex(sealIndex(Buffer.from(payload))).entryCount, decodeIndex(enc).entryCount, 'an unmodified payload re-wrapped decodes');
   // Move the first file's data past the end of the layer: the bounds check must catch it.
   const r = decodeIndex(enc);
   const ping = r.lookup('bin/ping')!;
   const entriesOff = [...Array(payload.readUInt32LE(0)).keys()].map((i) => [payload.readUInt32LE(4 + i * 12), payload.readUInt32LE(8 + i * 12)]).find(([id]) => id === 3)![1]!;
   const hostile = Buffer.from(payload);
   hostile.writeUInt32LE(r.meta.uncompressedSize, entriesOff + ping.index * 104 + 64);
-  expectClipError(t, () => decodeIndex(rewrap(hostile)), 'data_corrupt', 'CLIP_INDEX_CORRUPT');
+  expectClipError(t, () => decodeIndex(sealIndex(hostile)), 'data_corrupt', 'CLIP_INDEX_CORRUPT');
 });
 
 t.test('unknown sections are ignored (room for gzip checkpoints)', async (t) => {
@@ -208,6 +195,6 @@ t.test('unknown sections are ignored (room for gzip checkpoints)', async (t) => 
   table.writeUInt32LE(99, 4 + count * 12);
   table.writeUInt32LE(table.length + bodies.length, 8 + count * 12);
   table.writeUInt32LE(extra.length, 12 + count * 12);
-  const r = decodeIndex(rewrap(Buffer.concat([table, bodies, extra])));
+  const r = decodeIndex(sealIndex(Buffer.concat([table, bodies, extra])));
   t.equal(r.lookup('bin/ping')?.type, 'file');
 });
