@@ -126,8 +126,9 @@ t.test('a forged index artifact: served until its layer completes, then cut off,
 
   // A restart of the FUSE server and the daemon re-mounts the first snapshot from the local cache,
   // which no longer holds the forged index.
-  await snap.killFuseServer('SIGKILL');
+  // The daemon first: a live daemon would start a new FUSE server as soon as its old one died.
   await snap.kill('SIGKILL');
+  await snap.killFuseServer('SIGKILL');
   await snap.restart();
   await c.waitForSnapshotter('clip');
   await waitUntil('lazy layers restored', async () => /"msg":"lazy layers restored"/.test(snap.log().slice(mark)), 120_000);

@@ -103,8 +103,9 @@ t.test('a squatter whose config and index claim the victim\'s diffID: the victim
   const mark = snap.log().length;
   const blobGets = (): Promise<number> => registryBlobGets(registry.logPath, squatter.layers[2]!.digest);
   const getsBefore = await blobGets();
-  await snap.killFuseServer('SIGKILL');
+  // The daemon first: a live daemon would start a new FUSE server as soon as its old one died.
   await snap.kill('SIGKILL');
+  await snap.killFuseServer('SIGKILL');
   await snap.restart();
   await c.waitForSnapshotter('clip');
   await waitUntil('lazy layers restored', async () => /"msg":"lazy layers restored"/.test(snap.log().slice(mark)), 120_000);
