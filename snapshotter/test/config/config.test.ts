@@ -96,6 +96,30 @@ t.test('the Kubernetes ConfigMap carries a valid config', async (t) => {
   t.equal(c.containerdNamespace, 'k8s.io', 'CRI’s namespace');
 });
 
+t.test('Kubernetes: the ContentCache is keyed, and the key file is where the FUSE server DaemonSet mounts its Secret', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { parseAllDocuments } = await import('yaml');
+  const root = new URL('../../../../plugin-config/kubernetes/', import.meta.url);
+  const configmap = await readFile(new URL('configmap.yaml', root), 'utf8');
+  const toml = (configmap.split('config.toml: |\n')[1] ?? '').split('\n').map((l) => l.replace(/^ {4}/, '')).join('\n');
+  const keyFile = parseConfig(toml, 'configmap.yaml').contentCache.keyFile;
+  t.match(keyFile, /^\/.+\/[^/]+$/, `key_file is set (${keyFile})`);
+  const daemonsets = parseAllDocuments(await readFile(new URL('daemonset.yaml', root), 'utf8')).map((d) => d.toJS() as {
+    metadata: { name: string };
+    spec: { template: { spec: { containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>; volumes: Array<{ name: string; secret?: { secretName: string; defaultMode?: number; items?: Array<{ key: string; path: string }> } }> } } };
+  });
+  const pod = daemonsets.find((d) => d.metadata.name === 'clip-snapshotter-fuse')!.spec.template.spec;
+  const dir = keyFile.slice(0, keyFile.lastIndexOf('/'));
+  const mount = pod.containers[0]!.volumeMounts.find((m) => m.mountPath === dir);
+  t.ok(mount?.readOnly, `${dir} is mounted read-only into the FUSE server`);
+  const secret = pod.volumes.find((v) => v.name === mount?.name)?.secret;
+  t.ok(secret?.secretName, `from a Secret (${secret?.secretName})`);
+  t.equal(secret?.defaultMode, 0o400, 'readable by its owner only');
+  t.ok(secret?.items?.some((i) => i.path === keyFile.slice(dir.length + 1)), 'whose item is the file key_file names');
+  const daemon = daemonsets.find((d) => d.metadata.name === 'clip-snapshotter')!.spec.template.spec;
+  t.notOk(daemon.volumes.some((v) => v.secret?.secretName === secret?.secretName), 'the daemon, which never reads Redis, does not get the key');
+});
+
 t.test('Kubernetes: uncommenting the credential-provider keys and their DaemonSet mounts gives paths the FUSE server sees', async (t) => {
   const { readFile } = await import('node:fs/promises');
   const { parseAllDocuments } = await import('yaml');
