@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { createHarness, freePort, indexWithCredentials, startCriNode } from '../harness/index.js';
+import { createHarness, filesHoldingSecrets, freePort, indexWithCredentials, startCriNode } from '../harness/index.js';
 import { buildImage, pushImage } from '../images/index.js';
 import { criRun, layerBytesSince, observeLayers, pathImageSpec } from '../containerd2/pull-paths.js';
 
@@ -72,6 +72,11 @@ t.test('refused by every source: a prompt read error, a code and a metric; a new
 
   await pull();
   t.equal(await criRun(h, c, image.ref, ['cat', '/data/hello.txt']), 'lazy hello\n', 'after a new pull with credentials the file reads');
-  const all = readFileSync(snap.logPath, 'utf8');
-  for (const secret of [PASSWORD, WRONG]) t.notOk(all.includes(secret), 'no password in the snapshotter log');
+  // Every file under the test root (logs of clip, containerd and the registry, state, caches); the
+  // wrong password's auth value is in the node's docker config the test wrote, the right one's in the CI job's.
+  const basic = (pw: string): string => Buffer.from(`${USER}:${pw}`).toString('base64');
+  const found = filesHoldingSecrets(h.root, { password: PASSWORD, 'wrong password': WRONG, 'basic value': basic(PASSWORD), 'wrong basic value': basic(WRONG) });
+  t.same(found['wrong basic value'], ['node-docker-config.json'], 'control: the search finds the wrong auth value where the test wrote it, and only there');
+  t.same([...found.password!, ...found['wrong password']!], [], 'neither password is in any file under the test root');
+  t.same(found['basic value']!.filter((f) => !/^ci-\d+\/config\.json$/.test(f)), [], 'the right auth value is in no file the components wrote');
 });
