@@ -21,6 +21,25 @@ async function rejectsKind(t: Test, p: Promise<unknown>, kind: string, code?: st
   if (code) t.equal(err?.code, code);
 }
 
+/** A fake FUSE server serving the mount points in `served`; `over` replaces any of its calls. */
+function servingRemote(served: Set<string>, over: Partial<RemoteLayers> = {}): RemoteLayers {
+  return {
+    mount: async (mp) => {
+      served.add(mp);
+      return {};
+    },
+    check: async (mp) => {
+      if (!served.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
+    },
+    mountMapped: async () => undefined,
+    unmount: async (mp) => {
+      served.delete(mp);
+    },
+    served: async () => [...served],
+    ...over,
+  };
+}
+
 async function open(t: Test, remote?: RemoteLayers, onFallback?: (code: string, r: string) => void): Promise<Snapshotter> {
   const root = await mkdtemp(join(tmpdir(), 'clip-snap-'));
   const s = await Snapshotter.open({ root, ...(remote ? { remote } : {}), ...(onFallback ? { onFallback } : {}) });
@@ -256,22 +275,17 @@ t.test('a surviving FUSE server: its layers are kept, not re-mounted; its unclai
   // The fake server outlives each Snapshotter, as the FUSE server outlives the daemon.
   const served = new Set<string>();
   const calls: string[] = [];
-  const remote: RemoteLayers = {
+  const remote = servingRemote(served, {
     mount: async (mp, _labels, ctx) => {
       calls.push(`mount ${ctx.restore ? 'restore' : 'new'} ${mp}`);
       served.add(mp);
       return {};
     },
-    check: async (mp) => {
-      if (!served.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
-    },
-    mountMapped: async () => undefined,
     unmount: async (mp) => {
       calls.push(`unmount ${mp}`);
       served.delete(mp);
     },
-    served: async () => [...served],
-  };
+  });
   let s = await Snapshotter.open({ root, remote });
   await rejectsKind(t, s.prepare('x', '', { 'containerd.io/snapshot.ref': 'L1' }), 'already_exists');
   await rejectsKind(t, s.prepare('y', 'L1', { 'containerd.io/snapshot.ref': 'L2' }), 'already_exists');
@@ -308,7 +322,7 @@ t.test('a restore never unmounts a layer a Prepare mounted and committed while t
   const mountStarted = new Promise<void>((r) => (mountAsked = r));
   let letMount!: () => void;
   const mountMay = new Promise<void>((r) => (letMount = r));
-  const remote: RemoteLayers = {
+  const remote = servingRemote(served, {
     // A real kernel mount, so the restore's scan of the mount table sees it; made when the test says.
     mount: async (mp) => {
       mountAsked();
@@ -317,13 +331,6 @@ t.test('a restore never unmounts a layer a Prepare mounted and committed while t
       mountedByRemote.push(mp);
       served.add(mp);
       return {};
-    },
-    check: async (mp) => {
-      if (!served.has(mp)) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `not mounted: ${mp}`);
-    },
-    mountMapped: async () => undefined,
-    unmount: async (mp) => {
-      served.delete(mp);
     },
     // Once held, answers with what it served when asked, but only when the test lets it.
     served: async () => {
@@ -334,7 +341,7 @@ t.test('a restore never unmounts a layer a Prepare mounted and committed while t
       await answer;
       return then;
     },
-  };
+  });
   const s = await Snapshotter.open({ root, remote });
   t.teardown(() => s.close());
   // A Prepare's mount is in flight when the restore starts (the FUSE server was just replaced),
