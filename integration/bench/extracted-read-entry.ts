@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Stack } from '../harness/stack.js';
 import { clipPull, startNode } from '../harness/stack-node.js';
 import { mountsUnder } from '../harness/mounts.js';
+import { extractedDirOf } from '../harness/extracted-dirs.js';
 import { addBusyboxRootfs, buildImage, pushImage, type StagingTree } from '../images/index.js';
 import { runNodeScript } from './proc-util.js';
 import { formatSpread, spread, type Spread } from './stats.js';
@@ -62,10 +63,9 @@ export async function extractedReadEntry(stack: Stack, opts: { fileMb: number; r
   const node = await startNode(stack, 'xr', [registry.hostPort], { redisAddresses: [], tracingEndpoint: '', metricsAddress: '' });
   const pull = await clipPull(node, image.ref);
   log(`extracted-read: pulled ${pull.lazy} layers lazily, ${pull.full} fully`);
-  const extracted = join(node.snapshotter.root, 'cache', 'extracted');
-  const hexes = image.layers.map((l) => l.diffId.slice('sha256:'.length));
+  const dirOf = (diffId: string): string => extractedDirOf(node.snapshotter.root, diffId);
   // The daemon indexes the layers from the stream, keeps them, and extracts each once mounted.
-  await until('every layer extracted', () => hexes.every((h) => existsSync(join(extracted, h, 'record.json'))), 600_000);
+  await until('every layer extracted', () => image.layers.every((l) => existsSync(join(dirOf(l.diffId), 'record.json'))), 600_000);
   const c = node.containerd;
   await c.ctr(['run', '-d', '--snapshotter', 'clip', ...c.runcArgs(), image.ref, 'xr-late', 'sleep', '3600']);
   stack.add('xr-late container', async () => {
@@ -78,7 +78,7 @@ export async function extractedReadEntry(stack: Stack, opts: { fileMb: number; r
   const inContainer = join(rootfs, FILE);
   const native = join(stack.root, 'xr-native', 'big.bin');
   await mkdir(join(stack.root, 'xr-native'), { recursive: true });
-  await copyFile(join(extracted, hexes.at(-1)!, 'root', FILE), native);
+  await copyFile(join(dirOf(image.layers.at(-1)!.diffId), 'root', FILE), native);
 
   const dropCaches = (): Promise<void> => writeFile('/proc/sys/vm/drop_caches', '3');
   // Alternating runs, so drift on a shared machine hits both sides alike.

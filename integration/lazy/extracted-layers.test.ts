@@ -6,12 +6,13 @@
  * once the early container is gone — staying retired across a restart.
  */
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHarness, diffManifests, imageManifest, mountsUnder, type Containerd } from '../harness/index.js';
 import { buildAndPushImages } from '../images/index.js';
 import { clip, eventually, logRecords } from '../harness/clip-node.js';
+import { extractedDirOf } from '../harness/extracted-dirs.js';
 import { trickyRootfsProblems } from '../containerd/tricky-expectations.js';
 
 t.setTimeout(600_000);
@@ -58,19 +59,7 @@ t.test('a container started after its layers completed reads plain directories, 
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
   await c.waitForSnapshotter('clip');
   const fuseMounts = (): Set<string> => new Set(mountsUnder(snap.root).filter((m) => m.fsType === 'fuse.clip').map((m) => m.mountPoint));
-  // Extracted dirs are named by a key over the diffID and the index (issue 12); record.json names the diffID.
-  const extractedDir = (diffId: string): string => {
-    const root = join(snap.root, 'cache', 'extracted');
-    for (const name of existsSync(root) ? readdirSync(root) : []) {
-      if (name.startsWith('.')) continue;
-      try {
-        if ((JSON.parse(readFileSync(join(root, name, 'record.json'), 'utf8')) as { diffId?: string }).diffId === diffId) return join(root, name);
-      } catch {
-        // not complete yet
-      }
-    }
-    return join(root, `not-extracted-${diffId.slice('sha256:'.length)}`);
-  };
+  const extractedDir = (diffId: string): string => extractedDirOf(snap.root, diffId);
 
   t.equal((await clip(['pull', tricky.ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http', '--config', config])).code, 0, 'pulled lazily');
   t.equal(fuseMounts().size, tricky.layers.length, 'every layer is a FUSE mount');
