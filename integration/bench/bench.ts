@@ -1,7 +1,7 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,extracted-read,cold-start,cc-range,tracing,ml-image]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,pull-latency,cc-range,tracing,ml-image]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -14,6 +14,7 @@ import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/
 import { buildMlImage } from '../images/ml-image.js';
 import { coldStartEntry } from './cold-start-entry.js';
 import { mlImageEntry } from './ml-image-entry.js';
+import { pullLatencyEntry } from './pull-latency-entry.js';
 import { extractedReadEntry } from './extracted-read-entry.js';
 import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
@@ -125,6 +126,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('fuse-read')) entries.push(...(await attempt('fuse-read', 'FUSE read throughput vs native', () => fuseReadEntry(stack, { fileMb: q ? 64 : 256, runs: q ? 3 : 5, randomReads: q ? 4096 : 16384 }))));
   if (want('extracted-read')) entries.push(...(await attempt('extracted-read', 'reads in a container started after its layers completed vs native', () => extractedReadEntry(stack, { fileMb: q ? 128 : 256, runs: q ? 5 : 9, randomReads: q ? 32768 : 65536, warmPasses: q ? 8 : 16 }, log))));
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
+  if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));
   if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));

@@ -16,6 +16,7 @@ import { runCommand } from '../harness/run-command.js';
 import type { PushedImage } from '../images/index.js';
 import { benchImageCache, WEIGHTS_PATH } from '../images/ml-image.js';
 import { publishIndexes } from './cold-start-entry.js';
+import { daemonMountTimes } from './pull-latency-entry.js';
 import { treeUsage, type TreeUsage } from './proc-util.js';
 import { convertToEstargz, haveStargzRelease, startStargzNode, stargzPull, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
 import { goModulePins } from '../harness/go-modules.js';
@@ -72,23 +73,6 @@ interface PullPhaseTimes {
   /** Daemon side, summed over the image's layers: index resolution, FUSE mount. */
   indexResolve: number;
   fuseMount: number;
-}
-
-/** Sum `resolve_ms` / `mount_ms` of the daemon's "layer mounted" log records in `text`. */
-function daemonMountTimes(text: string): { indexResolve: number; fuseMount: number } {
-  let indexResolve = 0;
-  let fuseMount = 0;
-  for (const line of text.split('\n')) {
-    if (!line.includes('"layer mounted"')) continue;
-    try {
-      const rec = JSON.parse(line) as { resolve_ms?: unknown; mount_ms?: unknown };
-      if (typeof rec.resolve_ms === 'number') indexResolve += rec.resolve_ms;
-      if (typeof rec.mount_ms === 'number') fuseMount += rec.mount_ms;
-    } catch {
-      // not a JSON record
-    }
-  }
-  return { indexResolve, fuseMount };
 }
 
 /**
@@ -190,7 +174,7 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const p = summary.phases_ms;
     const phases: PullPhaseTimes | undefined = p && {
       lease: p.lease, resolve: p.resolve, config: p.config, content: p.content, layers: p.layers.reduce((a, b) => a + b, 0), image: p.image,
-      ...daemonMountTimes(node.snapshotter.log().slice(logStart)),
+      ...((d) => ({ indexResolve: d.indexResolve, fuseMount: d.fuseMount }))(daemonMountTimes(node.snapshotter.log().slice(logStart))),
     };
     if (summary.lazy === 0) throw new Error(`${variant}: clip-snapshotter pull mounted no layer lazily (${JSON.stringify(summary)})`);
     const w = await workload(node.containerd, 'clip', ref, name, sha, pullMs, variant);

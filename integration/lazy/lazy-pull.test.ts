@@ -84,8 +84,14 @@ t.test('lazy pulls through containerd', async (t) => {
     const indexed = await clip(['index', tricky.ref, '--plain-http', '--json']);
     t.equal(indexed.code, 0, `index pushed: ${indexed.stderr.slice(-300)}`);
     const mark = registry.accessLogLines().length;
+    const logMark = snap.log().length;
     const res = await clipPull(c, tricky.ref);
     t.equal(res.code, 0, `pull succeeded: ${res.stderr.slice(-400)}`);
+    // The first layer's Prepare starts the index look-ups of the layers above it (issue 15).
+    const mounted = snap.log().slice(logMark).split('\n').filter((l) => l.includes('"msg":"layer mounted"')).map((l) => JSON.parse(l) as { layer: string; looked_up_ahead: boolean });
+    for (const [i, l] of tricky.layers.entries()) {
+      t.equal(mounted.find((m) => m.layer === l.digest)?.looked_up_ahead, i > 0, `layer ${i + 1}: index ${i > 0 ? 'looked up ahead of its Prepare' : 'looked up by its own Prepare'}`);
+    }
     t.equal(res.summary.lazy, tricky.layers.length, 'every layer prepared lazily');
     t.equal(res.summary.full, 0, 'no layer pulled in full');
     for (const l of tricky.layers) t.equal(blobGets(registry, mark, l.digest), 0, `layer ${l.digest.slice(7, 19)} not fetched by the pull`);

@@ -65,15 +65,15 @@ export interface PullSummary {
 
 /** Wall time of each step of a pull, in ms. */
 export interface PullPhases {
-  /** Lease creation in containerd. */
+  /** Lease creation in containerd (from the start; runs beside the manifest resolution). */
   lease: number;
-  /** Manifest (and index) resolution in the registry. */
+  /** Manifest (and index) resolution in the registry (from the start; runs beside the lease). */
   resolve: number;
   /** Config blob fetch. */
   config: number;
-  /** Config, manifest and index written to containerd's content store. */
+  /** Waiting for the config, manifest and index writes to containerd's content store after the layers (they run beside them). */
   content: number;
-  /** Per layer, in order: containerd's Prepare (where the snapshotter resolves and mounts a lazy layer), Commit or unpack. */
+  /** Per layer, in order: containerd's Prepare (where the snapshotter resolves and mounts a lazy layer), Commit or unpack (the first entry includes the one batch of Stats). */
   layers: number[];
   /** Snapshot GC label and image record. */
   image: number;
@@ -117,12 +117,23 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
   };
   const phases: PullPhases = { lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0 };
   const log = opts.logger ?? silentLogger();
-  const lease = await opts.client.createLease({ expireAfterMs: opts.leaseExpireMs ?? 24 * 3600_000 });
-  phases.lease = lap();
-  const client = opts.client.withLease(lease);
+  // The lease (containerd) and the manifest (registry) do not depend on each other: one round trip
+  // of each, side by side. Each phase is then its own duration, both counted from the start.
+  const timed = async <T>(p: Promise<T>): Promise<{ value: T; ms: number }> => ({ value: await p, ms: Date.now() - started });
+  const [leased, resolved] = await Promise.allSettled([
+    timed(opts.client.createLease({ expireAfterMs: opts.leaseExpireMs ?? 24 * 3600_000 })),
+    timed(resolveManifest(opts.source, opts.reference, opts.platform ?? DEFAULT_PLATFORM)),
+  ]);
+  if (leased.status === 'rejected') throw leased.reason;
+  const lease = leased.value.value;
+  let content: Promise<void> | undefined;
   try {
-    const r = await resolveManifest(opts.source, opts.reference, opts.platform ?? DEFAULT_PLATFORM);
-    phases.resolve = lap();
+    if (resolved.status === 'rejected') throw resolved.reason;
+    const r = resolved.value.value;
+    phases.lease = leased.value.ms;
+    phases.resolve = resolved.value.ms;
+    lap();
+    const client = opts.client.withLease(lease);
     const source = { [distributionSourceLabel(opts.source.host)]: opts.source.repository };
     const configBytes = await opts.source.getBlob(r.doc.config.digest);
     phases.config = lap();
@@ -132,17 +143,25 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
       throw dataCorrupt('CLIP_PULL_LAYER_COUNT', `manifest ${r.manifest.digest}: ${layers.length} layers but ${diffIds.length} diff ids`);
     }
     const layerDigests = layers.map((l) => l.digest);
-    await putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source);
-    await putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) });
-    if (r.index) await putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) });
-    phases.content = lap();
+    // Snapshots need none of the content: the writes run beside the layers (the lease keeps them
+    // from gc) and are awaited before the image record, which refers to them.
+    content = Promise.all([
+      putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source),
+      putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) }),
+      r.index ? putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) }) : undefined,
+    ]).then(() => undefined);
+    content.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
 
     const chains = chainIds(diffIds);
+    // Which layers the snapshotter already has: every chain asked at once, not one round trip per layer.
+    const present = await Promise.all(chains.map((c) => snapshotExists(client, opts.snapshotter, c)));
     const results: LayerPullResult[] = [];
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i] as ContainerdDescriptor;
       const labels = criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string });
-      const mode = await unpackLayer(client, opts, { layer, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', labels, source });
+      const mode = present[i]
+        ? 'present'
+        : await unpackLayer(client, opts, { layer, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', labels, source });
       phases.layers.push(lap());
       const res = { index: i, digest: layer.digest, chainId: chains[i] as string, mode };
       log.info({ layer: layer.digest, diff_id: diffIds[i], mode }, 'layer unpacked');
@@ -150,6 +169,8 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
       results.push(res);
       lap(); // the log line and callback are not the layer's
     }
+    await content;
+    phases.content = lap();
     const top = chains.at(-1) ?? '';
     if (top !== '') await client.updateContentLabels(r.doc.config.digest, { [gcRefSnapshotLabel(opts.snapshotter)]: top });
     const target = r.index ?? r.manifest;
@@ -162,6 +183,8 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
       phases_ms: phases,
     };
   } finally {
+    // Writes still running when a layer failed finish (or fail) before their lease goes.
+    await content?.catch(() => undefined);
     await opts.client.deleteLease(lease).catch((err: unknown) => log.warn({ err: messageOf(err) }, 'lease delete failed'));
   }
 }
@@ -200,11 +223,12 @@ async function snapshotExists(client: PullClient, snapshotter: string, name: str
 }
 
 // Prepare answers ALREADY_EXISTS when the snapshotter mounted the layer remotely; the target then
-// exists, but the same answer can come from a concurrent pull's extraction, hence the retries.
+// exists, but the same answer can come from a concurrent pull's extraction, hence the retries. The
+// caller has just found the target absent, so the first attempt goes straight to Prepare.
 async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob): Promise<LayerPullMode> {
   const sn = opts.snapshotter;
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (await snapshotExists(client, sn, job.chainId)) return attempt === 0 ? 'present' : 'lazy';
+    if (attempt > 0 && (await snapshotExists(client, sn, job.chainId))) return 'lazy';
     const key = extractKey(job.chainId, nowNs(), randomBytes(3).toString('base64url'));
     let mounts;
     try {

@@ -8,7 +8,7 @@
  * only when all were refused does the caller get CLIP_REGISTRY_CREDENTIALS_REFUSED.
  */
 import { ClipError } from '../errors/index.js';
-import { recordRegistryAuthFailure } from '../telemetry/index.js';
+import { recordRegistryAuthFailure } from '../telemetry/metrics.js';
 import { credentialCandidates, sameCredential, type CredentialStore, type Credential } from './credentials.js';
 import type { RegistryHost } from './hosts.js';
 import { statusError, unavailable } from './registry-errors.js';

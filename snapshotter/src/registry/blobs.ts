@@ -8,7 +8,7 @@ import { header } from './headers.js';
 import { statusError, unavailable } from './registry-errors.js';
 import { discard, readLimited } from './response-body.js';
 import type { ResponseBody } from './http.js';
-import { BlobFetchObserver } from '../telemetry/index.js';
+import { BlobFetchObserver } from '../telemetry/blob-fetch-span.js';
 
 /** A byte range of a blob: `length` bytes from `offset`. */
 export interface ByteRange {

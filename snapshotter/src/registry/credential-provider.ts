@@ -8,7 +8,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors/index.js';
 import { CredentialCache, type Credential, type CredentialStore } from './credentials.js';
 import { pluginBadOutput, pluginFailed, runPlugin } from './exec-plugin.js';
@@ -123,6 +122,9 @@ export async function loadProviderConfig(path: string): Promise<CredentialProvid
   }
   if (text.length > MAX_CONFIG_BYTES) throw configError(path, `larger than ${MAX_CONFIG_BYTES} bytes`);
   let doc: unknown;
+  // Loaded here, not at the top: only nodes with kubelet credential providers need a YAML parser,
+  // and every `clip-snapshotter pull` would otherwise pay for loading it.
+  const { parse: parseYaml } = await import('yaml');
   try {
     doc = parseYaml(text);
   } catch (err) {

@@ -21,7 +21,7 @@ import type { HostRequest, RepoRequest, RepoResponse, Requester } from './reques
 import { unavailable } from './registry-errors.js';
 import type { HttpResponse } from './http.js';
 import { Transport } from './transport.js';
-import { recordRegistryAuthFailure } from '../telemetry/index.js';
+import { recordRegistryAuthFailure } from '../telemetry/metrics.js';
 
 /** Retries after a 401: learn the scheme, then replace a stale token or try the next Basic credential. */
 const MAX_AUTH_RETRIES = 3;

@@ -33,6 +33,7 @@ import {
   LABEL_CLIP_DIFF_ID,
   LABEL_CLIP_IMAGE_REF,
   LABEL_CLIP_LAYER_DIGEST,
+  imageLayersFromLabels,
   layerHintFromLabels,
   type LayerHint,
 } from './layer-labels.js';
@@ -48,7 +49,7 @@ export type ChainResolver = (chainId: string, namespace: string) => Promise<Chai
 
 export interface ClipRemoteLayersOptions {
   store: Pick<LayerStore, 'open'> & Partial<Pick<LayerStore, 'presence' | 'onLayerComplete' | 'extracted' | 'openComplete' | 'isQuarantined'>>;
-  indexes: Pick<IndexResolver, 'resolve' | 'local'> & Partial<Pick<IndexResolver, 'verified' | 'replace'>>;
+  indexes: Pick<IndexResolver, 'resolve' | 'local'> & Partial<Pick<IndexResolver, 'verified' | 'replace' | 'prefetch'>>;
   /**
    * Check every index this node did not build against its layer once the layer is complete on disk
    * (`index-check.ts`; needs the store's `presence`, `onLayerComplete` and `openComplete`). Default true.
@@ -142,6 +143,7 @@ export class ClipRemoteLayers implements RemoteLayers {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
       span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
+      if (!ctx.restore) this.#lookAhead(layer, labels);
       try {
         const mounted = await this.#mountLayer(mountpoint, layer, ctx, (diffId) =>
           // On restore the name the snapshot was committed under is the target (labels can be
@@ -158,6 +160,18 @@ export class ClipRemoteLayers implements RemoteLayers {
         throw err;
       }
     });
+  }
+
+  /**
+   * containerd prepares an image's layers one after another, each Prepare waiting for the one
+   * below; the indexes of the layers above this one (CRI's `cri.image-layers`) are looked up now,
+   * side by side, so their Prepares find them ready. Same repository and manifest as this layer.
+   */
+  #lookAhead(layer: ChainLayer, labels: Readonly<Record<string, string>>): void {
+    if (!this.#o.indexes.prefetch) return;
+    const others = imageLayersFromLabels(labels).filter((d) => d !== layer.layerDigest);
+    if (others.length === 0) return;
+    this.#o.indexes.prefetch(others.map((d) => ({ imageRef: layer.ref, layerDigest: d, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) })));
   }
 
   /** `check` vets the resolved index's diffID before anything is opened or mounted. */
@@ -209,7 +223,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     this.#o.store.extracted?.claim(m.extractKey);
     setMountedLayers(this.#fuseMounted());
     if (this.#o.extractCompleted || this.#checking) void this.#completedIfComplete(mountpoint, m);
-    ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, resolve_ms: resolveMs, mount_ms: Date.now() - mountStarted, duration_ms: Date.now() - started }, 'layer mounted');
+    ctx.log.info({ layer: layer.layerDigest, diff_id: index.meta.diffId, key: ctx.key, source: resolved.source, looked_up_ahead: resolved.ahead === true, resolve_ms: resolveMs, mount_ms: Date.now() - mountStarted, duration_ms: Date.now() - started }, 'layer mounted');
     return { [LABEL_CLIP_IMAGE_REF]: layer.ref, [LABEL_CLIP_LAYER_DIGEST]: layer.layerDigest, [LABEL_CLIP_DIFF_ID]: index.meta.diffId };
   }
 

@@ -13,6 +13,7 @@ import type { ContentCache } from '../contentcache/index.js';
 import { findClipError, isKind, messageOf, notFound } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { parseReference, type RegistryClient } from '../registry/index.js';
+import { LruMap } from '../util/lru-map.js';
 import type { LayerLedger, LayerRef, QuarantineList } from '../storage/index.js';
 import {
   ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_SOURCE, SPAN_INDEX_BUILD, withSpan,
@@ -69,10 +70,18 @@ export interface ResolvedIndex {
   digest: string;
   /** Built on this node, or checked against its completed layer: needs no check. */
   trusted: boolean;
+  /** Found by a look-up run ahead of its Prepare (`prefetch`). */
+  ahead?: boolean;
 }
 
 const HEX = /^sha256:([0-9a-f]{64})$/;
 let spoolSeq = 0;
+
+/** Look-ups run ahead of their Prepare at once (`prefetch`). */
+const PREFETCH_CONCURRENCY = 4;
+/** Results of look-ups run ahead that wait for their Prepare: at most this many, this long. */
+const MAX_AHEAD = 256;
+const AHEAD_TTL_MS = 60_000;
 
 /** The ContentCache key of a layer's index. */
 export const indexCacheKey = (layerDigest: string): string => `clip-index/${layerDigest}`;
@@ -85,6 +94,11 @@ export class IndexResolver {
   readonly #o: IndexResolverOptions;
   readonly #log: Logger;
   readonly #inflight = new Map<string, Promise<ResolvedIndex>>();
+  /** Look-ups run ahead of their Prepare, by layer digest: running or done, until `resolve` takes them. */
+  readonly #ahead = new LruMap<string, Promise<ResolvedIndex | undefined>>(MAX_AHEAD);
+  /** Look-ups waiting for a free prefetch slot, by layer digest. */
+  readonly #queued = new Map<string, IndexRequest>();
+  #prefetching = 0;
 
   constructor(o: IndexResolverOptions) {
     this.#o = o;
@@ -95,9 +109,54 @@ export class IndexResolver {
   resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
     const running = this.#inflight.get(req.layerDigest);
     if (running) return running;
-    const p = this.#resolve(req, signal).finally(() => this.#inflight.delete(req.layerDigest));
+    this.#queued.delete(req.layerDigest);
+    const ahead = this.#ahead.get(req.layerDigest);
+    this.#ahead.delete(req.layerDigest);
+    const p = (ahead ? this.#takeAhead(ahead, req, signal) : this.#resolve(req, signal)).finally(() => this.#inflight.delete(req.layerDigest));
     this.#inflight.set(req.layerDigest, p);
     return p;
+  }
+
+  /**
+   * Start looking up the indexes of layers whose Prepare is still to come (the other layers of an
+   * image whose first layer is being prepared), a few at a time, from every source but a build:
+   * no layer is downloaded for a Prepare that may never come. `resolve` takes the result; one
+   * not taken within a minute is dropped.
+   */
+  prefetch(reqs: readonly IndexRequest[]): void {
+    for (const req of reqs) {
+      if (this.#inflight.has(req.layerDigest) || this.#ahead.get(req.layerDigest) !== undefined || this.#queued.has(req.layerDigest)) continue;
+      this.#queued.set(req.layerDigest, req);
+    }
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#prefetching < PREFETCH_CONCURRENCY && this.#queued.size > 0) {
+      const [digest, req] = this.#queued.entries().next().value as [string, IndexRequest];
+      this.#queued.delete(digest);
+      this.#prefetching++;
+      const p = this.#resolve(req, undefined, false);
+      this.#ahead.set(digest, p);
+      p.catch((err: unknown) => this.#log.debug({ layer: digest, err: messageOf(err) }, 'index look-up ahead of its Prepare failed'))
+        .finally(() => {
+          this.#prefetching--;
+          setTimeout(() => {
+            if (this.#ahead.get(digest) === p) this.#ahead.delete(digest);
+          }, AHEAD_TTL_MS).unref();
+          this.#pump();
+        });
+    }
+  }
+
+  /**
+   * A look-up run ahead, for its Prepare: used when it found an index that is still not
+   * quarantined (an index check may have failed since); otherwise the ordinary resolution runs.
+   */
+  async #takeAhead(ahead: Promise<ResolvedIndex | undefined>, req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
+    const found = await ahead.catch(() => undefined);
+    if (found && !this.#o.quarantine?.has('index', found.digest)) return { ...found, ahead: true };
+    return this.#resolve(req, signal);
   }
 
   /** The index from this node's cache only (no network): what a restart re-mounts from. */
@@ -145,11 +204,14 @@ export class IndexResolver {
     );
   }
 
-  async #resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex> {
+  #resolve(req: IndexRequest, signal?: AbortSignal): Promise<ResolvedIndex>;
+  #resolve(req: IndexRequest, signal: AbortSignal | undefined, build: false): Promise<ResolvedIndex | undefined>;
+  async #resolve(req: IndexRequest, signal?: AbortSignal, build = true): Promise<ResolvedIndex | undefined> {
     const local = await this.local(req.layerDigest);
     if (local) return local;
     const foreign = this.#o.acceptForeign !== false;
-    const found = (foreign ? (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) : undefined) ?? (await this.#build(req, signal));
+    const found = (foreign ? (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) : undefined) ?? (build ? await this.#build(req, signal) : undefined);
+    if (!found) return undefined;
     await this.#saveLocal(req.layerDigest, found.bytes, found.trusted);
     if (found.source !== 'content_cache') {
       this.#o.contentCache.putBlob(indexCacheKey(req.layerDigest), found.bytes).catch((err: unknown) =>

@@ -10,6 +10,8 @@ export const LABEL_SNAPSHOT_REF = 'containerd.io/snapshot.ref';
 export const LABEL_CRI_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
 export const LABEL_CRI_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
 export const LABEL_CRI_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
+/** The Prepare's layer and the image's layers above it, comma-separated (CRI; cut to fit a label). */
+export const LABEL_CRI_IMAGE_LAYERS = 'containerd.io/snapshot/cri.image-layers';
 export const LABEL_STARGZ_REFERENCE = 'containerd.io/snapshot/remote/stargz.reference';
 export const LABEL_STARGZ_DIGEST = 'containerd.io/snapshot/remote/stargz.digest';
 /** Written by clip at commit so a restart can re-mount without asking anyone. */
@@ -83,4 +85,24 @@ export function layerHintFromLabels(labels: Readonly<Record<string, string>>, or
     };
   }
   return { type: 'chain_only', chainId };
+}
+
+/** At most this many digests are read from `cri.image-layers` (a 4 KiB label holds about 56). */
+export const MAX_IMAGE_LAYERS = 128;
+
+/**
+ * The layer digests a Prepare's `cri.image-layers` label lists (well-formed sha256 digests only,
+ * each once, at most MAX_IMAGE_LAYERS); empty without the label. The label is a hint for looking
+ * indexes up ahead, never what a mount serves: a malformed entry is skipped, not an error.
+ */
+export function imageLayersFromLabels(labels: Readonly<Record<string, string>>): string[] {
+  const value = labels[LABEL_CRI_IMAGE_LAYERS];
+  if (!value) return [];
+  const out = new Set<string>();
+  for (const d of value.split(',')) {
+    if (out.size >= MAX_IMAGE_LAYERS) break;
+    const t = d.trim();
+    if (DIGEST_RE.test(t)) out.add(t);
+  }
+  return [...out];
 }
