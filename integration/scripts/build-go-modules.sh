@@ -12,6 +12,7 @@
 #                        itself does not build from the proxy (see integration/go-modules.env)
 #   $CLIP_GO_CACHE/clip-<name>/<module version>-<source hash>/<name>, copied to .work/bin/<name>:
 #     stargzmod          the stargz-snapshotter release's snapshotter over gRPC (integration/go/stargzmod)
+#     socimod            SOCI's snapshotter, index conversion and lazy pull (integration/go/socimod)
 # A program is rebuilt only when its stamp (go version, tags, flags) differs. Concurrent runs
 # (several worktrees on one machine) serialise per program on a lock file.
 # A failed build names the module and version and quotes the end of the build log.
@@ -30,7 +31,7 @@ for a in "$@"; do
 done
 
 source "$repo/integration/scripts/go-pins.sh"
-read_pins build-go-modules GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION STARGZ_MODULE STARGZ_VERSION
+read_pins build-go-modules GO_MODULE_TOOLCHAIN CONTAINERD2_VERSIONS CRI_TOOLS_VERSION STARGZ_MODULE STARGZ_VERSION SOCI_MODULE SOCI_VERSION
 go=${pin[GO_MODULE_TOOLCHAIN]}
 [ -x "$go" ] || { echo "build-go-modules: Go toolchain $go not found (integration/go-modules.env GO_MODULE_TOOLCHAIN)" >&2; exit 1; }
 
@@ -186,6 +187,7 @@ for v in ${pin[CONTAINERD2_VERSIONS]}; do
   module_harness transferpull bin "$v"
 done
 module_program stargzmod "${pin[STARGZ_MODULE]}" "${pin[STARGZ_VERSION]}" proxyserve stargzpeer
+module_program socimod "${pin[SOCI_MODULE]}" "${pin[SOCI_VERSION]}" proxyserve
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "build-go-modules: failed: ${failures[*]}" >&2
