@@ -1,7 +1,7 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,extracted-read,cold-start,pull-latency,cc-range,tracing,ml-image]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,pull-latency,cc-range,memory,tracing,ml-image]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -19,6 +19,7 @@ import { extractedReadEntry } from './extracted-read-entry.js';
 import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
 import { indexEntry } from './index-entry.js';
+import { memoryEntry } from './memory-entry.js';
 import { renderMarkdown, renderSvg } from './report.js';
 import { rpcEntry } from './rpc-entry.js';
 import { startShapedRegistry, type ShapedRegistry } from './shaped-link.js';
@@ -128,6 +129,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
+  if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));
   if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));
   if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));
   return entries;

@@ -1,0 +1,121 @@
+/**
+ * Daemon memory (issue 15, deliverable 5): RSS of the daemon and its FUSE server (the default split
+ * mode) idle, after `clip-snapshotter pull` of an image of many small layers (one FUSE mount each),
+ * and after one file of every layer was read through a View's lower dirs.
+ */
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { daemonConfigToml } from '../harness/daemon-config.js';
+import { mountsUnder } from '../harness/mounts.js';
+import { clipPull, type ClipNode } from '../harness/stack-node.js';
+import type { Stack } from '../harness/stack.js';
+import { packLayer } from '../images/index.js';
+import { MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST } from '../images/index.js';
+import { RegistryClient } from '../../snapshotter/src/registry/index.js';
+import { runCommand } from '../harness/run-command.js';
+import { TEST_NAMESPACE } from '../harness/containerd.js';
+import { rssBytes } from './proc-util.js';
+import { newEntry, type BenchEntry } from './types.js';
+
+export interface MemoryOptions {
+  layers: number;
+}
+
+const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Push an image of `n` layers, each one small file of its own (`/layers/NNN.txt`). */
+async function pushManyLayers(stack: Stack, hostPort: string, n: number): Promise<{ ref: string; diffIds: string[] }> {
+  const repo = `${hostPort}/clip-bench/many-layers`;
+  const client = new RegistryClient({ plainHttp: true });
+  try {
+    const pushed: Array<{ digest: string; size: number }> = [];
+    const diffIds: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const dir = join(stack.root, 'many-layers', String(i));
+      mkdirSync(join(dir, 'layers'), { recursive: true });
+      writeFileSync(join(dir, 'layers', `${String(i).padStart(3, '0')}.txt`), `layer ${i}\n`.repeat(64));
+      const tarPath = `${dir}.tar`;
+      await packLayer(dir, tarPath);
+      const tar = readFileSync(tarPath);
+      diffIds.push(sha256(tar));
+      pushed.push(await client.pushBlob(repo, { type: 'bytes', data: gzipSync(tar) }));
+    }
+    const config = Buffer.from(JSON.stringify({
+      architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds },
+    }));
+    const cfg = await client.pushBlob(repo, { type: 'bytes', data: config });
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MEDIA_MANIFEST,
+      config: { mediaType: MEDIA_CONFIG, digest: cfg.digest, size: cfg.size },
+      layers: pushed.map((p) => ({ mediaType: MEDIA_LAYER_GZIP, digest: p.digest, size: p.size })),
+    }));
+    await client.pushManifest(repo, manifest, MEDIA_MANIFEST, 'latest');
+    return { ref: `${repo}:latest`, diffIds };
+  } finally {
+    await client.close();
+  }
+}
+
+/** The RSS of the daemon and of its FUSE server, in MB. */
+function sample(node: ClipNode): { daemon: number; fuse: number } {
+  return { daemon: rssBytes(node.snapshotter.pid()) / 1e6, fuse: rssBytes(node.snapshotter.fuseServerPid()) / 1e6 };
+}
+
+export async function memoryEntry(stack: Stack, o: MemoryOptions, log: (s: string) => void): Promise<BenchEntry> {
+  const registry = await stack.registry('memory-registry');
+  log(`pushing an image of ${o.layers} small layers`);
+  const image = await pushManyLayers(stack, registry.host, o.layers);
+  const dir = join(stack.root, 'memory');
+  mkdirSync(dir, { recursive: true });
+  const containerdAddress = join(stack.root, 'memory-containerd', 'containerd.sock');
+  const configPath = join(dir, 'clip-config.toml');
+  // The default split mode: the daemon and a FUSE server; completed layers stay on FUSE so the
+  // mounts are what is measured.
+  writeFileSync(configPath, daemonConfigToml({ containerdAddress, redisAddresses: [], extraToml: '[cache]\nextract_completed = false\n' }));
+  const snapshotter = await stack.snapshotter('memory-clip', ['--config', configPath]);
+  const containerd = await stack.containerd('memory-containerd', { clip: snapshotter.address }, [registry.host]);
+  const node: ClipNode = { name: 'memory', containerd, snapshotter, configPath };
+  await new Promise((r) => setTimeout(r, 2000));
+  const idle = sample(node);
+  log(`idle: daemon ${idle.daemon.toFixed(1)} MB, FUSE server ${Number.isNaN(idle.fuse) ? 'not started' : `${idle.fuse.toFixed(1)} MB`}`);
+  const pull = await clipPull(node, image.ref);
+  const fuseMounts = (): number => mountsUnder(snapshotter.root).filter((m) => m.fsType.startsWith('fuse')).length;
+  await new Promise((r) => setTimeout(r, 2000));
+  const pulled = sample(node);
+  const mountsAfterPull = fuseMounts();
+  log(`after pull (${pull.lazy} lazy): daemon ${pulled.daemon.toFixed(1)} MB, FUSE server ${pulled.fuse.toFixed(1)} MB, ${mountsAfterPull} FUSE mounts`);
+  // Read one file of every layer through the lower dirs a View of the top layer hands out (what a
+  // container's overlay would read; the overlay itself is left out: mount(8) cuts 200 lower dirs
+  // at a page, containerd shortens them to relative paths first).
+  const ctr = (args: string[]) => runCommand('ctr', ['--address', containerd.address, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs: 300_000 });
+  let chain = '';
+  for (const [i, d] of image.diffIds.entries()) chain = i === 0 ? d : sha256(Buffer.from(`${chain} ${d}`));
+  await ctr(['snapshots', '--snapshotter', 'clip', 'view', 'memory-view', chain]);
+  const mountCmd = (await ctr(['snapshots', '--snapshotter', 'clip', 'mounts', join(dir, 'rootfs'), 'memory-view'])).stdout.trim();
+  const lowers = /lowerdir=([^,\s]+)/.exec(mountCmd)?.[1]?.split(':') ?? [];
+  if (lowers.length !== o.layers) throw new Error(`the View has ${lowers.length} lower dirs, not ${o.layers}: ${mountCmd.slice(0, 200)}`);
+  let bad = 0;
+  // Lower dirs are listed top first.
+  for (const [j, lower] of lowers.entries()) {
+    const i = o.layers - 1 - j;
+    const text = readFileSync(join(lower, 'layers', `${String(i).padStart(3, '0')}.txt`), 'utf8');
+    if (text !== `layer ${i}\n`.repeat(64)) bad++;
+  }
+  await ctr(['snapshots', '--snapshotter', 'clip', 'rm', 'memory-view']);
+  if (bad > 0) throw new Error(`${bad} of ${o.layers} layer files read wrong through the overlay`);
+  const read = sample(node);
+  log(`after reading every layer: daemon ${read.daemon.toFixed(1)} MB, FUSE server ${read.fuse.toFixed(1)} MB`);
+
+  const e = newEntry('memory', `Daemon memory: idle, and with an image of ${o.layers} lazy layers mounted (split mode: daemon + FUSE server)`,
+    ['state', 'daemon RSS (MB)', 'FUSE server RSS (MB)', 'total (MB)', 'FUSE mounts', 'goal']);
+  const total = (s: { daemon: number; fuse: number }): number => s.daemon + (Number.isNaN(s.fuse) ? 0 : s.fuse);
+  const fmt = (v: number): string | number => (Number.isNaN(v) ? '—' : Math.round(v * 10) / 10);
+  e.rows.push(['idle (no lazy layer yet)', fmt(idle.daemon), fmt(idle.fuse), fmt(total(idle)), 0, '']);
+  e.rows.push([`${o.layers} layers pulled lazily`, fmt(pulled.daemon), fmt(pulled.fuse), fmt(total(pulled)), mountsAfterPull, o.layers >= 200 ? '≤ 100 MB' : '']);
+  e.rows.push([`… and one file of each read`, fmt(read.daemon), fmt(read.fuse), fmt(total(read)), fuseMounts(), o.layers >= 200 ? '≤ 100 MB' : '']);
+  e.notes.push(`Pulled with \`clip-snapshotter pull\` (${pull.lazy} lazy, ${pull.full} full) from a loopback registry; then one file of each layer read through the lower dirs of a View of the top layer (each a FUSE mount). RSS sampled 2 s after each step (VmRSS).`);
+  e.raw = { layers: o.layers, idle, pulled, read, mountsAfterPull, pull };
+  return e;
+}
