@@ -58,9 +58,26 @@ async function pushManyLayers(stack: Stack, hostPort: string, n: number): Promis
   }
 }
 
-/** The RSS of the daemon and of its FUSE server, in MB. */
-function sample(node: ClipNode): { daemon: number; fuse: number } {
-  return { daemon: rssBytes(node.snapshotter.pid()) / 1e6, fuse: rssBytes(node.snapshotter.fuseServerPid()) / 1e6 };
+/** `/proc/<pid>/status` fields in MB (threads as a count): where the resident memory is. */
+function statusOf(pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (pid === undefined) return out;
+  try {
+    for (const m of readFileSync(`/proc/${pid}/status`, 'utf8').matchAll(/^(RssAnon|RssFile|Threads):\s+(\d+)/gm)) {
+      out[m[1]!] = m[1] === 'Threads' ? Number(m[2]) : Number(m[2]) / 1e3;
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+/** The RSS of the daemon and of its FUSE server, in MB, with their status breakdowns. */
+function sample(node: ClipNode): { daemon: number; fuse: number; daemonStatus: Record<string, number>; fuseStatus: Record<string, number> } {
+  return {
+    daemon: rssBytes(node.snapshotter.pid()) / 1e6, fuse: rssBytes(node.snapshotter.fuseServerPid()) / 1e6,
+    daemonStatus: statusOf(node.snapshotter.pid()), fuseStatus: statusOf(node.snapshotter.fuseServerPid()),
+  };
 }
 
 export async function memoryEntry(stack: Stack, o: MemoryOptions, log: (s: string) => void): Promise<BenchEntry> {
@@ -106,7 +123,7 @@ export async function memoryEntry(stack: Stack, o: MemoryOptions, log: (s: strin
   await ctr(['snapshots', '--snapshotter', 'clip', 'rm', 'memory-view']);
   if (bad > 0) throw new Error(`${bad} of ${o.layers} layer files read wrong through the overlay`);
   const read = sample(node);
-  log(`after reading every layer: daemon ${read.daemon.toFixed(1)} MB, FUSE server ${read.fuse.toFixed(1)} MB`);
+  log(`after reading every layer: daemon ${read.daemon.toFixed(1)} MB ${JSON.stringify(read.daemonStatus)}, FUSE server ${read.fuse.toFixed(1)} MB ${JSON.stringify(read.fuseStatus)}`);
 
   const e = newEntry('memory', `Daemon memory: idle, and with an image of ${o.layers} lazy layers mounted (split mode: daemon + FUSE server)`,
     ['state', 'daemon RSS (MB)', 'FUSE server RSS (MB)', 'total (MB)', 'FUSE mounts', 'goal']);

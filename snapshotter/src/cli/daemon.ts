@@ -12,8 +12,8 @@ import type { Logger } from '../log/index.js';
 import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter, type RemoteLayers } from '../snapshots/index.js';
 import { StartTraces, recordFallback } from '../telemetry/index.js';
-import { serveStatus, statusSocketPath } from '../status/index.js';
-import { openReadPath, type ReadPath } from './read-path.js';
+import { statusSocketPath } from '../status/socket-path.js';
+import type { ReadPath } from './read-path.js';
 
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
@@ -44,6 +44,9 @@ export async function startDaemon(cfg: Config, log: Logger, fuseServer?: FuseSer
 }
 
 async function startInProcess(cfg: Config, log: Logger): Promise<Daemon> {
+  // Loaded only here: the read path (registry, ContentCache, FUSE, index code) is most of the
+  // daemon's code, and in the split mode it lives in the FUSE server, not in this process.
+  const [{ openReadPath }, { serveStatus }] = await Promise.all([import('./read-path.js'), import('../status/index.js')]);
   let snapshotterRef: Snapshotter | undefined;
   // A layer just extracted: its FUSE mount may retire if no container reads through it.
   const readPath = await openReadPath(cfg, log, () => void snapshotterRef?.retireIdle());

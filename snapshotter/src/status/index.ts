@@ -1,3 +1,4 @@
 export { imageMatches, layerMetricsSamples, layerStatus, startTraceHooks } from './layer-status.js';
 export type { LayerStatus, StatusSources } from './layer-status.js';
-export { serveStatus, statusSocketPath } from './status-server.js';
+export { serveStatus } from './status-server.js';
+export { statusSocketPath } from './socket-path.js';

@@ -4,15 +4,10 @@
  */
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { layerStatus, type StatusSources } from './layer-status.js';
-
-/** The status socket of a daemon whose gRPC socket is `address` (config `status_address` wins). */
-export function statusSocketPath(address: string, statusAddress: string): string {
-  return statusAddress !== '' ? statusAddress : join(dirname(address), 'status.sock');
-}
 
 /** Serve status on `path`; resolves to a function that closes it. */
 export async function serveStatus(path: string, src: StatusSources, log: Logger): Promise<() => Promise<void>> {
