@@ -1,7 +1,8 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,extracted-read,cold-start,pull-latency,cc-range,memory,tracing,ml-image]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,verification,pull-latency,cc-range,memory,tracing,ml-image]
+ * (`verification` is part of `cold-start`; alone it runs only the clip nodes it compares)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -12,7 +13,7 @@ import { withStack, type RedisServer, type Stack } from '../harness/stack.js';
 import { REPO_ROOT } from '../harness/snapshotter.js';
 import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/index.js';
 import { buildMlImage } from '../images/ml-image.js';
-import { coldStartEntry } from './cold-start-entry.js';
+import { coldStartEntry, verificationOnlyEntry } from './cold-start-entry.js';
 import { mlImageEntry } from './ml-image-entry.js';
 import { pullLatencyEntry } from './pull-latency-entry.js';
 import { extractedReadEntry } from './extracted-read-entry.js';
@@ -91,6 +92,11 @@ async function coldStart(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
   return [cold, rss, verification];
 }
 
+async function verification(stack: Stack, quick: boolean): Promise<BenchEntry> {
+  const s = await shaped(stack, quick);
+  return verificationOnlyEntry(stack, { ...s, runs: quick ? 3 : 5 }, log);
+}
+
 async function ccRange(stack: Stack, quick: boolean): Promise<BenchEntry> {
   const cache = await redis(stack);
   return contentCacheRangeEntry(stack, cache.address, { blobMb: quick ? 32 : 128, samples: quick ? 200 : 1000 }, log);
@@ -127,6 +133,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('fuse-read')) entries.push(...(await attempt('fuse-read', 'FUSE read throughput vs native', () => fuseReadEntry(stack, { fileMb: q ? 64 : 256, runs: q ? 3 : 5, randomReads: q ? 4096 : 16384 }))));
   if (want('extracted-read')) entries.push(...(await attempt('extracted-read', 'reads in a container started after its layers completed vs native', () => extractedReadEntry(stack, { fileMb: q ? 128 : 256, runs: q ? 5 : 9, randomReads: q ? 32768 : 65536, warmPasses: q ? 8 : 16 }, log))));
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
+  else if (want('verification')) entries.push(...(await attempt('verification', 'what verification costs a cold start (clip nodes only)', () => verification(stack, q))));
   if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));

@@ -68,6 +68,8 @@ export interface ColdStartOptions {
   image: PushedImage;
   cmd: string[];
   runs: number;
+  /** Only the clip variants the verification entry compares (no overlayfs, stargz or profile runs). */
+  verificationOnly?: boolean;
 }
 
 async function stopNode(c: Containerd, n?: ClipNode): Promise<void> {
@@ -170,21 +172,33 @@ export async function publishIndexes(ref: string): Promise<string> {
   return `no published indexes (\`clip-snapshotter index\` unavailable or failed: ${(r.stderr.trim().split('\n')[0] ?? '').slice(0, 120)}); each clip node builds them from the layer stream`;
 }
 
+/**
+ * `verification` on its own: the clip cold (range, whole-layer) and ContentCache-warm nodes with and
+ * without a cluster key, interleaved, without the baselines the cold-start entry also runs.
+ */
+export async function verificationOnlyEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<BenchEntry> {
+  const { verification } = await coldStartEntry(stack, { ...o, verificationOnly: true }, log);
+  return verification;
+}
+
 export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s: string) => void): Promise<{ cold: BenchEntry; rss: BenchEntry; verification: BenchEntry }> {
+  const full = o.verificationOnly !== true;
   const e = newEntry('cold-start', `Cold start over a ${o.registry.rate} shaped link: pull start → first output of \`${o.cmd.join(' ')}\``,
     ['variant', 'time to first output (s)', 'registry bytes (median)', 'of which layer blobs', 'layers', 'vs overlayfs', 'vs stargz']);
   const indexNote = await publishIndexes(o.image.ref);
   // The peer is measured where it can be set up; without it the other variants still run.
   let esgz: EstargzImage | undefined;
-  let stargzNote: string;
-  try {
-    log(`converting ${o.image.ref} to eStargz with ctr-remote`);
-    esgz = await convertToEstargz(stack, o.registry.host, o.image);
-    const size = esgz.layers.reduce((s, l) => s + l.size, 0);
-    stargzNote = `stargz peer: stargz-snapshotter 0.12 (Debian's library) served by integration/go/stargzref with its default fs settings (prefetch and background fetch on), the image converted with \`ctr-remote image convert --estargz --oci\` (no \`optimize\` prioritisation, so no prefetch landmark) and pushed as ${esgz.ref} (${esgz.layers.length} layer(s), ${formatBytes(size)}); pulled with \`ctr-remote images rpull --plain-http\`.`;
-  } catch (err) {
-    stargzNote = `stargz peer not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
-    log(stargzNote);
+  let stargzNote = 'stargz peer not measured (verification only)';
+  if (full) {
+    try {
+      log(`converting ${o.image.ref} to eStargz with ctr-remote`);
+      esgz = await convertToEstargz(stack, o.registry.host, o.image);
+      const size = esgz.layers.reduce((s, l) => s + l.size, 0);
+      stargzNote = `stargz peer: stargz-snapshotter 0.12 (Debian's library) served by integration/go/stargzref with its default fs settings (prefetch and background fetch on), the image converted with \`ctr-remote image convert --estargz --oci\` (no \`optimize\` prioritisation, so no prefetch landmark) and pushed as ${esgz.ref} (${esgz.layers.length} layer(s), ${formatBytes(size)}); pulled with \`ctr-remote images rpull --plain-http\`.`;
+    } catch (err) {
+      stargzNote = `stargz peer not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
+      log(stargzNote);
+    }
   }
   const cursor = new AccessLogCursor(o.registry.logPath);
   const layerCursor = new LayerBytesCursor(o.registry.logPath, o.image.layers.map((l) => l.digest));
@@ -192,8 +206,10 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
   const runs: Run[] = [];
   const keyFile = await writeClusterKey(stack.root);
   for (let i = 0; i < o.runs; i++) {
-    log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
-    runs.push(await overlayRun(stack, o, cursor, layerCursor, i));
+    if (full) {
+      log(`cold start run ${i + 1}/${o.runs}: overlayfs`);
+      runs.push(await overlayRun(stack, o, cursor, layerCursor, i));
+    }
     if (esgz) {
       log(`cold start run ${i + 1}/${o.runs}: stargz`);
       runs.push(await stargzRun(stack, o, esgz, cursor, esgzCursor, i));
@@ -201,9 +217,11 @@ export async function coldStartEntry(stack: Stack, o: ColdStartOptions, log: (s:
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
     log(`cold start run ${i + 1}/${o.runs}: ${RANGE}`);
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-range-${i}`, RANGE));
-    const profiles = await keepOnlyProfiles(o.redis);
-    log(`cold start run ${i + 1}/${o.runs}: ${PROFILED} (${profiles} profile(s) kept)`);
-    runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-prof-${i}`, PROFILED));
+    if (full) {
+      const profiles = await keepOnlyProfiles(o.redis);
+      log(`cold start run ${i + 1}/${o.runs}: ${PROFILED} (${profiles} profile(s) kept)`);
+      runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-prof-${i}`, PROFILED));
+    }
     await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
     log(`cold start run ${i + 1}/${o.runs}: ${WHOLE}`);
     runs.push(await clipRun(stack, o, cursor, layerCursor, `cs-clip-${i}`, WHOLE));

@@ -170,3 +170,39 @@ t.test('with a cluster key: planted objects with self-consistent checksums are m
   t.equal(await read(make(randomBytes(32)), ka), undefined, 'signed with another key: a miss');
   t.same(failures.sort(), ['chunk', 'index', 'manifest', 'manifest', 'manifest', 'profile', 'span'].sort(), 'each refusal counted by kind');
 });
+
+t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker thread, planted ones still refused', async (t) => {
+  const { randomBytes } = await import('node:crypto');
+  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
+  const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const server = await startRedis(t);
+  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
+  t.teardown(() => raw.disconnect());
+  const mac = new ObjectMac([randomBytes(32)]);
+  const failures: string[] = [];
+  const make = (): RedisContentCache => {
+    const c = new RedisContentCache({ ...base, addresses: [server.address], mac, onVerificationFailure: (kind) => failures.push(kind) });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const CS = 4 << 20;
+  const dir = await mkdtemp('/tmp/clip-cc-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Random bytes stay raw (LZ4 would not shrink them), text is LZ4: both encodings cross the thread.
+  const data = Buffer.concat([randomBytes(CS), Buffer.from('a line of a file\n'.repeat(Math.ceil((CS + 12345) / 17))).subarray(0, CS + 12345)]);
+  await writeFile(`${dir}/layer`, data);
+  const key = freshKey();
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' }, 'published: its digests computed on the worker');
+  const read = async (c: RedisContentCache, offset: number, length: number): Promise<Buffer | undefined> => {
+    const buf = Buffer.alloc(length);
+    const n = await c.readInto(key, offset, length, buf, 0);
+    return n === undefined ? undefined : buf.subarray(0, n);
+  };
+  const b = make();
+  t.same(await read(b, 0, data.length), data, 'every chunk (raw, LZ4, the short last one) reads back on another node');
+  t.same(await read(b, CS - 100, 200), data.subarray(CS - 100, CS + 100), 'a read across a chunk boundary');
+  await raw.set(b.keys.chunk(key, CS, 1), await encodeChunk(Buffer.alloc(CS, 0x41)));
+  t.equal(await read(make(), CS, 10), undefined, 'a planted 4 MiB chunk under the signed manifest: a miss');
+  t.same(failures, ['chunk'], 'counted once, as a chunk');
+});

@@ -9,7 +9,7 @@
  * A node with a key reads only v2 objects, a node without one only v1.
  */
 import { crc32 } from 'node:zlib';
-import { compress, uncompress } from 'lz4-napi';
+import { compress, uncompress, uncompressSync } from 'lz4-napi';
 import { chunkDigest, MAC_BYTES, type ObjectMac } from './object-mac.js';
 
 /** First byte of a chunk or blob value: how the payload is encoded. */
@@ -48,17 +48,38 @@ export async function encodeChunk(data: Buffer): Promise<Buffer> {
 
 /** Decode a chunk value and check it against the manifest's length and CRC or digest. */
 export async function decodeChunk(value: Buffer, expectedLength: number, expected: ChunkCheck): Promise<Decoded> {
-  let data: Buffer;
+  const body = chunkBody(value, expectedLength);
+  if (body.type !== 'lz4') return body.type === 'raw' ? checkChunk(body.data, expectedLength, expected) : body;
   try {
-    if (value[0] === RAW) data = value.subarray(1);
-    else if (value[0] === LZ4) {
-      const refused = refuseLz4Size(value.subarray(1), expectedLength);
-      if (refused) return { type: 'corrupt', reason: refused };
-      data = await uncompress(value.subarray(1));
-    } else return { type: 'corrupt', reason: `unknown chunk encoding ${String(value[0])}` };
+    return checkChunk(await uncompress(body.block), expectedLength, expected);
   } catch (err) {
     return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
   }
+}
+
+/**
+ * `decodeChunk` without leaving the calling thread (LZ4 inflated inline): for a worker thread, where
+ * the SHA-256 of a signed chunk is computed off the event loop (`chunk-check-off-thread.ts`).
+ */
+export function decodeChunkSync(value: Buffer, expectedLength: number, expected: ChunkCheck): Decoded {
+  const body = chunkBody(value, expectedLength);
+  if (body.type !== 'lz4') return body.type === 'raw' ? checkChunk(body.data, expectedLength, expected) : body;
+  try {
+    return checkChunk(uncompressSync(body.block), expectedLength, expected);
+  } catch (err) {
+    return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
+  }
+}
+
+/** A chunk value's payload: raw bytes, or an LZ4 block whose declared size may be inflated. */
+function chunkBody(value: Buffer, expectedLength: number): { type: 'raw'; data: Buffer } | { type: 'lz4'; block: Buffer } | { type: 'corrupt'; reason: string } {
+  if (value[0] === RAW) return { type: 'raw', data: value.subarray(1) };
+  if (value[0] !== LZ4) return { type: 'corrupt', reason: `unknown chunk encoding ${String(value[0])}` };
+  const refused = refuseLz4Size(value.subarray(1), expectedLength);
+  return refused ? { type: 'corrupt', reason: refused } : { type: 'lz4', block: value.subarray(1) };
+}
+
+function checkChunk(data: Buffer, expectedLength: number, expected: ChunkCheck): Decoded {
   if (data.length !== expectedLength) return { type: 'corrupt', reason: `length ${data.length}, expected ${expectedLength}` };
   if ('sha256' in expected) {
     const digest = chunkDigest(data);

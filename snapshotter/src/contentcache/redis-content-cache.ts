@@ -10,7 +10,8 @@
  */
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { chunkCheck, decodeBlob, decodeChunk, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
+import { chunkCheck, decodeBlob, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
+import { decodeChunkOffThread } from './chunk-check-off-thread.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
 import type { ObjectMac } from './object-mac.js';
@@ -217,7 +218,8 @@ export class RedisContentCache implements ContentCache {
     const value = await this.#conn.run('get chunk', (c) => c.getBuffer(ck));
     if (value === null) return { type: 'missing' };
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
-    const d = await decodeChunk(value, length, chunkCheck(m, i));
+    // A signed chunk is inflated and hashed on a worker: the event loop keeps serving FUSE reads.
+    const d = await decodeChunkOffThread(value, length, chunkCheck(m, i));
     if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v === 2 };
     this.#lru.set(ck, d.data);
     return d;

@@ -8,7 +8,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { ClipError, invalidArgument } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { chunkCrc, encodeChunk, encodeManifest, signedManifest, type Manifest } from './chunk-codec.js';
-import { chunkDigest, type ObjectMac } from './object-mac.js';
+import type { ObjectMac } from './object-mac.js';
+import { chunkDigestOffThread } from './chunk-check-off-thread.js';
 import type { StoreOptions, StoreResult } from './content-cache.js';
 import { PublishLock } from './publish-lock.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -75,15 +76,22 @@ async function uploadChunks(ctx: PublisherContext, u: Upload): Promise<number> {
   let stored = 0;
   let storedBytes = 0;
   const worker = async (): Promise<void> => {
-    const buf = Buffer.allocUnsafe(Math.min(ctx.chunkSizeBytes, u.size));
+    // Its own memory (not pooled), so a signed chunk can move to the hashing worker and back.
+    const size = Math.min(ctx.chunkSizeBytes, u.size);
+    let buf: Buffer = Buffer.allocUnsafeSlow(size);
     for (let i = next++; i < u.chunks; i = next++) {
       checkContinue(u.key, u.lock, u.opts.signal);
       const start = i * ctx.chunkSizeBytes;
       const len = Math.min(ctx.chunkSizeBytes, u.size - start);
       await readFull(u.file, buf, len, start);
-      const data = buf.subarray(0, len);
-      if (ctx.mac) u.digests[i] = chunkDigest(data);
-      else u.crcs[i] = chunkCrc(data);
+      let data = buf.subarray(0, len);
+      if (ctx.mac) {
+        const hashed = await chunkDigestOffThread(data);
+        u.digests[i] = hashed.digest;
+        data = hashed.data;
+        // Moved to the worker (this view now empty) and back: the same memory is in `data`.
+        if (buf.byteLength === 0) buf = Buffer.from(data.buffer, 0, size);
+      } else u.crcs[i] = chunkCrc(data);
       const value = await encodeChunk(data);
       await ctx.conn.run('store chunk', (c) => c.set(ctx.keys.chunk(u.key, ctx.chunkSizeBytes, i), value));
       storedBytes += value.length;
