@@ -5,9 +5,10 @@
  * no layer blob from the registry.
  */
 import t from 'tap';
-import { RedisContentCache } from '../../snapshotter/src/contentcache/index.js';
+import { RedisContentCache, loadMacKeys } from '../../snapshotter/src/contentcache/index.js';
 import { indexCacheKey } from '../../snapshotter/src/remote/index.js';
 import { startRedis } from '../harness/redis.js';
+import { testClusterKeyFile } from '../harness/daemon-config.js';
 import { eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
@@ -25,7 +26,8 @@ t.test('an index built on the fly on node A makes node B lazy', async (t) => {
   t.ok(built.length > 0 && built.every((r) => r['source'] === 'built'), `node A built its indexes: ${built.map((r) => r['source']).join(',')}`);
   t.equal(layerTraffic(registry, mark, digests).gets, digests.length, 'node A downloaded each layer once (to index it)');
 
-  const cc = new RedisContentCache({ addresses: [redis.address], cluster: false, username: '', password: '', tls: false, timeoutMs: 2_000 });
+  // The nodes' cluster key: the objects they signed read back here (an unkeyed reader would drop them).
+  const cc = new RedisContentCache({ addresses: [redis.address], cluster: false, username: '', password: '', tls: false, timeoutMs: 2_000, mac: loadMacKeys(testClusterKeyFile()) });
   t.teardown(() => cc.close());
   const published = await eventually(async () => {
     for (const l of tricky.layers) {

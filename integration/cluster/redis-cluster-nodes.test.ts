@@ -4,7 +4,8 @@
  * registry serves it zero bytes of any layer blob, its reads counted as ContentCache hits.
  */
 import t from 'tap';
-import { RedisContentCache } from '../../snapshotter/src/contentcache/index.js';
+import { RedisContentCache, loadMacKeys } from '../../snapshotter/src/contentcache/index.js';
+import { testClusterKeyFile } from '../harness/daemon-config.js';
 import { startRedisCluster } from '../harness/redis.js';
 import { clip, eventually, layerTraffic, logRecords, metric, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
 
@@ -26,7 +27,8 @@ t.test('two nodes share layers through a 3-master Redis Cluster', async (t) => {
   t.equal(fromA.gets, 1, 'node A fetched layer 1 from the registry exactly once');
   t.ok(fromA.bytes > 0, `node A received layer 1 from the registry (${fromA.bytes} bytes)`);
 
-  const cc = new RedisContentCache({ addresses: masters.map((m) => m.address), cluster: true, username: '', password: '', tls: false, timeoutMs: 2_000 });
+  // The nodes' cluster key: an unkeyed reader would find their signed objects malformed and drop them.
+  const cc = new RedisContentCache({ addresses: masters.map((m) => m.address), cluster: true, username: '', password: '', tls: false, timeoutMs: 2_000, mac: loadMacKeys(testClusterKeyFile()) });
   t.teardown(() => cc.close());
   t.ok(await eventually(() => cc.has(layer1.diffId, layer1.uncompressedSize)), 'layer 1 complete in the Redis Cluster');
   t.ok(logRecords(a.snap, 'stored').some((r) => r['diff_id'] === layer1.diffId), 'node A logged the store of layer 1');

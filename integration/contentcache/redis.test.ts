@@ -39,7 +39,7 @@ t.test('AUTH: the right password works, a wrong one is unavailable (and never lo
   const { pino } = await import('pino');
   const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
   const wrong = createContentCache(
-    parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${server.address}"]\npassword = "file-pw"\n`, 'x').contentCache,
+    parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${server.address}"]\npassword = "file-pw"\nallow_unverified = true\n`, 'x').contentCache,
     log,
     { CLIP_CONTENT_CACHE_PASSWORD: 'wrong-env-pw' },
   );
@@ -48,7 +48,7 @@ t.test('AUTH: the right password works, a wrong one is unavailable (and never lo
   t.match(err, { kind: 'unavailable', message: /WRONGPASS|NOAUTH|closed/ });
   t.notMatch(String((err as Error).message) + lines.join(''), /wrong-env-pw|file-pw/, 'no password in errors or logs');
   const envGood = createContentCache(
-    parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${server.address}"]\n`, 'x').contentCache,
+    parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${server.address}"]\nallow_unverified = true\n`, 'x').contentCache,
     silentLogger(),
     { CLIP_CONTENT_CACHE_PASSWORD: 's3cret-pw' },
   );

@@ -12,7 +12,7 @@ import { waitUntil } from '../harness/index.js';
 import { startRedis } from '../harness/redis.js';
 
 const configFor = (address: string, extra = ''): ReturnType<typeof parseConfig> =>
-  parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${address}"]\nchunk_size_bytes = 65536\ntimeout_ms = 300\n${extra}`, 'test.toml');
+  parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${address}"]\nchunk_size_bytes = 65536\ntimeout_ms = 300\nallow_unverified = true\n${extra}`, 'test.toml');
 
 /** A counting wrapper: how often the store actually asked the cache, and why each ask failed. */
 function counting(cc: ContentCache): ContentCache & { reads: number; failures: string[] } {

@@ -139,7 +139,7 @@ async function summarize(results: NodeResult[], nodes: ClipNode[], redis: boolea
   );
   const mentioned = nodes.some((n) => /redis|content.?cache/i.test(n.snapshotter.log()));
   process.stdout.write(redis
-    ? `\nContentCache: Redis on loopback configured for both daemons ([content_cache] backend = "redis"); ${mentioned ? 'the daemon logs mention it' : 'the daemon logs do not mention it yet (backend accepted, maybe not wired)'}\n`
+    ? `\nContentCache: Redis on loopback configured for both daemons ([content_cache] backend = "redis", one cluster key_file: every object signed and checked); ${mentioned ? 'the daemon logs mention it' : 'the daemon logs do not mention it yet (backend accepted, maybe not wired)'}\n`
     : '\nContentCache: none (backend = "none": the daemon did not accept the Redis backend)\n');
   for (const [i, addr] of metricsAddrs.entries()) {
     const lines = await scrapeCounters(addr, ['content_cache', 'contentcache', 'disk', 'registry', 'fallback']);

@@ -33,6 +33,8 @@ export interface NodeSettings {
   otlpUrl?: string;
   /** `[content_cache] key_file`: the cluster key that signs and verifies ContentCache objects. */
   keyFile?: string;
+  /** No key, `allow_unverified = true`: the CRC-only ContentCache an operator must ask for. */
+  allowUnverified?: boolean;
   /** Appended to the config (more TOML tables). */
   extraToml?: string;
 }
@@ -71,6 +73,7 @@ export async function startClusterNode(h: Harness, name: string, registry: Regis
     redisAddresses: s.redisAddresses,
     cluster: s.cluster === true,
     ...(s.keyFile ? { keyFile: s.keyFile } : {}),
+    ...(s.allowUnverified ? { allowUnverified: true } : {}),
     ...(s.otlpUrl ? { tracingEndpoint: s.otlpUrl, serviceName: `clip-${name}` } : {}),
     metricsAddress: `127.0.0.1:${metricsPort}`,
     ...(s.extraToml ? { extraToml: s.extraToml } : {}),

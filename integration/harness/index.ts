@@ -5,7 +5,7 @@ export type { Registry, RegistryOptions, RegistryTls } from './registry.js';
 export { startTokenServer } from './token-server.js';
 export type { IssuedToken, TokenServer, TokenServerOptions } from './token-server.js';
 export { makeTestPki } from './test-pki.js';
-export { daemonConfigToml } from './daemon-config.js';
+export { daemonConfigToml, testClusterKeyFile } from './daemon-config.js';
 export type { DaemonConfig } from './daemon-config.js';
 export type { TestPki } from './test-pki.js';
 export { startContainerd, killShimsOf, removeEmptyNamespaceCgroups, TEST_NAMESPACE } from './containerd.js';

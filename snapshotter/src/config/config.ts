@@ -77,8 +77,10 @@ export interface Config {
     cluster: boolean;
     username: string;
     password: string;
-    /** Cluster key(s) that sign and verify every ContentCache object; '' = CRCs only (Redis trusted). */
+    /** Cluster key(s) that sign and verify every ContentCache object; '' needs `allowUnverified`. */
     keyFile: string;
+    /** Accept a Redis ContentCache without `keyFile` (CRCs only: Redis trusted). */
+    allowUnverified: boolean;
     tls: boolean;
     chunkSizeBytes: number;
     timeoutMs: number;
@@ -142,6 +144,14 @@ export function parseConfig(text: string, source: string): Config {
   // Tables this node builds have spans of about checkpoint_span_bytes: they must fit the bound.
   if (cfg.index.checkpointSpanBytes > cfg.index.maxSpanBytes) {
     throw invalidArgument('CLIP_CONFIG_VALUE', `config ${source}: index.checkpoint_span_bytes (${cfg.index.checkpointSpanBytes}) must not exceed index.max_span_bytes (${cfg.index.maxSpanBytes}), or the tables this node builds would be refused`);
+  }
+  // A byte reaches a container only after a check a writer of Redis cannot forge: without a key
+  // nothing but CRCs (which any writer recomputes) stands between Redis and every container.
+  if (cfg.contentCache.backend === 'redis' && cfg.contentCache.keyFile === '' && !cfg.contentCache.allowUnverified) {
+    throw invalidArgument(
+      'CLIP_CONTENT_CACHE_KEY_REQUIRED',
+      `config ${source}: content_cache.backend = "redis" needs content_cache.key_file (the cluster key that signs and verifies every ContentCache object; without it whoever can write to Redis chooses what containers read). Set content_cache.allow_unverified = true to run with CRC checks only`,
+    );
   }
   return cfg;
 }

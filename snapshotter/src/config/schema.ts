@@ -148,6 +148,8 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('username', 'username', 'string', ''),
       field('password', 'password', 'string', ''),
       field('key_file', 'keyFile', 'string', '', optionalAbsolutePath),
+      // Without key_file a Redis backend is refused unless this says CRCs are enough (Redis trusted).
+      field('allow_unverified', 'allowUnverified', 'boolean', false),
       field('tls', 'tls', 'boolean', false),
       field('chunk_size_bytes', 'chunkSizeBytes', 'integer', 4 << 20, (v: number) =>
         v >= 4096 && v <= 512 << 20 ? undefined : 'must be between 4096 and 536870912',

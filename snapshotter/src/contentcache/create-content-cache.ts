@@ -33,7 +33,7 @@ export function createContentCache(
   if (!mac) {
     log.warn(
       { source: 'content_cache' },
-      'ContentCache without key_file: objects are checked by CRC only, so whoever can write to Redis chooses what containers read',
+      'ContentCache without key_file (allow_unverified = true): objects are checked by CRC only, so whoever can write to Redis chooses what containers read',
     );
   }
   log.info(

@@ -34,6 +34,7 @@ export const CLIP_ERROR_KINDS = {
   CLIP_CONTENT_CACHE_BAD_OPTIONS: 'invalid_argument',
   CLIP_CONTENT_CACHE_CHECK_FAILED: 'internal',
   CLIP_CONTENT_CACHE_KEY_INVALID: 'invalid_argument',
+  CLIP_CONTENT_CACHE_KEY_REQUIRED: 'invalid_argument',
   CLIP_CONTENT_CACHE_PUBLISH_ABORTED: 'unavailable',
   CLIP_CONTENT_CACHE_UNAVAILABLE: 'unavailable',
   CLIP_CRI_BAD_REQUEST: 'invalid_argument',

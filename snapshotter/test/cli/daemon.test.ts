@@ -22,7 +22,7 @@ async function daemonFrom(t: { teardown(fn: () => unknown): void }, extra: strin
 
 t.test('a Redis ContentCache in the config reaches the layer store', async (t) => {
   // Nothing listens there: the cache connects lazily, so start-up must not depend on it.
-  const d = await daemonFrom(t, '[content_cache]\nbackend = "redis"\naddresses = ["127.0.0.1:1"]\n');
+  const d = await daemonFrom(t, '[content_cache]\nbackend = "redis"\naddresses = ["127.0.0.1:1"]\nallow_unverified = true\n');
   t.equal(d.contentCache.name, 'redis');
   t.equal(d.store.contentCache.name, 'redis', 'the storage layer that serves reads holds the configured cache');
 });

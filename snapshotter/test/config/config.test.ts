@@ -16,7 +16,7 @@ t.test('defaults', async (t) => {
 
 t.test('values from the file', async (t) => {
   const c = parseConfig(
-    `root = "/srv/clip"\nlog_level = "debug"\n[registry]\nconfig_path = "/etc/containerd/certs.d"\nplain_http = true\n[content_cache]\nbackend = "redis"\naddresses = ["10.0.0.1:6379"]\n`,
+    `root = "/srv/clip"\nlog_level = "debug"\n[registry]\nconfig_path = "/etc/containerd/certs.d"\nplain_http = true\n[content_cache]\nbackend = "redis"\naddresses = ["10.0.0.1:6379"]\nkey_file = "/etc/clip/cluster.key"\n`,
     'x.toml',
   );
   t.equal(c.root, '/srv/clip');

@@ -19,11 +19,12 @@ timeout_ms = 250
 on_unavailable = "error"
 publish_concurrency = 8
 readahead_chunks = 4
+allow_unverified = true
 `;
 
 t.test('[content_cache] defaults and values', async (t) => {
   t.same(defaultConfig().contentCache, {
-    backend: 'none', addresses: [], cluster: false, username: '', password: '', keyFile: '', tls: false,
+    backend: 'none', addresses: [], cluster: false, username: '', password: '', keyFile: '', allowUnverified: false, tls: false,
     chunkSizeBytes: 4 << 20, timeoutMs: 1000, onUnavailable: 'registry', publishConcurrency: 4, readaheadChunks: 2,
   });
   t.match(parseConfig(redisToml, 'x').contentCache, {
@@ -38,6 +39,18 @@ t.test('[content_cache] defaults and values', async (t) => {
   ] as const) {
     t.throws(() => parseConfig(`[content_cache]\n${bad}\n`, 'x'), { kind: 'invalid_argument', message: re }, bad);
   }
+});
+
+t.test('backend "redis" without key_file is refused unless allow_unverified says CRCs are enough', async (t) => {
+  const unkeyed = redisToml.replace('allow_unverified = true\n', '');
+  t.throws(() => parseConfig(unkeyed, '/etc/clip/config.toml'), {
+    kind: 'invalid_argument', code: 'CLIP_CONTENT_CACHE_KEY_REQUIRED',
+    message: /config \/etc\/clip\/config\.toml: content_cache\.backend = "redis" needs content_cache\.key_file .*content_cache\.allow_unverified = true/,
+  });
+  t.throws(() => parseConfig(`${unkeyed}allow_unverified = false\n`, 'x'), { code: 'CLIP_CONTENT_CACHE_KEY_REQUIRED' }, 'false is the default');
+  t.equal(parseConfig(`${unkeyed}key_file = "/etc/clip/cluster.key"\n`, 'x').contentCache.keyFile, '/etc/clip/cluster.key', 'a key file is enough');
+  t.equal(parseConfig(redisToml, 'x').contentCache.allowUnverified, true);
+  t.equal(parseConfig('[content_cache]\nbackend = "none"\n', 'x').contentCache.backend, 'none', 'no Redis, no key needed');
 });
 
 t.test('backend "none": NoContentCache and the operator warning', async (t) => {
@@ -55,7 +68,7 @@ t.test('backend "redis": a lazily connecting RedisContentCache; the password nev
   t.equal(cc.name, 'redis');
   t.equal((cc as RedisContentCache).chunkSizeBytes, 1 << 20);
   t.match(records, [
-    { level: 40, msg: /without key_file: objects are checked by CRC only/ },
+    { level: 40, msg: /without key_file \(allow_unverified = true\): objects are checked by CRC only/ },
     { msg: 'ContentCache configured', tls: true, cluster: true, auth: 'acl', authenticated: false },
   ]);
   t.notMatch(JSON.stringify(records), /from-file|from-env/);
