@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildIndex } from '../../snapshotter/src/clip/build-index.js';
 import { decodeIndex } from '../../snapshotter/src/clip/decode-index.js';
 import { encodeIndex } from '../../snapshotter/src/clip/encode-index.js';
-import { LayerFilesystem, type IdTranslation } from '../../snapshotter/src/fuse/index.js';
+import { LayerFilesystem, type FuseDriver, type IdTranslation } from '../../snapshotter/src/fuse/index.js';
 import { runCommand } from '../harness/run-command.js';
 import { FileLayerReader } from './file-layer-reader.js';
 
@@ -51,12 +51,12 @@ export interface MountedLayer {
 }
 
 /** Index a tar with the real builder and mount it read-only at `mountpoint` (owners translated by `ids`). */
-export async function mountTar(tarPath: string, mountpoint: string, ids?: IdTranslation): Promise<MountedLayer> {
+export async function mountTar(tarPath: string, mountpoint: string, ids?: IdTranslation, driver?: FuseDriver): Promise<MountedLayer> {
   const index = await buildIndex(createReadStream(tarPath));
   const view = decodeIndex(encodeIndex(index));
   const reader = await FileLayerReader.open(tarPath, view.meta.diffId);
   await mkdir(mountpoint, { recursive: true });
-  const fs = new LayerFilesystem({ view, reader, ids });
+  const fs = new LayerFilesystem({ view, reader, ids, driver });
   await fs.mount(mountpoint);
   return { fs, reader, mountpoint, diffId: view.meta.diffId };
 }

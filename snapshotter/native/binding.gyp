@@ -6,6 +6,12 @@
       "libraries": ["-lz"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "ldflags": ["-Wl,-Bsymbolic"]
+    },
+    {
+      "target_name": "clip_fusedev",
+      "sources": ["fusedev.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-Wl,-Bsymbolic"]
     }
   ]
 }

@@ -132,6 +132,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     starts,
     ...(profiles ? { profiles } : {}),
     extractCompleted: cfg.cache.extractCompleted,
+    fuseDriver: cfg.fuseServer.driver,
     checkIndexes: cfg.index.checkForeignIndexes,
     quarantine,
     limits: clipLimitsOf(cfg),

@@ -107,7 +107,7 @@ export interface Config {
     maxCredentials: number;
     maxCredentialBytes: number;
   };
-  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean };
+  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean; driver: 'libfuse' | 'kernel' };
   metrics: { address: string };
 }
 

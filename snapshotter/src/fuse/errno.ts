@@ -17,7 +17,9 @@ export const ERRNO = {
   EINVAL: -22,
   EROFS: -30,
   ERANGE: -34,
+  ENAMETOOLONG: -36,
   ENOSYS: -38,
+  ESTALE: -116,
   ENODATA: -61,
 } as const;
 

@@ -11,6 +11,8 @@ export interface IndexView {
   lookup(path: string): Entry | undefined;
   /** Direct children of a directory; undefined when the path is not a directory. */
   readdir(path: string): readonly Entry[] | undefined;
+  /** The entry at row `i` (0 = the root); rows are stable for a given index (kernel node ids). */
+  entryAt(i: number): Entry;
   /** Extended attributes stored for an entry. */
   xattrs(entry: Entry): readonly Xattr[];
 }

@@ -5,7 +5,7 @@ export { OPAQUE_XATTR, getXattr, listXattrs } from './entry-xattrs.js';
 export { toIndexPath } from './fuse-path.js';
 export type { IndexView } from './index-view.js';
 export { LayerFilesystem } from './layer-filesystem.js';
-export type { LayerFilesystemOptions } from './layer-filesystem.js';
+export type { FuseDriver, HandedMount, LayerFilesystemOptions } from './layer-filesystem.js';
 export { LayerOps } from './layer-ops.js';
 export type { IdTranslation, LayerOpsOptions } from './layer-ops.js';
 export { isMountPoint, lazyDetach } from './detach.js';

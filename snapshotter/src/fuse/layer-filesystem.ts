@@ -2,6 +2,10 @@
  * One read-only FUSE mount of one layer. States: unmounted → mounting → mounted → unmounted; a
  * LayerFilesystem can be mounted again after unmount. The layer is immutable, so the kernel may
  * cache entries, attributes, negative lookups and file pages for as long as it likes.
+ *
+ * Two drivers: `libfuse` (fuse-native, libfuse 2's high-level API) and `kernel` (our own
+ * implementation of the wire protocol on /dev/fuse, `kernel/`), whose connections can be handed
+ * to another process (`handOver`, `adopt`).
  */
 import { resolve } from 'node:path';
 import { failedPrecondition, messageOf, unavailable } from '../errors/index.js';
@@ -11,6 +15,19 @@ import { isMountPoint, lazyDetach } from './detach.js';
 import type { IndexView } from './index-view.js';
 import { LayerOps, type IdTranslation } from './layer-ops.js';
 import { ClipFuse, releaseNative, type NativeOptions } from './native-fuse.js';
+import { KernelMount } from './kernel/kernel-mount.js';
+import { LayerDispatcher } from './kernel/layer-dispatcher.js';
+import type { Negotiated } from './kernel/wire.js';
+
+/** Which FUSE implementation serves a mount. */
+export type FuseDriver = 'libfuse' | 'kernel';
+
+/** A kernel-driver mount as it leaves one process for another: its connection and parameters. */
+export interface HandedMount {
+  fd: number;
+  mountpoint: string;
+  negotiated: Negotiated;
+}
 
 /** Options of `LayerFilesystem`. */
 export interface LayerFilesystemOptions {
@@ -28,6 +45,8 @@ export interface LayerFilesystemOptions {
   debug?: boolean | undefined;
   /** Owner translation for a user-namespaced container's view; absent = owners as in the layer. */
   ids?: IdTranslation | undefined;
+  /** Default `libfuse`. */
+  driver?: FuseDriver | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -40,6 +59,7 @@ export class LayerFilesystem {
   readonly #log: Logger;
   readonly #layer: string;
   #fuse: ClipFuse | undefined;
+  #kernel: KernelMount | undefined;
   #ops: LayerOps | undefined;
   #mountpoint: string | undefined;
 
@@ -59,13 +79,19 @@ export class LayerFilesystem {
     return this.#ops?.openHandles ?? 0;
   }
 
+  /** The FUSE implementation serving this mount. */
+  get driver(): FuseDriver {
+    return this.#opts.driver ?? 'libfuse';
+  }
+
   /** Mount at an existing empty directory; resolves once the kernel has initialised the mount. */
   async mount(mountpoint: string): Promise<void> {
-    if (this.#fuse !== undefined) {
+    if (this.#fuse !== undefined || this.#kernel !== undefined) {
       throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} is already mounted at ${this.#mountpoint}`);
     }
     const mnt = resolve(mountpoint);
     const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
+    if (this.driver === 'kernel') return this.#mountKernel(mnt, ops);
     const fuse = new ClipFuse(mnt, ops.ops(), this.#nativeOptions(), this.#extraOptions());
     this.#fuse = fuse;
     this.#ops = ops;
@@ -80,8 +106,67 @@ export class LayerFilesystem {
     this.#log.info({ mountpoint: mnt, duration_ms: Date.now() - started }, 'fuse: layer mounted');
   }
 
+  async #mountKernel(mnt: string, ops: LayerOps): Promise<void> {
+    const started = Date.now();
+    this.#ops = ops;
+    this.#mountpoint = mnt;
+    try {
+      this.#kernel = await KernelMount.mount({
+        mountpoint: mnt, fsname: `clip:${shortDigest(this.#layer)}`, handler: this.#dispatcher(ops).handle, log: this.#log,
+        timeoutMs: this.#opts.mountTimeoutMs ?? DEFAULT_TIMEOUT_MS, maxReadahead: READAHEAD_BYTES,
+      });
+    } catch (err) {
+      ops.close();
+      this.#ops = undefined;
+      this.#mountpoint = undefined;
+      throw unavailable('CLIP_FUSE_MOUNT_FAILED', `mount layer ${this.#layer} at ${mnt}: ${messageOf(err)}`, err);
+    }
+    this.#log.info({ mountpoint: mnt, driver: 'kernel', duration_ms: Date.now() - started }, 'fuse: layer mounted');
+  }
+
+  #dispatcher(ops: LayerOps): LayerDispatcher {
+    return new LayerDispatcher(ops, { ttlMs: this.#opts.metadataTtlMs ?? DAY_MS });
+  }
+
+  /**
+   * Kernel driver: stop reading the connection and wait for the replies in flight, then give up
+   * the mount without unmounting it: the caller passes `fd` to the process that adopts it, then
+   * calls `release` (which closes this process's copy of the descriptor).
+   */
+  async handOver(): Promise<HandedMount> {
+    const k = this.#kernel;
+    const mnt = this.#mountpoint;
+    if (k === undefined || mnt === undefined) throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} has no kernel-driver mount to hand over`);
+    await k.session.pause();
+    const negotiated = k.session.negotiated;
+    if (negotiated === undefined) throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} at ${mnt} was never initialised`);
+    return { fd: k.session.fd, mountpoint: mnt, negotiated };
+  }
+
+  /** After `handOver`: forget the mount (left mounted, served by another process now). */
+  release(): void {
+    this.#kernel?.session.close();
+    this.#ops?.close();
+    this.#kernel = undefined;
+    this.#ops = undefined;
+    this.#mountpoint = undefined;
+  }
+
+  /** Kernel driver: serve a mount handed over by another process (see `handOver`). */
+  adopt(h: HandedMount): void {
+    if (this.#fuse !== undefined || this.#kernel !== undefined) {
+      throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} is already mounted at ${this.#mountpoint}`);
+    }
+    const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
+    this.#ops = ops;
+    this.#mountpoint = h.mountpoint;
+    this.#kernel = KernelMount.adopt({ fd: h.fd, mountpoint: h.mountpoint, negotiated: h.negotiated, handler: this.#dispatcher(ops).handle, log: this.#log });
+    this.#log.info({ mountpoint: h.mountpoint, driver: 'kernel' }, 'fuse: layer mount adopted');
+  }
+
   /** Detach the mount; falls back to a lazy detach when busy, so it returns even with files open. */
   async unmount(): Promise<void> {
+    if (this.#kernel !== undefined) return this.#unmountKernel(this.#kernel);
     const fuse = this.#fuse;
     const mnt = this.#mountpoint;
     if (fuse === undefined || mnt === undefined) return;
@@ -97,6 +182,17 @@ export class LayerFilesystem {
     this.#ops = undefined;
     this.#mountpoint = undefined;
     this.#log.info({ mountpoint: mnt, open_handles: open }, 'fuse: layer unmounted');
+  }
+
+  async #unmountKernel(k: KernelMount): Promise<void> {
+    const open = this.openHandles;
+    k.unmount(this.#log);
+    if (await isMountPoint(k.mountpoint)) await lazyDetach(k.mountpoint);
+    this.#ops?.close();
+    this.#kernel = undefined;
+    this.#ops = undefined;
+    this.#mountpoint = undefined;
+    this.#log.info({ mountpoint: k.mountpoint, open_handles: open, driver: 'kernel' }, 'fuse: layer unmounted');
   }
 
   // Whatever state fuse-native is in, leave no mount and no event-loop reference behind.

@@ -1,8 +1,10 @@
 /**
- * The read-only file system operations of one layer, in fuse-native's callback style, over an
- * index view and a layer reader. Metadata comes from the index alone; only `read` touches the
- * layer bytes, straight into the buffer the kernel handed us. Failures are logged with the path
- * and layer here and leave as a bare errno through `toErrno`.
+ * The read-only file system operations of one layer over an index view and a layer reader, for
+ * both FUSE drivers: path-based in fuse-native's callback style (`ops()`), and entry-based for the
+ * kernel driver (`entryOfNode`, `child`, `stat`, `readEntry`, …), where a node id is the entry's
+ * row in the index plus one. Metadata comes from the index alone; only reads touch the layer bytes,
+ * straight into the buffer the kernel gets. Failures are logged with the path and layer here and
+ * leave as a bare errno through `toErrno`.
  */
 import type { Entry } from '../clip/types.js';
 import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
@@ -53,6 +55,7 @@ export class LayerOps {
   readonly #log: Logger;
   readonly #ids: IdTranslation | undefined;
   readonly #handles = new HandleTable();
+  #kernelHandles = 0;
   #closed = false;
 
   constructor(opts: LayerOpsOptions) {
@@ -65,7 +68,7 @@ export class LayerOps {
 
   /** Number of open file and directory handles. */
   get openHandles(): number {
-    return this.#handles.size;
+    return this.#handles.size + this.#kernelHandles;
   }
 
   /** Refuse every further request (after unmount, while a lazily detached mount drains). */
@@ -87,7 +90,7 @@ export class LayerOps {
       readlink: (path, cb) => this.#readlink(path, cb),
       getxattr: (path, name, _position, cb) => this.#getxattr(path, name, cb),
       listxattr: (path, cb) => this.#listxattr(path, cb),
-      statfs: (_path, cb) => cb(0, this.#statfs()),
+      statfs: (_path, cb) => cb(0, this.statfs()),
       release: (_path, fd, cb) => cb(this.#release(fd)),
       releasedir: (_path, fd, cb) => cb(this.#release(fd)),
       access: (path, mode, cb) => this.#access(path, mode, cb),
@@ -116,13 +119,88 @@ export class LayerOps {
     return ERRNO.ENOENT;
   }
 
+  /**
+   * The entry behind a kernel node id (row + 1: the root, row 0, is FUSE_ROOT_ID), or a negative
+   * errno. Derived from the index alone, so any process holding the same index answers the same.
+   */
+  entryOfNode(nodeid: number): Entry | number {
+    if (this.#closed) return ERRNO.EIO;
+    const row = nodeid - 1;
+    if (!Number.isSafeInteger(row) || row < 0 || row >= this.#view.meta.entryCount) return ERRNO.ESTALE;
+    return this.#view.entryAt(row);
+  }
+
+  /** The node id of an entry (see `entryOfNode`). */
+  nodeOf(e: Entry): number {
+    return e.index + 1;
+  }
+
+  /** The entry `name` in directory `dir`, undefined when absent, or a negative errno. */
+  child(dir: Entry, name: string): Entry | undefined | number {
+    if (this.#closed) return ERRNO.EIO;
+    if (dir.type !== 'dir') return ERRNO.ENOTDIR;
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return ERRNO.EINVAL;
+    if (Buffer.byteLength(name) > NAME_MAX) return ERRNO.ENAMETOOLONG;
+    return this.#view.lookup(dir.path === '' ? name : `${dir.path}/${name}`);
+  }
+
+  /** A directory's children in index order (the readdir order of both drivers). */
+  children(dir: Entry): readonly Entry[] {
+    return dir.type === 'dir' ? this.#view.readdir(dir.path) ?? [] : [];
+  }
+
+  /** A directory's parent (the root is its own). */
+  parentOf(dir: Entry): Entry {
+    return dir.path === '' ? dir : this.#view.lookup(parentPath(dir.path)) ?? dir;
+  }
+
+  /**
+   * Read up to `len` bytes of a file entry at `pos` into `buf` at `at`: the byte count, 0 at or
+   * past the end, or a negative errno (logged).
+   */
+  async readEntry(e: Entry, buf: Buffer, at: number, len: number, pos: number): Promise<number> {
+    if (this.#closed) return ERRNO.EIO;
+    const range = dataRange(e);
+    if (range === undefined) return e.type === 'dir' ? ERRNO.EISDIR : ERRNO.EINVAL;
+    if (pos >= range.size) return 0;
+    const want = Math.min(len, range.size - pos);
+    const target = at === 0 ? buf : buf.subarray(at);
+    try {
+      const got = await this.#readFull(target, want, range.dataOffset + pos);
+      return got === want ? got : this.#fail('read', e.path, truncated(e.path, range.dataOffset + pos + got));
+    } catch (err) {
+      return this.#fail('read', e.path, err);
+    }
+  }
+
+  /** An extended attribute's value, or undefined. */
+  xattr(e: Entry, name: string): Buffer | undefined {
+    return getXattr(this.#view, e, name);
+  }
+
+  /** An entry's extended attribute names. */
+  xattrNames(e: Entry): string[] {
+    return listXattrs(this.#view, e);
+  }
+
+  /** 0, or EROFS when `mode` asks for write access (the kernel checks the mode bits itself). */
+  accessOf(mode: number): number {
+    return (mode & W_OK) !== 0 ? ERRNO.EROFS : 0;
+  }
+
+  /** Count a handle the kernel driver opened (for `openHandles`; nothing depends on it). */
+  noteOpen(delta: 1 | -1): void {
+    this.#kernelHandles = Math.max(0, this.#kernelHandles + delta);
+  }
+
   #getattr(path: string, cb: (err: number, stat?: FuseStat) => void): void {
     const e = this.entry(path);
     if (typeof e === 'number') return cb(e);
-    cb(0, this.#stat(e));
+    cb(0, this.stat(e));
   }
 
-  #stat(e: Entry): FuseStat {
+  /** The `struct stat` of an entry as this mount shows it (owners translated). */
+  stat(e: Entry): FuseStat {
     const st = statOf(e);
     if (this.#ids === undefined) return st;
     st.uid = this.#ids.uid(st.uid);
@@ -139,13 +217,13 @@ export class LayerOps {
     const names = new Array<string>(children.length + 2);
     const stats = new Array<FuseStat>(children.length + 2);
     names[0] = '.';
-    stats[0] = this.#stat(dir);
+    stats[0] = this.stat(dir);
     names[1] = '..';
-    stats[1] = this.#stat(parent);
+    stats[1] = this.stat(parent);
     for (let i = 0; i < children.length; i++) {
       const c = children[i] as Entry;
       names[i + 2] = c.name;
-      stats[i + 2] = this.#stat(c);
+      stats[i + 2] = this.stat(c);
     }
     cb(0, names, stats);
   }
@@ -210,7 +288,8 @@ export class LayerOps {
     cb(0, listXattrs(this.#view, e));
   }
 
-  #statfs(): FuseStatfs {
+  /** The layer as `struct statvfs`: its size and entries, nothing free. */
+  statfs(): FuseStatfs {
     const blocks = Math.min(0xffff_ffff, Math.ceil(this.#view.meta.uncompressedSize / 4096));
     const files = Math.min(0xffff_ffff, this.#view.meta.entryCount);
     return { bsize: 4096, frsize: 4096, blocks, bfree: 0, bavail: 0, files, ffree: 0, favail: 0, fsid: 0, flag: ST_RDONLY, namemax: NAME_MAX };
@@ -224,7 +303,7 @@ export class LayerOps {
   #access(path: string, mode: number, cb: (result: number) => void): void {
     const e = this.entry(path);
     if (typeof e === 'number') return cb(e);
-    cb((mode & W_OK) !== 0 ? ERRNO.EROFS : 0);
+    cb(this.accessOf(mode));
   }
 
   #fail(op: string, path: string, err: unknown): number {

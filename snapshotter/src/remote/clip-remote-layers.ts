@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
  */
 import { encodeIndex, type ClipIndexReader, type ClipLimits } from '../clip/index.js';
 import { dataCorrupt, failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
-import { LayerFilesystem, type IdTranslation, type IndexView } from '../fuse/index.js';
+import { LayerFilesystem, type FuseDriver, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
 import type { LayerReader, LayerRef, LayerStore, QuarantineList } from '../storage/index.js';
@@ -72,6 +72,8 @@ export interface ClipRemoteLayersOptions {
    */
   extractCompleted?: boolean;
   onExtracted?: (mountpoint: string) => void;
+  /** The FUSE implementation of new mounts (`[fuse_server] driver`). Default libfuse. */
+  fuseDriver?: FuseDriver;
 }
 
 /** One mount a ClipRemoteLayers serves (`served`). */
@@ -205,7 +207,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     start?.addLayer(index.meta.diffId);
     const reader = this.#o.starts && start ? new StartTraceReader(recorded, this.#o.starts, start.image) : recorded;
     const revocable = new RevocableReader(reader);
-    const fs = new LayerFilesystem({ view: index, reader: revocable, logger: ctx.log });
+    const fs = new LayerFilesystem({ view: index, reader: revocable, logger: ctx.log, driver: this.#o.fuseDriver });
     const mountStarted = Date.now();
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
@@ -395,7 +397,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (this.#mapped.has(target)) return;
     // The same reader while FUSE-mounted: a user-namespaced container shares the layer's reads and caches.
     const own = m.reader ? undefined : this.#o.store.open(m.ref);
-    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids });
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: this.#o.fuseDriver });
     try {
       await fs.mount(target);
     } catch (err) {

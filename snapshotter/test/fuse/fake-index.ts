@@ -17,6 +17,7 @@ export function entry(spec: Spec, index: number): Entry {
 export class FakeIndex implements IndexView {
   readonly meta: LayerMeta;
   readonly #byPath = new Map<string, Entry>();
+  readonly #rows: Entry[] = [];
   readonly #xattrs = new Map<number, Xattr[]>();
 
   constructor(specs: Spec[], xattrs: Record<string, Record<string, string>> = {}) {
@@ -26,6 +27,7 @@ export class FakeIndex implements IndexView {
       const list = Object.entries(x).map(([name, value]) => ({ name, value: Buffer.from(value) }));
       const e = entry({ ...s, xattrCount: list.length }, i);
       this.#byPath.set(e.path, e);
+      this.#rows.push(e);
       this.#xattrs.set(i, list);
     });
     this.meta = { diffId: 'sha256:' + 'ab'.repeat(32), compressedDigest: 'sha256:' + 'cd'.repeat(32), compression: 'none', uncompressedSize: 1 << 20, entryCount: all.length };
@@ -40,6 +42,12 @@ export class FakeIndex implements IndexView {
     if (dir?.type !== 'dir') return undefined;
     const prefix = path === '' ? '' : `${path}/`;
     return [...this.#byPath.values()].filter((e) => e.path !== '' && e.path.startsWith(prefix) && !e.path.slice(prefix.length).includes('/'));
+  }
+
+  entryAt(i: number): Entry {
+    const e = this.#rows[i];
+    if (e === undefined) throw new RangeError(`row ${i}`);
+    return e;
   }
 
   xattrs(e: Entry): Xattr[] {
