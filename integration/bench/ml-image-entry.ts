@@ -1,7 +1,7 @@
 /**
  * ML-sized image (issue 15): one workload — import the framework, print, then read the whole weights
  * file (`sha256sum`) — timed from pull start, behind the shaped link and on loopback, for containerd's
- * overlayfs (full pull), stargz (eStargz copy), clip on a cold node (pulled with
+ * overlayfs (full pull), stargz (eStargz copy), SOCI (index v2, integration/bench/soci-peer.ts), clip on a cold node (pulled with
  * `clip-snapshotter pull`), clip on a node whose ContentCache the cold node filled, and clip
  * disk-warm (a second container on the cold node). Registry bytes, daemon RSS and CPU per run.
  * Both registries serve one storage directory: the image is pushed (and converted, and indexed) once.
@@ -18,18 +18,20 @@ import { benchImageCache, WEIGHTS_PATH } from '../images/ml-image.js';
 import { publishIndexes } from './cold-start-entry.js';
 import { daemonMountTimes } from './pull-latency-entry.js';
 import { treeUsage, type TreeUsage } from './proc-util.js';
+import { convertToSoci, sociPull, startSociNode, SOCI_SNAPSHOTTER, type SociImage } from './soci-peer.js';
 import { convertToEstargz, haveStargzRelease, startStargzNode, stargzPull, STARGZ_SNAPSHOTTER, type EstargzImage } from './stargz-peer.js';
 import { goModulePins } from '../harness/go-modules.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
 
-type Variant = 'overlayfs full pull' | 'stargz (eStargz)' | 'clip cold node' | 'clip ContentCache-warm node' | 'clip disk-warm (2nd container)';
+type Variant = 'overlayfs full pull' | 'stargz (eStargz)' | 'SOCI (index v2)' | 'clip cold node' | 'clip ContentCache-warm node' | 'clip disk-warm (2nd container)';
 const OVERLAY: Variant = 'overlayfs full pull';
 const STARGZ: Variant = 'stargz (eStargz)';
+const SOCI: Variant = 'SOCI (index v2)';
 const COLD: Variant = 'clip cold node';
 const WARM: Variant = 'clip ContentCache-warm node';
 const DISK: Variant = 'clip disk-warm (2nd container)';
-const VARIANTS: Variant[] = [OVERLAY, STARGZ, COLD, WARM, DISK];
+const VARIANTS: Variant[] = [OVERLAY, STARGZ, SOCI, COLD, WARM, DISK];
 
 /** One registry the nodes pull from: loopback, or the shaped link's end in its namespace. */
 export interface MlLink {
@@ -160,6 +162,24 @@ async function stargzRun(stack: Stack, link: MlLink, esgz: EstargzImage, sha: st
   return r;
 }
 
+async function sociRun(stack: Stack, link: MlLink, soci: SociImage, sha: string, name: string): Promise<Run> {
+  const node = await startSociNode(stack, name, link.host);
+  try {
+    const cursor = new AccessLogCursor(link.logPath);
+    cursor.mark();
+    const ref = refOn(soci.ref, link.host);
+    const t0 = performance.now();
+    await sociPull(node, ref);
+    const pullMs = performance.now() - t0;
+    // SOCI falls back to a full pull of any layer it cannot serve: this row is only SOCI's if it did not.
+    if (node.fuseMounts() === 0) throw new Error(`${SOCI}: rpull mounted no layer lazily; its log: ${node.logTail()}`);
+    const w = await workload(node.containerd, SOCI_SNAPSHOTTER, ref, name, sha, pullMs, SOCI);
+    return { link: link.label, variant: SOCI, pullS: pullMs / 1000, firstOutputS: w.first, weightsReadS: w.done, registryBytes: cursor.since().blobBytes, usage: treeUsage(node.pid()) };
+  } finally {
+    await node.stop();
+  }
+}
+
 /** A clip node pulls with `clip-snapshotter pull` and runs the workload; `disk` also runs it a second time. */
 async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: string, name: string, variant: Variant, disk: boolean): Promise<Run[]> {
   const node = await startNode(stack, name, [link.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
@@ -233,6 +253,17 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
     stargzNote = `stargz not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
     log(stargzNote);
   }
+  let soci: SociImage | undefined;
+  let sociNote: string;
+  try {
+    log(`converting ${o.image.ref} with SOCI's IndexBuilder (socimod convert)`);
+    const started = performance.now();
+    soci = await convertToSoci(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image);
+    sociNote = `SOCI: soci-snapshotter ${goModulePins().sociVersion} (Go module; its daemon's and CLI's mains are in a module the proxy does not serve, so integration/go/socimod runs the same library code: \`socimod convert\` = \`soci convert\`, index v2 with SOCI's default 4 MiB spans and 10 MiB minimum layer size, made in ${((performance.now() - started) / 1000).toFixed(0)} s; \`socimod serve\` = soci-snapshotter-grpc with its default config, background fetch on; pulled with \`socimod rpull\` = \`soci image rpull\`) on containerd ${goModulePins().containerd2Versions[0]} (SOCI needs the namespace that 1.6 does not pass to proxy snapshotters).`;
+  } catch (err) {
+    sociNote = `SOCI not measured: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200)}`;
+    log(sociNote);
+  }
   const runs: Run[] = [];
   for (let i = 0; i < o.runs; i++) {
     for (const [li, link] of o.links.entries()) {
@@ -242,6 +273,10 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
       if (esgz) {
         log(`${link.label} run ${i + 1}/${o.runs}: ${STARGZ}`);
         runs.push(await stargzRun(stack, link, esgz, sha, `${tag}-sgz`));
+      }
+      if (soci) {
+        log(`${link.label} run ${i + 1}/${o.runs}: ${SOCI}`);
+        runs.push(await sociRun(stack, link, soci, sha, `${tag}-soci`));
       }
       await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
       log(`${link.label} run ${i + 1}/${o.runs}: ${COLD} + ${DISK}`);
@@ -279,12 +314,12 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
     `workload: \`${WORKLOAD.join(' ')}\`; its output is checked (torch imported, weights digest as written). Times from pull start: first output = the torch line, weights read = container exit. The disk-warm row is a second container on the cold node, timed from its \`ctr run\` (no pull).`,
     `links: ${o.links.map((l) => `${l.label} (${l.host})`).join(', ')}; ${o.runs} run(s) per variant, interleaved; every run on a fresh containerd (+ fresh daemon); Redis flushed before each cold clip node, the ContentCache-warm node follows it.`,
     indexNote,
-    'clip pulls with `clip-snapshotter pull` (a Node process: its wall time is the "pull command" column); overlayfs with `ctr images pull`, stargz with `ctr-remote images rpull`.',
+    'clip pulls with `clip-snapshotter pull` (a Node process: its wall time is the "pull command" column); overlayfs with `ctr images pull`, stargz with `ctr-remote images rpull`, SOCI with `socimod rpull`.',
     stargzNote,
-    'SOCI not measured yet: its snapshotter and `soci` CLI are not built here (issue 15; see the notes in the README\'s benchmark section).',
+    sociNote,
     'daemon RSS / CPU: the snapshotter daemon and all its descendants (a FUSE server process included), RSS and cumulative user+system CPU since the daemon started, read right after the workload container exited; for the disk-warm row, CPU of the second container alone.',
     `\`clip-snapshotter pull\`: wall time vs its own reported duration (median): ${pulls.length ? `${spread(pulls.map((r) => r.pullS)).median.toFixed(2)} s vs ${spread(pulls.map((r) => r.pullReportedS ?? NaN)).median.toFixed(2)} s (the difference is Node start-up, config and connections)` : 'n/a'}.`,
   );
-  e.raw = { runs, weightsMib: o.weightsMib, weightsSha256: sha, image: { ref: o.image.ref, layers }, estargz: esgz ?? null };
+  e.raw = { runs, weightsMib: o.weightsMib, weightsSha256: sha, image: { ref: o.image.ref, layers }, estargz: esgz ?? null, soci: soci ?? null };
   return [e, pullPhasesEntry(runs, o.links, layers.length)];
 }

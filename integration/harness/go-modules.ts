@@ -15,6 +15,8 @@ export interface GoModulePins {
   criToolsVersion: string;
   /** stargz-snapshotter release of the bench's lazy-pull peer (`v0.19.1`). */
   stargzVersion: string;
+  /** soci-snapshotter release of the ML bench's other lazy-pull peer (`v0.16.1`). */
+  sociVersion: string;
 }
 
 /** Parse integration/go-modules.env (`KEY=value` lines, `#` comments). */
@@ -33,6 +35,7 @@ export function goModulePins(path = join(REPO_ROOT, 'integration', 'go-modules.e
     containerd2Versions: get('CONTAINERD2_VERSIONS').split(/\s+/).filter(Boolean),
     criToolsVersion: get('CRI_TOOLS_VERSION'),
     stargzVersion: get('STARGZ_VERSION'),
+    sociVersion: get('SOCI_VERSION'),
   };
 }
 

@@ -46,8 +46,9 @@ export class Stack {
     return startRedis({ teardown: (stop) => this.add('redis', async () => void (await stop())) }, {}, dir);
   }
 
-  async containerd(name: string, snapshotters: Record<string, string>, plainHttpRegistries: string[]): Promise<Containerd> {
-    const c = await startContainerd({ dir: join(this.root, name), snapshotters, plainHttpRegistries });
+  /** `version`: a containerd 2.x of integration/go-modules.env; absent = Debian's 1.6. */
+  async containerd(name: string, snapshotters: Record<string, string>, plainHttpRegistries: string[], version?: string): Promise<Containerd> {
+    const c = await startContainerd({ dir: join(this.root, name), snapshotters, plainHttpRegistries, ...(version ? { version } : {}) });
     this.#containerdAddresses.push(c.address);
     this.add(`containerd ${name}`, () => c.stop());
     return c;

@@ -37,6 +37,13 @@ func convert(args []string) error {
 		return fmt.Errorf("connect %s: %w", *address, err)
 	}
 	defer client.Close()
+	// SOCI writes the index without gc roots (the image record made below is the root): a lease
+	// keeps everything it writes until then, as `soci convert` holds one.
+	ctx, done, err := client.WithLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer done(ctx)
 	img, err := client.ImageService().Get(ctx, src)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", src, err)

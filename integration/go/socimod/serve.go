@@ -57,7 +57,7 @@ func serve(args []string) error {
 			if cfg.ResolverConfig.Host == nil {
 				cfg.ResolverConfig.Host = map[string]config.HostConfig{}
 			}
-			cfg.ResolverConfig.Host[h] = config.HostConfig{Mirrors: []config.MirrorConfig{{Host: h, Insecure: true}}}
+			cfg.ResolverConfig.Host[h] = config.HostConfig{Mirrors: []config.MirrorConfig{{Host: "http://" + h, Insecure: true}}}
 		}
 	}
 	// The metadata store SOCI's daemon configures by default ("db").
