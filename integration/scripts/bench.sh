@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: per-RPC latency and conformance time vs overlayfs, clip index build/size/lookups,
 # FUSE read throughput vs native, reads in a container started after its layers completed vs native,
-# cold start over a shaped 100 Mbit/s link vs an overlayfs full pull,
-# daemon RSS, and the ML-sized image (import + 1 GiB weights read; overlayfs, stargz, clip cold /
+# cold start over a shaped 100 Mbit/s link vs an overlayfs full pull, `clip-snapshotter pull` latency
+# per phase on a cold node, daemon RSS, and the ML-sized image (import + 1 GiB weights read;
+# overlayfs, stargz, SOCI, clip cold /
 # ContentCache-warm / disk-warm; pull phases). Writes bench-results/results.json, results.md and chart.svg.
 # --quick (or `make bench-quick`): fewer iterations, busybox image, 3 runs, 128 MiB weights, 1 ML run.
 # The ML image (and its eStargz copy) is built once per machine into /var/cache/clip-snapshotter/bench-images.
