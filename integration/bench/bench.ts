@@ -1,7 +1,7 @@
 /**
  * `make bench`: the benchmark matrix in one run, baselines alongside, written to bench-results/
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
- * [--only rpc,index,fuse-read,extracted-read,cold-start,verification,pull-latency,cc-range,memory,tracing,ml-image]
+ * [--only rpc,index,fuse-read,extracted-read,cold-start,verification,pull-latency,bulk-read,cc-range,memory,tracing,ml-image]
  * (`verification` is part of `cold-start`; alone it runs only the clip nodes it compares)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { contentCacheRangeEntry } from './content-cache-range-entry.js';
 import { fuseReadEntry } from './fuse-read-entry.js';
 import { indexEntry } from './index-entry.js';
 import { memoryEntry } from './memory-entry.js';
+import { bulkReadEntry } from './bulk-read-entry.js';
 import { renderMarkdown, renderSvg } from './report.js';
 import { rpcEntry } from './rpc-entry.js';
 import { startShapedRegistry, type ShapedRegistry } from './shaped-link.js';
@@ -135,6 +136,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   else if (want('verification')) entries.push(...(await attempt('verification', 'what verification costs a cold start (clip nodes only)', () => verification(stack, q))));
   if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
+  if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', () => bulkReadEntry(stack, { fileMib: q ? 128 : 512, runs: q ? 1 : 3 }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));
   if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));

@@ -28,7 +28,18 @@ export interface SparseLayerOptions {
   /** Where other nodes' decoded spans may be found, and this node's are offered (the ContentCache). */
   share?: SpanShare | undefined;
   log?: Logger;
+  /**
+   * Sequential readers get the spans ahead of them fetched in the background, in one request per
+   * window, the window doubling up to this many uncompressed bytes (0 = no readahead; default 32 MiB).
+   */
+  readaheadMaxBytes?: number;
+  /** Deadline of one readahead fetch, which no reader waits for; default 120 s. */
+  readaheadTimeoutMs?: number;
 }
+
+/** First readahead window, and how far a read may start from where the last ended and still count as sequential. */
+const READAHEAD_MIN_BYTES = 1024 * 1024;
+const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
 
 /**
  * Decoded spans shared between nodes: a span another node already fetched and decoded costs no
@@ -55,6 +66,13 @@ export class SparseLayer {
   /** Where the spans are (`codec.table`). */
   readonly table: SpanTable;
   readonly #o: Required<Omit<SparseLayerOptions, 'log' | 'share'>>;
+  /** Aborts readahead fetches when the layer closes. */
+  readonly #closing = new AbortController();
+  /** Where the sequential stream of reads is (the furthest end seen), and its readahead window. */
+  #streamEnd = -1;
+  #aheadBytes = 0;
+  /** The uncompressed offset up to which readahead has been asked for. */
+  #aheadUntil = 0;
   readonly #share: SpanShare | undefined;
   readonly #log: Logger;
   readonly #file: FileHandle;
@@ -69,7 +87,10 @@ export class SparseLayer {
   private constructor(o: SparseLayerOptions, file: FileHandle, state: Uint8Array) {
     this.codec = o.codec;
     this.table = o.codec.table;
-    this.#o = { codec: o.codec, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024 };
+    this.#o = {
+      codec: o.codec, path: o.path, fetchRange: o.fetchRange, maxFetchBytes: o.maxFetchBytes ?? 64 * 1024 * 1024,
+      readaheadMaxBytes: o.readaheadMaxBytes ?? 32 * 1024 * 1024, readaheadTimeoutMs: o.readaheadTimeoutMs ?? 120_000,
+    };
     this.#log = o.log ?? silentLogger();
     this.#share = o.share;
     this.#file = file;
@@ -115,7 +136,44 @@ export class SparseLayer {
     const end = Math.min(off + len, t.uncompressedSize);
     if (end <= off) return 0;
     await this.ensure(spanAt(t, off), spanAt(t, end - 1), signal);
+    // After the read's own spans: the readahead then decodes on from their tail (no gzip window
+    // fetch), and in steady state those spans are long present, so nothing waits for it.
+    this.#readAhead(off, end);
     return this.#pread(buf, bufOff, off, end);
+  }
+
+  /**
+   * A reader moving forward through the layer (the kernel's own readahead arrives as 128 KiB reads,
+   * a few at a time and not quite in order) gets the spans ahead of it fetched before it asks, in
+   * one Range request per window: without it a bulk read pays one round trip and one request per
+   * span. The window starts at 1 MiB and doubles per sequential read up to `readaheadMaxBytes`; a
+   * jump elsewhere resets it. A new window is asked for once the reader is half-way into the last.
+   */
+  #readAhead(off: number, end: number): void {
+    const max = this.#o.readaheadMaxBytes;
+    if (max <= 0) return;
+    const near = this.#streamEnd >= 0 && off >= this.#streamEnd - SEQUENTIAL_SLACK_BYTES && off <= this.#streamEnd + SEQUENTIAL_SLACK_BYTES;
+    // A read within what the stream already covered (another reader of the same bytes) moves nothing.
+    if (near && end <= this.#streamEnd) return;
+    if (!near) {
+      this.#streamEnd = end;
+      this.#aheadBytes = 0;
+      this.#aheadUntil = end;
+      return;
+    }
+    this.#streamEnd = Math.max(this.#streamEnd, end);
+    this.#aheadBytes = Math.min(Math.max(this.#aheadBytes * 2, READAHEAD_MIN_BYTES), max);
+    const size = this.table.uncompressedSize;
+    if (this.#aheadUntil >= size || this.#aheadUntil - this.#streamEnd > this.#aheadBytes / 2) return;
+    const from = Math.max(this.#aheadUntil, this.#streamEnd);
+    const to = Math.min(this.#streamEnd + this.#aheadBytes, size);
+    this.#aheadUntil = to;
+    if (to <= from) return;
+    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#o.readaheadTimeoutMs)]);
+    this.ensure(spanAt(this.table, from), spanAt(this.table, to - 1), signal).catch((err: unknown) => {
+      // A reader that gets there fetches the spans itself (and reports what fails).
+      if (!this.#closing.signal.aborted) this.#log.debug({ err: messageOf(err), from, to }, 'readahead of layer spans failed');
+    });
   }
 
   /** Read only when every span of the range is already verified on disk; else undefined, no fetch. */
@@ -124,6 +182,9 @@ export class SparseLayer {
     const end = Math.min(off + len, t.uncompressedSize);
     if (end <= off) return 0;
     for (let i = spanAt(t, off), last = spanAt(t, end - 1); i <= last; i++) if (this.#state[i] !== VERIFIED) return undefined;
+    // The read path serves present spans here first: a sequential reader inside a readahead
+    // window moves the stream on, so the next window is asked for before the reader gets there.
+    this.#readAhead(off, end);
     return this.#pread(buf, bufOff, off, end);
   }
 
@@ -229,6 +290,7 @@ export class SparseLayer {
   }
 
   async close(): Promise<void> {
+    this.#closing.abort();
     await Promise.allSettled([...this.#inflight.values()]);
     await this.#saving;
     await this.#file.close();

@@ -113,3 +113,35 @@ t.test('tiny spans on a multi-member stream: checkpoints at member starts, whole
   t.equal(await layer.read(buf, 0, small.length, 0, signal()), small.length);
   t.ok(buf.equals(small));
 });
+
+t.test('a sequential reader gets the spans ahead fetched in growing windows; random reads fetch only their spans', async (t) => {
+  const blob = COMPRESSORS['gzip -9']!(data);
+  const table = buildTable(blob, 64 * 1024);
+  const requests: Array<[number, number]> = [];
+  const layer = await openLayer(t, table, memoryFetcher(blob, requests));
+  const chunk = 128 * 1024;
+  let bad = 0;
+  for (let off = 0; off < data.length; off += chunk) {
+    const buf = Buffer.alloc(chunk);
+    const n = await layer.read(buf, 0, chunk, off, signal());
+    if (!buf.subarray(0, n).equals(data.subarray(off, off + chunk))) bad++;
+  }
+  t.equal(bad, 0, 'every sequential read byte-exact');
+  const reads = data.length / chunk;
+  t.ok(requests.length <= reads / 4, `${requests.length} Range requests for ${reads} sequential reads over ${table.points.length} spans`);
+  const sizes = requests.map(([s, e]) => e - s);
+  t.ok(Math.max(...sizes) >= 8 * sizes[0]!, `windows grow (request sizes ${sizes.join(', ')})`);
+
+  requests.length = 0;
+  const cold = await openLayer(t, table, memoryFetcher(blob, requests), undefined);
+  const spans = [40, 3, 60, 17];
+  for (const i of spans) {
+    const off = table.points[i]!.out + 5;
+    const buf = Buffer.alloc(100);
+    await cold.read(buf, 0, 100, off, signal());
+    if (!buf.equals(data.subarray(off, off + 100))) bad++;
+  }
+  t.equal(bad, 0, 'random reads byte-exact');
+  t.equal(requests.length, spans.length, 'one request per random read, nothing read ahead');
+  t.equal(cold.presentSpans, spans.length, 'only the spans read are present');
+});

@@ -1,0 +1,166 @@
+/**
+ * Bulk reads of one large file on a cold node (issue 15, deliverable 3): an image whose only layer
+ * is one incompressible file (gzip, clip index with checkpoints published), read whole right after
+ * `clip-snapshotter pull`, against one large GET of the same blob (`curl`, the link's speed) and
+ * containerd's overlayfs full pull + read, behind the shaped link and on loopback.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { TEST_NAMESPACE } from '../harness/containerd.js';
+import { runCommand } from '../harness/run-command.js';
+import type { Stack } from '../harness/stack.js';
+import { clipPull, startNode } from '../harness/stack-node.js';
+import { MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST } from '../images/index.js';
+import { RegistryClient } from '../../snapshotter/src/registry/index.js';
+import { publishIndexes } from './cold-start-entry.js';
+import { startShapedRegistry } from './shaped-link.js';
+import { formatSpread, spread } from './stats.js';
+import { newEntry, type BenchEntry } from './types.js';
+
+export interface BulkReadOptions {
+  fileMib: number;
+  runs: number;
+}
+
+interface Link {
+  label: string;
+  host: string;
+}
+
+const FILE = 'data/weights.bin';
+const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** sha256 of a file read in 1 MiB requests, and the seconds it took. */
+async function readWhole(path: string): Promise<{ sha: string; seconds: number }> {
+  const t0 = performance.now();
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return { sha: h.digest('hex'), seconds: (performance.now() - t0) / 1000 };
+}
+
+const dropCaches = (): Promise<void> => writeFile('/proc/sys/vm/drop_caches', '3');
+
+/** Push the one-layer image (gzip level 1: the payload is random, so it does not compress). */
+async function pushImage(stack: Stack, hostPort: string, mib: number): Promise<{ ref: string; sha: string; blobDigest: string; blobBytes: number; repo: string }> {
+  const dir = join(stack.root, 'bulk-layer');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const payload = randomBytes(mib << 20);
+  writeFileSync(join(dir, FILE), payload);
+  const tarPath = `${dir}.tar`;
+  await runCommand('tar', ['--format=pax', '--numeric-owner', '--mtime=@1700000000', '-C', dir, '-cf', tarPath, 'data'], { timeoutMs: 300_000 });
+  const tar = readFileSync(tarPath);
+  const blob = gzipSync(tar, { level: 1 });
+  const repo = `${hostPort}/clip-bench/bulk`;
+  const client = new RegistryClient({ plainHttp: true });
+  try {
+    const layer = await client.pushBlob(repo, { type: 'bytes', data: blob });
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${hex(tar)}`] } }));
+    const cfg = await client.pushBlob(repo, { type: 'bytes', data: config });
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MEDIA_MANIFEST,
+      config: { mediaType: MEDIA_CONFIG, digest: cfg.digest, size: cfg.size },
+      layers: [{ mediaType: MEDIA_LAYER_GZIP, digest: layer.digest, size: layer.size }],
+    }));
+    await client.pushManifest(repo, manifest, MEDIA_MANIFEST, 'latest');
+    return { ref: `${repo}:latest`, sha: hex(payload), blobDigest: layer.digest, blobBytes: layer.size, repo: 'clip-bench/bulk' };
+  } finally {
+    await client.close();
+  }
+}
+
+/** One large GET of the blob with curl: what the link gives a single stream. */
+async function rawGet(host: string, repo: string, digest: string): Promise<number> {
+  const t0 = performance.now();
+  await runCommand('curl', ['-sSf', '-o', '/dev/null', `http://${host}/v2/${repo}/blobs/${digest}`], { timeoutMs: 900_000 });
+  return (performance.now() - t0) / 1000;
+}
+
+/** clip cold node: pull, then read the file through its View's lower dir (the FUSE mount). */
+async function clipCold(stack: Stack, link: Link, ref: string, name: string): Promise<{ pullS: number; readS: number; sha: string }> {
+  const node = await startNode(stack, name, [link.host], { redisAddresses: [], tracingEndpoint: '', metricsAddress: '', extraToml: '[cache]\nextract_completed = false\n' });
+  try {
+    await dropCaches();
+    const t0 = performance.now();
+    await clipPull(node, ref);
+    const pullS = (performance.now() - t0) / 1000;
+    const ctr = (args: string[]) => runCommand('ctr', ['--address', node.containerd.address, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs: 300_000 });
+    const chain = (await ctr(['snapshots', '--snapshotter', 'clip', 'ls'])).stdout.split('\n').slice(1).filter(Boolean).map((l) => l.split(/\s+/)[0]!)[0];
+    if (chain === undefined) throw new Error('clip-snapshotter pull left no snapshot');
+    await ctr(['snapshots', '--snapshotter', 'clip', 'view', 'bulk-view', chain]);
+    const mounts = (await ctr(['snapshots', '--snapshotter', 'clip', 'mounts', join(stack.root, 'unused'), 'bulk-view'])).stdout;
+    const lower = /lowerdir=([^,\s]+)/.exec(mounts)?.[1] ?? /mount -t \S+ (\S+)/.exec(mounts)?.[1];
+    if (lower === undefined) throw new Error(`no lower dir in ${mounts}`);
+    const r = await readWhole(join(lower, FILE));
+    return { pullS, readS: r.seconds, sha: r.sha };
+  } finally {
+    await node.containerd.stop();
+    await node.snapshotter.stop();
+  }
+}
+
+/** containerd's overlayfs: full pull (download + unpack), then the same read. */
+async function overlay(stack: Stack, link: Link, ref: string, name: string): Promise<{ pullS: number; readS: number; sha: string }> {
+  const c = await stack.containerd(name, {}, [link.host]);
+  try {
+    await dropCaches();
+    const t0 = performance.now();
+    await c.ctr(['images', 'pull', '--plain-http', '--snapshotter', 'overlayfs', ref], { timeoutMs: 1_800_000 });
+    const pullS = (performance.now() - t0) / 1000;
+    const mnt = join(stack.root, `${name}-mnt`);
+    mkdirSync(mnt, { recursive: true });
+    await c.ctr(['images', 'mount', '--snapshotter', 'overlayfs', ref, mnt]);
+    try {
+      const r = await readWhole(join(mnt, FILE));
+      return { pullS, readS: r.seconds, sha: r.sha };
+    } finally {
+      await c.ctr(['images', 'unmount', mnt]);
+    }
+  } finally {
+    await c.stop();
+  }
+}
+
+export async function bulkReadEntry(stack: Stack, o: BulkReadOptions, log: (s: string) => void): Promise<BenchEntry> {
+  const loopback = await stack.registry('bulk-registry');
+  const image = await pushImage(stack, loopback.host, o.fileMib);
+  log(`bulk-read: ${o.fileMib} MiB file in one gzip layer (${(image.blobBytes / 1e6).toFixed(0)} MB blob); ${await publishIndexes(image.ref)}`);
+  const shaped = await startShapedRegistry(stack, '100mbit', loopback.storageDir);
+  const links: Link[] = [{ label: `shaped ${shaped.rate}`, host: shaped.host }, { label: 'loopback', host: loopback.host }];
+  const e = newEntry('bulk-read', `Reading one ${o.fileMib} MiB incompressible file whole on a cold node, vs one large GET of its layer`,
+    ['link', 'variant', 'pull (s)', 'read (s)', 'pull + read (s)', 'MB/s of the read', 'vs one GET', 'vs overlayfs pull + read']);
+  const raw: Record<string, unknown> = {};
+  for (const link of links) {
+    const ref = `${link.host}/${image.repo}:latest`;
+    const get: number[] = [];
+    const clip: Array<{ pullS: number; readS: number }> = [];
+    const ovl: Array<{ pullS: number; readS: number }> = [];
+    for (let i = 0; i < o.runs; i++) {
+      get.push(await rawGet(link.host, image.repo, image.blobDigest));
+      const c = await clipCold(stack, link, ref, `bulk-clip-${link.label.replace(/\W+/g, '')}-${i}`);
+      if (c.sha !== image.sha) throw new Error(`clip read the wrong bytes (${c.sha})`);
+      clip.push(c);
+      const v = await overlay(stack, link, ref, `bulk-ovl-${link.label.replace(/\W+/g, '')}-${i}`);
+      if (v.sha !== image.sha) throw new Error(`overlayfs read the wrong bytes (${v.sha})`);
+      ovl.push(v);
+      log(`bulk-read ${link.label} run ${i + 1}: GET ${get.at(-1)!.toFixed(2)} s, clip ${c.pullS.toFixed(2)} + ${c.readS.toFixed(2)} s, overlayfs ${v.pullS.toFixed(2)} + ${v.readS.toFixed(2)} s`);
+    }
+    const mb = image.blobBytes / 1e6;
+    const getS = spread(get).median;
+    const ovlTotal = spread(ovl.map((r) => r.pullS + r.readS)).median;
+    e.rows.push([link.label, 'one GET of the blob (curl)', '—', formatSpread(spread(get), 2), formatSpread(spread(get), 2), Math.round(mb / getS), '1.00×', '—']);
+    for (const [label, rs] of [['clip cold node', clip], ['overlayfs full pull', ovl]] as const) {
+      const total = spread(rs.map((r) => r.pullS + r.readS));
+      const readS = spread(rs.map((r) => r.readS));
+      const throughput = label === 'clip cold node' ? Math.round(mb / readS.median) : Math.round(mb / total.median);
+      e.rows.push([link.label, label, formatSpread(spread(rs.map((r) => r.pullS)), 2), formatSpread(readS, 2), formatSpread(total, 2), throughput,
+        `${(getS / (label === 'clip cold node' ? readS.median : total.median)).toFixed(2)}×`, `${(total.median / ovlTotal).toFixed(2)}×`]);
+    }
+    raw[link.label] = { get, clip, overlay: ovl };
+  }
+  e.notes.push(`The file is read with 1 MiB read() calls (Node stream), page cache dropped before each pull. "MB/s of the read" is compressed layer bytes over the read's time (for clip: the read alone, the pull before it fetches none of the file; for overlayfs: pull + read). "vs one GET" is the GET's MB/s share reached (goal ≥ 0.80×); "vs overlayfs" is time from pull start to the end of the read (goal ≤ 1.00×).`);
+  e.raw = raw;
+  return e;
+}
