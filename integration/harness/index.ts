@@ -14,7 +14,7 @@ export { containerdConfigToml, containerdConfigTomlV3, hostsToml, DISABLED_PLUGI
 export type { ProxySnapshotterConfig, CriConfig, ContainerdV3Options } from './containerd-config.js';
 export { goModulePins, goModuleCache, containerd2BinDir, crictlPath, requireGoModuleBinary, CONTAINERD2_MODULE } from './go-modules.js';
 export type { GoModulePins } from './go-modules.js';
-export { startSnapshotter, runClipCli, snapshotterMissingReason, REPO_ROOT, SNAPSHOTTER_BIN, SNAPSHOTTER_MAIN } from './snapshotter.js';
+export { copyInstall, startSnapshotter, runClipCli, snapshotterMissingReason, REPO_ROOT, SNAPSHOTTER_BIN, SNAPSHOTTER_MAIN } from './snapshotter.js';
 export type { Snapshotter, SnapshotterOptions } from './snapshotter.js';
 export { runCommand } from './run-command.js';
 export type { CommandResult, RunOptions } from './run-command.js';

@@ -1,5 +1,6 @@
 /** Our daemon, `clip-snapshotter serve`, started from the build with logs to a file. */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, forgetReap, reapOnExit } from './managed-process.js';
@@ -58,6 +59,24 @@ export interface Snapshotter {
   fuseServerPid(): number | undefined;
   /** Signal the FUSE server and wait until it has exited (SIGKILL after 20 s of SIGTERM). */
   killFuseServer(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Start `fuse-server --take-over` from another install (`copyInstall`), in its own session as
+   * the daemon starts one, and wait until it serves in place of the old one (the pid file names it
+   * and the old one exited). Returns its pid; its log is `fuse-takeover-<n>.log` beside the socket.
+   */
+  replaceFuseServer(installDir: string): Promise<number>;
+}
+
+/**
+ * A second install of this build (what an upgrade puts on disk): the compiled code, the launcher
+ * and the native addons copied to `dest`, node_modules linked.
+ */
+export async function copyInstall(dest: string): Promise<void> {
+  mkdirSync(join(dest, 'snapshotter', 'native'), { recursive: true });
+  await runCommand('cp', ['-a', join(REPO_ROOT, 'build'), join(REPO_ROOT, 'package.json'), dest]);
+  await runCommand('cp', ['-a', join(REPO_ROOT, 'snapshotter', 'bin'), join(dest, 'snapshotter')]);
+  await runCommand('cp', ['-a', join(REPO_ROOT, 'snapshotter', 'native', 'build'), join(dest, 'snapshotter', 'native')]);
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dest, 'node_modules'));
 }
 
 /** True while `pid` exists. */
@@ -106,6 +125,28 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     });
     forgetReap(pid);
   };
+  let takeovers = 0;
+  const replaceFuseServer = async (installDir: string): Promise<number> => {
+    const old = fuseServerPid();
+    const logFile = join(dirname(opts.address), `fuse-takeover-${++takeovers}.log`);
+    const out = openSync(logFile, 'a');
+    const bin = join(installDir, 'snapshotter', 'bin', 'clip-snapshotter');
+    const child = spawn('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, bin, 'fuse-server', '--take-over', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])], {
+      detached: true, stdio: ['ignore', out, out], cwd: installDir, ...(opts.env ? { env: opts.env } : {}),
+    });
+    closeSync(out);
+    let exited: string | undefined;
+    child.once('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
+    child.unref();
+    const pid = child.pid!;
+    reapOnExit(pid);
+    await waitUntil(`FUSE server ${pid} took over from ${old}`, async () => {
+      if (exited !== undefined) throw new WaitAborted(`the take-over FUSE server ${exited}: ${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      return fuseServerPid() === pid && (old === undefined || !alive(old));
+    }, 120_000);
+    if (old !== undefined) forgetReap(old);
+    return pid;
+  };
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
     await proc.stop(signal, 10_000);
     return proc.exited;
@@ -132,5 +173,6 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     log,
     fuseServerPid,
     killFuseServer,
+    replaceFuseServer,
   };
 }

@@ -3,17 +3,20 @@
  * lazy layers in a loop while the page cache is dropped between rounds (so reads reach FUSE), one
  * of them on a layer that is never completed (range reads, background completion off). Meanwhile
  * the daemon is (a) SIGKILLed and restarted, (b) restarted with SIGTERM as systemd does; no read
- * may fail or return wrong bytes, and new containers start after each step. Then (c) the FUSE
- * server itself is killed: that is not a hand-over (README "State, restarts, crashes"), so the
- * readers are stopped first and the test checks what does hold — the daemon starts a new FUSE
- * server, mounts every layer again, and new containers start.
+ * may fail or return wrong bytes, and new containers start after each step; (c) the FUSE server
+ * is replaced by a new build (a copy of this build in another directory, `fuse-server
+ * --take-over`): the running one hands every mount and its /dev/fuse connection over (kernel FUSE
+ * driver), the same rules hold and the daemon mounts nothing again. Then (d) the FUSE server is
+ * SIGKILLed: that is a crash, not a hand-over (README "State, restarts, crashes"), so the readers
+ * are stopped first and the test checks what does hold — the daemon starts a new FUSE server,
+ * mounts every layer again, and new containers start.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createHarness, runClipCli, waitUntil, type Containerd } from '../harness/index.js';
+import { dirname, join } from 'node:path';
+import { copyInstall, createHarness, runClipCli, waitUntil, type Containerd } from '../harness/index.js';
 import { BUSYBOX_PATH, buildAndPushImages } from '../images/index.js';
 
 t.setTimeout(900_000);
@@ -42,6 +45,8 @@ t.test('reads of running containers survive daemon restarts', async (t) => {
     `containerd_address = "${c.address}"`, 'containerd_namespace = "clip-test"',
     '[registry]', `config_path = "${c.hostsDir}"`, 'plain_http = true',
     '[index]', 'checkpoint_min_layer_bytes = 0', 'checkpoint_span_bytes = 65536', 'range_completion_bytes_per_sec = 0',
+    // The FUSE driver whose connections can be handed to a new FUSE server (step c).
+    '[fuse_server]', 'driver = "kernel"',
     '',
   ].join('\n'));
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });
@@ -118,6 +123,21 @@ t.test('reads of running containers survive daemon restarts', async (t) => {
     await newContainerStarts('after SIGTERM');
   });
 
+  await t.test('(c) the FUSE server replaced by a new build while the containers read', async (t) => {
+    const install = join(h.root, 'new-install');
+    await copyInstall(install);
+    const restores = (): string[] => snap.log().split('\n').filter((l) => l.includes('lazy layers restored'));
+    const before = restores().length;
+    const next = await snap.replaceFuseServer(install);
+    t.not(next, fuseServer, 'another process serves FUSE now');
+    await progressed('after the hand-over');
+    const takeoverLog = await readFile(join(dirname(snap.address), 'fuse-takeover-1.log'), 'utf8').catch(() => '');
+    t.match(takeoverLog, /"adopted":2/, 'the new FUSE server adopted both layer mounts');
+    await waitUntil('the daemon re-attached to the new FUSE server', async () => restores().length > before, 120_000);
+    t.match(restores().slice(before).join('\n'), /"kept":2/, 'the daemon kept both layers, mounting none again');
+    await newContainerStarts('after the hand-over');
+  });
+
   await t.test('readers saw every byte right', async (t) => {
     await writeFile(join(ctl, 'stop'), '');
     const results = await Promise.all(readers);
@@ -130,13 +150,14 @@ t.test('reads of running containers survive daemon restarts', async (t) => {
     }
   });
 
-  await t.test('(c) the FUSE server killed: a new one serves every layer again, new containers start', async (t) => {
+  await t.test('(d) the FUSE server killed: a new one serves every layer again, new containers start', async (t) => {
     const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
     const before = restores();
+    const killed = snap.fuseServerPid();
     await snap.killFuseServer('SIGKILL');
     await waitUntil('the daemon restored its layers on a new FUSE server', async () => restores() > before, 120_000);
     const next = snap.fuseServerPid();
-    t.ok(next !== undefined && next !== fuseServer, 'a new FUSE server runs');
+    t.ok(next !== undefined && next !== killed, 'a new FUSE server runs');
     t.notMatch(snap.log().split('\n').slice(-200).join('\n'), /could not re-mount/, 'every layer mounted again');
     await newContainerStarts('on the new FUSE server');
   });

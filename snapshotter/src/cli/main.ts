@@ -16,7 +16,9 @@ commands:
            [--no-spawn-fuse-server]  (wait for a FUSE server a service manager starts)
   fuse-server
            run the process that serves the lazy layers' FUSE mounts (the daemon starts one
-           when none answers); same flags as serve
+           when none answers); same flags as serve, and
+           [--take-over]  (replace the FUSE server running on the same socket: it hands over
+           every mount and its /dev/fuse connection; needs [fuse_server] driver = "kernel")
   index    build the clip index of every layer of an image and push it as an OCI artifact
            IMAGE_REF [--config FILE] [--plain-http] [--platform OS/ARCH | --all-platforms]
            [--concurrency N] [--json]
@@ -46,6 +48,7 @@ function serveLike(run: 'serve' | 'fuse-server'): Command {
         address: { type: 'string' },
         'log-level': { type: 'string' },
         'no-spawn-fuse-server': { type: 'boolean' },
+        ...(run === 'fuse-server' ? { 'take-over': { type: 'boolean' as const } } : {}),
       },
       strict: true,
     });
@@ -61,7 +64,7 @@ function serveLike(run: 'serve' | 'fuse-server'): Command {
     // A service manager that starts the FUSE server in its own unit says so here.
     if (values['no-spawn-fuse-server']) cfg.fuseServer.spawn = false;
     if (run === 'serve') await serve(cfg, args.filter((a) => a !== '--no-spawn-fuse-server'));
-    else await (await import('./fuse-server-command.js')).serveFuse(cfg);
+    else await (await import('./fuse-server-command.js')).serveFuse(cfg, { takeOver: (values as { 'take-over'?: boolean })['take-over'] === true });
     return 0;
   };
 }

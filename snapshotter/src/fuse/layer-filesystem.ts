@@ -143,6 +143,11 @@ export class LayerFilesystem {
     return { fd: k.session.fd, mountpoint: mnt, negotiated };
   }
 
+  /** After a `handOver` that failed: serve the connection again. */
+  resume(): void {
+    this.#kernel?.session.start();
+  }
+
   /** After `handOver`: forget the mount (left mounted, served by another process now). */
   release(): void {
     this.#kernel?.session.close();

@@ -1,5 +1,6 @@
 /** The FUSE server's methods over the read path's ClipRemoteLayers. */
 import { randomUUID } from 'node:crypto';
+import { unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ClipRemoteLayers } from '../remote/index.js';
 import { IdMapping } from '../snapshots/index.js';
@@ -12,6 +13,8 @@ export interface HandlerOptions {
   log: Logger;
   /** Count a fallback the daemon reports. */
   onFallback?: (code: string) => void;
+  /** Hand every mount to a successor listening at `path` (handover.ts); absent = refused. */
+  onHandover?: (path: string) => Promise<{ mounts: number }>;
 }
 
 /** Handlers of one FUSE server instance (a fresh instance id per process). */
@@ -50,6 +53,10 @@ export function fuseServerHandlers(o: HandlerOptions): Handlers {
       return dir !== undefined ? { dir } : {};
     },
     retire: async (p) => ({ retired: await remote.retire(str(p, 'mountpoint')) }),
+    handover: async (p) => {
+      if (!o.onHandover) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', 'this FUSE server does not hand over its mounts');
+      return o.onHandover(str(p, 'path'));
+    },
     fallback: async (p) => {
       (o.onFallback ?? (() => undefined))(str(p, 'code').slice(0, 128));
       return {};

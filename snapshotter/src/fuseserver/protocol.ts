@@ -27,9 +27,11 @@ export interface Methods {
   fallback: { params: { code: string }; result: Record<string, never> };
   localDir: { params: { mountpoint: string }; result: { dir?: string } };
   retire: { params: { mountpoint: string }; result: { retired: boolean } };
+  /** From a successor FUSE server (`fuse-server --take-over`), never the daemon: see handover.ts. */
+  handover: { params: { path: string }; result: { mounts: number } };
 }
 export type Method = keyof Methods;
-export const METHODS: readonly Method[] = ['hello', 'mount', 'check', 'mountMapped', 'unmount', 'mounted', 'fallback', 'localDir', 'retire'];
+export const METHODS: readonly Method[] = ['hello', 'mount', 'check', 'mountMapped', 'unmount', 'mounted', 'fallback', 'localDir', 'retire', 'handover'];
 
 /** A request on the wire. `deadlineMs` is how long the caller waits, from when it sent it. */
 export interface Request<M extends Method = Method> {

@@ -18,6 +18,11 @@ export type Handlers = { [M in Method]: (params: object) => Promise<Methods[M]['
 export interface FuseServerSocket {
   /** Send an event to every connected daemon. */
   broadcast(e: ServerEvent): void;
+  /**
+   * Stop listening (the socket path is removed) but keep the daemons' connections: they close
+   * when this process exits, by which time a successor listens (hand-over).
+   */
+  stopListening(): void;
   close(): Promise<void>;
 }
 
@@ -66,6 +71,9 @@ export async function listenFuseServer(path: string, handlers: Handlers, log: Lo
     broadcast: (e) => {
       const frame = encodeFrame(e);
       for (const c of conns) if (!c.destroyed) c.write(frame);
+    },
+    stopListening: () => {
+      server.close();
     },
     close: () =>
       new Promise<void>((resolve) => {

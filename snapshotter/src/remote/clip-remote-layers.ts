@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
+import { closeSync } from 'node:fs';
 /**
  * The lazy side of the snapshotter: turns a Prepare's labels into a mounted FUSE layer. Label
  * dialect → image and layer → clip index → read path (LayerStore) → LayerFilesystem.
  */
 import { encodeIndex, type ClipIndexReader, type ClipLimits } from '../clip/index.js';
 import { dataCorrupt, failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
-import { LayerFilesystem, type FuseDriver, type IdTranslation, type IndexView } from '../fuse/index.js';
+import { LayerFilesystem, type FuseDriver, type HandedMount, type IdTranslation, type IndexView } from '../fuse/index.js';
+import type { Negotiated } from '../fuse/kernel/wire.js';
+import { IdMapping, type IdRange } from '../snapshots/index.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
 import type { LayerReader, LayerRef, LayerStore, QuarantineList } from '../storage/index.js';
@@ -76,6 +79,24 @@ export interface ClipRemoteLayersOptions {
   fuseDriver?: FuseDriver;
 }
 
+/**
+ * One mount as it crosses from a FUSE server to its successor (`handOver`/`adopt`), beside its
+ * /dev/fuse descriptor. The index is named by digest: the successor loads the same bytes from the
+ * local index cache, so the node ids the kernel holds mean the same rows.
+ */
+export interface HandoverMount {
+  mountpoint: string;
+  /** An id-mapped view: the layer mount it shows, and its id ranges. */
+  mappedFrom?: string;
+  uids?: IdRange[];
+  gids?: IdRange[];
+  layer: { ref: string; digest: string; diffId: string };
+  indexDigest: string;
+  trusted: boolean;
+  /** INIT parameters of its connection; absent for a retired layer (no FUSE connection). */
+  negotiated?: Negotiated;
+}
+
 /** One mount a ClipRemoteLayers serves (`served`). */
 export interface ServedMount {
   mountpoint: string;
@@ -111,7 +132,9 @@ export class ClipRemoteLayers implements RemoteLayers {
   readonly #o: ClipRemoteLayersOptions;
   readonly #mounted = new Map<string, Mounted>();
   /** Id-translated second mounts of mounted layers (user-namespaced containers), by mount point. */
-  readonly #mapped = new Map<string, { fs: LayerFilesystem; source: string; own?: LayerReader }>();
+  readonly #mapped = new Map<string, { fs: LayerFilesystem; source: string; own?: LayerReader; ids: IdTranslation }>();
+  /** Set while the mounts are being handed to a successor: no mount changes meanwhile. */
+  #handingOver = false;
   /** Checks of untrusted indexes against their completed layer, by index digest: one at a time each. */
   readonly #checks = new Map<string, Promise<boolean>>();
   /**
@@ -134,6 +157,7 @@ export class ClipRemoteLayers implements RemoteLayers {
   }
 
   async mount(mountpoint: string, labels: Readonly<Record<string, string>>, ctx: RemoteMountContext): Promise<Record<string, string> | undefined> {
+    this.#refuseWhileHandingOver();
     // A restart re-mounts from the labels this daemon recorded at commit; a Prepare's may carry the image's.
     const hint = layerHintFromLabels(labels, ctx.restore ? 'committed' : 'prepare');
     if (!hint) return undefined;
@@ -339,6 +363,8 @@ export class ClipRemoteLayers implements RemoteLayers {
    * FUSE server's answer to a daemon re-attaching).
    */
   servedMounts(): ServedMount[] {
+    // Mid-hand-over the answer would be "nothing" (released) or about to change: let the caller retry.
+    this.#refuseWhileHandingOver();
     const layerOf = (r: LayerRef): ServedMount['layer'] => ({ ref: r.ref, digest: r.digest, diffId: r.diffId, uncompressedSize: r.uncompressedSize });
     const out: ServedMount[] = [...this.#mounted.entries()].map(([mountpoint, m]) => ({ mountpoint, layer: layerOf(m.ref) }));
     for (const [mountpoint, v] of this.#mapped) {
@@ -349,6 +375,7 @@ export class ClipRemoteLayers implements RemoteLayers {
   }
 
   async check(mountpoint: string): Promise<void> {
+    this.#refuseWhileHandingOver();
     const m = this.#mounted.get(mountpoint);
     if (!m) throw this.#refused.get(mountpoint) ?? unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${mountpoint} is not mounted`);
     if (!m.reader) {
@@ -369,6 +396,7 @@ export class ClipRemoteLayers implements RemoteLayers {
    * with its dir pinned. Refused (false) while an id-translated mount of it exists.
    */
   async retire(mountpoint: string): Promise<boolean> {
+    if (this.#handingOver) return false;
     const m = this.#mounted.get(mountpoint);
     const extracted = this.#o.store.extracted;
     if (!m?.fs || !m.reader || !extracted?.dirOf(m.extractKey)) return false;
@@ -392,6 +420,7 @@ export class ClipRemoteLayers implements RemoteLayers {
    * layer gets a reader of its own for it (its tar is read again, from the disk cache or fetched).
    */
   async mountMapped(layerMountpoint: string, target: string, ids: IdTranslation, log: Logger): Promise<void> {
+    this.#refuseWhileHandingOver();
     const m = this.#mounted.get(layerMountpoint);
     if (!m) throw unavailable('CLIP_LAYER_NOT_MOUNTED', `lazy layer at ${layerMountpoint} is not mounted`);
     if (this.#mapped.has(target)) return;
@@ -404,10 +433,11 @@ export class ClipRemoteLayers implements RemoteLayers {
       await own?.close().catch(() => undefined);
       throw err;
     }
-    this.#mapped.set(target, { fs, source: layerMountpoint, ...(own ? { own } : {}) });
+    this.#mapped.set(target, { fs, source: layerMountpoint, ids, ...(own ? { own } : {}) });
   }
 
   async unmount(mountpoint: string): Promise<void> {
+    this.#refuseWhileHandingOver();
     const mapped = this.#mapped.get(mountpoint);
     if (mapped) {
       this.#mapped.delete(mountpoint);
@@ -436,6 +466,135 @@ export class ClipRemoteLayers implements RemoteLayers {
     }
   }
 
+  #refuseWhileHandingOver(): void {
+    if (this.#handingOver) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', 'the FUSE server is handing its mounts to a new FUSE server; try again');
+  }
+
+  /**
+   * Stop serving every mount and describe each, with its /dev/fuse descriptor (-1 for a retired
+   * layer), for a successor process. Mount changes are refused from here on; `resumeServing`
+   * undoes this when the hand-over fails, `releaseHandedOver` completes it.
+   */
+  async handOver(): Promise<{ mounts: HandoverMount[]; fds: number[] }> {
+    for (const [mp, m] of this.#mounted) {
+      if (m.fs && m.fs.driver !== 'kernel') throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `layer at ${mp} is served by the ${m.fs.driver} driver, whose connections cannot be handed over`);
+    }
+    for (const [mp, v] of this.#mapped) {
+      if (v.fs.driver !== 'kernel') throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `id-mapped mount ${mp} is served by the ${v.fs.driver} driver`);
+      if (!isIdMapping(v.ids)) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `id-mapped mount ${mp} has no id ranges to hand over`);
+    }
+    this.#handingOver = true;
+    const mounts: HandoverMount[] = [];
+    const fds: number[] = [];
+    try {
+      for (const [mountpoint, m] of this.#mounted) {
+        const h: HandedMount | undefined = m.fs ? await m.fs.handOver() : undefined;
+        mounts.push({ mountpoint, layer: { ref: m.ref.ref, digest: m.ref.digest, diffId: m.ref.diffId }, indexDigest: m.indexDigest, trusted: m.trusted, ...(h ? { negotiated: h.negotiated } : {}) });
+        fds.push(h?.fd ?? -1);
+      }
+      for (const [mountpoint, v] of this.#mapped) {
+        const src = this.#mounted.get(v.source);
+        if (!src) continue;
+        const h = await v.fs.handOver();
+        const ids = v.ids as unknown as { uids: IdRange[]; gids: IdRange[] };
+        mounts.push({
+          mountpoint, mappedFrom: v.source, uids: [...ids.uids], gids: [...ids.gids],
+          layer: { ref: src.ref.ref, digest: src.ref.digest, diffId: src.ref.diffId }, indexDigest: src.indexDigest, trusted: src.trusted, negotiated: h.negotiated,
+        });
+        fds.push(h.fd);
+      }
+    } catch (err) {
+      this.resumeServing();
+      throw err;
+    }
+    return { mounts, fds };
+  }
+
+  /** The hand-over failed before the successor took anything: serve again. */
+  resumeServing(): void {
+    this.#handingOver = false;
+    for (const m of this.#mounted.values()) m.fs?.resume();
+    for (const v of this.#mapped.values()) v.fs.resume();
+  }
+
+  /** The successor has every mount: forget them here without unmounting (closing this process's descriptors). */
+  async releaseHandedOver(): Promise<void> {
+    for (const v of this.#mapped.values()) {
+      v.fs.release();
+      await v.own?.close().catch(() => undefined);
+    }
+    this.#mapped.clear();
+    for (const m of this.#mounted.values()) {
+      m.fs?.release();
+      await m.reader?.close().catch(() => undefined);
+    }
+    this.#mounted.clear();
+    setMountedLayers(0);
+  }
+
+  /**
+   * Serve mounts a predecessor handed over (`handOver`), each with its descriptor. A mount whose
+   * index is not in the local cache with the same digest cannot be served (its node ids would
+   * mean other rows): its descriptor is closed, which ends that connection, and the daemon's
+   * restore mounts it again. Returns the mount points adopted.
+   */
+  async adopt(mounts: readonly HandoverMount[], fds: readonly number[], log: Logger): Promise<string[]> {
+    const adopted: string[] = [];
+    const layers = mounts.map((m, i) => ({ m, fd: fds[i] ?? -1 }));
+    for (const { m, fd } of [...layers.filter((x) => !x.m.mappedFrom), ...layers.filter((x) => x.m.mappedFrom)]) {
+      try {
+        if (m.mappedFrom) await this.#adoptMapped(m, fd, log);
+        else await this.#adoptLayer(m, fd, log);
+        adopted.push(m.mountpoint);
+      } catch (err) {
+        if (fd >= 0) closeFd(fd);
+        log.error({ mount_point: m.mountpoint, layer: m.layer.digest, err: messageOf(err), code: findClipError(err)?.code }, 'hand-over: mount not adopted (its connection ends; the daemon mounts it again)');
+      }
+    }
+    setMountedLayers(this.#fuseMounted());
+    return adopted;
+  }
+
+  async #adoptLayer(h: HandoverMount, fd: number, log: Logger): Promise<void> {
+    const resolved = await this.#o.indexes.local(h.layer.digest);
+    if (!resolved || resolved.digest !== h.indexDigest) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `index ${h.indexDigest} of ${h.layer.digest} is not in this node's index cache`);
+    const { index } = resolved;
+    const checkpoints = index.gzipCheckpoints;
+    const frames = index.zstdFrames;
+    const ref: LayerRef = {
+      ref: h.layer.ref, digest: h.layer.digest, diffId: index.meta.diffId, uncompressedSize: index.meta.uncompressedSize,
+      ...(checkpoints ? { gzipCheckpoints: checkpoints } : {}), ...(frames ? { zstdFrames: frames } : {}),
+    };
+    const m: Mounted = {
+      fs: undefined, reader: undefined, view: index, index, indexDigest: resolved.digest, source: resolved.source, trusted: h.trusted || resolved.trusted, ref,
+      hex: index.meta.diffId.slice('sha256:'.length), extractKey: extractKeyOf(index.meta.diffId, resolved.bytes), log,
+    };
+    if (h.negotiated && fd >= 0) {
+      const opened = this.#o.store.open(ref);
+      const revocable = new RevocableReader(this.#o.profiles ? this.#o.profiles.attach(opened) : opened);
+      const fs = new LayerFilesystem({ view: index, reader: revocable, logger: log, driver: 'kernel' });
+      fs.adopt({ fd, mountpoint: h.mountpoint, negotiated: h.negotiated });
+      m.fs = fs;
+      m.reader = revocable;
+    } else {
+      // Retired: served from its extracted dir, which stays pinned.
+      this.#o.store.extracted?.pin(m.extractKey);
+    }
+    this.#mounted.set(h.mountpoint, m);
+    this.#o.store.extracted?.claim(m.extractKey);
+    if (m.fs && (this.#o.extractCompleted || this.#checking)) void this.#completedIfComplete(h.mountpoint, m);
+  }
+
+  async #adoptMapped(h: HandoverMount, fd: number, log: Logger): Promise<void> {
+    const m = this.#mounted.get(h.mappedFrom ?? '');
+    if (!m || !h.negotiated || fd < 0 || !h.uids || !h.gids) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `id-mapped mount ${h.mountpoint}: its layer mount ${h.mappedFrom} was not adopted`);
+    const ids = new IdMapping(h.uids, h.gids);
+    const own = m.reader ? undefined : this.#o.store.open(m.ref);
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: 'kernel' });
+    fs.adopt({ fd, mountpoint: h.mountpoint, negotiated: h.negotiated });
+    this.#mapped.set(h.mountpoint, { fs, source: h.mappedFrom!, ids, ...(own ? { own } : {}) });
+  }
+
   /** Layers served over FUSE now (retired ones are served from their extracted dirs). */
   #fuseMounted(): number {
     let n = 0;
@@ -459,6 +618,19 @@ export class ClipRemoteLayers implements RemoteLayers {
     const found = await this.#o.resolveChain(hint.chainId, namespace);
     if (!found) throw notFound('CLIP_CHAIN_NOT_RESOLVED', `layer of chain ${hint.chainId} in containerd's content store (namespace ${namespace})`);
     return found;
+  }
+}
+
+function isIdMapping(ids: IdTranslation): boolean {
+  const x = ids as Partial<{ uids: unknown; gids: unknown }>;
+  return Array.isArray(x.uids) && Array.isArray(x.gids);
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed: nothing holds the connection.
   }
 }
 

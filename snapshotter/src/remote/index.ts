@@ -1,5 +1,5 @@
 export { ClipRemoteLayers, namespaceOfKey } from './clip-remote-layers.js';
-export type { ChainLayer, ChainResolver, ClipRemoteLayersOptions, ServedMount } from './clip-remote-layers.js';
+export type { ChainLayer, ChainResolver, ClipRemoteLayersOptions, HandoverMount, ServedMount } from './clip-remote-layers.js';
 export { LABEL_DIFF_ID, LABEL_PARENT_CHAIN_ID, checkChainId, parentChainIdOf } from './chain-id-check.js';
 export type { ChainCheck } from './chain-id-check.js';
 export { IndexResolver, indexCacheKey, indexDigestOf } from './index-resolver.js';
