@@ -136,7 +136,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   else if (want('verification')) entries.push(...(await attempt('verification', 'what verification costs a cold start (clip nodes only)', () => verification(stack, q))));
   if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
-  if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', () => bulkReadEntry(stack, { fileMib: q ? 128 : 512, runs: q ? 1 : 3 }, log))));
+  if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', async () => bulkReadEntry(stack, { fileMib: q ? 128 : 512, runs: q ? 1 : 3, redis: await redis(stack) }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));
   if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));

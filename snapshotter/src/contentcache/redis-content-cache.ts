@@ -225,11 +225,15 @@ export class RedisContentCache implements ContentCache {
     return d;
   }
 
-  /** Sequential reader (this read starts where the last ended): warm the next chunks, unawaited. */
+  /**
+   * Sequential reader (this read starts about where the last ended: the kernel sends a few reads
+   * at once, not quite in order): warm the next chunks, unawaited.
+   */
   #readAhead(key: string, m: Manifest, offset: number, end: number, last: number): void {
-    const sequential = this.#lastEnd.get(key) === offset;
+    const lastEnd = this.#lastEnd.get(key);
+    const sequential = lastEnd !== undefined && Math.abs(offset - lastEnd) <= m.chunkSizeBytes;
     if (this.#lastEnd.size >= MAX_MANIFESTS) this.#lastEnd.clear();
-    this.#lastEnd.set(key, end);
+    this.#lastEnd.set(key, sequential ? Math.max(lastEnd, end) : end);
     if (!sequential) return;
     for (let i = last + 1; i <= Math.min(m.chunks - 1, last + this.#o.readaheadChunks); i++) {
       this.#chunk(key, m, i).catch(() => {});
