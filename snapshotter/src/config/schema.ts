@@ -195,8 +195,9 @@ export const SCHEMA: readonly SectionSpec[] = [
       // Start a FUSE server when none answers (off when a service manager starts it).
       field('spawn', 'spawn', 'boolean', true),
       // kernel: our own FUSE implementation on /dev/fuse (needs root and the clip_fusedev addon);
-      // its connections can be handed to a new FUSE server (`fuse-server --take-over`). libfuse: fuse-native.
-      field('driver', 'driver', 'string', 'libfuse', oneOf('libfuse', 'kernel')),
+      // its connections can be handed to a new FUSE server (`fuse-server --take-over`). libfuse:
+      // fuse-native (works without root, cannot hand over).
+      field('driver', 'driver', 'string', 'kernel', oneOf('libfuse', 'kernel')),
     ],
   },
   {
