@@ -205,4 +205,16 @@ t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker threa
   await raw.set(b.keys.chunk(key, CS, 1), await encodeChunk(Buffer.alloc(CS, 0x41)));
   t.equal(await read(make(), CS, 10), undefined, 'a planted 4 MiB chunk under the signed manifest: a miss');
   t.same(failures, ['chunk'], 'counted once, as a chunk');
+
+  // Pieces (256 KiB) are checked as reads reach them: a chunk whose first piece is true and whose
+  // last is planted serves the first and refuses the last.
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' }, 'republished');
+  const half = Buffer.from(data.subarray(CS, 2 * CS));
+  half.fill(0x42, CS - 1000);
+  await raw.set(b.keys.chunk(key, CS, 1), await encodeChunk(half));
+  const c = make();
+  t.same(await read(c, CS, 4096), data.subarray(CS, CS + 4096), 'a read of a true piece is served');
+  t.equal(await read(c, 2 * CS - 100, 50), undefined, 'a read of the planted piece: a miss');
+  t.same(failures, ['chunk', 'chunk'], 'counted');
+  t.equal(await raw.get(c.keys.manifest(key)), null, 'the object dropped, to be republished');
 });

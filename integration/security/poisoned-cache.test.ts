@@ -88,5 +88,5 @@ t.test('poisoned ContentCache keys of every kind end in the true bytes (issue 12
   const logged = logRecords(b.snap, 'content cache object failed verification; treating it as a miss');
   t.ok(logged.length >= 3, `node B logged the refusals (${logged.length})`);
   const after = await raw.get(keys.manifest(l2.diffId));
-  t.ok(after === null || (JSON.parse(after) as { v: number }).v === 2, 'the planted object was dropped from Redis (or republished signed)');
+  t.ok(after === null || [2, 3].includes((JSON.parse(after) as { v: number }).v), 'the planted object was dropped from Redis (or republished signed)');
 });

@@ -9,19 +9,18 @@
 import { availableParallelism } from 'node:os';
 import { ClipError, CLIP_ERROR_KINDS, internal, type ClipErrorCode } from '../errors/index.js';
 import { WorkerChannel, type WorkerFailure } from '../util/worker-channel.js';
-import { decodeChunk, type ChunkCheck, type Decoded } from './chunk-codec.js';
-import { chunkDigest } from './object-mac.js';
+import { decodeChunk, pieceDigests, type ChunkCheck, type Decoded } from './chunk-codec.js';
 
 /** What a worker is sent: a chunk value (moved to it) and what it must decode to. */
 export type ChunkWork =
   | { op: 'check'; value: Uint8Array; expectedLength: number; sha256: string }
-  | { op: 'digest'; data: Uint8Array };
+  | { op: 'pieces'; data: Uint8Array; pieceBytes: number };
 
-/** A worker's answer: the checked bytes (moved back), why they were refused, or a digest and the bytes. */
+/** A worker's answer: the checked bytes (moved back), why they were refused, or piece digests and the bytes. */
 export type ChunkWorkResult =
   | { type: 'ok'; data: Uint8Array }
   | { type: 'corrupt'; reason: string }
-  | { type: 'digest'; digest: string; data: Uint8Array };
+  | { type: 'pieces'; digests: string[]; data: Uint8Array };
 
 /** Chunks smaller than this are checked inline: the round trip costs about what hashing them does. */
 export const OFF_THREAD_FROM_BYTES = 256 << 10;
@@ -60,8 +59,10 @@ function movable(b: Buffer): Uint8Array {
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /**
- * `decodeChunk`, with a signed chunk of at least `offThreadFrom` bytes inflated and hashed on a
- * worker thread. `value` must not be used afterwards (its memory may have moved to the worker).
+ * `decodeChunk`, with a chunk signed whole (v2) of at least `offThreadFrom` bytes inflated and
+ * hashed on a worker thread. A v3 chunk is decoded here (LZ4 on libuv's pool): its pieces are hashed
+ * only as reads reach them (`checkPieces`). `value` must not be used afterwards (its memory may have
+ * moved to the worker).
  */
 export async function decodeChunkOffThread(value: Buffer, expectedLength: number, expected: ChunkCheck, offThreadFrom = OFF_THREAD_FROM_BYTES): Promise<Decoded> {
   if (!('sha256' in expected) || expectedLength < offThreadFrom) return decodeChunk(value, expectedLength, expected);
@@ -75,18 +76,19 @@ export async function decodeChunkOffThread(value: Buffer, expectedLength: number
 }
 
 /**
- * The SHA-256 (hex) of `data`, computed on a worker thread when it is large; resolves with the
- * digest and the bytes (moved there and back, so use the returned buffer, not `data`).
+ * The SHA-256s (hex) of `data`'s pieces (a v3 manifest's record of a chunk), computed on a worker
+ * thread when `data` is large; resolves with the digests and the bytes (moved there and back, so
+ * use the returned buffer, not `data`).
  */
-export async function chunkDigestOffThread(data: Buffer, offThreadFrom = OFF_THREAD_FROM_BYTES): Promise<{ digest: string; data: Buffer }> {
-  if (data.length < offThreadFrom) return { digest: chunkDigest(data), data };
+export async function pieceDigestsOffThread(data: Buffer, pieceBytes: number, offThreadFrom = OFF_THREAD_FROM_BYTES): Promise<{ digests: string[]; data: Buffer }> {
+  if (data.length < offThreadFrom) return { digests: pieceDigests(data, pieceBytes), data };
   const moved = movable(data);
-  const r = call({ op: 'digest', data: moved }, moved.buffer as ArrayBuffer);
+  const r = call({ op: 'pieces', data: moved, pieceBytes }, moved.buffer as ArrayBuffer);
   if (r === undefined) {
     const back = asBuffer(moved);
-    return { digest: chunkDigest(back), data: back };
+    return { digests: pieceDigests(back, pieceBytes), data: back };
   }
   const d = await r;
-  if (d.type !== 'digest') throw internal('CLIP_CONTENT_CACHE_CHECK_FAILED', 'content cache chunk worker answered a digest with a check');
-  return { digest: d.digest, data: asBuffer(d.data) };
+  if (d.type !== 'pieces') throw internal('CLIP_CONTENT_CACHE_CHECK_FAILED', 'content cache chunk worker answered a digest with a check');
+  return { digests: d.digests, data: asBuffer(d.data) };
 }

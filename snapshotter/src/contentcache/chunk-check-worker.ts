@@ -1,8 +1,7 @@
-/** Worker thread body: signed chunks inflated and hashed off the event loop (chunk-check-off-thread.ts). */
+/** Worker thread body: signed chunks inflated and hashed, and piece digests computed, off the event loop (chunk-check-off-thread.ts). */
 import { serveWorkerCalls } from '../util/serve-worker-calls.js';
-import { decodeChunkSync } from './chunk-codec.js';
+import { decodeChunkSync, pieceDigests } from './chunk-codec.js';
 import type { ChunkWork, ChunkWorkResult } from './chunk-check-off-thread.js';
-import { chunkDigest } from './object-mac.js';
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -13,8 +12,8 @@ function own(b: Buffer): Uint8Array {
 }
 
 serveWorkerCalls<ChunkWork, ChunkWorkResult>((work) => {
-  if (work.op === 'digest') {
-    return { value: { type: 'digest', digest: chunkDigest(asBuffer(work.data)), data: work.data }, transfer: [work.data.buffer as ArrayBuffer] };
+  if (work.op === 'pieces') {
+    return { value: { type: 'pieces', digests: pieceDigests(asBuffer(work.data), work.pieceBytes), data: work.data }, transfer: [work.data.buffer as ArrayBuffer] };
   }
   const d = decodeChunkSync(asBuffer(work.value), work.expectedLength, { sha256: work.sha256 });
   if (d.type !== 'ok') return { value: d };

@@ -3,10 +3,11 @@
  * Every payload carries (or is described by) a CRC-32 of its uncompressed bytes so a flipped,
  * truncated or evicted-and-replaced value is detected on read instead of served.
  *
- * With a cluster key (`object-mac.ts`) the formats are v2: the manifest records each chunk's
- * SHA-256 and carries an HMAC over its key name and contents, blobs carry an HMAC over their key
- * name and bytes. A CRC only catches accidents; the v2 checks are what a writer of Redis cannot forge.
- * A node with a key reads only v2 objects, a node without one only v1.
+ * With a cluster key (`object-mac.ts`) the manifest records SHA-256s and carries an HMAC over its
+ * key name and contents — v3: one per 256 KiB piece of each chunk, so a read hashes only the pieces
+ * it covers; v2 (still read): one per chunk — and blobs carry an HMAC over their key name and bytes.
+ * A CRC only catches accidents; the signed checks are what a writer of Redis cannot forge. A node
+ * with a key reads only signed objects (v2, v3), a node without one only v1.
  */
 import { crc32 } from 'node:zlib';
 import { compress, uncompress, uncompressSync } from 'lz4-napi';
@@ -21,20 +22,38 @@ const BLOB_HEADER = 9;
 
 /** The record written last: an object is complete exactly when its manifest exists. */
 export interface Manifest {
-  readonly v: 1 | 2;
+  readonly v: 1 | 2 | 3;
   readonly size: number;
   readonly chunkSizeBytes: number;
   readonly chunks: number;
   /** v1: CRC-32 of each chunk's uncompressed bytes. */
   readonly crc32?: readonly number[];
-  /** v2: SHA-256 (hex) of each chunk's uncompressed bytes, covered by `mac`. */
+  /**
+   * v2: SHA-256 (hex) of each chunk's uncompressed bytes; v3: of each piece (`pieceBytes` of a
+   * chunk, chunk by chunk; see `pieceIndex`). Covered by `mac`.
+   */
   readonly sha256?: readonly string[];
-  /** v2: HMAC (hex) over the key name and the fields above. */
+  /** v3: bytes of a piece, the unit a read checks: a read hashes only the pieces it covers. */
+  readonly pieceBytes?: number;
+  /** v2, v3: HMAC (hex) over the key name and the fields above. */
   readonly mac?: string;
 }
 
-/** What a chunk must match: its manifest's CRC (v1) or SHA-256 (v2). */
-export type ChunkCheck = { crc32: number } | { sha256: string };
+/** The piece size this node signs (v3): a 4 KiB read of a 4 MiB chunk hashes 256 KiB, not 4 MiB. */
+export const PIECE_BYTES = 256 << 10;
+
+/** The signed digests of one chunk's pieces; every piece must be checked before its bytes are served. */
+export interface ChunkPieces {
+  readonly pieceBytes: number;
+  readonly sha256: readonly string[];
+}
+
+/**
+ * What a chunk must match: its manifest's CRC (v1) or SHA-256 (v2), both checked as it is decoded;
+ * or (v3) its pieces' SHA-256s, of which decoding checks only the count — `checkPieces` must pass for
+ * the pieces a read covers before their bytes are served.
+ */
+export type ChunkCheck = { crc32: number } | { sha256: string } | { pieces: ChunkPieces };
 
 /** What decoding a stored value found. */
 export type Decoded = { type: 'ok'; data: Buffer } | { type: 'corrupt'; reason: string };
@@ -81,6 +100,10 @@ function chunkBody(value: Buffer, expectedLength: number): { type: 'raw'; data: 
 
 function checkChunk(data: Buffer, expectedLength: number, expected: ChunkCheck): Decoded {
   if (data.length !== expectedLength) return { type: 'corrupt', reason: `length ${data.length}, expected ${expectedLength}` };
+  if ('pieces' in expected) {
+    const n = Math.ceil(data.length / expected.pieces.pieceBytes);
+    return n === expected.pieces.sha256.length ? { type: 'ok', data } : { type: 'corrupt', reason: `${n} pieces, manifest has ${expected.pieces.sha256.length}` };
+  }
   if ('sha256' in expected) {
     const digest = chunkDigest(data);
     if (digest !== expected.sha256) return { type: 'corrupt', reason: `sha256 ${digest}, expected ${expected.sha256}` };
@@ -93,7 +116,40 @@ function checkChunk(data: Buffer, expectedLength: number, expected: ChunkCheck):
 
 /** The check of chunk `i` under manifest `m` (-1 never matches a CRC). */
 export function chunkCheck(m: Manifest, i: number): ChunkCheck {
+  if (m.v === 3) {
+    const pieceBytes = m.pieceBytes as number;
+    const first = pieceIndex(m.chunkSizeBytes, pieceBytes, i, 0);
+    const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
+    return { pieces: { pieceBytes, sha256: (m.sha256 ?? []).slice(first, first + Math.ceil(length / pieceBytes)) } };
+  }
   return m.v === 2 ? { sha256: m.sha256?.[i] ?? '' } : { crc32: m.crc32?.[i] ?? -1 };
+}
+
+/** Index in a v3 manifest's `sha256` of piece `j` of chunk `i` (pieces tile each chunk from its start). */
+export function pieceIndex(chunkSizeBytes: number, pieceBytes: number, i: number, j: number): number {
+  return i * Math.ceil(chunkSizeBytes / pieceBytes) + j;
+}
+
+/** SHA-256s of `data`'s pieces, as a v3 manifest records a chunk. */
+export function pieceDigests(data: Buffer, pieceBytes: number): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < data.length; at += pieceBytes) out.push(chunkDigest(data.subarray(at, at + pieceBytes)));
+  return out;
+}
+
+/**
+ * Check the pieces of a decoded v3 chunk that cover bytes [from, to) of it, skipping those marked in
+ * `checked` and marking those that pass. Undefined when all pass, else why not.
+ */
+export function checkPieces(data: Buffer, pieces: ChunkPieces, from: number, to: number, checked: Uint8Array): string | undefined {
+  const last = Math.min(pieces.sha256.length, Math.ceil(to / pieces.pieceBytes));
+  for (let j = Math.floor(from / pieces.pieceBytes); j < last; j++) {
+    if (checked[j] === 1) continue;
+    const digest = chunkDigest(data.subarray(j * pieces.pieceBytes, (j + 1) * pieces.pieceBytes));
+    if (digest !== pieces.sha256[j]) return `piece ${j}: sha256 ${digest}, expected ${pieces.sha256[j]}`;
+    checked[j] = 1;
+  }
+  return undefined;
 }
 
 /**
@@ -119,21 +175,37 @@ export function encodeManifest(m: Manifest): string {
   return JSON.stringify(m);
 }
 
-/** A v2 manifest of object `name`, signed. */
-export function signedManifest(mac: ObjectMac, name: string, size: number, chunkSizeBytes: number, sha256: readonly string[]): Manifest {
-  const tag = mac.sign(`manifest:${name}`, manifestBody(size, chunkSizeBytes, sha256));
-  return { v: 2, size, chunkSizeBytes, chunks: sha256.length, sha256, mac: tag.toString('hex') };
+/**
+ * A signed manifest of object `name`: v3 (a digest per piece of `pieceBytes`) when `pieceBytes` is
+ * given, else v2 (a digest per chunk; what earlier nodes wrote, still read).
+ */
+export function signedManifest(mac: ObjectMac, name: string, size: number, chunkSizeBytes: number, sha256: readonly string[], pieceBytes?: number): Manifest {
+  const chunks = Math.ceil(size / chunkSizeBytes);
+  if (pieceBytes === undefined) {
+    const tag = mac.sign(`manifest:${name}`, manifestBody(2, size, chunkSizeBytes, sha256));
+    return { v: 2, size, chunkSizeBytes, chunks, sha256, mac: tag.toString('hex') };
+  }
+  const tag = mac.sign(`manifest:${name}`, manifestBody(3, size, chunkSizeBytes, sha256, pieceBytes));
+  return { v: 3, size, chunkSizeBytes, chunks, sha256, pieceBytes, mac: tag.toString('hex') };
 }
 
-const manifestBody = (size: number, chunkSizeBytes: number, sha256: readonly string[]): Buffer =>
-  Buffer.from(JSON.stringify([2, size, chunkSizeBytes, sha256]));
+const manifestBody = (v: 2 | 3, size: number, chunkSizeBytes: number, sha256: readonly string[], pieceBytes?: number): Buffer =>
+  Buffer.from(JSON.stringify(v === 2 ? [2, size, chunkSizeBytes, sha256] : [3, size, chunkSizeBytes, pieceBytes, sha256]));
+
+/** How many piece digests a v3 manifest of `size` bytes in chunks of `chunkSizeBytes` holds. */
+function pieceCount(size: number, chunkSizeBytes: number, pieceBytes: number): number {
+  const chunks = Math.ceil(size / chunkSizeBytes);
+  if (chunks === 0) return 0;
+  const last = size - (chunks - 1) * chunkSizeBytes;
+  return pieceIndex(chunkSizeBytes, pieceBytes, chunks - 1, 0) + Math.ceil(last / pieceBytes);
+}
 
 /** Why a manifest is refused, or the manifest. */
 export type DecodedManifest = { type: 'ok'; manifest: Manifest } | { type: 'malformed' } | { type: 'unverified'; reason: string };
 
 /**
- * Parse and check a manifest of object `name`: v1 when `mac` is undefined, else a v2 whose tag
- * verifies (a v1, a bad tag or one made for another name is `unverified`).
+ * Parse and check a manifest of object `name`: v1 when `mac` is undefined, else a v2 or v3 whose
+ * tag verifies (a v1, a bad tag or one made for another name is `unverified`).
  */
 export function decodeManifest(text: string, name: string, mac?: ObjectMac): DecodedManifest {
   let m: Partial<Manifest>;
@@ -149,14 +221,20 @@ export function decodeManifest(text: string, name: string, mac?: ObjectMac): Dec
     if (m.v !== 1 || !Array.isArray(m.crc32) || m.crc32.length !== m.chunks) return { type: 'malformed' };
     return { type: 'ok', manifest: m as Manifest };
   }
-  if (m.v !== 2) return { type: 'unverified', reason: `manifest v${String(m.v)} carries no tag` };
+  if (m.v !== 2 && m.v !== 3) return { type: 'unverified', reason: `manifest v${String(m.v)} carries no tag` };
+  const size = m.size as number;
+  const chunkSizeBytes = m.chunkSizeBytes as number;
+  const pieceBytes = m.v === 3 ? m.pieceBytes : undefined;
+  if (m.v === 3 && !(Number.isSafeInteger(pieceBytes) && (pieceBytes as number) >= 4096 && (pieceBytes as number) <= chunkSizeBytes)) return { type: 'malformed' };
+  const digests = m.v === 3 ? pieceCount(size, chunkSizeBytes, pieceBytes as number) : m.chunks;
   const sha = m.sha256;
-  if (!Array.isArray(sha) || sha.length !== m.chunks || !sha.every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d))) return { type: 'malformed' };
+  if (!Array.isArray(sha) || sha.length !== digests || !sha.every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d))) return { type: 'malformed' };
   const tag = typeof m.mac === 'string' && /^[0-9a-f]{64}$/.test(m.mac) ? Buffer.from(m.mac, 'hex') : Buffer.alloc(0);
-  if (!mac.verify(tag, `manifest:${name}`, manifestBody(m.size as number, m.chunkSizeBytes as number, sha))) {
+  if (!mac.verify(tag, `manifest:${name}`, manifestBody(m.v, size, chunkSizeBytes, sha, pieceBytes))) {
     return { type: 'unverified', reason: 'manifest tag does not verify' };
   }
-  return { type: 'ok', manifest: { v: 2, size: m.size as number, chunkSizeBytes: m.chunkSizeBytes as number, chunks: m.chunks as number, sha256: sha, mac: m.mac as string } };
+  const manifest: Manifest = { v: m.v, size, chunkSizeBytes, chunks: m.chunks as number, sha256: sha, ...(pieceBytes !== undefined ? { pieceBytes } : {}), mac: m.mac as string };
+  return { type: 'ok', manifest };
 }
 
 /**

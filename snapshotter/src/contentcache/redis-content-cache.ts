@@ -5,12 +5,14 @@
  * byte-bounded LRU, and read ahead for sequential readers. A chunk that is missing (evicted) or
  * fails its checksum makes the read a miss and deletes the object's manifest, so the next node to
  * download the layer republishes it. With a cluster key (`mac`) every manifest and blob must carry
- * a valid tag for its own key name, and every chunk the SHA-256 its signed manifest records; what
- * fails is a miss too, dropped, logged and reported through `onVerificationFailure`.
+ * a valid tag for its own key name, and every chunk the SHA-256s its signed manifest records — of
+ * the whole chunk (v2), or of each 256 KiB piece (v3), checked as reads reach them so a small read
+ * hashes one piece, not its 4 MiB chunk; what fails is a miss too, dropped, logged and reported
+ * through `onVerificationFailure`.
  */
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { chunkCheck, decodeBlob, decodeManifest, encodeBlob, type Manifest } from './chunk-codec.js';
+import { checkPieces, chunkCheck, decodeBlob, decodeManifest, encodeBlob, PIECE_BYTES, type ChunkPieces, type Manifest } from './chunk-codec.js';
 import { decodeChunkOffThread } from './chunk-check-off-thread.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
@@ -35,6 +37,11 @@ export interface RedisContentCacheOptions extends RedisEndpoint {
   log?: Logger;
   /** The cluster key(s): sign what is stored, accept only what verifies. Without it, CRCs only. */
   mac?: ObjectMac;
+  /**
+   * With `mac`: bytes of a signed piece (default `PIECE_BYTES`, capped at the chunk size); 0 signs
+   * each chunk whole (v2 manifests, as earlier nodes wrote: every read of a chunk hashes all of it).
+   */
+  pieceBytes?: number;
   /** An object refused by a check a writer of Redis cannot forge (tag or digest); for a metric. */
   onVerificationFailure?: (kind: VerifiedKind) => void;
 }
@@ -42,7 +49,16 @@ export interface RedisContentCacheOptions extends RedisEndpoint {
 /** What kind of object failed verification (the metric's `kind`). */
 export type VerifiedKind = 'chunk' | 'manifest' | 'span' | 'index' | 'profile' | 'blob';
 
-type ChunkResult = { type: 'ok'; data: Buffer } | { type: 'missing' } | { type: 'corrupt'; reason: string; unverified?: boolean };
+/**
+ * A decoded chunk; for a v3 manifest with its pieces' digests and which pieces have been checked
+ * (a piece's bytes are served only once it is: reads hash just the pieces they cover).
+ */
+interface Chunk {
+  data: Buffer;
+  pieces?: { digests: ChunkPieces; checked: Uint8Array };
+}
+
+type ChunkResult = { type: 'ok'; chunk: Chunk } | { type: 'missing' } | { type: 'corrupt'; reason: string; unverified?: boolean };
 
 /** The metric kind of a blob key (`span:v1:…`, `clip-index/…`, `profile:v1:…`). */
 export function blobKind(key: string): VerifiedKind {
@@ -64,7 +80,7 @@ export class RedisContentCache implements ContentCache {
   readonly #log: Logger;
   readonly #o: { publishConcurrency: number; readaheadChunks: number; lockTtlMs: number };
   /** Decoded chunks, bounded by their total bytes. */
-  readonly #lru: LruMap<string, Buffer>;
+  readonly #lru: LruMap<string, Chunk>;
   readonly #limiter: Limiter;
   readonly #inflight = new Map<string, Promise<ChunkResult>>();
   readonly #manifests = new Map<string, Manifest>();
@@ -72,6 +88,7 @@ export class RedisContentCache implements ContentCache {
   /** End offset of the last read per object, to spot sequential readers. */
   readonly #lastEnd = new Map<string, number>();
   readonly #mac: ObjectMac | undefined;
+  readonly #pieceBytes: number;
   readonly #onVerificationFailure: (kind: VerifiedKind) => void;
 
   constructor(opts: RedisContentCacheOptions) {
@@ -81,11 +98,15 @@ export class RedisContentCache implements ContentCache {
       throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
     }
     this.#o = { publishConcurrency: opts.publishConcurrency ?? 4, readaheadChunks: opts.readaheadChunks ?? 2, lockTtlMs: opts.lockTtlMs ?? 30_000 };
-    this.#lru = new LruMap<string, Buffer>(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes), (chunk) => chunk.length);
+    this.#lru = new LruMap<string, Chunk>(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes), (chunk) => chunk.data.length);
     this.#limiter = new Limiter(opts.readConcurrency ?? 16);
     this.keys = new RedisKeys(opts.keyPrefix);
     this.#conn = new RedisConnection(opts, this.#log);
     this.#mac = opts.mac;
+    this.#pieceBytes = opts.pieceBytes === 0 ? 0 : Math.min(opts.pieceBytes ?? PIECE_BYTES, this.chunkSizeBytes);
+    if (!Number.isSafeInteger(this.#pieceBytes) || (this.#pieceBytes !== 0 && this.#pieceBytes < 4096)) {
+      throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache piece size ${String(opts.pieceBytes)} must be 0 or at least 4096`);
+    }
     this.#onVerificationFailure = opts.onVerificationFailure ?? (() => {});
   }
 
@@ -108,11 +129,15 @@ export class RedisContentCache implements ContentCache {
     const copies = [];
     for (let i = first; i <= last; i++) {
       copies.push(
-        this.#chunk(key, m, i).then((r) => {
+        this.#chunk(key, m, i).then((r): ChunkResult => {
           if (r.type !== 'ok') return r;
           const from = Math.max(offset, i * cs);
           const to = Math.min(end, (i + 1) * cs);
-          r.data.copy(buf, bufOffset + from - offset, from - i * cs, to - i * cs);
+          const { data, pieces } = r.chunk;
+          // v3: the pieces this read covers are checked (once per decoded chunk) before a byte is copied.
+          const bad = pieces && checkPieces(data, pieces.digests, from - i * cs, to - i * cs, pieces.checked);
+          if (bad) return { type: 'corrupt', reason: `chunk ${i}: ${bad}`, unverified: true };
+          data.copy(buf, bufOffset + from - offset, from - i * cs, to - i * cs);
           return r;
         }),
       );
@@ -136,7 +161,7 @@ export class RedisContentCache implements ContentCache {
       conn: this.#conn, keys: this.keys, chunkSizeBytes: this.chunkSizeBytes, log: this.#log,
       publishConcurrency: this.#o.publishConcurrency, lockTtlMs: this.#o.lockTtlMs,
       isComplete: (k: string, s: number) => this.#fetchManifest(k).then((m) => m?.size === s),
-      ...(this.#mac ? { mac: this.#mac } : {}),
+      ...(this.#mac ? { mac: this.#mac, pieceBytes: this.#pieceBytes } : {}),
     };
     const result = await publishFile(ctx, key, path, size, opts);
     this.#absentUntil.delete(key);
@@ -205,7 +230,7 @@ export class RedisContentCache implements ContentCache {
   #chunk(key: string, m: Manifest, i: number): Promise<ChunkResult> {
     const ck = this.keys.chunk(key, m.chunkSizeBytes, i);
     const cached = this.#lru.get(ck);
-    if (cached) return Promise.resolve({ type: 'ok', data: cached });
+    if (cached) return Promise.resolve({ type: 'ok', chunk: cached });
     let p = this.#inflight.get(ck);
     if (!p) {
       p = this.#limiter.run(() => this.#fetchChunk(ck, m, i)).finally(() => this.#inflight.delete(ck));
@@ -219,10 +244,12 @@ export class RedisContentCache implements ContentCache {
     if (value === null) return { type: 'missing' };
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
     // A signed chunk is inflated and hashed on a worker: the event loop keeps serving FUSE reads.
-    const d = await decodeChunkOffThread(value, length, chunkCheck(m, i));
-    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v === 2 };
-    this.#lru.set(ck, d.data);
-    return d;
+    const check = chunkCheck(m, i);
+    const d = await decodeChunkOffThread(value, length, check);
+    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v !== 1 };
+    const chunk: Chunk = 'pieces' in check ? { data: d.data, pieces: { digests: check.pieces, checked: new Uint8Array(check.pieces.sha256.length) } } : { data: d.data };
+    this.#lru.set(ck, chunk);
+    return { type: 'ok', chunk };
   }
 
   /**

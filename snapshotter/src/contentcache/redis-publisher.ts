@@ -9,7 +9,7 @@ import { ClipError, invalidArgument } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { chunkCrc, encodeChunk, encodeManifest, signedManifest, type Manifest } from './chunk-codec.js';
 import type { ObjectMac } from './object-mac.js';
-import { chunkDigestOffThread } from './chunk-check-off-thread.js';
+import { pieceDigestsOffThread } from './chunk-check-off-thread.js';
 import type { StoreOptions, StoreResult } from './content-cache.js';
 import { PublishLock } from './publish-lock.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -26,6 +26,8 @@ export interface PublisherContext {
   isComplete(key: string, size: number): Promise<boolean>;
   /** With a cluster key: record chunk digests and sign the manifest. */
   mac?: ObjectMac;
+  /** With `mac`: bytes of a signed piece (v3); 0 = each chunk signed whole (v2). */
+  pieceBytes?: number;
 }
 
 /** Publish `path` under `key`; see the file header for the protocol. */
@@ -46,11 +48,12 @@ export async function publishFile(ctx: PublisherContext, key: string, path: stri
     if (actual !== size) throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `store of ${key}: ${path} has ${actual} bytes, expected ${size}`);
     const chunks = Math.ceil(size / ctx.chunkSizeBytes);
     const crcs = new Array<number>(chunks).fill(0);
-    const digests = new Array<string>(chunks).fill('');
+    // A digest per piece, chunk by chunk (v3; a single piece per chunk for v2): `digests[i]` holds chunk i's.
+    const digests = new Array<string[]>(chunks).fill([]);
     const storedBytes = await uploadChunks(ctx, { key, file, size, chunks, crcs, digests, lock, opts });
     checkContinue(key, lock, opts.signal);
     const manifest: Manifest = ctx.mac
-      ? signedManifest(ctx.mac, key, size, ctx.chunkSizeBytes, digests)
+      ? signedManifest(ctx.mac, key, size, ctx.chunkSizeBytes, digests.flat(), ctx.pieceBytes ? ctx.pieceBytes : undefined)
       : { v: 1, size, chunkSizeBytes: ctx.chunkSizeBytes, chunks, crc32: crcs };
     await ctx.conn.run('store manifest', (c) => c.set(ctx.keys.manifest(key), encodeManifest(manifest)));
     return { type: 'stored', bytes: size, chunks, storedBytes };
@@ -66,7 +69,7 @@ interface Upload {
   size: number;
   chunks: number;
   crcs: number[];
-  digests: string[];
+  digests: string[][];
   lock: PublishLock;
   opts: StoreOptions;
 }
@@ -86,8 +89,8 @@ async function uploadChunks(ctx: PublisherContext, u: Upload): Promise<number> {
       await readFull(u.file, buf, len, start);
       let data = buf.subarray(0, len);
       if (ctx.mac) {
-        const hashed = await chunkDigestOffThread(data);
-        u.digests[i] = hashed.digest;
+        const hashed = await pieceDigestsOffThread(data, ctx.pieceBytes || ctx.chunkSizeBytes);
+        u.digests[i] = hashed.digests;
         data = hashed.data;
         // Moved to the worker (this view now empty) and back: the same memory is in `data`.
         if (buf.byteLength === 0) buf = Buffer.from(data.buffer, 0, size);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { decodeChunk, decodeChunkSync, encodeChunk } from '../../src/contentcache/chunk-codec.js';
-import { chunkDigestOffThread, decodeChunkOffThread } from '../../src/contentcache/chunk-check-off-thread.js';
+import { decodeChunk, decodeChunkSync, encodeChunk, pieceDigests } from '../../src/contentcache/chunk-codec.js';
+import { decodeChunkOffThread, pieceDigestsOffThread } from '../../src/contentcache/chunk-check-off-thread.js';
 import { chunkDigest } from '../../src/contentcache/object-mac.js';
 
 /** `b` in memory of its own, as a large Redis reply arrives (so it can be moved to the worker). */
@@ -61,15 +61,17 @@ t.test('CRC-only chunks and small chunks stay on this thread', async (t) => {
   t.ok(v1.byteLength > 0, 'a CRC check is not moved');
 });
 
-t.test('a digest computed on the worker; the bytes come back in the same memory', async (t) => {
-  const data = randomBytes(1 << 20);
-  const expected = chunkDigest(data);
+t.test('piece digests computed on the worker; the bytes come back in the same memory', async (t) => {
+  const data = randomBytes((1 << 20) + 1000);
+  const expected = pieceDigests(data, 256 << 10);
+  t.equal(expected.length, 5, 'four whole pieces and a short last one');
+  t.equal(expected[0], chunkDigest(data.subarray(0, 256 << 10)));
   const sent = own(data);
-  const back = await chunkDigestOffThread(sent, 0);
-  t.equal(back.digest, expected);
+  const back = await pieceDigestsOffThread(sent, 256 << 10, 0);
+  t.same(back.digests, expected);
   t.equal(sent.byteLength, 0, 'moved, not copied');
   t.ok(back.data.equals(data), 'bytes intact');
   const part = own(data).subarray(0, 1000);
-  const small = await chunkDigestOffThread(part, 0);
-  t.equal(small.digest, chunkDigest(data.subarray(0, 1000)), 'a view of part of a buffer is copied over, same digest');
+  const small = await pieceDigestsOffThread(part, 256 << 10, 0);
+  t.same(small.digests, [chunkDigest(data.subarray(0, 1000))], 'a view of part of a buffer is copied over, same digest');
 });
