@@ -65,6 +65,8 @@ export interface Snapshotter {
    * and the old one exited). Returns its pid; its log is `fuse-takeover-<n>.log` beside the socket.
    */
   replaceFuseServer(installDir: string): Promise<number>;
+  /** Start `fuse-server --take-over` from `installDir` and return its pid without waiting. */
+  startTakeOver(installDir: string): { pid: number; exited: () => string | undefined; log: () => string };
 }
 
 /**
@@ -126,8 +128,7 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     forgetReap(pid);
   };
   let takeovers = 0;
-  const replaceFuseServer = async (installDir: string): Promise<number> => {
-    const old = fuseServerPid();
+  const startTakeOver = (installDir: string): { pid: number; exited: () => string | undefined; log: () => string } => {
     const logFile = join(dirname(opts.address), `fuse-takeover-${++takeovers}.log`);
     const out = openSync(logFile, 'a');
     const bin = join(installDir, 'snapshotter', 'bin', 'clip-snapshotter');
@@ -140,8 +141,14 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     child.unref();
     const pid = child.pid!;
     reapOnExit(pid);
+    return { pid, exited: () => exited, log: () => readFileSync(logFile, 'utf8') };
+  };
+  const replaceFuseServer = async (installDir: string): Promise<number> => {
+    const old = fuseServerPid();
+    const { pid, exited, log: takeoverLog } = startTakeOver(installDir);
     await waitUntil(`FUSE server ${pid} took over from ${old}`, async () => {
-      if (exited !== undefined) throw new WaitAborted(`the take-over FUSE server ${exited}: ${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      const gone = exited();
+      if (gone !== undefined) throw new WaitAborted(`the take-over FUSE server ${gone}: ${takeoverLog().slice(-3000)}`);
       return fuseServerPid() === pid && (old === undefined || !alive(old));
     }, 120_000);
     if (old !== undefined) forgetReap(old);
@@ -174,5 +181,6 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     fuseServerPid,
     killFuseServer,
     replaceFuseServer,
+    startTakeOver,
   };
 }

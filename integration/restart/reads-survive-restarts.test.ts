@@ -150,6 +150,29 @@ t.test('reads of running containers survive daemon restarts', async (t) => {
     }
   });
 
+  await t.test('(c2) the old FUSE server SIGKILLed during a hand-over: consistent either way, new containers start', async (t) => {
+    // Whether the kill lands before or after the old server sent every mount is timing: before,
+    // the successor gives up and the daemon restores on a new FUSE server; after, the successor
+    // serves on. Either way a FUSE server serves every layer and new containers start.
+    const install = join(h.root, 'new-install');
+    const old = snap.fuseServerPid();
+    const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
+    const before = restores();
+    const next = snap.startTakeOver(install);
+    await waitUntil('the successor asked for the hand-over', async () => next.log().includes('asked the running FUSE server') || next.exited() !== undefined, 60_000, 5);
+    if (old !== undefined) process.kill(old, 'SIGKILL');
+    await waitUntil('the successor took over or gave up', async () => snap.fuseServerPid() === next.pid || next.exited() !== undefined, 120_000);
+    await waitUntil('a FUSE server serves after the kill, the daemon re-attached', async () => {
+      const pid = snap.fuseServerPid();
+      return pid !== undefined && pid !== old && restores() > before;
+    }, 120_000);
+    const tookOver = snap.fuseServerPid() === next.pid;
+    t.comment(`successor ${tookOver ? 'took over' : `gave up (${next.exited()})`}`);
+    if (!tookOver) t.match(next.log(), /CLIP_FUSE_HANDOVER_FAILED|CLIP_FUSE_SERVER_RUNNING/, 'the successor says why it gave up');
+    t.notMatch(snap.log().split('\n').slice(-200).join('\n'), /could not re-mount/, 'every layer served again');
+    await newContainerStarts('after a hand-over cut short by SIGKILL');
+  });
+
   await t.test('(d) the FUSE server killed: a new one serves every layer again, new containers start', async (t) => {
     const restores = (): number => snap.log().split('\n').filter((l) => l.includes('lazy layers restored')).length;
     const before = restores();

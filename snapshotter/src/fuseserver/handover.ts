@@ -119,6 +119,7 @@ export async function receiveHandover(address: string, log: Logger): Promise<Rec
       ask.once('error', (err) => reject(unavailable('CLIP_FUSE_HANDOVER_FAILED', `no FUSE server to take over on ${address}: ${err.message}`, err)));
       ask.once('connect', () => ask.write(encodeFrame({ id: 1, method: 'handover', params: { path }, deadlineMs: CLOSE_TIMEOUT_MS }), () => resolve()));
     });
+    log.info({ address, path }, 'hand-over: asked the running FUSE server');
     // An answer before the old server connects is a refusal (e.g. libfuse-driver mounts).
     const decoder = new FrameDecoder();
     ask.on('data', (chunk: Buffer) => {
