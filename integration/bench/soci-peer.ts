@@ -6,17 +6,15 @@
  * OCI index), `serve` is soci-snapshotter-grpc with its default config, and `rpull` is
  * `soci image rpull` (containerd's pull with its snapshot labels, layers mounted lazily).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Stack } from '../harness/stack.js';
-import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
-import { ManagedProcess } from '../harness/managed-process.js';
-import { mountsUnder } from '../harness/mounts.js';
+import { TEST_NAMESPACE } from '../harness/containerd.js';
 import { runCommand } from '../harness/run-command.js';
-import { socketAccepts, waitUntil, WaitAborted } from '../harness/wait.js';
 import type { PushedImage } from '../images/index.js';
 import { goModulePins } from '../harness/go-modules.js';
 import { GO_BIN } from './proc-util.js';
+import { startPeerNode, type PeerNode } from './peer-node.js';
 
 export const SOCI_SNAPSHOTTER = 'soci';
 
@@ -56,15 +54,8 @@ export async function convertToSoci(stack: Stack, registryHost: string, image: P
   }
 }
 
-export interface SociNode {
-  containerd: Containerd;
-  root: string;
-  logTail(): string;
-  pid(): number | undefined;
-  /** FUSE mounts under the daemon's root right now. */
-  fuseMounts(): number;
-  stop(): Promise<void>;
-}
+/** A node running SOCI's snapshotter. */
+export type SociNode = PeerNode;
 
 /**
  * Start SOCI's snapshotter (`socimod serve`), then a containerd that registers it as `soci`: the
@@ -72,30 +63,9 @@ export interface SociNode {
  * which containerd 1.6 does not pass to a proxy snapshotter.
  */
 export async function startSociNode(stack: Stack, name: string, registryHost: string): Promise<SociNode> {
-  const dir = join(stack.root, `${name}-soci`);
-  const root = join(dir, 'root');
-  const address = join(dir, 'soci.sock');
-  mkdirSync(root, { recursive: true });
-  const logPath = join(dir, 'socimod.log');
-  const proc = new ManagedProcess({ command: socimod(), args: ['serve', '--root', root, '--address', address, '--plain-http', registryHost], logPath });
-  stack.add(`socimod ${name}`, () => proc.stop());
-  await waitUntil(`socimod at ${address}`, async () => {
-    if (!proc.running) throw new WaitAborted(`socimod exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
-    return socketAccepts(address);
-  }, 15_000);
-  const containerd = await stack.containerd(`${name}-containerd`, { [SOCI_SNAPSHOTTER]: address }, [registryHost], goModulePins().containerd2Versions[0]);
-  return {
-    containerd,
-    root,
-    logTail: () => readFileSync(logPath, 'utf8').slice(-1500).replace(/\n/g, ' | '),
-    pid: () => proc.pid,
-    fuseMounts: () => mountsUnder(root).filter((m) => m.fsType.startsWith('fuse')).length,
-    // containerd first (it removes the tasks), then the daemon, whose close unmounts its layers.
-    stop: async () => {
-      await containerd.stop();
-      await proc.stop();
-    },
-  };
+  return startPeerNode(stack, name, registryHost, {
+    kind: 'soci', program: 'socimod', command: socimod(), args: ['serve'], snapshotter: SOCI_SNAPSHOTTER, containerdVersion: goModulePins().containerd2Versions[0],
+  });
 }
 
 /** `socimod rpull --plain-http REF` on the node (SOCI's `soci image rpull`). */

@@ -4,16 +4,14 @@
  * node whose containerd has stargzref (stargz's snapshotter, built from Debian's library) as its
  * `stargz` proxy plugin, pulled with `ctr-remote images rpull` (which sets the stargz layer labels).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Stack } from '../harness/stack.js';
 import { TEST_NAMESPACE, type Containerd } from '../harness/containerd.js';
-import { ManagedProcess } from '../harness/managed-process.js';
-import { mountsUnder } from '../harness/mounts.js';
 import { runCommand, type CommandResult } from '../harness/run-command.js';
-import { socketAccepts, waitUntil, WaitAborted } from '../harness/wait.js';
 import type { PushedImage } from '../images/index.js';
 import { GO_BIN } from './proc-util.js';
+import { startPeerNode, type PeerNode } from './peer-node.js';
 
 export const STARGZ_SNAPSHOTTER = 'stargz';
 
@@ -24,16 +22,8 @@ export interface EstargzImage {
   layers: Array<{ digest: string; size: number }>;
 }
 
-export interface StargzNode {
-  containerd: Containerd;
-  root: string;
-  /** The tail of the daemon's log, for error messages. */
-  logTail(): string;
-  pid(): number | undefined;
-  /** FUSE mounts under the daemon's root right now. */
-  fuseMounts(): number;
-  stop(): Promise<void>;
-}
+/** A node running stargz's snapshotter. */
+export type StargzNode = PeerNode;
 
 const tool = (name: string): string => {
   const bin = join(GO_BIN, name);
@@ -92,30 +82,7 @@ export const haveStargzRelease = (): boolean => existsSync(join(GO_BIN, 'stargzm
  * in go-modules.env); both take the same flags — then a containerd that registers it as `stargz`.
  */
 export async function startStargzNode(stack: Stack, name: string, registryHost: string, program: 'stargzref' | 'stargzmod' = 'stargzref'): Promise<StargzNode> {
-  const dir = join(stack.root, `${name}-stargz`);
-  const root = join(dir, 'root');
-  const address = join(dir, 'stargz.sock');
-  mkdirSync(root, { recursive: true });
-  const logPath = join(dir, `${program}.log`);
-  const proc = new ManagedProcess({ command: tool(program), args: ['--root', root, '--address', address, '--plain-http', registryHost], logPath });
-  stack.add(`${program} ${name}`, () => proc.stop());
-  await waitUntil(`${program} at ${address}`, async () => {
-    if (!proc.running) throw new WaitAborted(`${program} exited: ${readFileSync(logPath, 'utf8').slice(-1000)}`);
-    return socketAccepts(address);
-  }, 15_000);
-  const containerd = await stack.containerd(`${name}-containerd`, { [STARGZ_SNAPSHOTTER]: address }, [registryHost]);
-  return {
-    containerd,
-    root,
-    logTail: () => readFileSync(logPath, 'utf8').slice(-1500).replace(/\n/g, ' | '),
-    pid: () => proc.pid,
-    fuseMounts: () => mountsUnder(root).filter((m) => m.fsType.startsWith('fuse')).length,
-    // containerd first (it removes the tasks), then the daemon, whose close unmounts its layers.
-    stop: async () => {
-      await containerd.stop();
-      await proc.stop();
-    },
-  };
+  return startPeerNode(stack, name, registryHost, { kind: 'stargz', program, command: tool(program), args: [], snapshotter: STARGZ_SNAPSHOTTER });
 }
 
 /** `ctr-remote images rpull --plain-http --snapshotter stargz REF` on the node. */

@@ -3,10 +3,7 @@
  * by `make zran` (node-gyp against the system zlib headers); without it gzip checkpoints are not
  * built and range reads are not used, so everything else keeps working.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../util/native-addon.js';
 
 /** A checkpoint as the addon reports it (window uncompressed, up to 32 KiB). */
 export interface NativePoint {
@@ -26,29 +23,11 @@ export interface ZranNative {
   extract(input: Buffer, bits: number, window: Buffer, outLen: number): Promise<Buffer>;
 }
 
-const ADDON = join('snapshotter', 'native', 'build', 'Release', 'clip_zran.node');
 let cached: ZranNative | null | undefined;
-
-/** Candidate paths: `$CLIP_ZRAN_ADDON`, then the source tree's build dir seen from src/ or build/. */
-function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const env = process.env['CLIP_ZRAN_ADDON'];
-  return [
-    ...(env ? [env] : []),
-    resolve(here, '..', '..', '..', ADDON),
-    resolve(here, '..', '..', '..', '..', ADDON),
-  ];
-}
 
 /** The addon, or undefined when it has not been built (checkpoints are then skipped). */
 export function loadZran(): ZranNative | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  const require = createRequire(import.meta.url);
-  cached = null;
-  for (const path of candidates()) {
-    if (!existsSync(path)) continue;
-    cached = require(path) as ZranNative;
-    break;
-  }
+  // null: looked for and not built (asked once per process).
+  if (cached === undefined) cached = loadNativeAddon<ZranNative>('clip_zran', 'CLIP_ZRAN_ADDON', import.meta.url) ?? null;
   return cached ?? undefined;
 }

@@ -3,11 +3,8 @@
  * a uv_poll reader per /dev/fuse descriptor and SOCK_SEQPACKET descriptor passing. Only the
  * kernel FUSE driver needs it; `[fuse_server] driver = "libfuse"` runs without it.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { unavailable } from '../../errors/index.js';
+import { loadNativeAddon } from '../../util/native-addon.js';
 
 /** A reader handle (opaque). */
 export type ReaderHandle = { readonly __reader: unique symbol };
@@ -26,32 +23,18 @@ export interface FusedevNative {
   seqRecv(fd: number, maxBytes: number, timeoutMs: number): { data: Buffer; fds: number[] } | null;
 }
 
-const ADDON = join('snapshotter', 'native', 'build', 'Release', 'clip_fusedev.node');
 let cached: FusedevNative | null | undefined;
-
-/** Candidate paths: `$CLIP_FUSEDEV_ADDON`, then the source tree's build dir seen from src/ or build/. */
-function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const env = process.env['CLIP_FUSEDEV_ADDON'];
-  return [...(env ? [env] : []), resolve(here, '..', '..', '..', '..', ADDON), resolve(here, '..', '..', '..', '..', '..', ADDON)];
-}
 
 /** The addon, or undefined when it has not been built. */
 export function tryFusedev(): FusedevNative | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  const require = createRequire(import.meta.url);
-  cached = null;
-  for (const path of candidates()) {
-    if (!existsSync(path)) continue;
-    cached = require(path) as FusedevNative;
-    break;
-  }
+  // null: looked for and not built (asked once per process).
+  if (cached === undefined) cached = loadNativeAddon<FusedevNative>('clip_fusedev', 'CLIP_FUSEDEV_ADDON', import.meta.url) ?? null;
   return cached ?? undefined;
 }
 
 /** The addon; throws CLIP_FUSE_DRIVER_UNAVAILABLE when it has not been built. */
 export function fusedev(): FusedevNative {
   const n = tryFusedev();
-  if (!n) throw unavailable('CLIP_FUSE_DRIVER_UNAVAILABLE', `the kernel FUSE driver needs the clip_fusedev addon (make deps builds ${ADDON})`);
+  if (!n) throw unavailable('CLIP_FUSE_DRIVER_UNAVAILABLE', `the kernel FUSE driver needs the clip_fusedev addon (make deps builds snapshotter/native/build/Release/clip_fusedev.node)`);
   return n;
 }
