@@ -148,7 +148,9 @@ t.test('present, lazy and full layers in one image', async (t) => {
   t.equal(p.layers.length, 3, 'one timing per layer');
   const all = [p.lease, p.resolve, p.config, p.content, ...p.layers, p.image];
   t.ok(all.every((v) => Number.isInteger(v) && v >= 0), 'phase timings are whole ms');
-  t.ok(all.reduce((a, b) => a + b, 0) <= s.duration_ms, 'phases fit in the pull');
+  // Phases overlap (lease beside manifest, content writes beside the layers), so their sum may
+  // exceed the pull; each one still lies within it.
+  t.ok(all.every((v) => v <= s.duration_ms), 'each phase fits in the pull');
 });
 
 t.test('a diff that unpacks to the wrong diff id fails, removes the key and drops the lease', async (t) => {
