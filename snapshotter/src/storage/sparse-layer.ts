@@ -39,7 +39,12 @@ export interface SparseLayerOptions {
 
 /** First readahead window, and how far a read may start from where the last ended and still count as sequential. */
 const READAHEAD_MIN_BYTES = 1024 * 1024;
-const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
+const SEQUENTIAL_SLACK_BYTES = 128 * 1024;
+/**
+ * Bytes a stream must have read in order before anything is read ahead: a run of small files
+ * next to each other in the tar (a container start) fetches nothing it did not ask for.
+ */
+const READAHEAD_AFTER_BYTES = 512 * 1024;
 
 /**
  * Decoded spans shared between nodes: a span another node already fetched and decoded costs no
@@ -68,7 +73,8 @@ export class SparseLayer {
   readonly #o: Required<Omit<SparseLayerOptions, 'log' | 'share'>>;
   /** Aborts readahead fetches when the layer closes. */
   readonly #closing = new AbortController();
-  /** Where the sequential stream of reads is (the furthest end seen), and its readahead window. */
+  /** Where the sequential stream of reads began and is (the furthest end seen), and its readahead window. */
+  #streamStart = -1;
   #streamEnd = -1;
   #aheadBytes = 0;
   /** The uncompressed offset up to which readahead has been asked for. */
@@ -148,6 +154,7 @@ export class SparseLayer {
    * one Range request per window: without it a bulk read pays one round trip and one request per
    * span. The window starts at 1 MiB and doubles per sequential read up to `readaheadMaxBytes`; a
    * jump elsewhere resets it. A new window is asked for once the reader is half-way into the last.
+   * Nothing is read ahead until the stream has read `READAHEAD_AFTER_BYTES` in order.
    */
   #readAhead(off: number, end: number): void {
     const max = this.#o.readaheadMaxBytes;
@@ -156,12 +163,14 @@ export class SparseLayer {
     // A read within what the stream already covered (another reader of the same bytes) moves nothing.
     if (near && end <= this.#streamEnd) return;
     if (!near) {
+      this.#streamStart = off;
       this.#streamEnd = end;
       this.#aheadBytes = 0;
       this.#aheadUntil = end;
       return;
     }
     this.#streamEnd = Math.max(this.#streamEnd, end);
+    if (this.#streamEnd - this.#streamStart < READAHEAD_AFTER_BYTES) return;
     this.#aheadBytes = Math.min(Math.max(this.#aheadBytes * 2, READAHEAD_MIN_BYTES), max);
     const size = this.table.uncompressedSize;
     if (this.#aheadUntil >= size || this.#aheadUntil - this.#streamEnd > this.#aheadBytes / 2) return;
