@@ -6,7 +6,6 @@
  * ContentCache. The process's own start-up is split into a bare Node start (`clip-snapshotter
  * version`) and the rest (module loading, config, connections).
  */
-import { createHash } from 'node:crypto';
 import type { Stack, RedisServer } from '../harness/stack.js';
 import { clipPull, startNode, type PullSummary } from '../harness/stack-node.js';
 import { runClipCli } from '../harness/snapshotter.js';
@@ -17,19 +16,11 @@ import type { StagingTree } from '../images/staging-tree.js';
 import { publishIndexes } from './cold-start-entry.js';
 import { spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
+import { pseudoRandomBytes } from '../harness/pseudo-random.js';
 
 /** Layers on top of busybox: each a few hundred small files and one 1 MiB file of its own. */
 const EXTRA_LAYERS = 7;
 
-function pseudoRandom(seed: string, bytes: number): Buffer {
-  const out = Buffer.alloc(bytes);
-  let block = createHash('sha256').update(seed).digest();
-  for (let off = 0; off < bytes; off += block.length) {
-    block.copy(out, off);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
-}
 
 /** The bench image: busybox + EXTRA_LAYERS layers of files unique to each. */
 export const PULL_LAYERS_SPEC: ImageSpec = {
@@ -39,7 +30,7 @@ export const PULL_LAYERS_SPEC: ImageSpec = {
     ...Array.from({ length: EXTRA_LAYERS }, (_, i) => async (t: StagingTree): Promise<void> => {
       const layer = i + 1;
       for (let f = 0; f < 300; f++) t.file(`opt/l${layer}/f${f}.txt`, `layer ${layer} file ${f}\n`.repeat(20));
-      t.file(`opt/l${layer}/blob.bin`, pseudoRandom(`pull-layers ${layer}`, 1 << 20));
+      t.file(`opt/l${layer}/blob.bin`, pseudoRandomBytes(`pull-layers ${layer}`, 1 << 20));
     }),
   ],
   config: { cmd: ['/bin/sh'] },

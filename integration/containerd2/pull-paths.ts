@@ -30,6 +30,7 @@ import {
   type Registry,
 } from '../harness/index.js';
 import { addBusyboxRootfs, buildImage, pushImage, type ImageSpec, type PushedImage, type StagingTree } from '../images/index.js';
+import { pseudoRandomBytes } from '../harness/pseudo-random.js';
 
 const BIN = fileURLToPath(new URL('../../../snapshotter/bin/clip-snapshotter', import.meta.url));
 export const LABEL_SNAPSHOT_REF = 'containerd.io/snapshot.ref';
@@ -42,13 +43,7 @@ const CRI_NAMESPACE = 'k8s.io';
 
 /** Layer content that a full pull would have to fetch: 1 MiB the containers never read. */
 function filler(seed: string, bytes = 1 << 20): Buffer {
-  const out = Buffer.alloc(bytes);
-  let block = createHash('sha256').update(seed).digest();
-  for (let off = 0; off < bytes; off += block.length) {
-    block.copy(out, off);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
+  return pseudoRandomBytes(seed, bytes);
 }
 
 /**
