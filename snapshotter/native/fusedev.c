@@ -7,7 +7,10 @@
  *     hundreds of mounts never occupy libuv's thread pool, each request handed to JS as a Buffer;
  *   - SOCK_SEQPACKET unix sockets carrying descriptors (SCM_RIGHTS) for the hand-over of a
  *     running FUSE server's connections to its successor. These calls block (with a timeout):
- *     they run only during a hand-over, when nothing else is being served.
+ *     they run only during a hand-over, when nothing else is being served;
+ *   - sdNotify: one datagram on systemd's notification socket ($NOTIFY_SOCKET), since Node has no
+ *     unix datagram sockets. A FUSE server that replaces another under systemd names itself the
+ *     unit's main process this way (MAINPID=, READY=1).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -15,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -432,6 +436,40 @@ static napi_value seq_recv(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * sdNotify(path, message): send `message` as one datagram to the AF_UNIX SOCK_DGRAM socket at
+ * `path`; a path starting with '@' is in the abstract namespace (the '@' becomes a NUL byte), as
+ * systemd's $NOTIFY_SOCKET may name it. Non-blocking: systemd reads its socket promptly, and a
+ * full queue is reported (EAGAIN) rather than waited on.
+ */
+static napi_value sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct sockaddr_un a;
+  char msg[4096];
+  size_t path_len = 0, msg_len = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], a.sun_path, sizeof a.sun_path, &path_len) != napi_ok ||
+      path_len < 2 || path_len + 1 >= sizeof a.sun_path || (a.sun_path[0] != '/' && a.sun_path[0] != '@') ||
+      napi_get_value_string_utf8(env, argv[1], msg, sizeof msg, &msg_len) != napi_ok || msg_len == 0 || msg_len + 1 >= sizeof msg) {
+    napi_throw_type_error(env, "CLIP_FUSEDEV_ARGS", "sdNotify(path: absolute or @abstract, message: 1..4094 bytes)");
+    return NULL;
+  }
+  socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+  if (a.sun_path[0] == '@') a.sun_path[0] = '\0';
+  else alen += 1; /* the terminating NUL of a file system path */
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  ssize_t n = sendto(fd, msg, msg_len, MSG_NOSIGNAL, (struct sockaddr *)&a, alen);
+  int err = errno;
+  close(fd);
+  if (n < 0) return throw_errno(env, "sendto", err);
+  if ((size_t)n != msg_len) return throw_errno(env, "sendto (short)", EMSGSIZE);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mount", NULL, do_mount, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -443,6 +481,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seqConnect", NULL, seq_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seqSend", NULL, seq_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seqRecv", NULL, seq_recv, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

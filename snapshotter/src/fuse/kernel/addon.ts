@@ -1,7 +1,8 @@
 /**
  * Loader for the `clip_fusedev` N-API addon (snapshotter/native/fusedev.c): mount(2), umount2(2),
- * a uv_poll reader per /dev/fuse descriptor and SOCK_SEQPACKET descriptor passing. Only the
- * kernel FUSE driver needs it; `[fuse_server] driver = "libfuse"` runs without it.
+ * a uv_poll reader per /dev/fuse descriptor, SOCK_SEQPACKET descriptor passing, and systemd's
+ * notification datagram (sdNotify). Only the kernel FUSE driver and a FUSE server under
+ * systemd's `Type=notify` need it; `[fuse_server] driver = "libfuse"` runs without it.
  */
 import { unavailable } from '../../errors/index.js';
 import { loadNativeAddon } from '../../util/native-addon.js';
@@ -21,6 +22,8 @@ export interface FusedevNative {
   seqConnect(path: string): number;
   seqSend(fd: number, data: Buffer, fds: number[], timeoutMs: number): void;
   seqRecv(fd: number, maxBytes: number, timeoutMs: number): { data: Buffer; fds: number[] } | null;
+  /** One datagram to the unix socket `path` (`@name`: abstract namespace): systemd's sd_notify. */
+  sdNotify(path: string, message: string): void;
 }
 
 let cached: FusedevNative | null | undefined;
