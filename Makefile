@@ -87,8 +87,10 @@ install: build ## install the daemon, config and systemd units (the daemon's and
 	# The config may hold the ContentCache password: readable by root only, an existing one too.
 	[ -f /etc/clip-snapshotter/config.toml ] || install -m 0600 plugin-config/config.toml /etc/clip-snapshotter/config.toml
 	chmod 0600 /etc/clip-snapshotter/config.toml
-	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' plugin-config/clip-snapshotter.service > /etc/systemd/system/clip-snapshotter.service
-	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' plugin-config/clip-snapshotter-fuse.service > /etc/systemd/system/clip-snapshotter-fuse.service
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' plugin-config/clip-snapshotter.service > /etc/systemd/system/clip-snapshotter.service
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' plugin-config/clip-snapshotter-fuse.service > /etc/systemd/system/clip-snapshotter-fuse.service
+	@echo "installed; then: systemctl daemon-reload; systemctl restart clip-snapshotter (the daemon);"
+	@echo "systemctl reload clip-snapshotter-fuse (hands the running FUSE server's mounts to the new build)"
 
 clean: ## remove build output and test state
 	rm -rf build .work .gopath .tap coverage bench-results
