@@ -28,18 +28,19 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# The native addons, both from snapshotter/native/binding.gyp: clip_zran (gzip checkpoints / range
-# reads, on the system zlib) and clip_fusedev (mount(2), /dev/fuse readiness and descriptor passing
-# for the kernel FUSE driver). node-gyp against the installed Node headers (/usr/include/node from
+# The native addons, all from snapshotter/native/binding.gyp: clip_zran (gzip checkpoints / range
+# reads, on the system zlib), clip_fusedev (mount(2), /dev/fuse readiness and descriptor passing
+# for the kernel FUSE driver) and clip_pagecache (reads served from the page cache without waiting). node-gyp against the installed Node headers (/usr/include/node from
 # the nodejs package, so no header download).
 ZRAN_ADDON := snapshotter/native/build/Release/clip_zran.node
 FUSEDEV_ADDON := snapshotter/native/build/Release/clip_fusedev.node
+PAGECACHE_ADDON := snapshotter/native/build/Release/clip_pagecache.node
 NODE_DIR ?= $(if $(wildcard /usr/include/node/node_api.h),/usr,)
-$(ZRAN_ADDON) $(FUSEDEV_ADDON) &: snapshotter/native/zran.c snapshotter/native/fusedev.c snapshotter/native/binding.gyp $(STAMP)/apt node_modules/.package-lock.json
+$(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) &: snapshotter/native/zran.c snapshotter/native/fusedev.c snapshotter/native/pagecache.c snapshotter/native/binding.gyp $(STAMP)/apt node_modules/.package-lock.json
 	npx --yes node-gyp rebuild -C snapshotter/native $(if $(NODE_DIR),--nodedir=$(NODE_DIR),)
-	@touch $(ZRAN_ADDON) $(FUSEDEV_ADDON)
+	@touch $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON)
 
-deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) $(FUSEDEV_ADDON) jaeger ## install Debian packages and npm dependencies, build the native addons and Jaeger (idempotent)
+deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) jaeger ## install Debian packages and npm dependencies, build the native addons and Jaeger (idempotent)
 
 # Jaeger at the version pinned in integration/go-modules.env, cached per machine outside the repo.
 # A failed build does not stop the other tests: the Jaeger test then fails and names the build log.

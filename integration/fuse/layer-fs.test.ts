@@ -10,7 +10,7 @@ import { chmod, mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { isMountPoint } from '../../snapshotter/src/fuse/index.js';
+import { isMountPoint, mountDevice } from '../../snapshotter/src/fuse/index.js';
 import { unmountAllUnder } from '../harness/mounts.js';
 import { runCommand } from '../harness/run-command.js';
 import { withDeadline } from '../harness/wait.js';
@@ -78,6 +78,16 @@ for (const driver of ['libfuse', 'kernel'] as const) {
       if (g.size !== null) t.ok(g.blocks * 512 >= g.size && g.blocks * 512 < g.size + 8192, `${p}: st_blocks ${g.blocks} fits size ${g.size}`);
     }
     t.same(inodeGroups(got), inodeGroups(want), 'hardlinks share inodes exactly as extracted');
+    if (driver === 'kernel') {
+      // The tar was just written (page cache): its bytes went to the kernel by splice, and the
+      // checksums above prove they are the right ones.
+      t.ok(layer.reader.splicedBytes > 0, `file bytes spliced from the layer file (${layer.reader.splicedBytes})`);
+      const dev = await mountDevice(mnt);
+      const ra = Number((await readFile(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8')).trim());
+      t.ok(ra >= 1000, `the mount reads ahead ${ra} KiB, not the kernel's default 128`);
+    } else {
+      t.equal(layer.reader.splicedBytes, 0, 'libfuse never splices');
+    }
     t.equal(want['xa']?.xattrs['trusted.demo'], '0x00ff01', 'the fixture really has a binary trusted xattr');
 
     t.equal((await sh(`stat -c '%t:%T %F' '${mnt}/gone'`)).trim(), '0:0 character special file', 'whiteout is a 0/0 char device');

@@ -12,6 +12,12 @@
       "sources": ["fusedev.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "ldflags": ["-Wl,-Bsymbolic"]
+    },
+    {
+      "target_name": "clip_pagecache",
+      "sources": ["pagecache.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-Wl,-Bsymbolic"]
     }
   ]
 }

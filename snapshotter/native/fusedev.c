@@ -5,6 +5,8 @@
  *   - mount(2) of a `fuse.clip` file system on an open /dev/fuse descriptor, and umount2(2);
  *   - a reader per /dev/fuse descriptor: uv_poll readiness on the non-blocking descriptor, so
  *     hundreds of mounts never occupy libuv's thread pool, each request handed to JS as a Buffer;
+ *   - READ replies spliced from a cached file (the disk cache) straight to /dev/fuse: the kernel
+ *     copies page-cache pages into the FUSE file's pages once, with no trip through user memory;
  *   - SOCK_SEQPACKET unix sockets carrying descriptors (SCM_RIGHTS) for the hand-over of a
  *     running FUSE server's connections to its successor. These calls block (with a timeout):
  *     they run only during a hand-over, when nothing else is being served;
@@ -20,9 +22,11 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -234,6 +238,122 @@ static napi_value stop_reader(napi_env env, napi_callback_info info) {
   reader_t *r = (reader_t *)data;
   if (r->active) reader_stop(r);
   return NULL;
+}
+
+/* ---- READ replies spliced from a file ---- */
+
+/* cachestat(2) (Linux 6.5); the build host's headers may predate it. */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct clip_cachestat_range {
+  uint64_t off, len;
+};
+struct clip_cachestat {
+  uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+/* One pipe for the process: replies are spliced one at a time on the JS thread. */
+static int splice_pipe[2] = {-1, -1};
+static size_t splice_capacity = 0;
+static int splice_unusable = 0;
+
+static int splice_pipe_ready(void) {
+  if (splice_pipe[0] >= 0) return 1;
+  if (splice_unusable) return 0;
+  if (pipe2(splice_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    splice_unusable = 1;
+    return 0;
+  }
+  /* A 1 MiB reply and its header need 257 pages; root may exceed pipe-max-size. */
+  int size = fcntl(splice_pipe[1], F_SETPIPE_SZ, 2 << 20);
+  if (size < 0) size = fcntl(splice_pipe[1], F_SETPIPE_SZ, 1 << 20);
+  if (size < 0) size = fcntl(splice_pipe[1], F_GETPIPE_SZ);
+  splice_capacity = size > 0 ? (size_t)size : 0;
+  return 1;
+}
+
+/* Empty the pipe after a failed reply so the next one starts clean. */
+static void splice_drain(void) {
+  char scratch[65536];
+  while (read(splice_pipe[0], scratch, sizeof scratch) > 0) {
+  }
+}
+
+/*
+ * spliceReply(fuseFd, header, fileFd, position, length): write a READ reply whose 16-byte header is
+ * `header` and whose payload is `length` bytes of fileFd at `position`, moved by splice(2).
+ * Returns true when the reply was written; false, with nothing written, when the range is not all
+ * in the page cache (cachestat says so; the caller reads it the ordinary way so this thread never
+ * waits for a disk), the kernel lacks cachestat, the pipe cannot hold it or the file is short.
+ * Throws (code = errno name) when /dev/fuse refused the reply (ENOENT: the request is gone).
+ */
+static napi_value splice_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  int32_t fuse_fd, file_fd;
+  int64_t pos, len;
+  void *hdr;
+  size_t hdr_len;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fuse_fd) != napi_ok || napi_get_buffer_info(env, argv[1], &hdr, &hdr_len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &file_fd) != napi_ok || napi_get_value_int64(env, argv[3], &pos) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &len) != napi_ok || hdr_len != 16 || pos < 0 || len <= 0) {
+    napi_throw_type_error(env, "CLIP_FUSEDEV_ARGS", "spliceReply(fuseFd, header (16 bytes), fileFd, position, length > 0)");
+    return NULL;
+  }
+  napi_get_boolean(env, false, &out);
+  /* Pages the range spans: one pipe slot each at worst, plus one for the header. */
+  uint64_t pages = ((uint64_t)pos + (uint64_t)len + 4095) / 4096 - (uint64_t)pos / 4096;
+  if (!splice_pipe_ready() || (pages + 1) * 4096 > splice_capacity) return out;
+  struct clip_cachestat_range range = {(uint64_t)pos, (uint64_t)len};
+  struct clip_cachestat cs;
+  if (syscall(__NR_cachestat, file_fd, &range, &cs, 0) != 0) {
+    if (errno == ENOSYS) splice_unusable = 1;
+    return out;
+  }
+  if (cs.nr_cache < pages) return out;
+  if (write(splice_pipe[1], hdr, 16) != 16) {
+    splice_drain();
+    return out;
+  }
+  loff_t off = pos;
+  int64_t moved = 0;
+  while (moved < len) {
+    ssize_t n = splice(file_fd, &off, splice_pipe[1], NULL, (size_t)(len - moved), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      moved += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break; /* end of file, or the pipe is full */
+  }
+  if (moved != len) {
+    splice_drain();
+    return out;
+  }
+  for (;;) {
+    ssize_t n = splice(splice_pipe[0], NULL, fuse_fd, NULL, (size_t)(len + 16), SPLICE_F_MOVE);
+    if (n == len + 16) break;
+    int err = n < 0 ? errno : EIO;
+    if (n < 0 && errno == EINTR) continue;
+    splice_drain();
+    return throw_errno(env, "splice to /dev/fuse", err);
+  }
+  napi_get_boolean(env, true, &out);
+  return out;
+}
+
+/*
+ * spliceCapacity(): the largest READ payload spliceReply can move whatever its alignment (bytes),
+ * 0 when splicing is unavailable. Requests larger than this take the buffer path.
+ */
+static napi_value splice_capacity_of(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  int64_t bytes = splice_pipe_ready() && !splice_unusable && splice_capacity >= 3 * 4096 ? (int64_t)splice_capacity - 2 * 4096 : 0;
+  napi_create_int64(env, bytes, &out);
+  return out;
 }
 
 /* ---- descriptor passing ---- */
@@ -476,6 +596,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"umount", NULL, do_umount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startReader", NULL, start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopReader", NULL, stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceReply", NULL, splice_reply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceCapacity", NULL, splice_capacity_of, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seqListen", NULL, seq_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seqAccept", NULL, seq_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seqConnect", NULL, seq_connect, NULL, NULL, NULL, napi_enumerable, NULL},

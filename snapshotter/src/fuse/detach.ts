@@ -20,6 +20,20 @@ export async function isMountPoint(path: string): Promise<boolean> {
   return false;
 }
 
+/**
+ * The `major:minor` of the file system mounted at `path` (the topmost mount there), or undefined.
+ * Read from mountinfo, never by stat: a FUSE server must not stat its own mount.
+ */
+export async function mountDevice(path: string): Promise<string | undefined> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  let dev: string | undefined;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ', 5);
+    if (f[4] !== undefined && unescape(f[4]) === path) dev = f[2];
+  }
+  return dev;
+}
+
 /** Lazily detach a mount: `fusermount -uz`, then `umount -l`; resolves once it is gone or both failed. */
 export async function lazyDetach(path: string): Promise<void> {
   for (const [cmd, args] of [['fusermount', ['-uz', path]], ['umount', ['-l', path]]] as const) {

@@ -8,4 +8,4 @@ export { LayerFilesystem } from './layer-filesystem.js';
 export type { FuseDriver, HandedMount, LayerFilesystemOptions } from './layer-filesystem.js';
 export { LayerOps } from './layer-ops.js';
 export type { IdTranslation, LayerOpsOptions } from './layer-ops.js';
-export { isMountPoint, lazyDetach } from './detach.js';
+export { isMountPoint, lazyDetach, mountDevice } from './detach.js';

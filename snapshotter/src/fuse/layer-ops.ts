@@ -9,7 +9,7 @@
 import type { Entry } from '../clip/types.js';
 import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import type { LayerReader } from '../storage/layer-reader.js';
+import type { DiskRange, LayerReader } from '../storage/layer-reader.js';
 import { dataRange, statOf, type FuseStat } from './entry-stat.js';
 import { getXattr, listXattrs } from './entry-xattrs.js';
 import { ERRNO, toErrno } from './errno.js';
@@ -173,6 +173,19 @@ export class LayerOps {
     }
   }
 
+  /**
+   * Where up to `len` bytes of a file at `pos` lie in a local file, when the layer has them all on
+   * disk (see LayerReader.diskRange); `length` is what the read returns (clamped to the file).
+   */
+  diskRangeOf(e: Entry, len: number, pos: number): (DiskRange & { length: number }) | undefined {
+    if (this.#closed || this.#reader.diskRange === undefined) return undefined;
+    const range = dataRange(e);
+    if (range === undefined || pos >= range.size) return undefined;
+    const length = Math.min(len, range.size - pos);
+    const r = this.#reader.diskRange(range.dataOffset + pos, length);
+    return r && { fd: r.fd, position: r.position, served: r.served, length };
+  }
+
   /** An extended attribute's value, or undefined. */
   xattr(e: Entry, name: string): Buffer | undefined {
     return getXattr(this.#view, e, name);
@@ -257,8 +270,9 @@ export class LayerOps {
   }
 
   // A LayerReader may return short counts before the end; the kernel would take one as EOF.
+  // What the page cache holds is copied at once; only the rest waits for the reader's read.
   async #readFull(buf: Buffer, want: number, offset: number): Promise<number> {
-    let done = 0;
+    let done = this.#reader.readNow?.(buf, 0, want, offset) ?? 0;
     while (done < want) {
       const got = await this.#reader.read(buf, done, want - done, offset + done);
       if (got <= 0) break;

@@ -24,6 +24,14 @@ export interface LayerRef {
   readonly zstdFrames?: Buffer | undefined;
 }
 
+/** A layer's bytes in a local file (LayerReader.diskRange). */
+export interface DiskRange {
+  readonly fd: number;
+  readonly position: number;
+  /** Account the bytes as a disk-tier read once they were delivered. */
+  served(bytes: number): void;
+}
+
 /** Reads of one layer; shared by every mount of that layer. */
 export interface LayerReader {
   readonly layer: LayerRef;
@@ -33,6 +41,18 @@ export interface LayerReader {
    * when no tier can serve it within bounded time.
    */
   read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number>;
+  /**
+   * The same read served at once from memory (the page cache of a cached layer), never waiting for
+   * I/O: the bytes copied from `offset` on (0 … length; fewer when the rest is not in memory). The
+   * caller reads the rest with `read`. Absent: every read takes `read`.
+   */
+  readNow?(buf: Buffer, bufOffset: number, length: number, offset: number): number;
+  /**
+   * Where `length` bytes at `offset` lie in a local file, when they all do (a layer complete on
+   * disk): a FUSE driver may then move them to the kernel without copying them through this
+   * process, and calls `served` once it did. Undefined: read them with `readNow`/`read`.
+   */
+  diskRange?(offset: number, length: number): DiskRange | undefined;
   /** Throws an `unavailable` ClipError when the layer cannot be read right now. */
   check(): Promise<void>;
   /** Release this handle; the layer stays cached. */

@@ -28,13 +28,14 @@ import { DiskEviction } from './disk-eviction.js';
 import { ExtractedLayers } from './extracted-layers.js';
 import { LayerPublisher } from './layer-publisher.js';
 import { preadFull } from './file-io.js';
+import { readCachedNow } from '../util/page-cache-read.js';
 import { LayerDownload } from './layer-download.js';
 import { LayerLedger } from './layer-ledger.js';
 import { layerStateKey } from './layer-key.js';
 import { QuarantineList } from './quarantine-list.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
 import { isAuthRefusal } from '../registry/index.js';
-import type { LayerReader, LayerRef, ReadSource } from './layer-reader.js';
+import type { DiskRange, LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
 import { readSpanAttrs, traceRangeTier, traceTier } from './read-tracing.js';
 
@@ -314,6 +315,43 @@ export class LayerStore implements LayerReaderHost {
       ...(skipped ? { [ATTR_CLIP_UNSAMPLED_READS]: skipped.reads, [ATTR_CLIP_UNSAMPLED_BYTES]: skipped.bytes } : {}),
     };
     return withSpan(SPAN_READ, attrs, () => this.#readTiers(st, buf, bufOffset, len, offset));
+  }
+
+  /**
+   * The part of a read a complete cached layer serves from the page cache at once, on this thread
+   * (see LayerReader.readNow): 0 whenever the read must take `readLayer` — not complete on disk,
+   * quarantined, inside a recording span, or due for its sampled disk-hit span.
+   */
+  readLayerNow(key: string, buf: Buffer, bufOffset: number, length: number, offset: number): number {
+    if (bufOffset < 0 || bufOffset + length > buf.length) return 0;
+    const st = this.#servedAtOnce(key, offset, length);
+    if (st === undefined) return 0;
+    const started = performance.now();
+    const n = readCachedNow((st.file as FileHandle).fd, buf, bufOffset, Math.min(length, st.ref.uncompressedSize - offset), offset);
+    if (n > 0) this.#diskServed(st, n, started);
+    return n;
+  }
+
+  /** Where a complete cached layer's bytes lie on disk (see LayerReader.diskRange); the same conditions as `readLayerNow`. */
+  diskRangeOf(key: string, offset: number, length: number): DiskRange | undefined {
+    const st = this.#servedAtOnce(key, offset, length);
+    if (st === undefined || offset + length > st.ref.uncompressedSize) return undefined;
+    const started = performance.now();
+    return { fd: (st.file as FileHandle).fd, position: offset, served: (n) => this.#diskServed(st, n, started) };
+  }
+
+  #servedAtOnce(key: string, offset: number, length: number): LayerState | undefined {
+    const st = this.#layers.get(key);
+    if (!st?.file || st.quarantined || offset < 0 || length <= 0 || offset >= st.ref.uncompressedSize) return undefined;
+    if (tracingEnabled() && (activeRecordingSpan() || this.#diskSpans.due(key))) return undefined;
+    return st;
+  }
+
+  #diskServed(st: LayerState, n: number, started: number): void {
+    this.#disk.touch(st.hex);
+    recordRead('disk', n, (performance.now() - started) / 1000);
+    this.ledger.read(st.hex, 'disk', n);
+    if (tracingEnabled()) this.#diskSpans.skip(st.key, n);
   }
 
   async #readDiskUntraced(hex: string, file: FileHandle, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {

@@ -26,6 +26,12 @@ export class DiskSpanSampler {
     this.#now = now;
   }
 
+  /** Whether the next disk hit of `layer` would be spanned (`take` would return a tally). */
+  due(layer: string): boolean {
+    const t = this.#layers.get(layer);
+    return !t || this.#now() - t.lastSpanMs >= this.#intervalMs;
+  }
+
   /** The skipped tally when this read should be spanned (and the tally resets), else undefined. */
   take(layer: string): SkippedDiskReads | undefined {
     const now = this.#now();

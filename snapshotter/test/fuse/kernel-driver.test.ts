@@ -7,8 +7,10 @@ import { findClipError } from '../../src/errors/index.js';
 import { ERRNO, LayerOps } from '../../src/fuse/index.js';
 import { LayerDispatcher } from '../../src/fuse/kernel/layer-dispatcher.js';
 import { KernelSession } from '../../src/fuse/kernel/session.js';
+import { requestPages } from '../../src/fuse/kernel/kernel-mount.js';
+import { POOLED_REPLY_BYTES, pooledFree, recycle, takeReplyBuffer } from '../../src/fuse/kernel/reply-buffers.js';
 import {
-  ENTRY_OUT_BYTES, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, INIT, MAX_WRITE_BYTES, OP, OUT_HEADER_BYTES, decodeInit, decodeRequest, direntBytes, negotiate, writeDirent,
+  ENTRY_OUT_BYTES, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, INIT, MAX_WRITE_BYTES, OP, OUT_HEADER_BYTES, decodeInit, decodeRequest, direntBytes, negotiate, writeDirent, writeHeader,
   type Request,
 } from '../../src/fuse/kernel/wire.js';
 import type { LayerReader } from '../../src/storage/layer-reader.js';
@@ -246,6 +248,101 @@ t.test('session: INIT, no-reply requests, requests in flight, pause', async (t) 
   t.same(written.slice(2).map((b) => b.readBigUInt64LE(8)).sort(), [5n, 6n], 'both answered before pause resolved');
   t.same(s.negotiated?.minor, 31, 'the parameters to hand over');
   t.equal(handled.filter((h) => h.opcode === OP.READ).length, 2);
+});
+
+t.test('READ through a sink: spliced from the disk file when the reader has one, else a buffer', async (t) => {
+  const served: number[] = [];
+  const r = reader();
+  let onDisk = true;
+  r.diskRange = (offset, length) => (onDisk && offset + length <= LAYER.length ? { fd: 42, position: offset + 1000, served: (n) => void served.push(n) } : undefined);
+  const d = new LayerDispatcher(new LayerOps({ view, reader: r, layer: 'sha256:x' }), { ttlMs: 1500 });
+  const spliced: Array<[bigint, number, number, number]> = [];
+  let accept = true;
+  const sink = { spliceRead: (unique: bigint, fd: number, position: number, length: number) => (spliced.push([unique, fd, position, length]), accept) };
+  // f: 3000 bytes at layer offset 100; a read of 4096 at 2900 returns its last 100 bytes.
+  t.equal(await d.handle(decodeRequest(request(OP.READ, 2, readIn(2900, 4096), 31n)), sink), undefined, 'the reply was written by the sink');
+  t.same(spliced, [[31n, 42, 100 + 2900 + 1000, 100]], 'the file range of the data, clamped to the file');
+  t.same(served, [100], 'accounted once delivered');
+  accept = false;
+  const fallback = await d.handle(decodeRequest(request(OP.READ, 2, readIn(0, 10), 32n)), sink);
+  t.same(fallback?.subarray(OUT_HEADER_BYTES), LAYER.subarray(100, 110), 'refused (not cached): read into a buffer instead');
+  t.same(served, [100], 'a refused splice is not accounted');
+  onDisk = false;
+  const before = spliced.length;
+  t.same((await d.handle(decodeRequest(request(OP.READ, 2, readIn(0, 10), 33n)), sink))?.subarray(OUT_HEADER_BYTES), LAYER.subarray(100, 110));
+  t.equal(spliced.length, before, 'no file range: the sink is not asked');
+  t.same((await d.handle(decodeRequest(request(OP.READ, 2, readIn(0, 10), 34n))))?.subarray(OUT_HEADER_BYTES), LAYER.subarray(100, 110), 'no sink: a buffer');
+  t.equal((await ask(d, request(OP.READ, 2, readIn(3000, 10)))).len, OUT_HEADER_BYTES, 'EOF stays an empty reply');
+});
+
+t.test('READ serves what readNow has at once and reads only the rest', async (t) => {
+  const r = reader();
+  const asked: Array<[number, number]> = [];
+  r.readNow = (buf, bufOffset, length, offset) => LAYER.copy(buf, bufOffset, offset, offset + Math.min(length, 30));
+  const read = r.read.bind(r);
+  r.read = (buf, bufOffset, length, offset) => (asked.push([offset, length]), read(buf, bufOffset, length, offset));
+  const d = new LayerDispatcher(new LayerOps({ view, reader: r, layer: 'sha256:x' }), { ttlMs: 1500 });
+  t.same((await ask(d, request(OP.READ, 2, readIn(0, 100)))).payload, LAYER.subarray(100, 200));
+  t.same(asked, [[130, 70]], 'the async read starts where readNow stopped');
+});
+
+t.test('the session splices through the addon when it can, with a header of the full length', async (t) => {
+  let onRequest: ((b: Buffer | null, errno: number) => void) | undefined;
+  const calls: Array<{ fuseFd: number; len: number; error: number; unique: bigint; fd: number; position: number; length: number }> = [];
+  const native = {
+    startReader: (_fd: number, _size: number, cb: (b: Buffer | null, errno: number) => void) => ((onRequest = cb), {} as never),
+    stopReader: () => undefined,
+    spliceReply: (fuseFd: number, h: Buffer, fd: number, position: number, length: number) => {
+      calls.push({ fuseFd, len: h.readUInt32LE(0), error: h.readInt32LE(4), unique: h.readBigUInt64LE(8), fd, position, length });
+      return true;
+    },
+  };
+  const written: Buffer[] = [];
+  const s = new KernelSession({
+    fd: 9, native, write: (_fd, b) => void written.push(Buffer.from(b)),
+    handler: async (req, sink) => (sink?.spliceRead(req.unique, 5, 4096, 1000) ? undefined : Buffer.alloc(OUT_HEADER_BYTES)),
+  });
+  s.start();
+  const init = Buffer.alloc(64);
+  init.writeUInt32LE(7, 0);
+  init.writeUInt32LE(38, 4);
+  onRequest!(request(OP.INIT, 0, init, 1n), 0);
+  await s.initialized();
+  onRequest!(request(OP.READ, 2, readIn(0, 1000), 8n), 0);
+  await s.pause();
+  t.same(calls, [{ fuseFd: 9, len: OUT_HEADER_BYTES + 1000, error: 0, unique: 8n, fd: 5, position: 4096, length: 1000 }]);
+  t.equal(written.length, 1, 'only INIT was written as a buffer');
+  const plain = new KernelSession({ fd: 9, native: { startReader: native.startReader, stopReader: native.stopReader }, handler: async (_req, sink) => (t.equal(sink, undefined, 'no splicing addon: no sink'), undefined) });
+  plain.start();
+  onRequest!(request(OP.INIT, 0, init, 1n), 0);
+  await plain.initialized().catch(() => undefined);
+  onRequest!(request(OP.READ, 2, readIn(0, 10), 9n), 0);
+  await plain.pause();
+});
+
+t.test('max_pages: the kernel ceiling, lowered to what one spliced reply carries', async (t) => {
+  t.equal(requestPages({}), 256, 'no splicing: 1 MiB requests');
+  t.equal(requestPages({ spliceCapacity: () => 0 }), 256, 'splicing unavailable');
+  t.equal(requestPages({ spliceCapacity: () => (1 << 20) - 8192 }), 254, 'a 1 MiB pipe: 1016 KiB');
+  t.equal(requestPages({ spliceCapacity: () => (2 << 20) - 8192 }), 256, 'a 2 MiB pipe: the ceiling');
+  t.equal(requestPages({ spliceCapacity: () => 65536 }), 256, 'a pipe too small to matter: not worth shrinking requests for');
+});
+
+t.test('READ reply buffers are reused once written, a few kept', async (t) => {
+  const a = takeReplyBuffer(OUT_HEADER_BYTES + 4096);
+  t.equal(a.length, OUT_HEADER_BYTES + 4096);
+  const held = [takeReplyBuffer(100), takeReplyBuffer(100), takeReplyBuffer(100), takeReplyBuffer(100), takeReplyBuffer(100)];
+  recycle(a.subarray(0, 20));
+  t.equal(takeReplyBuffer(10).buffer, a.buffer, 'a recycled buffer (even a slice of it) serves the next reply');
+  for (const h of held) recycle(h);
+  recycle(held[0] as Buffer);
+  t.equal(pooledFree(), 4, 'at most four kept, each once');
+  recycle(Buffer.alloc(100));
+  t.equal(pooledFree(), 4, 'foreign buffers are not pooled');
+  t.equal(takeReplyBuffer(POOLED_REPLY_BYTES + 1).length, POOLED_REPLY_BYTES + 1, 'larger than the pool holds: a fresh buffer');
+  const w = Buffer.alloc(OUT_HEADER_BYTES + 8);
+  writeHeader(w, 12n);
+  t.same([w.readUInt32LE(0), w.readInt32LE(4), w.readBigUInt64LE(8)], [OUT_HEADER_BYTES + 8, 0, 12n], 'header of the whole buffer');
 });
 
 function catchErr(fn: () => unknown): unknown {

@@ -176,3 +176,33 @@ t.test('bad arguments are invalid_argument', async (t) => {
   const r = store.open(layer.ref);
   await t.rejects(() => r.read(Buffer.alloc(4), 0, 8, 0), { kind: 'invalid_argument', code: 'CLIP_LAYER_BAD_RANGE' });
 });
+
+t.test('a complete cached layer is served at once from the page cache, and offers its file for splicing', async (t) => {
+  const dir = await tempDir(t);
+  const layer = makeLayer(200_000);
+  const blobs = new FakeBlobSource([layer]);
+  const store = await LayerStore.create(base(dir, blobs, { contentCache: new NoContentCache() }));
+  t.teardown(() => store.close());
+  const r = store.open(layer.ref);
+  const cold = Buffer.alloc(100);
+  t.equal(r.readNow?.(cold, 0, 100, 0), 0, 'not on disk yet: nothing at once');
+  t.equal(r.diskRange?.(0, 100), undefined, 'not on disk yet: no file range');
+  await readRange(r, 0, 10); // the download completes the layer on disk
+  await store.drain();
+  const before = store.ledger.get(layer.ref.diffId)?.served.disk ?? 0;
+  const buf = Buffer.alloc(5000, 0xee);
+  const n = r.readNow?.(buf, 1000, 4000, 7000);
+  t.equal(n, 4000, 'the file was just written: all of it in the page cache');
+  t.same(buf.subarray(1000), layer.tar.subarray(7000, 11_000), 'the layer bytes, at the buffer offset');
+  t.equal(buf[999], 0xee, 'nothing before the buffer offset touched');
+  t.equal(r.readNow?.(Buffer.alloc(10), 0, 10, layer.tar.length), 0, 'at the end: nothing');
+  const range = r.diskRange?.(5000, 3000);
+  t.ok(range, 'a complete layer has a file range');
+  t.equal(range?.position, 5000, 'the disk cache file is the uncompressed layer: same offsets');
+  t.equal(r.diskRange?.(layer.tar.length - 10, 20), undefined, 'not past the end of the layer');
+  range?.served(3000);
+  t.equal((store.ledger.get(layer.ref.diffId)?.served.disk ?? 0) - before, 7000, 'both counted as disk reads in the ledger');
+  await r.close();
+  t.equal(r.readNow?.(Buffer.alloc(10), 0, 10, 0), 0, 'a closed reader serves nothing at once');
+  t.equal(r.diskRange?.(0, 10), undefined, 'nor a file range');
+});

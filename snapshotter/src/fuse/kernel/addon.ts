@@ -1,8 +1,9 @@
 /**
  * Loader for the `clip_fusedev` N-API addon (snapshotter/native/fusedev.c): mount(2), umount2(2),
- * a uv_poll reader per /dev/fuse descriptor, SOCK_SEQPACKET descriptor passing, and systemd's
- * notification datagram (sdNotify). Only the kernel FUSE driver and a FUSE server under
- * systemd's `Type=notify` need it; `[fuse_server] driver = "libfuse"` runs without it.
+ * a uv_poll reader per /dev/fuse descriptor, READ replies spliced from the page cache,
+ * SOCK_SEQPACKET descriptor passing, and systemd's notification datagram (sdNotify). Only the
+ * kernel FUSE driver and a FUSE server under systemd's `Type=notify` need it;
+ * `[fuse_server] driver = "libfuse"` runs without it.
  */
 import { unavailable } from '../../errors/index.js';
 import { loadNativeAddon } from '../../util/native-addon.js';
@@ -17,6 +18,13 @@ export interface FusedevNative {
   /** Calls `onRequest` with each request read, or with (null, errno) once the connection ended. */
   startReader(fd: number, bufferSize: number, onRequest: (req: Buffer | null, errno: number) => void): ReaderHandle;
   stopReader(handle: ReaderHandle): void;
+  /**
+   * Write a READ reply (16-byte `header`, then `length` bytes of `fileFd` at `position`) by
+   * splice(2); false, with nothing written, unless the range is all in the page cache.
+   */
+  spliceReply(fuseFd: number, header: Buffer, fileFd: number, position: number, length: number): boolean;
+  /** The largest payload `spliceReply` moves whatever its alignment (bytes); 0 = splicing unavailable. */
+  spliceCapacity(): number;
   seqListen(path: string): number;
   seqAccept(fd: number, timeoutMs: number): number;
   seqConnect(path: string): number;

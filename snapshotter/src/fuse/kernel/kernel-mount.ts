@@ -5,14 +5,19 @@
  * kernel's side needs; the layer's side is the same index.
  */
 import { constants, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { messageOf, unavailable } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
+import { mountDevice } from '../detach.js';
 import { fusedev } from './addon.js';
 import type { RequestHandler } from './layer-dispatcher.js';
 import { KernelSession } from './session.js';
 import type { Negotiated } from './wire.js';
 
 const MS_RDONLY = 1;
+const PAGE_BYTES = 4096;
+/** The kernel's ceiling on max_pages (1 MiB requests). */
+const KERNEL_MAX_PAGES = 256;
 const MNT_DETACH = 2;
 
 /** Options of a kernel mount. */
@@ -24,6 +29,7 @@ export interface KernelMountOptions {
   log: Logger;
   /** Bound on waiting for the kernel's INIT. */
   timeoutMs: number;
+  /** Kernel readahead of the mount (bytes): sequential reads arrive as requests up to this size (≤ 1 MiB each). */
   maxReadahead: number;
 }
 
@@ -46,7 +52,9 @@ export class KernelMount {
     } catch (err) {
       throw unavailable('CLIP_FUSE_DRIVER_UNAVAILABLE', `open /dev/fuse: ${messageOf(err)}`, err);
     }
-    const session = new KernelSession({ fd, handler: o.handler, log: o.log, limits: { maxReadahead: o.maxReadahead, maxPages: 256 } });
+    const maxPages = requestPages(native);
+    const maxReadahead = Math.min(o.maxReadahead, maxPages * PAGE_BYTES);
+    const session = new KernelSession({ fd, handler: o.handler, log: o.log, limits: { maxReadahead, maxPages } });
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
     const data = `fd=${fd},rootmode=40000,user_id=${uid},group_id=${gid},allow_other,default_permissions`;
@@ -72,6 +80,7 @@ export class KernelMount {
     } finally {
       clearTimeout(timer);
     }
+    await widenReadahead(o.mountpoint, maxReadahead, o.log);
     return m;
   }
 
@@ -105,4 +114,30 @@ export class KernelMount {
     }
     this.session.close();
   }
+}
+
+/**
+ * The kernel caps a FUSE mount's readahead at its backing device's default (128 KiB) whatever INIT
+ * answers, so a sequential reader got 128 KiB requests however large max_pages is. The device's
+ * sysfs knob raises it; files opened afterwards read ahead that far in requests of up to max_pages.
+ * Best effort: without it reads are only smaller.
+ */
+async function widenReadahead(mountpoint: string, bytes: number, log: Logger): Promise<void> {
+  try {
+    const dev = await mountDevice(mountpoint);
+    if (dev === undefined) throw new Error('not in mountinfo');
+    await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${Math.ceil(bytes / 1024)}\n`);
+  } catch (err) {
+    log.debug({ mountpoint, err: messageOf(err) }, 'fuse: could not raise the readahead of the mount');
+  }
+}
+
+/**
+ * max_pages to negotiate: the kernel's ceiling, lowered to what one spliced reply can carry (a pipe
+ * of 1 MiB without CAP_SYS_RESOURCE holds 1016 KiB at any alignment), so a sequential reader's
+ * requests all take the splice path instead of every one being a page too large for it.
+ */
+export function requestPages(native: { spliceCapacity?: () => number }): number {
+  const fits = Math.floor((native.spliceCapacity?.() ?? 0) / PAGE_BYTES);
+  return fits >= KERNEL_MAX_PAGES / 2 ? Math.min(KERNEL_MAX_PAGES, fits) : KERNEL_MAX_PAGES;
 }

@@ -8,9 +8,10 @@ import type { Entry } from '../../clip/types.js';
 import { S_IFMT } from '../entry-stat.js';
 import { ERRNO } from '../errno.js';
 import type { LayerOps } from '../layer-ops.js';
+import { recycle, takeReplyBuffer } from './reply-buffers.js';
 import {
   ATTR_OUT_BYTES, ENTRY_OUT_BYTES, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, MUTATING_OPS, OP, OPEN_OUT_BYTES, OUT_HEADER_BYTES,
-  cString, direntBytes, errorReply, need, reply, statfsReply, ttlOf, writeAttrOut, writeDirent, writeEntryOut,
+  cString, direntBytes, errorReply, need, reply, statfsReply, ttlOf, writeHeader, writeAttrOut, writeDirent, writeEntryOut,
   type Request, type Ttl,
 } from './wire.js';
 
@@ -21,8 +22,20 @@ const LISTING_CACHE = 16;
 /** Bound on a READ the kernel may ask (max_pages × 4 KiB is at most 1 MiB as negotiated; refuse more). */
 const MAX_READ_BYTES = 4 << 20;
 
-/** Answers one request; undefined for requests that take no reply. */
-export type RequestHandler = (req: Request) => Promise<Buffer | undefined>;
+/**
+ * Answers one request: its reply, or undefined for requests that take none and for replies the
+ * handler already wrote through `sink`.
+ */
+export type RequestHandler = (req: Request, sink?: ReplySink) => Promise<Buffer | undefined>;
+
+/** What a session offers a handler besides returning a reply buffer. */
+export interface ReplySink {
+  /**
+   * Write a READ reply whose payload is `length` bytes of `fd` at `position`, moved by the kernel
+   * (splice); false, with nothing written, when that cannot be done without waiting for a disk.
+   */
+  spliceRead(unique: bigint, fd: number, position: number, length: number): boolean;
+}
 
 /** Options of a layer's dispatcher. */
 export interface DispatcherOptions {
@@ -43,23 +56,23 @@ export class LayerDispatcher {
   }
 
   /** The handler to give a KernelSession. */
-  readonly handle: RequestHandler = async (req) => {
+  readonly handle: RequestHandler = async (req, sink) => {
     try {
-      return await this.#dispatch(req);
+      return await this.#dispatch(req, sink);
     } catch {
       // Only a malformed request body gets here (decoding throws a ClipError).
       return errorReply(req.unique, ERRNO.EINVAL);
     }
   };
 
-  async #dispatch(req: Request): Promise<Buffer | undefined> {
+  async #dispatch(req: Request, sink: ReplySink | undefined): Promise<Buffer | undefined> {
     if (MUTATING_OPS.has(req.opcode)) return errorReply(req.unique, ERRNO.EROFS);
     switch (req.opcode) {
       case OP.LOOKUP: return this.#lookup(req);
       case OP.GETATTR: return this.#node(req, (e) => this.#attrReply(req, e));
       case OP.READLINK: return this.#node(req, (e) => e.type === 'symlink' ? this.#bytes(req, Buffer.from(e.target)) : errorReply(req.unique, ERRNO.EINVAL));
       case OP.OPEN: return this.#open(req);
-      case OP.READ: return this.#read(req);
+      case OP.READ: return this.#read(req, sink);
       case OP.OPENDIR: return this.#opendir(req);
       case OP.READDIR: return this.#readdir(req);
       case OP.RELEASE:
@@ -128,15 +141,31 @@ export class LayerDispatcher {
     return this.#node(req, (e) => (e.type === 'dir' ? this.#openReply(req, e, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR) : errorReply(req.unique, ERRNO.ENOTDIR)));
   }
 
-  async #read(req: Request): Promise<Buffer> {
+  async #read(req: Request, sink: ReplySink | undefined): Promise<Buffer | undefined> {
     const body = need(req.body, 24, 'READ');
     const offset = Number(body.readBigUInt64LE(8));
     const size = Math.min(body.readUInt32LE(16), MAX_READ_BYTES);
     const e = this.#ops.entryOfNode(req.nodeid);
     if (typeof e === 'number') return errorReply(req.unique, e);
-    const out = reply(req.unique, size);
-    const got = await this.#ops.readEntry(e, out, OUT_HEADER_BYTES, size, offset);
-    if (got < 0) return errorReply(req.unique, got);
+    // Cached on disk: the kernel moves the bytes from the disk cache's pages to the file's.
+    const disk = sink && size > 0 ? this.#ops.diskRangeOf(e, size, offset) : undefined;
+    if (disk && sink?.spliceRead(req.unique, disk.fd, disk.position, disk.length)) {
+      disk.served(disk.length);
+      return undefined;
+    }
+    const out = takeReplyBuffer(OUT_HEADER_BYTES + size);
+    writeHeader(out, req.unique);
+    let got: number;
+    try {
+      got = await this.#ops.readEntry(e, out, OUT_HEADER_BYTES, size, offset);
+    } catch (err) {
+      recycle(out);
+      throw err;
+    }
+    if (got < 0) {
+      recycle(out);
+      return errorReply(req.unique, got);
+    }
     out.writeUInt32LE(OUT_HEADER_BYTES + got, 0);
     return out.subarray(0, OUT_HEADER_BYTES + got);
   }

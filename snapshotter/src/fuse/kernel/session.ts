@@ -10,8 +10,9 @@ import { closeSync, writeSync } from 'node:fs';
 import { messageOf } from '../../errors/index.js';
 import { silentLogger, type Logger } from '../../log/index.js';
 import { fusedev, type FusedevNative, type ReaderHandle } from './addon.js';
-import type { RequestHandler } from './layer-dispatcher.js';
-import { MAX_WRITE_BYTES, OP, decodeInit, decodeRequest, errorReply, initReply, negotiate, reply, type Negotiated } from './wire.js';
+import type { ReplySink, RequestHandler } from './layer-dispatcher.js';
+import { recycle } from './reply-buffers.js';
+import { MAX_WRITE_BYTES, OP, OUT_HEADER_BYTES, decodeInit, decodeRequest, errorReply, initReply, negotiate, reply, type Negotiated } from './wire.js';
 
 /** What the session asks for in INIT. */
 export interface SessionLimits {
@@ -29,8 +30,8 @@ export interface SessionOptions {
   negotiated?: Negotiated | undefined;
   /** Called once when the kernel ends the connection (unmounted or aborted). */
   onEnd?: ((errno: number) => void) | undefined;
-  /** The addon (tests inject a fake). */
-  native?: Pick<FusedevNative, 'startReader' | 'stopReader'> | undefined;
+  /** The addon (tests inject a fake; without `spliceReply` every reply is a buffer). */
+  native?: (Pick<FusedevNative, 'startReader' | 'stopReader'> & Partial<Pick<FusedevNative, 'spliceReply'>>) | undefined;
   /** Reply writer (tests inject a fake); default writeSync on the descriptor. */
   write?: ((fd: number, b: Buffer) => void) | undefined;
 }
@@ -44,7 +45,8 @@ export class KernelSession {
   readonly fd: number;
   readonly #o: SessionOptions;
   readonly #log: Logger;
-  readonly #native: Pick<FusedevNative, 'startReader' | 'stopReader'>;
+  readonly #native: Pick<FusedevNative, 'startReader' | 'stopReader'> & Partial<Pick<FusedevNative, 'spliceReply'>>;
+  readonly #sink: ReplySink | undefined;
   #reader: ReaderHandle | undefined;
   #negotiated: Negotiated | undefined;
   #inflight = 0;
@@ -59,6 +61,8 @@ export class KernelSession {
     this.#log = o.log ?? silentLogger();
     this.#native = o.native ?? fusedev();
     this.#negotiated = o.negotiated;
+    const splice = this.#native.spliceReply?.bind(this.#native);
+    this.#sink = splice && { spliceRead: (unique, fd, position, length) => this.#spliceRead(splice, unique, fd, position, length) };
   }
 
   /** The connection's INIT parameters once known. */
@@ -162,7 +166,7 @@ export class KernelSession {
     }
     this.#inflight++;
     const unique = req.unique;
-    this.#o.handler(req).then(
+    this.#o.handler(req, this.#sink).then(
       (out) => out && this.#write(out),
       (err: unknown) => {
         this.#log.error({ opcode: req.opcode, err: messageOf(err) }, 'fuse: request failed');
@@ -174,10 +178,30 @@ export class KernelSession {
     });
   }
 
+  #spliceRead(splice: NonNullable<FusedevNative['spliceReply']>, unique: bigint, fd: number, position: number, length: number): boolean {
+    const header = Buffer.allocUnsafe(OUT_HEADER_BYTES);
+    header.writeUInt32LE(OUT_HEADER_BYTES + length, 0);
+    header.writeInt32LE(0, 4);
+    header.writeBigUInt64LE(unique, 8);
+    try {
+      return splice(this.fd, header, fd, position, length);
+    } catch (err) {
+      // The request is gone (ENOENT) or the connection ended: as a failed write, the reply is done.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENODEV') this.#log.warn({ err: messageOf(err) }, 'fuse: splicing a reply failed');
+      return true;
+    }
+  }
+
   #write(b: Buffer): void {
     try {
-      if (this.#o.write) this.#o.write(this.fd, b);
-      else writeSync(this.fd, b);
+      if (this.#o.write) return this.#o.write(this.fd, b);
+      try {
+        writeSync(this.fd, b);
+      } finally {
+        // The kernel copied the reply during the write: its buffer can serve the next one.
+        recycle(b);
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ENOENT: the request was interrupted and is gone; ENODEV: the connection ended.

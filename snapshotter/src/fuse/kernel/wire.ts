@@ -101,10 +101,15 @@ export function need(body: Buffer, bytes: number, what: string): Buffer {
 /** A reply buffer with its header filled: `payload` bytes follow the header. */
 export function reply(unique: bigint, payload: number): Buffer {
   const out = Buffer.allocUnsafe(OUT_HEADER_BYTES + payload);
-  out.writeUInt32LE(OUT_HEADER_BYTES + payload, 0);
+  writeHeader(out, unique);
+  return out;
+}
+
+/** Fill a success reply's header for the whole of `out`. */
+export function writeHeader(out: Buffer, unique: bigint): void {
+  out.writeUInt32LE(out.length, 0);
   out.writeInt32LE(0, 4);
   out.writeBigUInt64LE(unique, 8);
-  return out;
 }
 
 /** An error reply (`errno` negative, as fuse_out_header.error carries it). */
