@@ -364,6 +364,8 @@ export class RangeTier {
       codec, path: join(this.#dir, hex), log: this.#log,
       fetchRange: (start, end, signal) => fetchRange(ref, start, end, signal),
       share: this.#spanShare(ref, codec.table),
+      // Readahead is background work too: `[reads] background_request_timeout_ms` bounds it.
+      readaheadTimeoutMs: this.#requestTimeoutMs,
     });
   }
 

@@ -1,19 +1,20 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore, layerStateKey } from '../../src/storage/index.js';
+import { LayerStore, layerStateKey, type LayerRef } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
 import { ManualClock, RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
 
-async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; rangeCompletionIdleMs?: number; contentCache?: RecordingContentCache; clock?: ManualClock } = {}) {
+async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; rangeCompletionIdleMs?: number; contentCache?: RecordingContentCache; clock?: ManualClock; backgroundRequestTimeoutMs?: number } = {}) {
   const dir = await tempDir(t);
   const { log, records } = recordingLogger();
   const s = await LayerStore.create({
     cacheDir: join(dir, 'layers'), blobs, contentCache: more.contentCache ?? new NoContentCache(), rangeReads, log,
     rangeCompletionBytesPerSec: more.rangeCompletionBytesPerSec ?? 0, rangeCompletionIdleMs: more.rangeCompletionIdleMs, clock: more.clock,
+    backgroundRequestTimeoutMs: more.backgroundRequestTimeoutMs,
   });
   t.teardown(() => s.close());
   return { s, records, dir };
@@ -154,4 +155,30 @@ t.test('restart in the middle of a background completion: stopped promptly, resu
   const tail = layer.tar.length - 5000;
   t.ok((await readRange(r2, tail, 5000)).equals(layer.tar.subarray(tail)));
   await r2.close();
+});
+
+t.test('a sequential reader\'s readahead fetch ends on backgroundRequestTimeoutMs, not the 120 s default', async (t) => {
+  /** Serves the first Range request (the reader's own span); every later one (readahead) never answers. */
+  class StallAfterFirst extends RangeBlobSource {
+    readonly ended: unknown[] = [];
+    override async fetchRange(ref: LayerRef, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+      if (this.ranges.length === 0 || !signal) return super.fetchRange(ref, start, end, signal);
+      this.ranges.push([start, end]);
+      return new Promise((_resolve, reject) => signal.addEventListener('abort', () => (this.ended.push(signal.reason), reject(signal.reason)), { once: true }));
+    }
+  }
+  const blobs = new StallAfterFirst(layer);
+  const { s } = await store(t, blobs, true, { backgroundRequestTimeoutMs: 50 });
+  const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
+  // 1 MiB spans: 768 KiB read in order from one span starts the readahead of the next ones.
+  for (let off = 0; off < 768 * 1024; off += 128 * 1024) {
+    if (!(await readRange(r, off, 128 * 1024)).equals(layer.tar.subarray(off, off + 128 * 1024))) t.fail(`bytes at ${off}`);
+  }
+  t.ok(blobs.ranges.length >= 2, `the readahead asked for the spans ahead (${blobs.ranges.length} requests)`);
+  // Polled with a generous bound: only the configured deadline (50 ms) can end it this soon.
+  const deadline = Date.now() + 20_000;
+  while (blobs.ended.length < blobs.ranges.length - 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(blobs.ended.length, blobs.ranges.length - 1, 'every stalled readahead request was aborted by its deadline');
+  t.same(blobs.ended.map((e) => (e as Error).name), blobs.ended.map(() => 'TimeoutError'), 'timeouts, not the layer closing');
+  await r.close();
 });
