@@ -3,6 +3,8 @@
  * (results.json, results.md, chart.svg). Usage: node build/integration/bench/bench.js [--quick]
  * [--only rpc,index,fuse-read,extracted-read,cold-start,verification,pull-latency,bulk-read,cc-range,memory,tracing,ml-image]
  * (`verification` is part of `cold-start`; alone it runs only the clip nodes it compares)
+ * [--ml-variants overlayfs,stargz,soci,cold,warm,disk] [--ml-links shaped,loopback] [--ml-runs N] [--ml-logs DIR]
+ * (the ML entry: only some variants or links while looking into one; DIR keeps each clip run's daemon and registry logs)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -14,7 +16,7 @@ import { REPO_ROOT } from '../harness/snapshotter.js';
 import { buildImage, IMAGE_SPECS, pushImage, type PushedImage } from '../images/index.js';
 import { buildMlImage } from '../images/ml-image.js';
 import { coldStartEntry, verificationOnlyEntry } from './cold-start-entry.js';
-import { mlImageEntry } from './ml-image-entry.js';
+import { ML_VARIANT_NAMES, mlImageEntry } from './ml-image-entry.js';
 import { pullLatencyEntry } from './pull-latency-entry.js';
 import { extractedReadEntry } from './extracted-read-entry.js';
 import { contentCacheRangeEntry } from './content-cache-range-entry.js';
@@ -37,6 +39,15 @@ const log = (msg: string): void => {
 interface Plan {
   quick: boolean;
   only: Set<string> | undefined;
+  /** The ML entry's `--ml-variants` / `--ml-links` / `--ml-logs`. */
+  ml: MlPlan;
+}
+
+interface MlPlan {
+  variants: Set<string> | undefined;
+  links: Set<string> | undefined;
+  runs: number | undefined;
+  logDir: string | undefined;
 }
 
 /** Run one entry; a failure becomes an entry saying so, and the rest still run. */
@@ -112,16 +123,27 @@ async function tracing(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
  * The ML-sized image on a loopback registry and, serving the same storage, a registry behind the
  * shaped link: pushed once. Quick mode: a 128 MiB weights file and one run; full: 1 GiB, three runs.
  */
-async function mlImage(stack: Stack, quick: boolean): Promise<BenchEntry[]> {
+async function mlImage(stack: Stack, quick: boolean, ml: MlPlan): Promise<BenchEntry[]> {
   const weightsMib = quick ? 128 : 1024;
   const built = await buildMlImage(weightsMib, log);
   const loopback = await stack.registry('ml-registry');
-  const shapedReg = await startShapedRegistry(stack, '100mbit', loopback.storageDir);
+  const wantLink = (name: string): boolean => ml.links === undefined || ml.links.has(name);
+  const shapedReg = wantLink('shaped') ? await startShapedRegistry(stack, '100mbit', loopback.storageDir) : undefined;
   log(`pushing ${built.name} to the loopback registry ${loopback.host} (the shaped registry serves the same storage)`);
   const image = await pushImage(built, loopback, undefined, 1_800_000);
+  const variants = ml.variants && new Set([...ml.variants].map((v) => {
+    const variant = ML_VARIANT_NAMES[v];
+    if (!variant) throw new Error(`--ml-variants: unknown variant ${v} (known: ${Object.keys(ML_VARIANT_NAMES).join(', ')})`);
+    return variant;
+  }));
   return mlImageEntry(stack, {
-    image, weightsMib, redis: await redis(stack), runs: quick ? 1 : 3,
-    links: [{ label: `shaped ${shapedReg.rate}`, host: shapedReg.host, logPath: shapedReg.logPath }, { label: 'loopback', host: loopback.host, logPath: loopback.logPath }],
+    image, weightsMib, redis: await redis(stack), runs: ml.runs ?? (quick ? 1 : 3),
+    links: [
+      ...(shapedReg ? [{ label: `shaped ${shapedReg.rate}`, host: shapedReg.host, logPath: shapedReg.logPath }] : []),
+      ...(wantLink('loopback') ? [{ label: 'loopback', host: loopback.host, logPath: loopback.logPath }] : []),
+    ],
+    ...(variants ? { variants } : {}),
+    ...(ml.logDir ? { logDir: ml.logDir } : {}),
   }, log);
 }
 
@@ -139,7 +161,7 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', async () => bulkReadEntry(stack, { fileMib: q ? 128 : 512, runs: q ? 1 : 3, redis: await redis(stack) }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));
-  if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q))));
+  if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q, plan.ml))));
   if (want('tracing')) entries.push(...(await attempt('tracing', 'tracing overhead: cached reads and lazy cold start', () => tracing(stack, q))));
   return entries;
 }
@@ -151,8 +173,16 @@ function write(results: BenchResults): void {
   writeFileSync(join(OUT, 'chart.svg'), renderSvg(results.entries.flatMap((e) => e.charts)));
 }
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } }, strict: true });
-const plan: Plan = { quick: values.quick === true || process.env.BENCH_QUICK === '1', only: values.only ? new Set(values.only.split(',')) : undefined };
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'ml-variants': { type: 'string' }, 'ml-links': { type: 'string' }, 'ml-runs': { type: 'string' }, 'ml-logs': { type: 'string' } },
+  strict: true,
+});
+const list = (v: string | undefined): Set<string> | undefined => (v ? new Set(v.split(',')) : undefined);
+const plan: Plan = {
+  quick: values.quick === true || process.env.BENCH_QUICK === '1',
+  only: list(values.only),
+  ml: { variants: list(values['ml-variants']), links: list(values['ml-links']), runs: values['ml-runs'] ? Number(values['ml-runs']) : undefined, logDir: values['ml-logs'] },
+};
 const started = new Date().toISOString();
 let failed = 0;
 const code = await withStack('clip-bench-', async (stack) => {

@@ -7,11 +7,11 @@
  * Both registries serve one storage directory: the image is pushed (and converted, and indexed) once.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Stack, RedisServer } from '../harness/stack.js';
 import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type FirstOutput, type PullSummary } from '../harness/stack-node.js';
-import { AccessLogCursor, formatBytes } from '../harness/registry-bytes.js';
+import { AccessLogCursor, formatBytes, readAppended } from '../harness/registry-bytes.js';
 import { runCommand } from '../harness/run-command.js';
 import type { PushedImage } from '../images/index.js';
 import { benchImageCache, WEIGHTS_PATH } from '../images/ml-image.js';
@@ -32,6 +32,8 @@ const COLD: Variant = 'clip cold node';
 const WARM: Variant = 'clip ContentCache-warm node';
 const DISK: Variant = 'clip disk-warm (2nd container)';
 const VARIANTS: Variant[] = [OVERLAY, STARGZ, SOCI, COLD, WARM, DISK];
+/** Short names for `--ml-variants` (bench.ts): run only some variants while looking into one. */
+export const ML_VARIANT_NAMES: Record<string, Variant> = { overlayfs: OVERLAY, stargz: STARGZ, soci: SOCI, cold: COLD, warm: WARM, disk: DISK };
 
 /** One registry the nodes pull from: loopback, or the shaped link's end in its namespace. */
 export interface MlLink {
@@ -48,6 +50,10 @@ export interface MlImageOptions {
   links: MlLink[];
   redis: RedisServer;
   runs: number;
+  /** Only these variants (`--ml-variants`); all when absent. The disk-warm row needs the cold node. */
+  variants?: ReadonlySet<Variant>;
+  /** Where each clip run's daemon log and registry log slice are kept, for looking into a run (absent: not kept). */
+  logDir?: string;
 }
 
 interface Run {
@@ -183,6 +189,7 @@ async function sociRun(stack: Stack, link: MlLink, soci: SociImage, sha: string,
 /** A clip node pulls with `clip-snapshotter pull` and runs the workload; `disk` also runs it a second time. */
 async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: string, name: string, variant: Variant, disk: boolean): Promise<Run[]> {
   const node = await startNode(stack, name, [link.host], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
+  const registryLogStart = statSize(link.logPath);
   try {
     const cursor = new AccessLogCursor(link.logPath);
     cursor.mark();
@@ -209,9 +216,21 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const usage: TreeUsage = { rssBytes: after.rssBytes, cpuSeconds: after.cpuSeconds - (first.usage?.cpuSeconds ?? NaN), processes: after.processes };
     return [first, { link: link.label, variant: DISK, pullS: 0, firstOutputS: w2.first, weightsReadS: w2.done, registryBytes: cursor.since().blobBytes, usage }];
   } finally {
+    if (o.logDir) keepLogs(o.logDir, name, node.snapshotter.log(), readAppended(link.logPath, registryLogStart));
     await node.containerd.stop();
     await node.snapshotter.stop();
   }
+}
+
+function statSize(path: string): number {
+  return existsSync(path) ? statSync(path).size : 0;
+}
+
+/** A clip run's daemon log and the registry's log lines of that run, under `dir` (`--ml-logs`). */
+function keepLogs(dir: string, name: string, daemonLog: string, registryLog: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}-daemon.log`), daemonLog);
+  writeFileSync(join(dir, `${name}-registry.log`), registryLog);
 }
 
 /** Deliverable 4's measurement: where `clip-snapshotter pull`'s time goes, per phase, medians per link and variant. */
@@ -244,9 +263,10 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
   const sha = expectedWeightsSha256(o.weightsMib);
   log('publishing clip indexes for the image');
   const indexNote = await publishIndexes(o.image.ref);
+  const want = (v: Variant): boolean => o.variants === undefined || o.variants.has(v);
   let esgz: EstargzImage | undefined;
-  let stargzNote: string;
-  try {
+  let stargzNote = 'stargz: not run (--ml-variants)';
+  if (want(STARGZ)) try {
     esgz = await estargzCopy(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image, log);
     stargzNote = `stargz: ${haveStargzRelease() ? `stargz-snapshotter ${goModulePins().stargzVersion} (Go module, its \`service\` package served by integration/go/stargzmod)` : 'stargz-snapshotter 0.12 (Debian\'s library, integration/go/stargzref; the pinned release is not built)'}, default fs settings (prefetch and background fetch on); image converted with \`ctr-remote image convert --estargz --oci\` (${formatBytes(esgz.layers.reduce((s, l) => s + l.size, 0))} of layers); pulled with \`ctr-remote images rpull\`.`;
   } catch (err) {
@@ -254,8 +274,8 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
     log(stargzNote);
   }
   let soci: SociImage | undefined;
-  let sociNote: string;
-  try {
+  let sociNote = 'SOCI: not run (--ml-variants)';
+  if (want(SOCI)) try {
     log(`converting ${o.image.ref} with SOCI's IndexBuilder (socimod convert)`);
     const started = performance.now();
     soci = await convertToSoci(stack, o.image.ref.slice(0, o.image.ref.indexOf('/')), o.image);
@@ -268,8 +288,10 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
   for (let i = 0; i < o.runs; i++) {
     for (const [li, link] of o.links.entries()) {
       const tag = `ml${li}-${i}`;
-      log(`${link.label} run ${i + 1}/${o.runs}: ${OVERLAY}`);
-      runs.push(await overlayRun(stack, o, link, sha, `${tag}-ovl`));
+      if (want(OVERLAY)) {
+        log(`${link.label} run ${i + 1}/${o.runs}: ${OVERLAY}`);
+        runs.push(await overlayRun(stack, o, link, sha, `${tag}-ovl`));
+      }
       if (esgz) {
         log(`${link.label} run ${i + 1}/${o.runs}: ${STARGZ}`);
         runs.push(await stargzRun(stack, link, esgz, sha, `${tag}-sgz`));
@@ -278,17 +300,22 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
         log(`${link.label} run ${i + 1}/${o.runs}: ${SOCI}`);
         runs.push(await sociRun(stack, link, soci, sha, `${tag}-soci`));
       }
-      await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
-      log(`${link.label} run ${i + 1}/${o.runs}: ${COLD} + ${DISK}`);
-      runs.push(...(await clipRun(stack, o, link, sha, `${tag}-cold`, COLD, true)));
-      log(`${link.label} run ${i + 1}/${o.runs}: ${WARM}`);
-      runs.push(...(await clipRun(stack, o, link, sha, `${tag}-warm`, WARM, false)));
+      if (want(COLD) || want(WARM) || want(DISK)) {
+        await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
+        log(`${link.label} run ${i + 1}/${o.runs}: ${COLD}${want(DISK) ? ` + ${DISK}` : ''}`);
+        runs.push(...(await clipRun(stack, o, link, sha, `${tag}-cold`, COLD, want(DISK))));
+      }
+      if (want(WARM)) {
+        log(`${link.label} run ${i + 1}/${o.runs}: ${WARM}`);
+        runs.push(...(await clipRun(stack, o, link, sha, `${tag}-warm`, WARM, false)));
+      }
     }
   }
   const sel = (link: string, v: Variant): Run[] => runs.filter((r) => r.link === link && r.variant === v);
   const med = (rs: Run[], f: (r: Run) => number): number => spread(rs.map(f)).median;
   for (const link of o.links) {
-    const base = med(sel(link.label, OVERLAY), (r) => r.weightsReadS);
+    // Without the overlayfs rows (--ml-variants), the last column compares nothing.
+    const base = sel(link.label, OVERLAY).length > 0 ? med(sel(link.label, OVERLAY), (r) => r.weightsReadS) : NaN;
     const measured = VARIANTS.filter((v) => sel(link.label, v).length > 0);
     for (const v of measured) {
       const rs = sel(link.label, v);
@@ -299,7 +326,7 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
         v === DISK ? '—' : formatSpread(spread(rs.map((r) => r.pullS))), formatBytes(med(rs, (r) => r.registryBytes)),
         hasUsage ? formatSpread(spread(rs.map((r) => (r.usage?.rssBytes ?? NaN) / 1e6)), 0) : '—',
         hasUsage ? formatSpread(spread(rs.map((r) => r.usage?.cpuSeconds ?? NaN)), 1) : '—',
-        `${(read.median / base).toFixed(2)}×`,
+        Number.isNaN(base) ? '—' : `${(read.median / base).toFixed(2)}×`,
       ]);
     }
     e.charts.push(

@@ -96,7 +96,8 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
   mkdirSync(opts.root, { recursive: true });
   mkdirSync(dirname(opts.address), { recursive: true });
   const logPath = opts.logPath ?? join(dirname(opts.address), 'clip-snapshotter.log');
-  const args = [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])];
+  // CLIP_DAEMON_NODE_ARGS: extra Node flags for the daemon while looking into a run (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+  const args = [...UNSET_TAP_ENV, process.execPath, ...(process.env['CLIP_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])];
   const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}) });
   const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const ready = (): Promise<void> =>
