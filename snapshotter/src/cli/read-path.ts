@@ -96,6 +96,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     rangeReads: cfg.index.rangeReads,
     rangeCompletionBytesPerSec: cfg.index.rangeCompletionBytesPerSec,
     rangeCompletionIdleMs: cfg.index.rangeCompletionIdleMs,
+    rangeFetchAhead: { maxBytes: cfg.index.rangeFetchAheadBytes, targetMs: cfg.index.rangeFetchAheadMs },
     quarantine,
     spanBounds: { maxSpanBytes: cfg.index.maxSpanBytes, maxSpanCompressedBytes: cfg.index.maxSpanCompressedBytes },
   });

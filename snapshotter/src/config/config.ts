@@ -44,6 +44,10 @@ export interface Config {
     rangeCompletionBytesPerSec: number;
     /** Completion waits for this long without on-demand range fetches. */
     rangeCompletionIdleMs: number;
+    /** Uncompressed bytes past its own spans a read that misses to the registry also fetches (0 = none). */
+    rangeFetchAheadBytes: number;
+    /** ... at most what the link moves in this many ms at its measured rate. */
+    rangeFetchAheadMs: number;
     /** Tar members per layer and rows per index. */
     maxEntries: number;
     /** Inflated size of one clip index. */

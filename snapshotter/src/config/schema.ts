@@ -92,6 +92,9 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('range_reads', 'rangeReads', 'boolean', true),
       field('range_completion_bytes_per_sec', 'rangeCompletionBytesPerSec', 'integer', 32 * 1024 * 1024, nonNegative),
       field('range_completion_idle_ms', 'rangeCompletionIdleMs', 'integer', 2_000, nonNegative),
+      // A read that misses to the registry also takes the spans after its own (storage/fetch-ahead.ts).
+      field('range_fetch_ahead_bytes', 'rangeFetchAheadBytes', 'integer', 4 * 1024 * 1024, nonNegative),
+      field('range_fetch_ahead_ms', 'rangeFetchAheadMs', 'integer', 10, positive),
       // Bounds on hostile layers and indexes (clip/limits.ts holds the same defaults).
       field('max_entries', 'maxEntries', 'integer', 2_000_000, positive),
       field('max_index_bytes', 'maxIndexBytes', 'integer', 512 * 1024 * 1024, (v: number) =>

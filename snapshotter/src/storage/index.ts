@@ -6,6 +6,8 @@ export { layerStateKey } from './layer-key.js';
 export type { LayerStoreOptions } from './layer-store.js';
 export { RegistryBlobSource } from './registry-blob-source.js';
 export { SparseLayer } from './sparse-layer.js';
+export { FetchAhead } from './fetch-ahead.js';
+export type { FetchAheadOptions } from './fetch-ahead.js';
 export type { RangeFetcher, SparseGzipLayerOptions, SparseLayerOptions, SpanShare } from './sparse-layer.js';
 export type { BlobClient } from './registry-blob-source.js';
 export type { ByteRange } from './range-tier.js';

@@ -34,6 +34,7 @@ import { LayerLedger } from './layer-ledger.js';
 import { layerStateKey } from './layer-key.js';
 import { QuarantineList } from './quarantine-list.js';
 import { RangeTier, type ByteRange } from './range-tier.js';
+import { FetchAhead, type FetchAheadOptions } from './fetch-ahead.js';
 import { isAuthRefusal } from '../registry/index.js';
 import type { DiskRange, LayerReader, LayerRef, ReadSource } from './layer-reader.js';
 import { StoreLayerReader, type LayerReaderHost } from './store-layer-reader.js';
@@ -78,6 +79,11 @@ export interface LayerStoreOptions {
   rangeCompletionBytesPerSec?: number;
   /** Background completion starts after no on-demand range fetch for this long. Default 2000. */
   rangeCompletionIdleMs?: number;
+  /**
+   * How far past its own spans a read that misses to the registry fetches in the same request,
+   * sized from the link's measured rate (fetch-ahead.ts). Default none: only the read's spans.
+   */
+  rangeFetchAhead?: FetchAheadOptions;
   /** Time for the range tier's idle wait, completion rate and cool-downs; tests inject one. */
   clock?: Clock;
   /** Where completed layers are extracted to ordinary directories; default `<dirname(cacheDir)>/extracted`. */
@@ -113,7 +119,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'rangeFetchAhead' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -172,6 +178,7 @@ export class LayerStore implements LayerReaderHost {
       transientCooldownMs: opts.rangeRetryAfterMs,
       quarantine: (key, ref, err) => this.#quarantine(key, ref, err),
       spanBounds: opts.spanBounds,
+      fetchAhead: opts.rangeFetchAhead && opts.rangeFetchAhead.maxBytes > 0 ? new FetchAhead(opts.rangeFetchAhead) : undefined,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);

@@ -21,6 +21,7 @@ import type { ContentCacheTier } from './content-cache-tier.js';
 import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
 import { SparseLayer, type SpanShare } from './sparse-layer.js';
+import type { FetchAhead } from './fetch-ahead.js';
 import type { LayerLedger } from './layer-ledger.js';
 import type { Span } from '@opentelemetry/api';
 import {
@@ -78,6 +79,8 @@ export interface RangeTierOptions {
   transientCooldownMs?: number;
   /** Largest span a layer's table may have (`[index] max_span_*`); a table over it turns range reads off for the layer. */
   spanBounds?: SpanBounds | undefined;
+  /** The link's rate and how far a read's miss fetches past its own spans (one for every layer: they share the link). */
+  fetchAhead?: FetchAhead | undefined;
 }
 
 /**
@@ -366,6 +369,7 @@ export class RangeTier {
       share: this.#spanShare(ref, codec.table),
       // Readahead is background work too: `[reads] background_request_timeout_ms` bounds it.
       readaheadTimeoutMs: this.#requestTimeoutMs,
+      fetchAhead: this.#o.fetchAhead,
     });
   }
 

@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { FetchAhead } from './fetch-ahead.js';
 import { ClipError, dataCorrupt, findClipError, isKind, messageOf, unavailable } from '../errors/index.js';
 import { raceAbort } from '../util/abortable.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -35,6 +37,11 @@ export interface SparseLayerOptions {
   readaheadMaxBytes?: number;
   /** Deadline of one readahead fetch, which no reader waits for; default 120 s. */
   readaheadTimeoutMs?: number;
+  /**
+   * A read that misses to the registry also fetches the absent spans right after its own, in the
+   * same request, as far as this allows (`fetch-ahead.ts`); absent = only the read's own spans.
+   */
+  fetchAhead?: FetchAhead | undefined;
 }
 
 /** First readahead window, and how far a read may start from where the last ended and still count as sequential. */
@@ -70,7 +77,8 @@ export class SparseLayer {
   readonly codec: SpanCodec;
   /** Where the spans are (`codec.table`). */
   readonly table: SpanTable;
-  readonly #o: Required<Omit<SparseLayerOptions, 'log' | 'share'>>;
+  readonly #o: Required<Omit<SparseLayerOptions, 'log' | 'share' | 'fetchAhead'>>;
+  readonly #fetchAhead: FetchAhead | undefined;
   /** Aborts readahead fetches when the layer closes. */
   readonly #closing = new AbortController();
   /** Where the sequential stream of reads began and is (the furthest end seen), and its readahead window. */
@@ -99,6 +107,7 @@ export class SparseLayer {
     };
     this.#log = o.log ?? silentLogger();
     this.#share = o.share;
+    this.#fetchAhead = o.fetchAhead;
     this.#file = file;
     this.#state = state;
   }
@@ -141,7 +150,7 @@ export class SparseLayer {
     const t = this.table;
     const end = Math.min(off + len, t.uncompressedSize);
     if (end <= off) return 0;
-    await this.ensure(spanAt(t, off), spanAt(t, end - 1), signal);
+    await this.ensure(spanAt(t, off), spanAt(t, end - 1), signal, true, true);
     // After the read's own spans: the readahead then decodes on from their tail (no gzip window
     // fetch), and in steady state those spans are long present, so nothing waits for it.
     this.#readAhead(off, end);
@@ -207,10 +216,12 @@ export class SparseLayer {
    * Make spans first..last present (fetching runs of missing ones), waiting for any in flight —
    * every wait, joined or own, ends when `signal` aborts (`CLIP_RANGE_FETCH_TIMEOUT`, unavailable).
    * `offer` = false keeps what this call fetches out of the share (background completion).
+   * `ahead` (an on-demand read): when span `last` has to come from the registry, the request also
+   * takes the absent spans after it, as far as `fetchAhead` allows; the call waits only for its own.
    */
-  async ensure(first: number, last: number, signal: AbortSignal, offer = true): Promise<void> {
+  async ensure(first: number, last: number, signal: AbortSignal, offer = true, ahead = false): Promise<void> {
     try {
-      await this.#ensure(first, last, signal, offer);
+      await this.#ensure(first, last, signal, offer, ahead ? last : undefined);
     } catch (err) {
       throw this.#timedOut(err, signal, first, last);
     }
@@ -227,11 +238,11 @@ export class SparseLayer {
     return unavailable('CLIP_RANGE_FETCH_TIMEOUT', `${this.codec.name} spans ${first}-${last} of ${this.#o.path} not fetched within the deadline (${messageOf(err)})`, err);
   }
 
-  async #ensure(first: number, last: number, signal: AbortSignal, offer: boolean): Promise<void> {
+  async #ensure(first: number, last: number, signal: AbortSignal, offer: boolean, aheadFrom: number | undefined): Promise<void> {
     const waits: Array<Promise<void>> = [];
     let run: number[] = [];
     const flush = (): void => {
-      if (run.length > 0) waits.push(this.#fetchRun(run, signal, offer));
+      if (run.length > 0) waits.push(this.#fetchRun(run, signal, offer, aheadFrom));
       run = [];
     };
     for (let i = first; i <= last; i++) {
@@ -318,18 +329,22 @@ export class SparseLayer {
     return p;
   }
 
-  #fetchRun(spans: number[], signal: AbortSignal, offer: boolean): Promise<void> {
-    return this.#track(spans, this.#fetchAndStore(spans, signal, offer));
+  #fetchRun(spans: number[], signal: AbortSignal, offer: boolean, aheadFrom?: number): Promise<void> {
+    return this.#track(spans, this.#fetchAndStore(spans, signal, offer, aheadFrom));
   }
 
-  /** Spans from the share where it has them (verified), the rest from the registry in contiguous runs. */
-  async #fetchAndStore(spans: number[], signal: AbortSignal, offer = true): Promise<void> {
+  /**
+   * Spans from the share where it has them (verified), the rest from the registry in contiguous
+   * runs; the run ending at `aheadFrom` also takes the spans after it (`#aheadOf`). Spans the share
+   * served never extend a request: a node reading what another node shared fetches nothing more.
+   */
+  async #fetchAndStore(spans: number[], signal: AbortSignal, offer = true, aheadFrom?: number): Promise<void> {
     const share = this.#share;
-    if (!share) return this.#fetchFromRegistry(spans, signal, false);
+    if (!share) return this.#fetchFromRegistry(spans, signal, false, aheadFrom);
     const found = await Promise.all(spans.map((i) => share.get(i, signal).catch(() => undefined)));
     let pending: number[] = [];
     const flush = async (): Promise<void> => {
-      if (pending.length > 0) await this.#fetchFromRegistry(pending, signal, offer);
+      if (pending.length > 0) await this.#fetchFromRegistry(pending, signal, offer, aheadFrom);
       pending = [];
     };
     for (const [k, i] of spans.entries()) {
@@ -354,34 +369,119 @@ export class SparseLayer {
     return data.length === spanEnd(this.table, i) - p.out && createHash('sha256').update(data).digest().equals(p.sha256);
   }
 
-  /** Fetch contiguous `spans` by one Range request; with `offer`, each verified span goes to the share. */
-  async #fetchFromRegistry(spans: number[], signal: AbortSignal, offer: boolean): Promise<void> {
+  /**
+   * Fetch contiguous `spans` by one Range request; with `offer`, each verified span goes to the
+   * share. When they end at `aheadFrom`, the request also covers the spans `#aheadOf` picks: those
+   * are in flight from here on (other readers join them), decoded after `spans`, not waited for.
+   */
+  async #fetchFromRegistry(spans: number[], signal: AbortSignal, offer: boolean, aheadFrom?: number): Promise<void> {
     const t = this.table;
+    const last = spans[spans.length - 1] as number;
+    // Claimed before the first await, so no other fetch can start on them meanwhile.
+    const ahead = aheadFrom === last ? this.#aheadOf(last) : [];
+    const aheadDone = ahead.length > 0 ? this.#claim(ahead) : undefined;
     const start = this.codec.compressedRange(spans[0] as number).start;
-    const end = this.codec.compressedRange(spans[spans.length - 1] as number).end;
+    const end = this.codec.compressedRange(ahead.length > 0 ? (ahead[ahead.length - 1] as number) : last).end;
     const started = Date.now();
-    // Spans after the first decode from the one before; the first from the verified span before
-    // it when that is on disk, else the codec gets ready (a gzip window from the pack) meanwhile.
+    let before: Buffer | undefined;
+    let compressed: Buffer;
     const first = spans[0] as number;
-    let before = await this.#tailBefore(first);
-    const ready = before === undefined ? this.codec.prepare?.([first], signal) : undefined;
-    ready?.catch(() => {});
-    const compressed = await this.#o.fetchRange(start, end, signal);
-    this.fetchedBytes += compressed.length;
-    if (compressed.length !== end - start) {
-      throw dataCorrupt('CLIP_ZRAN_RANGE_LENGTH', `range ${start}-${end}: got ${compressed.length} bytes, expected ${end - start}`);
+    try {
+      // Spans after the first decode from the one before; the first from the verified span before
+      // it when that is on disk, else the codec gets ready (a gzip window from the pack) meanwhile.
+      before = await this.#tailBefore(first);
+      const ready = before === undefined ? this.codec.prepare?.([first], signal) : undefined;
+      ready?.catch(() => {});
+      const fetchStarted = Date.now();
+      compressed = await this.#o.fetchRange(start, end, signal);
+      this.fetchedBytes += compressed.length;
+      if (compressed.length !== end - start) {
+        throw dataCorrupt('CLIP_ZRAN_RANGE_LENGTH', `range ${start}-${end}: got ${compressed.length} bytes, expected ${end - start}`);
+      }
+      this.#fetchAhead?.observe(compressed.length, Date.now() - fetchStarted);
+      await ready;
+      before = await this.#storeSpans(spans, compressed, start, before, signal, offer);
+    } catch (err) {
+      aheadDone?.rejectAll(err);
+      throw err;
     }
-    await ready;
+    this.#saveState();
+    this.#log.debug({
+      codec: this.codec.name, layer_key: basename(this.#o.path).slice(0, 12), first_span: first, bytes: end - start, spans: spans.length,
+      ahead_spans: ahead.length, duration_ms: Date.now() - started,
+    }, 'layer spans fetched');
+    if (aheadDone) {
+      // Already fetched: decoding them needs no reader's deadline, only the layer staying open.
+      // Each span is released as it is written, so a reader of the first waits for no other.
+      this.#storeSpans(ahead, compressed, start, before, this.#closing.signal, offer, (i) => aheadDone.resolve(i)).then(
+        () => this.#saveState(),
+        (err: unknown) => aheadDone.rejectAll(err),
+      );
+    }
+  }
+
+  /**
+   * Decode, verify and write `spans` from `compressed` (which starts at blob offset `start`),
+   * telling `stored` after each; returns the last span's bytes.
+   */
+  async #storeSpans(
+    spans: number[], compressed: Buffer, start: number, before: Buffer | undefined, signal: AbortSignal, offer: boolean, stored?: (i: number) => void,
+  ): Promise<Buffer | undefined> {
     for (const i of spans) {
       const r = this.codec.compressedRange(i);
       const data = await this.#decodeSpan(i, compressed.subarray(r.start - start, r.end - start), { before, signal });
-      await this.#file.write(data, 0, data.length, (t.points[i] as { out: number }).out);
+      await this.#file.write(data, 0, data.length, (this.table.points[i] as { out: number }).out);
       this.#state[i] = VERIFIED;
       if (offer) this.#share?.put(i, data);
+      stored?.(i);
       before = data;
     }
-    this.#saveState();
-    this.#log.debug({ codec: this.codec.name, bytes: end - start, spans: spans.length, duration_ms: Date.now() - started }, 'layer spans fetched');
+    return before;
+  }
+
+  /**
+   * The spans a miss ending at span `last` also fetches: the absent ones right after it, none in
+   * flight, within the fetch-ahead's uncompressed cap and compressed budget and `maxFetchBytes`.
+   */
+  #aheadOf(last: number): number[] {
+    const fa = this.#fetchAhead;
+    const budget = fa?.budget() ?? 0;
+    if (!fa || budget <= 0) return [];
+    const t = this.table;
+    const from = this.codec.compressedRange(last).end;
+    const runStart = this.codec.compressedRange(last).start;
+    const out = spanEnd(t, last);
+    const ahead: number[] = [];
+    for (let i = last + 1; i < t.points.length; i++) {
+      if (this.#state[i] !== ABSENT || this.#inflight.has(i)) break;
+      const r = this.codec.compressedRange(i);
+      if (r.end - from > budget || spanEnd(t, i) - out > fa.maxBytes || r.end - runStart > this.#o.maxFetchBytes) break;
+      ahead.push(i);
+    }
+    return ahead;
+  }
+
+  /**
+   * Mark each of `spans` in flight until the returned handle settles it (readers of a span wait
+   * for that span only): `resolve(i)` once span i is written, `rejectAll` for those still pending.
+   */
+  #claim(spans: number[]): { resolve: (i: number) => void; rejectAll: (err: unknown) => void } {
+    const pending = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
+    for (const i of spans) {
+      const done = new Promise<void>((resolve, reject) => pending.set(i, { resolve, reject }));
+      // Nobody may be waiting: a failure is then only the joiners' (a later read fetches anew).
+      this.#track([i], done).catch(() => {});
+    }
+    return {
+      resolve: (i) => {
+        pending.get(i)?.resolve();
+        pending.delete(i);
+      },
+      rejectAll: (err) => {
+        for (const p of pending.values()) p.reject(err);
+        pending.clear();
+      },
+    };
   }
 
   /** Up to 32 KiB of verified bytes ending where span `i` starts, if span i-1 is verified. */
