@@ -34,6 +34,8 @@ export interface HarnessStartSnapshotterOptions {
   address?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The test starts the FUSE server itself (SnapshotterOptions.externalFuseServer). */
+  externalFuseServer?: boolean;
 }
 
 /** Owns a temp root; every service started through it is stopped by `teardown`. */

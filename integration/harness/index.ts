@@ -14,8 +14,10 @@ export { containerdConfigToml, containerdConfigTomlV3, hostsToml, DISABLED_PLUGI
 export type { ProxySnapshotterConfig, CriConfig, ContainerdV3Options } from './containerd-config.js';
 export { goModulePins, goModuleCache, containerd2BinDir, crictlPath, requireGoModuleBinary, CONTAINERD2_MODULE } from './go-modules.js';
 export type { GoModulePins } from './go-modules.js';
-export { copyInstall, startSnapshotter, runClipCli, snapshotterMissingReason, REPO_ROOT, SNAPSHOTTER_BIN, SNAPSHOTTER_MAIN } from './snapshotter.js';
-export type { Snapshotter, SnapshotterOptions } from './snapshotter.js';
+export { clipCommand, copyInstall, startFuseServerProcess, startSnapshotter, runClipCli, snapshotterMissingReason, REPO_ROOT, SNAPSHOTTER_BIN, SNAPSHOTTER_MAIN } from './snapshotter.js';
+export type { FuseServerProcessOptions, Snapshotter, SnapshotterOptions } from './snapshotter.js';
+export { startSystemd, systemdMissingReason } from './systemd.js';
+export type { SystemdNode, SystemdOptions } from './systemd.js';
 export { runCommand } from './run-command.js';
 export type { CommandResult, RunOptions } from './run-command.js';
 export { mountsUnder, unmountAllUnder } from './mounts.js';

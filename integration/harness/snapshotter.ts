@@ -37,6 +37,12 @@ export interface SnapshotterOptions {
   extraArgs?: string[];
   /** The daemon's environment (default: the test's), e.g. a PATH that finds a credential helper. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The FUSE server is started by the test as a service manager or pod would (the daemon gets
+   * `--no-spawn-fuse-server`): the harness never reads its pid file — whose pid may be of another
+   * pid namespace — and never signals it.
+   */
+  externalFuseServer?: boolean;
 }
 
 export interface Snapshotter {
@@ -81,6 +87,27 @@ export async function copyInstall(dest: string): Promise<void> {
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(dest, 'node_modules'));
 }
 
+/** The command line that runs the CLI of `installDir` (default: this build) outside tap's loader. */
+export function clipCommand(args: string[], installDir = REPO_ROOT): string[] {
+  return ['/usr/bin/env', ...UNSET_TAP_ENV, process.execPath, join(installDir, 'snapshotter', 'bin', 'clip-snapshotter'), ...args];
+}
+
+export interface FuseServerProcessOptions {
+  root: string;
+  address: string;
+  /** Flags after the paths, e.g. `['--config', file, '--take-over=auto']`. */
+  args: string[];
+  logPath: string;
+  /** Another install (`copyInstall`); default this build. */
+  installDir?: string;
+}
+
+/** `clip-snapshotter fuse-server` started by the test itself, as a Kubernetes pod runs it. */
+export function startFuseServerProcess(opts: FuseServerProcessOptions): ManagedProcess {
+  const [command, ...args] = clipCommand(['fuse-server', '--root', opts.root, '--address', opts.address, '--log-level', 'debug', ...opts.args], opts.installDir);
+  return new ManagedProcess({ command: command!, args, logPath: opts.logPath, cwd: opts.installDir ?? REPO_ROOT });
+}
+
 /** True while `pid` exists. */
 function alive(pid: number): boolean {
   try {
@@ -97,7 +124,7 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
   mkdirSync(dirname(opts.address), { recursive: true });
   const logPath = opts.logPath ?? join(dirname(opts.address), 'clip-snapshotter.log');
   // CLIP_DAEMON_NODE_ARGS: extra Node flags for the daemon while looking into a run (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
-  const args = [...UNSET_TAP_ENV, process.execPath, ...(process.env['CLIP_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? [])];
+  const args = [...UNSET_TAP_ENV, process.execPath, ...(process.env['CLIP_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? []), ...(opts.externalFuseServer ? ['--no-spawn-fuse-server'] : [])];
   const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}) });
   const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const ready = (): Promise<void> =>
@@ -109,7 +136,7 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
   // The daemon's FUSE server (separate mode) writes its pid beside the sockets; it is not our child.
   const pidFile = join(dirname(opts.address), 'fuse-server.pid');
   const fuseServerPid = (): number | undefined => {
-    if (!existsSync(pidFile)) return undefined;
+    if (opts.externalFuseServer || !existsSync(pidFile)) return undefined;
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
   };

@@ -172,10 +172,13 @@ export async function serveFuse(cfg: Config, opts: ServeFuseOptions = {}): Promi
 async function afterHandedOver(log: Logger, mode: AfterHandOver): Promise<void> {
   if (mode === 'wait') {
     log.info('FUSE server handed over; waiting idle for SIGTERM (--after-hand-over=wait)');
+    // Signal listeners keep no event loop alive, and this process holds nothing else any more.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
+    clearInterval(keepAlive);
     log.info({ signal }, 'FUSE server handed over earlier; exiting, unmounting nothing');
   } else {
     log.info('FUSE server handed over; exiting');

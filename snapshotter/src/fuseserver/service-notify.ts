@@ -39,7 +39,7 @@ export function serviceNotifier(log: Logger, env: NodeJS.ProcessEnv = process.en
     try {
       if (!socketPath.startsWith('/') && !socketPath.startsWith('@')) throw new Error('NOTIFY_SOCKET is neither an absolute path nor an @abstract name');
       send(socketPath, message);
-      log.info({ notify_socket: socketPath, message: message.replaceAll('\n', ' ') }, 'service manager notified');
+      log.info({ notify_socket: socketPath, notification: message.replaceAll('\n', ' ') }, 'service manager notified');
     } catch (err) {
       const e = unavailable('CLIP_SERVICE_NOTIFY_FAILED', `notify the service manager on ${socketPath.slice(0, 120)}: ${messageOf(err)}`, err);
       log.error({ err: e.message, code: e.code }, 'service manager notification failed');

@@ -28,6 +28,7 @@ t.test('systemd: the FUSE server unit follows its main process to the successor 
   const config = /--config (\S+)/.exec(unit.get('ExecStart') ?? '')?.[1];
   t.equal(/--config (\S+)/.exec(unit.get('ExecReload') ?? '')?.[1], config, 'the successor gets the same config');
   t.equal(unit.get('KillMode'), 'mixed');
+  t.match(unit.get('ExecStop'), /kill -TERM \$MAINPID; while kill -0 \$MAINPID/, 'a stop waits for the main process, even one systemd did not fork');
   t.notOk(unit.has('WatchdogSec'), 'no watchdog: a successor gets no WATCHDOG_USEC');
   t.ok(Number(unit.get('TimeoutStartSec')) > 300, 'the reload outlasts upgrade-fuse-server\'s own deadline');
   const daemon = await readFile(new URL('clip-snapshotter.service', root), 'utf8');
