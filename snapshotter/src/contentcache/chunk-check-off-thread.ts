@@ -6,10 +6,11 @@
  * length and digest, and moves the bytes back. Small chunks, CRC-only (v1) chunks, and any chunk
  * when no worker can be started are decoded here, as before.
  */
+import { webcrypto } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { ClipError, CLIP_ERROR_KINDS, internal, type ClipErrorCode } from '../errors/index.js';
 import { WorkerChannel, type WorkerFailure } from '../util/worker-channel.js';
-import { decodeChunk, pieceDigests, type ChunkCheck, type Decoded } from './chunk-codec.js';
+import { decodeChunk, pieceDigests, type ChunkCheck, type ChunkPieces, type Decoded } from './chunk-codec.js';
 
 /** What a worker is sent: a chunk value (moved to it) and what it must decode to. */
 export type ChunkWork =
@@ -91,4 +92,22 @@ export async function pieceDigestsOffThread(data: Buffer, pieceBytes: number, of
   const d = await r;
   if (d.type !== 'pieces') throw internal('CLIP_CONTENT_CACHE_CHECK_FAILED', 'content cache chunk worker answered a digest with a check');
   return { digests: d.digests, data: asBuffer(d.data) };
+}
+
+/**
+ * Check every piece of a decoded v3 chunk against its signed digest on libuv's thread pool
+ * (WebCrypto's digest copies each piece there and hashes it off the event loop), marking in
+ * `checked` those that match. For chunks fetched ahead of a sequential reader, which will read all
+ * of them: the reads then copy bytes without hashing on the event loop. A piece that does not
+ * match stays unmarked, so the read that reaches it hashes it again and fails the usual way.
+ */
+export async function checkPiecesAhead(data: Buffer, pieces: ChunkPieces, checked: Uint8Array): Promise<void> {
+  const { pieceBytes, sha256 } = pieces;
+  await Promise.all(
+    sha256.map(async (want, j) => {
+      if (checked[j] === 1) return;
+      const got = Buffer.from(await webcrypto.subtle.digest('SHA-256', data.subarray(j * pieceBytes, (j + 1) * pieceBytes))).toString('hex');
+      if (got === want) checked[j] = 1;
+    }),
+  );
 }

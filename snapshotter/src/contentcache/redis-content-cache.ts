@@ -13,7 +13,7 @@
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { checkPieces, chunkCheck, decodeBlob, decodeManifest, encodeBlob, PIECE_BYTES, type ChunkPieces, type Manifest } from './chunk-codec.js';
-import { decodeChunkOffThread } from './chunk-check-off-thread.js';
+import { checkPiecesAhead, decodeChunkOffThread } from './chunk-check-off-thread.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
 import type { ObjectMac } from './object-mac.js';
@@ -227,19 +227,19 @@ export class RedisContentCache implements ContentCache {
   }
 
   /** One chunk, from memory or one shared GET. */
-  #chunk(key: string, m: Manifest, i: number): Promise<ChunkResult> {
+  #chunk(key: string, m: Manifest, i: number, ahead = false): Promise<ChunkResult> {
     const ck = this.keys.chunk(key, m.chunkSizeBytes, i);
     const cached = this.#lru.get(ck);
     if (cached) return Promise.resolve({ type: 'ok', chunk: cached });
     let p = this.#inflight.get(ck);
     if (!p) {
-      p = this.#limiter.run(() => this.#fetchChunk(ck, m, i)).finally(() => this.#inflight.delete(ck));
+      p = this.#limiter.run(() => this.#fetchChunk(ck, m, i, ahead)).finally(() => this.#inflight.delete(ck));
       this.#inflight.set(ck, p);
     }
     return p;
   }
 
-  async #fetchChunk(ck: string, m: Manifest, i: number): Promise<ChunkResult> {
+  async #fetchChunk(ck: string, m: Manifest, i: number, ahead: boolean): Promise<ChunkResult> {
     const value = await this.#conn.run('get chunk', (c) => c.getBuffer(ck));
     if (value === null) return { type: 'missing' };
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
@@ -248,6 +248,9 @@ export class RedisContentCache implements ContentCache {
     const d = await decodeChunkOffThread(value, length, check);
     if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v !== 1 };
     const chunk: Chunk = 'pieces' in check ? { data: d.data, pieces: { digests: check.pieces, checked: new Uint8Array(check.pieces.sha256.length) } } : { data: d.data };
+    // Fetched ahead of a sequential reader, which will read all of it: its pieces are hashed off
+    // the event loop now, so those reads copy bytes instead of hashing them in line.
+    if (ahead && chunk.pieces) await checkPiecesAhead(chunk.data, chunk.pieces.digests, chunk.pieces.checked);
     this.#lru.set(ck, chunk);
     return { type: 'ok', chunk };
   }
@@ -263,7 +266,7 @@ export class RedisContentCache implements ContentCache {
     this.#lastEnd.set(key, sequential ? Math.max(lastEnd, end) : end);
     if (!sequential) return;
     for (let i = last + 1; i <= Math.min(m.chunks - 1, last + this.#o.readaheadChunks); i++) {
-      this.#chunk(key, m, i).catch(() => {});
+      this.#chunk(key, m, i, true).catch(() => {});
     }
   }
 

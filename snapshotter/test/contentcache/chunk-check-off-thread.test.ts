@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { decodeChunk, decodeChunkSync, encodeChunk, pieceDigests } from '../../src/contentcache/chunk-codec.js';
-import { decodeChunkOffThread, pieceDigestsOffThread } from '../../src/contentcache/chunk-check-off-thread.js';
+import { checkPieces, decodeChunk, decodeChunkSync, encodeChunk, pieceDigests } from '../../src/contentcache/chunk-codec.js';
+import { checkPiecesAhead, decodeChunkOffThread, pieceDigestsOffThread } from '../../src/contentcache/chunk-check-off-thread.js';
 import { chunkDigest } from '../../src/contentcache/object-mac.js';
 
 /** `b` in memory of its own, as a large Redis reply arrives (so it can be moved to the worker). */
@@ -74,4 +74,21 @@ t.test('piece digests computed on the worker; the bytes come back in the same me
   const part = own(data).subarray(0, 1000);
   const small = await pieceDigestsOffThread(part, 256 << 10, 0);
   t.same(small.digests, [chunkDigest(data.subarray(0, 1000))], 'a view of part of a buffer is copied over, same digest');
+});
+
+t.test('checkPiecesAhead marks the pieces that match their signed digests, and only those', async (t) => {
+  const pieceBytes = 64 * 1024;
+  const data = Buffer.alloc(5 * pieceBytes + 1000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+  const sha256 = pieceDigests(data, pieceBytes);
+  t.equal(sha256.length, 6, 'a short last piece');
+  const wrong = [...sha256];
+  wrong[2] = chunkDigest(Buffer.from('not this piece'));
+  const checked = new Uint8Array(6);
+  await checkPiecesAhead(data, { pieceBytes, sha256: wrong }, checked);
+  t.same([...checked], [1, 1, 0, 1, 1, 1], 'the mismatching piece is left for the read to hash and refuse');
+  t.match(checkPieces(data, { pieceBytes, sha256: wrong }, 2 * pieceBytes, 2 * pieceBytes + 10, checked), /piece 2: sha256/, 'and the read that reaches it does');
+  const again = new Uint8Array([0, 1, 0, 0, 0, 0]);
+  await checkPiecesAhead(data, { pieceBytes, sha256 }, again);
+  t.same([...again], [1, 1, 1, 1, 1, 1], 'all pieces of a good chunk');
 });
