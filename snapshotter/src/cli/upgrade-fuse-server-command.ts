@@ -42,7 +42,8 @@ function alive(pid: number): boolean {
  * the running server. Throws CLIP_FUSE_UPGRADE_FAILED when none runs, the successor exits, or the
  * deadline passes (the successor is then left to finish or fail on its own).
  */
-export async function upgradeFuseServer(cfg: Config, flags: string[], deadlineMs = UPGRADE_DEADLINE_MS): Promise<void> {
+export async function upgradeFuseServer(cfg: Config, flags: string[], opts: { deadlineMs?: number; launcher?: string } = {}): Promise<void> {
+  const deadlineMs = opts.deadlineMs ?? UPGRADE_DEADLINE_MS;
   const log = createLogger(cfg.logLevel).child({ process: 'upgrade-fuse-server' });
   const address = fuseServerAddress(cfg);
   const pidFile = fuseServerPidFile(cfg);
@@ -50,7 +51,8 @@ export async function upgradeFuseServer(cfg: Config, flags: string[], deadlineMs
   if (old === undefined || !alive(old) || !(await socketAnswers(address))) {
     throw unavailable('CLIP_FUSE_UPGRADE_FAILED', `no FUSE server runs on ${address} (pid file ${pidFile}: ${old ?? 'none'}); start one instead`);
   }
-  const launcher = process.argv[1];
+  // This command's own launcher: the build just installed.
+  const launcher = opts.launcher ?? process.argv[1];
   if (launcher === undefined) throw unavailable('CLIP_FUSE_UPGRADE_FAILED', 'cannot tell which launcher started this command');
   const args = [launcher, 'fuse-server', '--take-over', ...flags.filter((f) => f !== '--no-spawn-fuse-server')];
   // Its own session: a signal to this command's process group (a reload timing out) never reaches it.
