@@ -79,7 +79,13 @@ export async function serveFuse(cfg: Config, opts: ServeFuseOptions = {}): Promi
   }
   if (takeOver === 'required') {
     const started = Date.now();
-    received = await receiveHandover(address, log);
+    try {
+      received = await receiveHandover(address, log);
+    } catch (err) {
+      // The operator (or a reload's journal) learns why from the log, with the code.
+      log.error({ err: messageOf(err), code: findClipError(err)?.code }, 'hand-over: taking over failed; exiting');
+      throw err;
+    }
     log.info({ mounts: received.mounts.length, duration_ms: Date.now() - started }, 'hand-over: the old FUSE server closed; taking over');
   }
   const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: cfg.metrics.address }, log);
