@@ -4,9 +4,18 @@
  * waits for the connection at most `timeoutMs`. Errors leave here as `unavailable` ClipErrors whose
  * messages never contain credentials.
  */
-import { Cluster, Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis } from 'ioredis';
 import { invalidArgument, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+
+/**
+ * ioredis, loaded when the first connection is made: a node without a ContentCache never pays its
+ * ≈ 15 MB of resident memory (it is CommonJS, so this stays synchronous).
+ */
+function ioredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
 
 /** How to reach Redis. */
 export interface RedisEndpoint {
@@ -67,6 +76,7 @@ export class RedisConnection {
       connectionName: 'clip-snapshotter',
     };
     const retry = (times: number): number => Math.min(50 * 2 ** times, MAX_RECONNECT_DELAY_MS);
+    const { Cluster, Redis } = ioredis();
     this.client = endpoint.cluster
       ? new Cluster(nodes.map(({ host, port }) => ({ host, port })), {
           redisOptions: common,

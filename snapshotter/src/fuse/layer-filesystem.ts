@@ -14,7 +14,7 @@ import type { LayerReader } from '../storage/layer-reader.js';
 import { isMountPoint, lazyDetach } from './detach.js';
 import type { IndexView } from './index-view.js';
 import { LayerOps, type IdTranslation } from './layer-ops.js';
-import { ClipFuse, releaseNative, type NativeOptions } from './native-fuse.js';
+import { clipFuseClass, releaseNative, type ClipFuse, type NativeOptions } from './native-fuse.js';
 import { KernelMount } from './kernel/kernel-mount.js';
 import { LayerDispatcher } from './kernel/layer-dispatcher.js';
 import type { Negotiated } from './kernel/wire.js';
@@ -92,7 +92,7 @@ export class LayerFilesystem {
     const mnt = resolve(mountpoint);
     const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
     if (this.driver === 'kernel') return this.#mountKernel(mnt, ops);
-    const fuse = new ClipFuse(mnt, ops.ops(), this.#nativeOptions(), this.#extraOptions());
+    const fuse = new (clipFuseClass())(mnt, ops.ops(), this.#nativeOptions(), this.#extraOptions());
     this.#fuse = fuse;
     this.#ops = ops;
     this.#mountpoint = mnt;

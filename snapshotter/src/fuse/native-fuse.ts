@@ -62,51 +62,64 @@ interface NativeFuseInstance {
 type NativeFuseClass = new (mnt: string, ops: FuseOps, opts: NativeOptions) => NativeFuseInstance;
 
 const require = createRequire(import.meta.url);
-const NativeFuse = require('fuse-native') as NativeFuseClass;
 
-/** fuse-native with extra `-o` options and size-checked xattr replies. */
-export class ClipFuse extends NativeFuse {
-  readonly #extraOptions: readonly string[];
+/** A fuse-native mount (constructing it does not mount). */
+export type ClipFuse = NativeFuseInstance;
+type ClipFuseClass = new (mnt: string, ops: FuseOps, opts: NativeOptions, extraOptions: readonly string[]) => ClipFuse;
+let clipFuse: ClipFuseClass | undefined;
 
-  constructor(mnt: string, ops: FuseOps, opts: NativeOptions, extraOptions: readonly string[]) {
-    super(mnt, ops, opts);
-    this.#extraOptions = extraOptions;
-  }
+/**
+ * fuse-native with extra `-o` options and size-checked xattr replies. fuse-native (≈ 10 MB of
+ * resident memory with libfuse) is loaded on the first call: a FUSE server on the kernel driver
+ * never loads it.
+ */
+export function clipFuseClass(): ClipFuseClass {
+  if (clipFuse !== undefined) return clipFuse;
+  const NativeFuse = require('fuse-native') as NativeFuseClass;
+  clipFuse = class ClipFuse extends NativeFuse {
+    readonly #extraOptions: readonly string[];
 
-  override _fuseOptions(): string {
-    const base = super._fuseOptions();
-    if (this.#extraOptions.length === 0) return base;
-    const extra = this.#extraOptions.join(',');
-    return base === '' ? `-o${extra}` : `${base},${extra}`;
-  }
+    constructor(mnt: string, ops: FuseOps, opts: NativeOptions, extraOptions: readonly string[]) {
+      super(mnt, ops, opts);
+      this.#extraOptions = extraOptions;
+    }
 
-  override _op_getxattr(signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
-    this.ops.getxattr(path, name, position, (err, value) => {
-      if (err !== 0) return signal(err, valueBuf.buffer as ArrayBuffer);
-      if (value === undefined) return signal(ERRNO.ENODATA, valueBuf.buffer as ArrayBuffer);
-      // A zero-sized buffer asks for the size only.
-      if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer as ArrayBuffer);
-      if (value.length > valueBuf.length) return signal(ERRNO.ERANGE, valueBuf.buffer as ArrayBuffer);
-      value.copy(valueBuf);
-      return signal(value.length, valueBuf.buffer as ArrayBuffer);
-    });
-  }
+    override _fuseOptions(): string {
+      const base = super._fuseOptions();
+      if (this.#extraOptions.length === 0) return base;
+      const extra = this.#extraOptions.join(',');
+      return base === '' ? `-o${extra}` : `${base},${extra}`;
+    }
 
-  override _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
-    this.ops.listxattr(path, (err, names) => {
-      if (err !== 0 || names === undefined) return signal(err, listBuf.buffer as ArrayBuffer);
-      let size = 0;
-      for (const n of names) size += Buffer.byteLength(n) + 1;
-      if (listBuf.length === 0) return signal(size, listBuf.buffer as ArrayBuffer);
-      if (size > listBuf.length) return signal(ERRNO.ERANGE, listBuf.buffer as ArrayBuffer);
-      let at = 0;
-      for (const n of names) {
-        at += listBuf.write(n, at);
-        listBuf[at++] = 0;
-      }
-      return signal(at, listBuf.buffer as ArrayBuffer);
-    });
-  }
+    override _op_getxattr(signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
+      this.ops.getxattr(path, name, position, (err, value) => {
+        if (err !== 0) return signal(err, valueBuf.buffer as ArrayBuffer);
+        if (value === undefined) return signal(ERRNO.ENODATA, valueBuf.buffer as ArrayBuffer);
+        // A zero-sized buffer asks for the size only.
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer as ArrayBuffer);
+        if (value.length > valueBuf.length) return signal(ERRNO.ERANGE, valueBuf.buffer as ArrayBuffer);
+        value.copy(valueBuf);
+        return signal(value.length, valueBuf.buffer as ArrayBuffer);
+      });
+    }
+
+    override _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
+      this.ops.listxattr(path, (err, names) => {
+        if (err !== 0 || names === undefined) return signal(err, listBuf.buffer as ArrayBuffer);
+        let size = 0;
+        for (const n of names) size += Buffer.byteLength(n) + 1;
+        if (listBuf.length === 0) return signal(size, listBuf.buffer as ArrayBuffer);
+        if (size > listBuf.length) return signal(ERRNO.ERANGE, listBuf.buffer as ArrayBuffer);
+        let at = 0;
+        for (const n of names) {
+          at += listBuf.write(n, at);
+          listBuf[at++] = 0;
+        }
+        return signal(at, listBuf.buffer as ArrayBuffer);
+      });
+    }
+  };
+  return clipFuse;
 }
 
 interface NativeBinding {

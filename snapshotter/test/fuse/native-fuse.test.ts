@@ -1,13 +1,13 @@
 import t from 'tap';
 import { ERRNO } from '../../src/fuse/index.js';
-import { ClipFuse, type FuseOps } from '../../src/fuse/native-fuse.js';
+import { clipFuseClass, type FuseOps } from '../../src/fuse/native-fuse.js';
 
 // Constructing ClipFuse does not mount; the reply helpers can be driven directly.
 const ops = {
   getxattr: (_p: string, name: string, _pos: number, cb: (err: number, v?: Buffer) => void) => (name === 'user.a' ? cb(0, Buffer.from('hello')) : cb(0)),
   listxattr: (_p: string, cb: (err: number, names?: string[]) => void) => cb(0, ['user.a', 'trusted.overlay.opaque']),
 } as unknown as FuseOps;
-const fuse = new ClipFuse('/nonexistent', ops, { fsname: 'clip:x', subtype: 'clip', allowOther: true, defaultPermissions: true, kernelCache: true, entryTimeout: 5, attrTimeout: 5, timeout: false, debug: false }, ['ro', 'use_ino']);
+const fuse = new (clipFuseClass())('/nonexistent', ops, { fsname: 'clip:x', subtype: 'clip', allowOther: true, defaultPermissions: true, kernelCache: true, entryTimeout: 5, attrTimeout: 5, timeout: false, debug: false }, ['ro', 'use_ino']);
 
 const reply = (fn: (signal: (r: number) => void) => void): Promise<number> => new Promise((resolve) => fn((r) => resolve(r)));
 

@@ -7,8 +7,8 @@ import { OUT_HEADER_BYTES } from './wire.js';
 
 /** The largest READ reply a pooled buffer holds (max_pages 256 × 4 KiB) plus its header. */
 export const POOLED_REPLY_BYTES = OUT_HEADER_BYTES + (1 << 20);
-/** Free buffers kept between bursts (the rest are left to the GC). */
-const KEEP = 4;
+/** Free buffers kept between bursts (the rest are left to the GC): 2 MiB at most, idle. */
+const KEEP = 2;
 
 const free: ArrayBuffer[] = [];
 const pooled = new WeakSet<ArrayBuffer>();
