@@ -133,9 +133,9 @@ export class ContentCacheTier {
     return this.#bestEffort(() => this.cache.getBlob(key), (err) => this.#warnShare(ref, err));
   }
 
-  /** Offer a small blob in the background (best effort). */
-  putBlob(key: string, data: Buffer, ref: LayerRef): void {
-    void this.#bestEffort(() => this.cache.putBlob(key, data), (err) => this.#warnShare(ref, err));
+  /** Offer a small blob (best effort): resolves when stored, skipped or failed; never rejects. */
+  async putBlob(key: string, data: Buffer, ref: LayerRef): Promise<void> {
+    await this.#bestEffort(() => this.cache.putBlob(key, data), (err) => this.#warnShare(ref, err));
   }
 
   /** A call no read depends on: skipped while the breaker is open, its outage counted, undefined on failure. */

@@ -33,7 +33,7 @@ import { LayerDownload } from './layer-download.js';
 import { LayerLedger } from './layer-ledger.js';
 import { layerStateKey } from './layer-key.js';
 import { QuarantineList } from './quarantine-list.js';
-import { RangeTier, type ByteRange } from './range-tier.js';
+import { RangeTier, type ByteRange, type RangeTierOptions } from './range-tier.js';
 import { FetchAhead, type FetchAheadOptions } from './fetch-ahead.js';
 import { isAuthRefusal } from '../registry/index.js';
 import type { DiskRange, LayerReader, LayerRef, ReadSource } from './layer-reader.js';
@@ -84,6 +84,8 @@ export interface LayerStoreOptions {
    * sized from the link's measured rate (fetch-ahead.ts). Default none: only the read's spans.
    */
   rangeFetchAhead?: FetchAheadOptions;
+  /** How decoded spans wait to be offered to the ContentCache until on-demand fetches pause (defaults in `span-offer-queue.ts`). */
+  spanOffers?: RangeTierOptions['spanOffers'];
   /** Time for the range tier's idle wait, completion rate and cool-downs; tests inject one. */
   clock?: Clock;
   /** Where completed layers are extracted to ordinary directories; default `<dirname(cacheDir)>/extracted`. */
@@ -119,7 +121,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'rangeFetchAhead' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'rangeFetchAhead' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds' | 'spanOffers'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -179,6 +181,7 @@ export class LayerStore implements LayerReaderHost {
       quarantine: (key, ref, err) => this.#quarantine(key, ref, err),
       spanBounds: opts.spanBounds,
       fetchAhead: opts.rangeFetchAhead && opts.rangeFetchAhead.maxBytes > 0 ? new FetchAhead(opts.rangeFetchAhead) : undefined,
+      spanOffers: opts.spanOffers,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
@@ -476,6 +479,11 @@ export class LayerStore implements LayerReaderHost {
     const busy = [...this.#layers.values()].flatMap((st) => [st.download?.result.catch(() => {}), st.publishing]);
     await Promise.all(busy);
     await this.#eviction.idle;
+  }
+
+  /** Resolves once every decoded span queued for the ContentCache is offered or dropped (tests). */
+  spanOffersSettled(): Promise<void> {
+    return this.#range.spanOffersSettled();
   }
 
   /** Abort downloads, wait for publishes, close every file. */

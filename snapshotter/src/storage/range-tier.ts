@@ -22,6 +22,7 @@ import { hashFile } from './disk-cache.js';
 import type { LayerRef, ReadSource } from './layer-reader.js';
 import { SparseLayer, type SpanShare } from './sparse-layer.js';
 import type { FetchAhead } from './fetch-ahead.js';
+import { SpanOfferQueue, type SpanOfferQueueOptions } from './span-offer-queue.js';
 import type { LayerLedger } from './layer-ledger.js';
 import type { Span } from '@opentelemetry/api';
 import {
@@ -81,6 +82,11 @@ export interface RangeTierOptions {
   spanBounds?: SpanBounds | undefined;
   /** The link's rate and how far a read's miss fetches past its own spans (one for every layer: they share the link). */
   fetchAhead?: FetchAhead | undefined;
+  /**
+   * How span offers to the ContentCache wait for on-demand fetches to pause (`span-offer-queue.ts`);
+   * the log is the tier's, the clock the system's unless given here (not `clock`: its sleeps are the tests' to count).
+   */
+  spanOffers?: Omit<SpanOfferQueueOptions, 'log'> | undefined;
 }
 
 /**
@@ -101,9 +107,12 @@ export class RangeTier {
   #lastDemand = 0;
   readonly #cooldownMs: number;
   readonly #requestTimeoutMs: number;
+  /** Decoded spans waiting to be offered to the ContentCache (one queue: every layer shares the thread). */
+  readonly #offers: SpanOfferQueue;
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
+    this.#offers = new SpanOfferQueue({ ...o.spanOffers, log: o.log });
     this.#cooldownMs = o.transientCooldownMs ?? DEFAULT_TRANSIENT_COOLDOWN_MS;
     this.#requestTimeoutMs = o.backgroundRequestTimeoutMs ?? DEFAULT_BACKGROUND_REQUEST_TIMEOUT_MS;
     this.#dir = o.dir;
@@ -134,7 +143,13 @@ export class RangeTier {
       const layer = await st.layer;
       const before = layer.fetchedBytes;
       const shared = layer.sharedBytes;
-      const n = await layer.read(buf, bufOffset, len, offset, signal);
+      const demandEnded = this.#offers.demand();
+      let n: number;
+      try {
+        n = await layer.read(buf, bufOffset, len, offset, signal);
+      } finally {
+        demandEnded();
+      }
       const fetched = layer.fetchedBytes !== before;
       this.#o.ledger?.fetched(diffHex(ref), 'on_demand', layer.fetchedBytes - before);
       this.#o.ledger?.shared(diffHex(ref), layer.sharedBytes - shared);
@@ -173,10 +188,15 @@ export class RangeTier {
       const before = layer.fetchedBytes;
       const shared = layer.sharedBytes;
       this.#lastDemand = this.#clock.nowMs();
-      await boundedMap(runs, PREFETCH_CONCURRENCY, async ([first, last]) => {
-        await layer.ensure(first, last, withTimeout(signal, this.#requestTimeoutMs));
-        this.#lastDemand = this.#clock.nowMs();
-      }, signal);
+      const demandEnded = this.#offers.demand();
+      try {
+        await boundedMap(runs, PREFETCH_CONCURRENCY, async ([first, last]) => {
+          await layer.ensure(first, last, withTimeout(signal, this.#requestTimeoutMs));
+          this.#lastDemand = this.#clock.nowMs();
+        }, signal);
+      } finally {
+        demandEnded();
+      }
       this.#o.ledger?.fetched(diffHex(ref), 'prefetch', layer.fetchedBytes - before);
       this.#o.ledger?.shared(diffHex(ref), layer.sharedBytes - shared);
       this.#startCompletion(hex, ref, st);
@@ -300,8 +320,19 @@ export class RangeTier {
     this.#stop.abort();
   }
 
+  /** Resolves once every queued span offer is published or dropped (tests). */
+  spanOffersSettled(): Promise<void> {
+    return this.#offers.settled();
+  }
+
+  /** Span offer counters (tests, status). */
+  get spanOfferStats(): SpanOfferQueue['stats'] {
+    return this.#offers.stats;
+  }
+
   async close(): Promise<void> {
     this.stop();
+    await this.#offers.close();
     await this.drain();
     await Promise.all([...this.#layers.keys()].map((hex) => this.release(hex)));
   }
@@ -380,7 +411,8 @@ export class RangeTier {
     const key = (i: number): string => `span:v1:${ref.diffId}:${table.points[i]?.out ?? 0}-${spanEnd(table, i)}`;
     return {
       get: (i) => cc.getBlob(key(i), ref),
-      put: (i, data) => cc.putBlob(key(i), data, ref),
+      // Queued, not published here: the reads waiting on the next spans come first.
+      put: (i, data, reload) => this.#offers.enqueue({ key: key(i), data, reload, publish: (d) => cc.putBlob(key(i), d, ref) }),
     };
   }
 }

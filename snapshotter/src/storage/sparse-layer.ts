@@ -60,8 +60,11 @@ const READAHEAD_AFTER_BYTES = 512 * 1024;
 export interface SpanShare {
   /** The span's uncompressed bytes, or undefined (absent or the share is unreachable). */
   get(i: number, signal: AbortSignal): Promise<Buffer | undefined>;
-  /** Offer a verified span (background, best effort). */
-  put(i: number, data: Buffer): void;
+  /**
+   * Offer a verified span (background, best effort). `reload` reads it again from the sparse
+   * file, checked against its sha256, for an offer published later without holding `data`.
+   */
+  put(i: number, data: Buffer, reload: () => Promise<Buffer | undefined>): void;
 }
 
 /** Present state of a span: absent, on disk from an earlier run (hash on first use), verified. */
@@ -432,7 +435,7 @@ export class SparseLayer {
       const data = await this.#decodeSpan(i, compressed.subarray(r.start - start, r.end - start), { before, signal });
       await this.#file.write(data, 0, data.length, (this.table.points[i] as { out: number }).out);
       this.#state[i] = VERIFIED;
-      if (offer) this.#share?.put(i, data);
+      if (offer) this.#share?.put(i, data, () => this.#verifiedSpan(i));
       stored?.(i);
       before = data;
     }
@@ -503,6 +506,15 @@ export class SparseLayer {
       throw dataCorrupt('CLIP_ZRAN_SPAN_DIGEST', `${this.codec.name} span ${i} (uncompressed ${p.out}) does not match its digest`);
     }
     return data;
+  }
+
+  /** Span `i` read back from the file and checked against its sha256; undefined when absent, unreadable or different. */
+  async #verifiedSpan(i: number): Promise<Buffer | undefined> {
+    if (this.#state[i] !== VERIFIED || this.#closing.signal.aborted) return undefined;
+    const p = this.table.points[i] as { out: number };
+    const data = Buffer.alloc(spanEnd(this.table, i) - p.out);
+    const read = await this.#file.read(data, 0, data.length, p.out).catch(() => undefined);
+    return read?.bytesRead === data.length && this.#matches(i, data) ? data : undefined;
   }
 
   /** A span a previous run wrote: hash it once; a mismatch (e.g. lost writes) refetches it. */

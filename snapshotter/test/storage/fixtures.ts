@@ -233,3 +233,41 @@ export async function until(what: string, cond: () => boolean | Promise<boolean>
     await sleep(10);
   }
 }
+
+/**
+ * A clock time moves on only when the test says so (`advance`): a sleep resolves once the time
+ * reaches its end (or rejects when its signal aborts). `sleeping` counts the pending sleeps.
+ */
+export class SteppedClock implements Clock {
+  now = 1_000_000;
+  readonly #sleeps = new Set<{ until: number; resolve: () => void }>();
+
+  nowMs = (): number => this.now;
+
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
+    signal?.throwIfAborted();
+    return new Promise<void>((resolve, reject) => {
+      const s = { until: this.now + ms, resolve: () => resolve() };
+      this.#sleeps.add(s);
+      signal?.addEventListener('abort', () => {
+        this.#sleeps.delete(s);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  };
+
+  /** Sleeps not yet ended. */
+  get sleeping(): number {
+    return this.#sleeps.size;
+  }
+
+  /** Move time on by `ms`, ending the sleeps that reach their end. */
+  advance(ms: number): void {
+    this.now += ms;
+    for (const s of [...this.#sleeps]) {
+      if (s.until > this.now) continue;
+      this.#sleeps.delete(s);
+      s.resolve();
+    }
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Span offers to the ContentCache kept off the reads a container start waits for. Publishing a
+ * decoded span (HMAC signing, LZ4, the Redis write) runs on the daemon's one JS thread; done the
+ * moment the span is decoded, it competes with the very reads that wait on the next spans. Offers
+ * are queued instead and published one at a time once on-demand fetching has paused for `idleMs`.
+ *
+ * Bounds: an offer older than `maxDelayMs`, or a queue longer than `maxQueued`, is published
+ * whatever the reads do (an offer is never deferred forever); the queue holds at most
+ * `maxHeldBytes` of span bytes — beyond that an offer keeps only how to re-read its span from the
+ * sparse file, verified against its sha256 again before it is published (`reload`). An offer whose
+ * span is gone by then (layer closed, completed, evicted) is dropped and counted.
+ */
+import { messageOf } from '../errors/index.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { systemClock, type Clock } from '../util/clock.js';
+
+/** One verified span to publish. */
+export interface SpanOffer {
+  /** The blob's name in the ContentCache (logs). */
+  key: string;
+  /** The span's verified bytes, while the queue may hold them. */
+  data: Buffer | undefined;
+  /** The span again from disk, checked against its sha256; undefined when it is gone or differs. */
+  reload: () => Promise<Buffer | undefined>;
+  /** Publish verified bytes; resolves when done, never rejects. */
+  publish: (data: Buffer) => Promise<void>;
+}
+
+export interface SpanOfferQueueOptions {
+  /** Offers wait until no on-demand fetch has run for this long; default 250 ms. */
+  idleMs?: number;
+  /** An offer is published at the latest this long after it was queued; default 30 s. */
+  maxDelayMs?: number;
+  /** Span bytes the queue holds; offers beyond it re-read their span at publish time. Default 32 MiB. */
+  maxHeldBytes?: number;
+  /** Offers queued beyond this are published at once; default 65536. */
+  maxQueued?: number;
+  clock?: Clock;
+  log?: Logger;
+}
+
+/** Counters (tests, logs). */
+export interface SpanOfferStats {
+  queued: number;
+  published: number;
+  /** Published from a re-read of the sparse file (the queue held no bytes for them). */
+  reloaded: number;
+  /** Published before the reads paused (deadline or queue length). */
+  forced: number;
+  /** Dropped: the span was gone or no longer verified at publish time, or the queue closed. */
+  dropped: number;
+}
+
+interface Queued {
+  offer: SpanOffer;
+  at: number;
+}
+
+/** A FIFO of span offers published while on-demand reads pause; see the module comment. */
+export class SpanOfferQueue {
+  readonly stats: SpanOfferStats = { queued: 0, published: 0, reloaded: 0, forced: 0, dropped: 0 };
+  readonly #idleMs: number;
+  readonly #maxDelayMs: number;
+  readonly #maxHeld: number;
+  readonly #maxQueued: number;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #stop = new AbortController();
+  #items: Queued[] = [];
+  #head = 0;
+  #held = 0;
+  #active = 0;
+  #lastActive = Number.NEGATIVE_INFINITY;
+  #pumping: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(o: SpanOfferQueueOptions = {}) {
+    this.#idleMs = Math.max(0, o.idleMs ?? 250);
+    this.#maxDelayMs = Math.max(0, o.maxDelayMs ?? 30_000);
+    this.#maxHeld = Math.max(0, o.maxHeldBytes ?? 32 * 1024 * 1024);
+    this.#maxQueued = Math.max(1, o.maxQueued ?? 65_536);
+    this.#clock = o.clock ?? systemClock;
+    this.#log = o.log ?? silentLogger();
+  }
+
+  /** Offers waiting. */
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /** Span bytes the queue holds. */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** An on-demand fetch begins: offers wait until it ends (plus `idleMs`). Call the result when it ends. */
+  demand(): () => void {
+    this.#active++;
+    this.#lastActive = this.#clock.nowMs();
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.#active--;
+      this.#lastActive = this.#clock.nowMs();
+    };
+  }
+
+  /** Queue an offer of a verified span. */
+  enqueue(offer: SpanOffer): void {
+    if (this.#closed) return;
+    let o = offer;
+    if (o.data) {
+      if (this.#held + o.data.length > this.#maxHeld) o = { ...o, data: undefined };
+      else this.#held += o.data.length;
+    }
+    this.#items.push({ offer: o, at: this.#clock.nowMs() });
+    this.stats.queued++;
+    // Set before any await of the pump, and cleared by the pump in the same turn it finds the
+    // queue empty: an offer queued meanwhile always has a pump to take it.
+    if (!this.#pumping) this.#pumping = this.#pump();
+  }
+
+  /** Resolves once every queued offer is published or dropped (tests, status). */
+  async settled(): Promise<void> {
+    while (this.#pumping) await this.#pumping;
+  }
+
+  /** Stop publishing; offers still queued are dropped (logged). Waits for the one in progress. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    const left = this.size;
+    if (left > 0) {
+      this.stats.dropped += left;
+      this.#log.info({ offers: left }, 'span offers to the ContentCache dropped at shutdown');
+    }
+    this.#items = [];
+    this.#head = 0;
+    this.#held = 0;
+    await this.#pumping;
+  }
+
+  async #pump(): Promise<void> {
+    for (;;) {
+      if (this.#closed || this.size === 0) {
+        this.#pumping = undefined;
+        return;
+      }
+      const wait = this.#waitMs();
+      if (wait > 0) {
+        await this.#clock.sleep(wait, this.#stop.signal).catch(() => {});
+        continue;
+      }
+      await this.#publish(this.#take());
+    }
+  }
+
+  /** How long the oldest offer should still wait; 0 = publish it now. */
+  #waitMs(): number {
+    const oldest = this.#items[this.#head] as Queued;
+    const now = this.#clock.nowMs();
+    const deadline = oldest.at + this.#maxDelayMs - now;
+    if (deadline <= 0 || this.size > this.#maxQueued) return 0;
+    // While a fetch runs, look again after idleMs: it may end at any time.
+    const idle = this.#active > 0 ? Math.max(1, this.#idleMs) : this.#lastActive + this.#idleMs - now;
+    if (idle <= 0) return 0;
+    return Math.min(idle, deadline);
+  }
+
+  #take(): Queued {
+    const q = this.#items[this.#head] as Queued;
+    this.#items[this.#head] = undefined as unknown as Queued;
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    if (q.offer.data) this.#held -= q.offer.data.length;
+    return q;
+  }
+
+  async #publish(q: Queued): Promise<void> {
+    const now = this.#clock.nowMs();
+    if (this.#active > 0 || now - this.#lastActive < this.#idleMs) this.stats.forced++;
+    try {
+      let data = q.offer.data;
+      if (!data) {
+        data = await q.offer.reload();
+        if (!data) {
+          this.stats.dropped++;
+          this.#log.debug({ key: q.offer.key }, 'span offer dropped: the span is no longer on disk');
+          return;
+        }
+        this.stats.reloaded++;
+      }
+      await q.offer.publish(data);
+      this.stats.published++;
+    } catch (err) {
+      this.stats.dropped++;
+      this.#log.debug({ key: q.offer.key, err: messageOf(err) }, 'span offer failed');
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import t from 'tap';
+import { SpanOfferQueue, type SpanOffer } from '../../src/storage/span-offer-queue.js';
+import { SteppedClock, recordingLogger, until } from './fixtures.js';
+
+/** Offers whose publications land in `published`, in order. */
+function offers() {
+  const published: string[] = [];
+  const reloads: string[] = [];
+  const make = (key: string, bytes = 10, o: Partial<SpanOffer> = {}): SpanOffer => ({
+    key,
+    data: Buffer.alloc(bytes, key),
+    reload: async () => {
+      reloads.push(key);
+      return Buffer.alloc(bytes, key);
+    },
+    publish: async (d) => {
+      published.push(`${key}:${d.length}`);
+    },
+    ...o,
+  });
+  return { published, reloads, make };
+}
+
+t.test('offers wait while an on-demand fetch runs and until it has paused for idleMs, then go out in order', async (t) => {
+  const clock = new SteppedClock();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxDelayMs: 10_000 });
+  const { published, make } = offers();
+  const end = q.demand();
+  q.enqueue(make('a'));
+  q.enqueue(make('b'));
+  await until('the queue waits', () => clock.sleeping === 1);
+  t.same(published, [], 'nothing published while the fetch runs');
+  clock.advance(500);
+  await until('the queue waits again', () => clock.sleeping === 1);
+  t.same(published, [], 'still running after 500 ms: still nothing');
+  end();
+  clock.advance(50);
+  await until('the queue waits for the idle time', () => clock.sleeping === 1);
+  t.same(published, [], '50 ms after the fetch ended: not yet idle');
+  clock.advance(50);
+  await q.settled();
+  t.same(published, ['a:10', 'b:10'], 'published in order once idle');
+  t.equal(q.stats.forced, 0);
+  t.equal(q.size, 0);
+  t.equal(q.heldBytes, 0);
+});
+
+t.test('with no fetch at all, an offer goes out at once', async (t) => {
+  const q = new SpanOfferQueue({ clock: new SteppedClock(), idleMs: 100 });
+  const { published, make } = offers();
+  q.enqueue(make('a'));
+  await q.settled();
+  t.same(published, ['a:10']);
+});
+
+t.test('reads that never pause do not hold an offer back past maxDelayMs', async (t) => {
+  const clock = new SteppedClock();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxDelayMs: 1_000 });
+  const { published, make } = offers();
+  q.demand();
+  q.enqueue(make('a'));
+  for (let waited = 0; waited < 900; waited += 100) {
+    await until('the queue waits', () => clock.sleeping === 1);
+    clock.advance(100);
+  }
+  await until('the queue waits', () => clock.sleeping === 1);
+  t.same(published, [], 'not before its deadline');
+  clock.advance(100);
+  await q.settled();
+  t.same(published, ['a:10'], 'published at its deadline though the fetch still runs');
+  t.equal(q.stats.forced, 1, 'counted as forced');
+});
+
+t.test('a queue longer than maxQueued publishes at once, reads or not', async (t) => {
+  const clock = new SteppedClock();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxQueued: 2 });
+  const { published, make } = offers();
+  q.demand();
+  q.enqueue(make('a'));
+  q.enqueue(make('b'));
+  await until('the queue waits', () => clock.sleeping === 1);
+  q.enqueue(make('c'));
+  clock.advance(100);
+  await until('the oldest goes out', () => published.length === 1);
+  t.same(published, ['a:10']);
+  await until('the queue waits again', () => clock.sleeping === 1);
+  t.equal(q.size, 2, 'back within the bound, the rest wait');
+});
+
+t.test('beyond maxHeldBytes an offer holds no bytes and re-reads its span; a span gone by then is dropped', async (t) => {
+  const clock = new SteppedClock();
+  const { log, records } = recordingLogger();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxHeldBytes: 25, log });
+  const { published, reloads, make } = offers();
+  const end = q.demand();
+  q.enqueue(make('a'));
+  q.enqueue(make('b'));
+  q.enqueue(make('c'));
+  q.enqueue(make('d', 10, { reload: async () => undefined }));
+  t.equal(q.heldBytes, 20, 'two spans held, the third would pass 25 bytes');
+  end();
+  clock.advance(100);
+  await q.settled();
+  t.same(published, ['a:10', 'b:10', 'c:10'], 'c from its re-read, d not at all');
+  t.same(reloads, ['c'], 'only the offer without bytes re-read its span');
+  t.same({ reloaded: q.stats.reloaded, dropped: q.stats.dropped, published: q.stats.published }, { reloaded: 1, dropped: 1, published: 3 });
+  t.ok(records.some((r) => r['msg'] === 'span offer dropped: the span is no longer on disk' && r['key'] === 'd'));
+});
+
+t.test('a publication that fails does not stop the queue', async (t) => {
+  const q = new SpanOfferQueue({ clock: new SteppedClock() });
+  const { published, make } = offers();
+  q.enqueue(make('a', 10, { publish: () => Promise.reject(new Error('boom')) }));
+  q.enqueue(make('b'));
+  await q.settled();
+  t.same(published, ['b:10']);
+  t.equal(q.stats.dropped, 1);
+});
+
+t.test('close drops what is queued (logged) and publishes nothing after', async (t) => {
+  const clock = new SteppedClock();
+  const { log, records } = recordingLogger();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, log });
+  const { published, make } = offers();
+  q.demand();
+  q.enqueue(make('a'));
+  q.enqueue(make('b'));
+  await until('the queue waits', () => clock.sleeping === 1);
+  await q.close();
+  q.enqueue(make('c'));
+  clock.advance(60_000);
+  await q.settled();
+  t.same(published, []);
+  t.equal(q.stats.dropped, 2);
+  t.equal(q.heldBytes, 0);
+  t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache dropped at shutdown' && r['offers'] === 2));
+});
