@@ -8,7 +8,8 @@
  * whatever the reads do (an offer is never deferred forever); the queue holds at most
  * `maxHeldBytes` of span bytes — beyond that an offer keeps only how to re-read its span from the
  * sparse file, verified against its sha256 again before it is published (`reload`). An offer whose
- * span is gone by then (layer closed, completed, evicted) is dropped and counted.
+ * span is gone by then (layer closed, completed, evicted) is dropped and counted. `close` (shutdown)
+ * publishes what is queued without waiting for idle, for at most `closeFlushMs`, and drops the rest.
  */
 import { messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -35,6 +36,8 @@ export interface SpanOfferQueueOptions {
   maxHeldBytes?: number;
   /** Offers queued beyond this are published at once; default 65536. */
   maxQueued?: number;
+  /** How long `close` keeps publishing what is queued; default 5 s. */
+  closeFlushMs?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -63,6 +66,7 @@ export class SpanOfferQueue {
   readonly #maxDelayMs: number;
   readonly #maxHeld: number;
   readonly #maxQueued: number;
+  readonly #closeFlushMs: number;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #stop = new AbortController();
@@ -73,12 +77,15 @@ export class SpanOfferQueue {
   #lastActive = Number.NEGATIVE_INFINITY;
   #pumping: Promise<void> | undefined;
   #closed = false;
+  /** While closing: publish without waiting, until then. */
+  #flushUntil = Number.POSITIVE_INFINITY;
 
   constructor(o: SpanOfferQueueOptions = {}) {
     this.#idleMs = Math.max(0, o.idleMs ?? 250);
     this.#maxDelayMs = Math.max(0, o.maxDelayMs ?? 30_000);
     this.#maxHeld = Math.max(0, o.maxHeldBytes ?? 32 * 1024 * 1024);
     this.#maxQueued = Math.max(1, o.maxQueued ?? 65_536);
+    this.#closeFlushMs = Math.max(0, o.closeFlushMs ?? 5_000);
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log ?? silentLogger();
   }
@@ -126,25 +133,30 @@ export class SpanOfferQueue {
     while (this.#pumping) await this.#pumping;
   }
 
-  /** Stop publishing; offers still queued are dropped (logged). Waits for the one in progress. */
+  /**
+   * Take no more offers; publish those queued without waiting for idle, for at most
+   * `closeFlushMs`, then drop the rest (logged). The stats are logged once.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#flushUntil = this.#clock.nowMs() + this.#closeFlushMs;
     this.#stop.abort();
+    await this.#pumping;
     const left = this.size;
     if (left > 0) {
       this.stats.dropped += left;
-      this.#log.info({ offers: left }, 'span offers to the ContentCache dropped at shutdown');
+      this.#log.info({ offers: left, close_flush_ms: this.#closeFlushMs }, 'span offers to the ContentCache dropped at shutdown');
     }
     this.#items = [];
     this.#head = 0;
     this.#held = 0;
-    await this.#pumping;
+    if (this.stats.queued > 0) this.#log.info({ ...this.stats }, 'span offers to the ContentCache');
   }
 
   async #pump(): Promise<void> {
     for (;;) {
-      if (this.#closed || this.size === 0) {
+      if (this.size === 0 || (this.#closed && this.#clock.nowMs() >= this.#flushUntil)) {
         this.#pumping = undefined;
         return;
       }
@@ -159,6 +171,7 @@ export class SpanOfferQueue {
 
   /** How long the oldest offer should still wait; 0 = publish it now. */
   #waitMs(): number {
+    if (this.#closed) return 0;
     const oldest = this.#items[this.#head] as Queued;
     const now = this.#clock.nowMs();
     const deadline = oldest.at + this.#maxDelayMs - now;
@@ -183,7 +196,7 @@ export class SpanOfferQueue {
 
   async #publish(q: Queued): Promise<void> {
     const now = this.#clock.nowMs();
-    if (this.#active > 0 || now - this.#lastActive < this.#idleMs) this.stats.forced++;
+    if (!this.#closed && (this.#active > 0 || now - this.#lastActive < this.#idleMs)) this.stats.forced++;
     try {
       let data = q.offer.data;
       if (!data) {

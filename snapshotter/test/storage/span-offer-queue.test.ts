@@ -117,21 +117,26 @@ t.test('a publication that fails does not stop the queue', async (t) => {
   t.equal(q.stats.dropped, 1);
 });
 
-t.test('close drops what is queued (logged) and publishes nothing after', async (t) => {
+t.test('close publishes what is queued without waiting for idle, takes nothing new, and drops what its flush time leaves', async (t) => {
   const clock = new SteppedClock();
   const { log, records } = recordingLogger();
-  const q = new SpanOfferQueue({ clock, idleMs: 100, log });
+  const q = new SpanOfferQueue({ clock, idleMs: 100, closeFlushMs: 50, log });
   const { published, make } = offers();
   q.demand();
   q.enqueue(make('a'));
-  q.enqueue(make('b'));
+  // b's publication takes 60 ms of the clock: past the flush time, so c is dropped.
+  q.enqueue(make('b', 10, { publish: async (d) => {
+    published.push(`b:${d.length}`);
+    clock.advance(60);
+  } }));
+  q.enqueue(make('c'));
   await until('the queue waits', () => clock.sleeping === 1);
   await q.close();
-  q.enqueue(make('c'));
-  clock.advance(60_000);
+  q.enqueue(make('d'));
   await q.settled();
-  t.same(published, []);
-  t.equal(q.stats.dropped, 2);
+  t.same(published, ['a:10', 'b:10'], 'a and b published at close though the fetch still runs; d refused');
+  t.same({ published: q.stats.published, dropped: q.stats.dropped, forced: q.stats.forced }, { published: 2, dropped: 1, forced: 0 });
   t.equal(q.heldBytes, 0);
-  t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache dropped at shutdown' && r['offers'] === 2));
+  t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache dropped at shutdown' && r['offers'] === 1));
+  t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache' && r['published'] === 2));
 });
