@@ -2,7 +2,7 @@
  * Span offers to the ContentCache kept off the reads a container start waits for. Publishing a
  * decoded span (HMAC signing, LZ4, the Redis write) runs on the daemon's one JS thread; done the
  * moment the span is decoded, it competes with the very reads that wait on the next spans. Offers
- * are queued instead and published one at a time once on-demand fetching has paused for `idleMs`.
+ * are queued instead and published, a few at a time, once on-demand fetching has paused for `idleMs`.
  *
  * Bounds: an offer older than `maxDelayMs`, or a queue longer than `maxQueued`, is published
  * whatever the reads do (an offer is never deferred forever); the queue holds at most
@@ -28,7 +28,7 @@ export interface SpanOffer {
 }
 
 export interface SpanOfferQueueOptions {
-  /** Offers wait until no on-demand fetch has run for this long; default 250 ms. */
+  /** Offers wait until no on-demand fetch has run for this long; default 100 ms. */
   idleMs?: number;
   /** An offer is published at the latest this long after it was queued; default 30 s. */
   maxDelayMs?: number;
@@ -36,7 +36,9 @@ export interface SpanOfferQueueOptions {
   maxHeldBytes?: number;
   /** Offers queued beyond this are published at once; default 65536. */
   maxQueued?: number;
-  /** How long `close` keeps publishing what is queued; default 5 s. */
+  /** Publications in flight at once (each is a Redis round trip); default 4. */
+  concurrency?: number;
+  /** How long `close` keeps publishing what is queued; default 2 s (a FUSE server hand-over waits for it). */
   closeFlushMs?: number;
   clock?: Clock;
   log?: Logger;
@@ -67,6 +69,7 @@ export class SpanOfferQueue {
   readonly #maxHeld: number;
   readonly #maxQueued: number;
   readonly #closeFlushMs: number;
+  readonly #concurrency: number;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #stop = new AbortController();
@@ -81,11 +84,12 @@ export class SpanOfferQueue {
   #flushUntil = Number.POSITIVE_INFINITY;
 
   constructor(o: SpanOfferQueueOptions = {}) {
-    this.#idleMs = Math.max(0, o.idleMs ?? 250);
+    this.#idleMs = Math.max(0, o.idleMs ?? 100);
     this.#maxDelayMs = Math.max(0, o.maxDelayMs ?? 30_000);
     this.#maxHeld = Math.max(0, o.maxHeldBytes ?? 32 * 1024 * 1024);
     this.#maxQueued = Math.max(1, o.maxQueued ?? 65_536);
-    this.#closeFlushMs = Math.max(0, o.closeFlushMs ?? 5_000);
+    this.#closeFlushMs = Math.max(0, o.closeFlushMs ?? 2_000);
+    this.#concurrency = Math.max(1, o.concurrency ?? 4);
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log ?? silentLogger();
   }
@@ -155,17 +159,28 @@ export class SpanOfferQueue {
   }
 
   async #pump(): Promise<void> {
+    const running = new Set<Promise<void>>();
     for (;;) {
       if (this.size === 0 || (this.#closed && this.#clock.nowMs() >= this.#flushUntil)) {
-        this.#pumping = undefined;
-        return;
+        if (running.size === 0) {
+          this.#pumping = undefined;
+          return;
+        }
+        await Promise.race(running);
+        continue;
       }
-      const wait = this.#waitMs();
+      const wait = running.size >= this.#concurrency ? 0 : this.#waitMs();
+      if (running.size >= this.#concurrency || (wait > 0 && running.size > 0)) {
+        await Promise.race(running);
+        continue;
+      }
       if (wait > 0) {
         await this.#clock.sleep(wait, this.#stop.signal).catch(() => {});
         continue;
       }
-      await this.#publish(this.#take());
+      // #publish never rejects; the set forgets it once it settled.
+      const p: Promise<void> = this.#publish(this.#take()).finally(() => running.delete(p));
+      running.add(p);
     }
   }
 
