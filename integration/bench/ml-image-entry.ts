@@ -216,9 +216,33 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const usage: TreeUsage = { rssBytes: after.rssBytes, cpuSeconds: after.cpuSeconds - (first.usage?.cpuSeconds ?? NaN), processes: after.processes };
     return [first, { link: link.label, variant: DISK, pullS: 0, firstOutputS: w2.first, weightsReadS: w2.done, registryBytes: cursor.since().blobBytes, usage }];
   } finally {
+    // A node that keeps running publishes the spans it queued once its reads pause; the warm node
+    // that follows should see what a running node would have shared, not what was left unsent
+    // when the bench stopped it.
+    if (variant === COLD) await redisSettled(o.redis.port);
     if (o.logDir) keepLogs(o.logDir, name, node.snapshotter.log(), readAppended(link.logPath, registryLogStart));
     await node.containerd.stop();
     await node.snapshotter.stop();
+  }
+}
+
+/** Wait until Redis's key count and memory stop changing for 2 s (at most 60 s): the node's ContentCache writes are done. */
+async function redisSettled(port: number): Promise<void> {
+  const probe = async (): Promise<string> => {
+    const keys = await runCommand('redis-cli', ['-p', String(port), 'dbsize'], { allowFailure: true });
+    const mem = await runCommand('redis-cli', ['-p', String(port), 'info', 'memory'], { allowFailure: true });
+    return `${keys.stdout.trim()} ${/used_memory:(\d+)/.exec(mem.stdout)?.[1] ?? ''}`;
+  };
+  const end = Date.now() + 60_000;
+  let last = await probe();
+  let stableSince = Date.now();
+  while (Date.now() < end && Date.now() - stableSince < 2_000) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await probe();
+    if (now !== last) {
+      last = now;
+      stableSince = Date.now();
+    }
   }
 }
 
@@ -339,7 +363,7 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
   e.notes.push(
     `image ${o.image.name}: ${layers.length} layers (Debian bookworm + python3-torch, python3-scipy, python3-pandas; weights layer last), ${formatBytes(layers.reduce((s, l) => s + l.size, 0))} compressed, ${formatBytes(layers.reduce((s, l) => s + l.uncompressedSize, 0))} uncompressed; built by integration/images/ml-image.ts and cached outside the checkout.`,
     `workload: \`${WORKLOAD.join(' ')}\`; its output is checked (torch imported, weights digest as written). Times from pull start: first output = the torch line, weights read = container exit. The disk-warm row is a second container on the cold node, timed from its \`ctr run\` (no pull).`,
-    `links: ${o.links.map((l) => `${l.label} (${l.host})`).join(', ')}; ${o.runs} run(s) per variant, interleaved; every run on a fresh containerd (+ fresh daemon); Redis flushed before each cold clip node, the ContentCache-warm node follows it.`,
+    `links: ${o.links.map((l) => `${l.label} (${l.host})`).join(', ')}; ${o.runs} run(s) per variant, interleaved; every run on a fresh containerd (+ fresh daemon); Redis flushed before each cold clip node, the ContentCache-warm node follows it; the cold node is stopped once its ContentCache writes settle (Redis key count and memory unchanged for 2 s, at most 60 s), as a node that keeps running would let them.`,
     indexNote,
     'clip pulls with `clip-snapshotter pull` (a Node process: its wall time is the "pull command" column); overlayfs with `ctr images pull`, stargz with `ctr-remote images rpull`, SOCI with `socimod rpull`.',
     stargzNote,
