@@ -62,6 +62,10 @@ export async function startRestartFixture(t: Test, prefix: string, opts: Restart
   ].join('\n'));
   if (opts.startFuseServer) await opts.startFuseServer({ h, ...h.snapshotterPaths, config });
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config], externalFuseServer: opts.startFuseServer !== undefined });
+  // containerd started first and may have dialed the daemon's socket before it listened; its
+  // proxy then answers "connection refused" until its re-dial backoff ends (seen with a slow start
+  // under systemd).
+  await c.waitForSnapshotter('clip');
   const layered = images.layered;
   const indexed = await runClipCli(['index', layered.ref, '--plain-http', '--json', '--config', config], { allowFailure: true, timeoutMs: 180_000 });
   t.equal(indexed.code, 0, `indexed: ${indexed.stderr.slice(-300)}`);
