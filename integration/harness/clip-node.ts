@@ -35,6 +35,8 @@ export interface NodeSettings {
   keyFile?: string;
   /** No key, `allow_unverified = true`: the CRC-only ContentCache an operator must ask for. */
   allowUnverified?: boolean;
+  /** More keys of `[content_cache]`. */
+  contentCacheToml?: string[];
   /** Appended to the config (more TOML tables). */
   extraToml?: string;
 }
@@ -76,6 +78,7 @@ export async function startClusterNode(h: Harness, name: string, registry: Regis
     ...(s.allowUnverified ? { allowUnverified: true } : {}),
     ...(s.otlpUrl ? { tracingEndpoint: s.otlpUrl, serviceName: `clip-${name}` } : {}),
     metricsAddress: `127.0.0.1:${metricsPort}`,
+    ...(s.contentCacheToml ? { contentCacheToml: s.contentCacheToml } : {}),
     ...(s.extraToml ? { extraToml: s.extraToml } : {}),
   }));
   const snap = await h.startSnapshotter({ extraArgs: ['--config', config] });

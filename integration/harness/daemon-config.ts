@@ -36,6 +36,8 @@ export interface DaemonConfig {
   metricsAddress?: string;
   /** `[fuse_server] mode`; absent → the daemon's default (a separate FUSE server). */
   fuseServerMode?: 'separate' | 'in_process';
+  /** More keys of `[content_cache]` (one `key = value` per line). */
+  contentCacheToml?: string[];
   /** Whole TOML tables appended to the config. */
   extraToml?: string;
 }
@@ -78,6 +80,7 @@ export function daemonConfigToml(o: DaemonConfig): string {
       ? ['backend = "redis"', `addresses = ${JSON.stringify(redis)}`, `cluster = ${o.cluster === true}`]
       : ['backend = "none"']),
     ...contentCacheKey(o, redis.length > 0),
+    ...(o.contentCacheToml ?? []),
   ];
   if (o.tracingEndpoint) {
     lines.push('', '[tracing]', `endpoint = ${str(o.tracingEndpoint)}`, 'protocol = "http/json"');

@@ -16,6 +16,7 @@ import { createHarness, runClipCli, type Harness } from '../harness/index.js';
 import { pseudoRandomBytes } from '../harness/pseudo-random.js';
 import { buildAndPushImages, packLayer } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage } from '../security/crafted-image.js';
+import { rangeReadNodeConfig } from './range-node-config.js';
 
 t.setTimeout(600_000);
 
@@ -47,16 +48,8 @@ t.test('a read that misses to the registry fetches the spans after it too: the s
   const node = async (h: Harness, aheadBytes: number): Promise<number> => {
     const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
     const config = join(h.root, 'clip-config.toml');
-    await writeFile(config, [
-      `containerd_address = "${c.address}"`, 'containerd_namespace = "clip-test"',
-      '[registry]', `config_path = "${c.hostsDir}"`,
-      '[index]', 'gzip_checkpoints = true', `checkpoint_span_bytes = ${SPAN}`, 'checkpoint_min_layer_bytes = 0', 'range_reads = true',
-      'range_completion_bytes_per_sec = 0',
-      // A link time far above what this layer needs at any rate: the byte cap alone decides, however loaded the machine.
-      `range_fetch_ahead_bytes = ${aheadBytes}`, 'range_fetch_ahead_ms = 600000',
-      '[prefetch]', 'enabled = false',
-      '[cache]', 'extract_completed = false', '',
-    ].join('\n'));
+    // A link time far above what this layer needs at any rate: the byte cap alone decides, however loaded the machine.
+    await writeFile(config, rangeReadNodeConfig(c, SPAN, [`range_fetch_ahead_bytes = ${aheadBytes}`, 'range_fetch_ahead_ms = 600000']));
     await h.startSnapshotter({ extraArgs: ['--config', config] });
     await c.waitForSnapshotter('clip');
     const pulled = await runClipCli(['pull', image.ref, '--address', c.address, '--namespace', 'clip-test', '--snapshotter', 'clip', '--plain-http', '--config', config], { timeoutMs: 300_000 });

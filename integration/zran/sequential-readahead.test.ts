@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createHarness, runClipCli } from '../harness/index.js';
 import { buildAndPushImages, packLayer } from '../images/index.js';
 import { baseLayerOf, gzipLayer, pushCraftedImage } from '../security/crafted-image.js';
+import { rangeReadNodeConfig } from './range-node-config.js';
 
 t.setTimeout(600_000);
 
@@ -33,15 +34,8 @@ t.test('a container reading a large lazy file whole gets its spans in a few larg
 
   const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });
   const config = join(h.root, 'clip-config.toml');
-  await writeFile(config, [
-    `containerd_address = "${c.address}"`, 'containerd_namespace = "clip-test"',
-    '[registry]', `config_path = "${c.hostsDir}"`,
-    '[index]', 'gzip_checkpoints = true', `checkpoint_span_bytes = ${SPAN}`, 'checkpoint_min_layer_bytes = 0', 'range_reads = true',
-    // No background completion: every byte the container reads is fetched on demand.
-    'range_completion_bytes_per_sec = 0',
-    '[prefetch]', 'enabled = false',
-    '[cache]', 'extract_completed = false', '',
-  ].join('\n'));
+  // No background completion: every byte the container reads is fetched on demand.
+  await writeFile(config, rangeReadNodeConfig(c, SPAN));
   await h.startSnapshotter({ extraArgs: ['--config', config] });
   await c.waitForSnapshotter('clip');
   t.equal((await runClipCli(['index', image.ref, '--plain-http', '--config', config], { timeoutMs: 300_000 })).code, 0, 'indexes with checkpoints published');

@@ -99,6 +99,12 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     rangeFetchAhead: { maxBytes: cfg.index.rangeFetchAheadBytes, targetMs: cfg.index.rangeFetchAheadMs },
     quarantine,
     spanBounds: { maxSpanBytes: cfg.index.maxSpanBytes, maxSpanCompressedBytes: cfg.index.maxSpanCompressedBytes },
+    spanOffers: {
+      idleMs: cfg.contentCache.spanOfferIdleMs,
+      maxDelayMs: cfg.contentCache.spanOfferMaxDelayMs,
+      maxHeldBytes: cfg.contentCache.spanOfferMaxHeldBytes,
+      closeFlushMs: cfg.contentCache.spanOfferCloseFlushMs,
+    },
   });
   setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });

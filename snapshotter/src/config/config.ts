@@ -91,6 +91,14 @@ export interface Config {
     onUnavailable: 'registry' | 'error';
     publishConcurrency: number;
     readaheadChunks: number;
+    /** Span offers wait until no on-demand fetch ran for this long. */
+    spanOfferIdleMs: number;
+    /** An offer is published at the latest this long after it was queued. */
+    spanOfferMaxDelayMs: number;
+    /** Span bytes the offer queue holds; offers beyond it re-read and re-hash their span from disk. */
+    spanOfferMaxHeldBytes: number;
+    /** How long shutdown (and a FUSE-server hand-over) keeps publishing queued offers. */
+    spanOfferCloseFlushMs: number;
   };
   tracing: {
     endpoint: string;
