@@ -26,7 +26,9 @@ t.test('[content_cache] defaults and values', async (t) => {
   t.same(defaultConfig().contentCache, {
     backend: 'none', addresses: [], cluster: false, username: '', password: '', keyFile: '', allowUnverified: false, tls: false,
     chunkSizeBytes: 4 << 20, timeoutMs: 1000, onUnavailable: 'registry', publishConcurrency: 4, readaheadChunks: 2,
+    spanOfferIdleMs: 100, spanOfferMaxDelayMs: 30_000, spanOfferMaxHeldBytes: 32 << 20, spanOfferCloseFlushMs: 2000,
   });
+  t.match(parseConfig('[content_cache]\nspan_offer_idle_ms = 0\nspan_offer_max_held_bytes = 0\n', 'x').contentCache, { spanOfferIdleMs: 0, spanOfferMaxHeldBytes: 0 });
   t.match(parseConfig(redisToml, 'x').contentCache, {
     backend: 'redis', cluster: true, username: 'clip', chunkSizeBytes: 1 << 20, timeoutMs: 250, onUnavailable: 'error', publishConcurrency: 8, readaheadChunks: 4,
   });
@@ -36,6 +38,7 @@ t.test('[content_cache] defaults and values', async (t) => {
     ['on_unavailable = "ignore"', /content_cache\.on_unavailable" must be one of/],
     ['publish_concurrency = 0', /content_cache\.publish_concurrency/],
     ['readahead_chunks = -1', /content_cache\.readahead_chunks/],
+    ['span_offer_max_delay_ms = -1', /content_cache\.span_offer_max_delay_ms/],
   ] as const) {
     t.throws(() => parseConfig(`[content_cache]\n${bad}\n`, 'x'), { kind: 'invalid_argument', message: re }, bad);
   }
