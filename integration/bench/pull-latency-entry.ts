@@ -4,8 +4,11 @@
  * several small layers (so fixed per-layer costs show, not transfer time) with published clip
  * indexes, on a loopback registry; every run on a fresh containerd + daemon with an empty
  * ContentCache. The process's own start-up is split into a bare Node start (`clip-snapshotter
- * version`) and the rest (module loading, config, connections).
+ * version`) and the rest (module loading, config, connections). `PULL_LATENCY_LOGS=DIR` keeps each
+ * run's daemon log there (`<run>-daemon.log`), to see where a layer's time went.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Stack, RedisServer } from '../harness/stack.js';
 import { clipPull, startNode, type PullSummary } from '../harness/stack-node.js';
 import { runClipCli } from '../harness/snapshotter.js';
@@ -78,6 +81,7 @@ async function pullOnce(stack: Stack, o: PullLatencyOptions, image: PushedImage,
     const wallMs = performance.now() - t0;
     if (summary.lazy !== image.layers.length) throw new Error(`pull-latency: ${summary.lazy} of ${image.layers.length} layers lazy (${JSON.stringify(summary)})`);
     const d = daemonMountTimes(node.snapshotter.log().slice(logStart));
+    if (process.env.PULL_LATENCY_LOGS) writeFileSync(join(process.env.PULL_LATENCY_LOGS, `${name}-daemon.log`), node.snapshotter.log());
     return { wallMs, summary, indexResolveMs: d.indexResolve, fuseMountMs: d.fuseMount };
   } finally {
     await node.containerd.stop();

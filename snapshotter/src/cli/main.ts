@@ -120,7 +120,7 @@ const commands: Record<string, Command> = {
   'upgrade-fuse-server': serveLike('upgrade-fuse-server'),
   ready: async (args) => (await import('./ready-command.js')).readyCommand(args),
   index: async (args) => (await import('./index-command.js')).indexCommand(args),
-  pull: async (args) => (await import('./pull-command.js')).pullCommand(args),
+  pull: async (args) => (await (await import('./pull-bundle.js')).loadPullCommand()).pullCommand(args),
   status: async (args) => (await import('./status-command.js')).statusCommand(args),
   version: async () => {
     process.stdout.write(`clip-snapshotter ${version()}\n`);
