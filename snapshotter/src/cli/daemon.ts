@@ -3,7 +3,6 @@
  * served either by a separate FUSE server (`[fuse_server] mode = "separate"`, the default: FUSE
  * mounts outlive the daemon) or by the read path inside this process (`in_process`).
  */
-import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { Config } from '../config/index.js';
 import { messageOf } from '../errors/index.js';
@@ -13,7 +12,10 @@ import { serveSnapshots, stopServer } from '../service/index.js';
 import { Snapshotter, type RemoteLayers } from '../snapshots/index.js';
 import { StartTraces, recordFallback } from '../telemetry/index.js';
 import { statusSocketPath } from '../status/socket-path.js';
+import { fuseServerAddress } from './fuse-server-address.js';
 import type { ReadPath } from './read-path.js';
+
+export { fuseServerAddress };
 
 /** Everything a running daemon owns, in shutdown order. */
 export interface Daemon {
@@ -31,11 +33,6 @@ export interface Daemon {
 export interface FuseServerCommand {
   command: string;
   args: string[];
-}
-
-/** The FUSE server's socket for a config. */
-export function fuseServerAddress(cfg: Config): string {
-  return cfg.fuseServer.address !== '' ? cfg.fuseServer.address : join(dirname(cfg.address), 'fuse.sock');
 }
 
 /** Start the daemon: open state, re-attach to (or re-mount) lazy layers in the background, serve. */

@@ -19,7 +19,7 @@ import { serviceNotifier } from '../fuseserver/service-notify.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { recordFallback, startTelemetry } from '../telemetry/index.js';
 import { serveStatus, statusSocketPath } from '../status/index.js';
-import { fuseServerAddress } from './daemon.js';
+import { fuseServerAddress } from './fuse-server-address.js';
 import { openReadPath } from './read-path.js';
 
 /** The pid file beside the FUSE server's socket (for operators and the test harness). */

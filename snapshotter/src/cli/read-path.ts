@@ -8,8 +8,7 @@
 import { join } from 'node:path';
 import { createLayerIndexLookup } from '../artifact/index.js';
 import type { Config } from '../config/index.js';
-import { CapturedCredentials, startCriProxy } from '../cri/index.js';
-import { ContainerdClient, ContentStoreLayerResolver, hostFromImages } from '../containerd/index.js';
+import type { ContainerdClient, ContentStoreLayerResolver } from '../containerd/index.js';
 import { contentCacheStoreOptions, type ContentCache } from '../contentcache/index.js';
 import { messageOf } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -34,10 +33,15 @@ export interface ReadPath {
   close(log: Logger): Promise<void>;
 }
 
-/** A chain-ID resolver per containerd namespace, created on first use. */
+/**
+ * A chain-ID resolver per containerd namespace, created on first use. The containerd client (gRPC)
+ * is loaded then too: most FUSE servers never need it (layers come with labels that name them), and
+ * gRPC is a large share of what a process holds in memory.
+ */
 function chainResolver(cfg: Config, log: Logger): ChainResolver {
   const byNamespace = new Map<string, { client: ContainerdClient; resolver: ContentStoreLayerResolver }>();
   return async (chainId, namespace) => {
+    const { ContainerdClient, ContentStoreLayerResolver, hostFromImages } = await import('../containerd/index.js');
     let r = byNamespace.get(namespace);
     if (!r) {
       const client = new ContainerdClient({ address: cfg.containerdAddress, namespace, timeoutMs: 10_000, logger: log });
@@ -66,8 +70,10 @@ function chainResolver(cfg: Config, log: Logger): ChainResolver {
 export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (mountpoint: string) => void): Promise<ReadPath> {
   // Pull secrets the kubelet sends through the CRI proxy: the first credential source, the most
   // specific one (per repository, per pull). They must live where the registry is read: here.
-  const criCredentials = cfg.cri.enabled
-    ? new CapturedCredentials({ ttlMs: cfg.cri.credentialTtlS * 1000, maxEntries: cfg.cri.maxCredentials, maxBytes: cfg.cri.maxCredentialBytes })
+  // Loaded only when enabled: the proxy is a gRPC server, and gRPC is a large share of a process's memory.
+  const cri = cfg.cri.enabled ? await import('../cri/index.js') : undefined;
+  const criCredentials = cri
+    ? new cri.CapturedCredentials({ ttlMs: cfg.cri.credentialTtlS * 1000, maxEntries: cfg.cri.maxCredentials, maxBytes: cfg.cri.maxCredentialBytes })
     : undefined;
   // The layer store retries whole downloads itself; one retry here keeps the bound tight.
   const registry = new RegistryClient(registryClientOptions(cfg.registry, log, {
@@ -145,8 +151,8 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     limits: clipLimitsOf(cfg),
     ...(onExtracted ? { onExtracted } : {}),
   });
-  const criProxy = criCredentials
-    ? await startCriProxy({ listen: cfg.cri.address, containerdAddress: cfg.cri.containerdAddress, credentials: criCredentials, log })
+  const criProxy = cri && criCredentials
+    ? await cri.startCriProxy({ listen: cfg.cri.address, containerdAddress: cfg.cri.containerdAddress, credentials: criCredentials, log })
     : undefined;
   const close = async (closeLog: Logger): Promise<void> => {
     await criProxy?.stop();

@@ -13,7 +13,7 @@ import type { Config } from '../config/index.js';
 import { unavailable } from '../errors/index.js';
 import { socketAnswers } from '../fuseserver/index.js';
 import { createLogger } from '../log/index.js';
-import { fuseServerAddress } from './daemon.js';
+import { fuseServerAddress } from './fuse-server-address.js';
 import { fuseServerPidFile } from './fuse-server-command.js';
 
 /** How long the successor may take to receive every mount, open everything and serve. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ClipRemoteLayers } from '../remote/index.js';
-import { IdMapping } from '../snapshots/index.js';
+import { IdMapping } from '../snapshots/id-mapping.js';
 import type { Handlers } from './server.js';
 import { PROTOCOL_VERSION, labelsParam, rangesParam, str } from './protocol.js';
 

@@ -8,9 +8,10 @@ import { encodeIndex, type ClipIndexReader, type ClipLimits } from '../clip/inde
 import { dataCorrupt, failedPrecondition, findClipError, messageOf, notFound, unavailable } from '../errors/index.js';
 import { LayerFilesystem, type FuseDriver, type HandedMount, type IdTranslation, type IndexView } from '../fuse/index.js';
 import type { Negotiated } from '../fuse/kernel/wire.js';
-import { IdMapping, type IdRange } from '../snapshots/index.js';
+// The module itself, not the package index: that loads the metadata store (better-sqlite3), which the FUSE server never uses.
+import { IdMapping, type IdRange } from '../snapshots/id-mapping.js';
 import type { Logger } from '../log/index.js';
-import type { RemoteLayers, RemoteMountContext } from '../snapshots/index.js';
+import type { RemoteLayers, RemoteMountContext } from '../snapshots/remote-layers.js';
 import type { LayerReader, LayerRef, LayerStore, QuarantineList } from '../storage/index.js';
 import { StartTraceReader } from './start-trace-reader.js';
 import {

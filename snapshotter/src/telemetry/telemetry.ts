@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { context, propagation, trace } from '@opentelemetry/api';
-import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 import type { Config } from '../config/index.js';
 import { messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -44,12 +44,15 @@ export interface Telemetry {
 /** Start tracing and metrics as configured; with neither configured this registers nothing. */
 export async function startTelemetry(cfg: TelemetryConfig, log: Logger = silentLogger()): Promise<Telemetry> {
   const env = cfg.env ?? process.env;
-  const resource = buildResource(cfg, env);
-  const tracing = await startTracing(cfg, env, resource);
+  // Built (and the resources package loaded) only when something exports: a process with
+  // telemetry off never loads the OpenTelemetry SDK.
+  let resource: Promise<Resource> | undefined;
+  const resourceOnce = (): Promise<Resource> => (resource ??= buildResource(cfg, env));
+  const tracing = await startTracing(cfg, env, resourceOnce);
   let prometheus: PrometheusEndpoint | undefined;
   try {
     // Loaded on demand, like the exporters: a daemon without metrics does not pay for them.
-    if (cfg.metricsAddress !== '') prometheus = await (await import('./prometheus-server.js')).startPrometheus(cfg.metricsAddress, resource);
+    if (cfg.metricsAddress !== '') prometheus = await (await import('./prometheus-server.js')).startPrometheus(cfg.metricsAddress, await resourceOnce());
   } catch (err) {
     await tracing?.shutdown();
     throw err;
@@ -79,7 +82,7 @@ interface RunningTracing {
 }
 
 /** Tracing is on with a configured endpoint, or one from `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`. */
-async function startTracing(cfg: TelemetryConfig, env: Record<string, string | undefined>, resource: Resource): Promise<RunningTracing | undefined> {
+async function startTracing(cfg: TelemetryConfig, env: Record<string, string | undefined>, resource: () => Promise<Resource>): Promise<RunningTracing | undefined> {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || env.OTEL_TRACES_EXPORTER?.trim() === 'none') return undefined;
   const protocol = cfg.endpoint === '' ? envProtocol(env) ?? cfg.protocol : cfg.protocol;
   const endpoint = cfg.endpoint !== '' ? cfg.endpoint : envEndpoint(env, protocol);
@@ -88,7 +91,7 @@ async function startTracing(cfg: TelemetryConfig, env: Record<string, string | u
   // An explicit sampler would override OTEL_TRACES_SAMPLER, which the SDK reads on its own.
   const sampler = env.OTEL_TRACES_SAMPLER ? undefined : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampleRatio) });
   const provider = new NodeTracerProvider({
-    resource,
+    resource: await resource(),
     ...(sampler ? { sampler } : {}),
     spanProcessors: [new BatchSpanProcessor(await createSpanExporter(endpoint, protocol))],
   });
@@ -126,7 +129,8 @@ function envProtocol(env: Record<string, string | undefined>): OtlpProtocol | un
 }
 
 /** service.name/version and host.name; `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` win. */
-function buildResource(cfg: TelemetryConfig, env: Record<string, string | undefined>): Resource {
+async function buildResource(cfg: TelemetryConfig, env: Record<string, string | undefined>): Promise<Resource> {
+  const { detectResources, envDetector, resourceFromAttributes } = await import('@opentelemetry/resources');
   const base = resourceFromAttributes({
     [ATTR_SERVICE_NAME]: cfg.serviceName,
     [ATTR_SERVICE_VERSION]: cfg.serviceVersion ?? packageVersion(),
