@@ -5,6 +5,8 @@
  * (`verification` is part of `cold-start`; alone it runs only the clip nodes it compares)
  * [--ml-variants overlayfs,stargz,soci,cold,warm,disk] [--ml-links shaped,loopback] [--ml-runs N] [--ml-logs DIR]
  * (the ML entry: only some variants or links while looking into one; DIR keeps each clip run's daemon and registry logs)
+ * [--bulk-parts cold,cc] [--bulk-runs N] [--bulk-logs DIR]
+ * (the bulk-read entry: only the cold-node links or only the ContentCache-warm node, N runs of the latter, its daemon logs kept)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -41,6 +43,8 @@ interface Plan {
   only: Set<string> | undefined;
   /** The ML entry's `--ml-variants` / `--ml-links` / `--ml-logs`. */
   ml: MlPlan;
+  /** The bulk-read entry's `--bulk-parts` / `--bulk-runs` / `--bulk-logs`. */
+  bulk: { parts: Set<string> | undefined; runs: number | undefined; logDir: string | undefined };
 }
 
 interface MlPlan {
@@ -158,7 +162,10 @@ async function run(stack: Stack, plan: Plan): Promise<BenchEntry[]> {
   if (want('cold-start')) entries.push(...(await attempt('cold-start', 'cold start over a shaped link', () => coldStart(stack, q))));
   else if (want('verification')) entries.push(...(await attempt('verification', 'what verification costs a cold start (clip nodes only)', () => verification(stack, q))));
   if (want('pull-latency')) entries.push(...(await attempt('pull-latency', 'clip-snapshotter pull latency per phase, cold node', async () => pullLatencyEntry(stack, { redis: await redis(stack), runs: q ? 3 : 7 }, log))));
-  if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', async () => bulkReadEntry(stack, { fileMib: q ? 128 : 512, runs: q ? 1 : 3, redis: await redis(stack) }, log))));
+  if (want('bulk-read')) entries.push(...(await attempt('bulk-read', 'bulk read of a large file on a cold node vs one GET', async () => bulkReadEntry(stack, {
+    fileMib: q ? 128 : 512, runs: q ? 1 : 3, redis: await redis(stack),
+    ...(plan.bulk.parts ? { parts: plan.bulk.parts } : {}), ...(plan.bulk.runs ? { ccRuns: plan.bulk.runs } : {}), ...(plan.bulk.logDir ? { logDir: plan.bulk.logDir } : {}),
+  }, log))));
   if (want('cc-range')) entries.push(...(await attempt('cc-range', 'ContentCache range reads vs raw GETRANGE', () => ccRange(stack, q))));
   if (want('memory')) entries.push(...(await attempt('memory', 'daemon memory with many lazy layers', () => memoryEntry(stack, { layers: q ? 50 : 200 }, log))));
   if (want('ml-image')) entries.push(...(await attempt('ml-image', 'ML-sized image: import and weights read, every peer, shaped and loopback', () => mlImage(stack, q, plan.ml))));
@@ -174,7 +181,7 @@ function write(results: BenchResults): void {
 }
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'ml-variants': { type: 'string' }, 'ml-links': { type: 'string' }, 'ml-runs': { type: 'string' }, 'ml-logs': { type: 'string' } },
+  options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'ml-variants': { type: 'string' }, 'ml-links': { type: 'string' }, 'ml-runs': { type: 'string' }, 'ml-logs': { type: 'string' }, 'bulk-parts': { type: 'string' }, 'bulk-runs': { type: 'string' }, 'bulk-logs': { type: 'string' } },
   strict: true,
 });
 const list = (v: string | undefined): Set<string> | undefined => (v ? new Set(v.split(',')) : undefined);
@@ -182,6 +189,7 @@ const plan: Plan = {
   quick: values.quick === true || process.env.BENCH_QUICK === '1',
   only: list(values.only),
   ml: { variants: list(values['ml-variants']), links: list(values['ml-links']), runs: values['ml-runs'] ? Number(values['ml-runs']) : undefined, logDir: values['ml-logs'] },
+  bulk: { parts: list(values['bulk-parts']), runs: values['bulk-runs'] ? Number(values['bulk-runs']) : undefined, logDir: values['bulk-logs'] },
 };
 const started = new Date().toISOString();
 let failed = 0;

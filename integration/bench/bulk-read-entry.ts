@@ -19,6 +19,7 @@ import { RegistryClient } from '../../snapshotter/src/registry/index.js';
 import { publishIndexes } from './cold-start-entry.js';
 import { startShapedRegistry } from './shaped-link.js';
 import { formatSpread, spread } from './stats.js';
+import { treeUsage } from './proc-util.js';
 import { newEntry, type BenchEntry } from './types.js';
 
 export interface BulkReadOptions {
@@ -26,6 +27,12 @@ export interface BulkReadOptions {
   runs: number;
   /** For the ContentCache-warm node and its raw GET-loop baseline. */
   redis: RedisServer;
+  /** Parts to run (`--bulk-parts`): `cold` (both links), `cc` (the ContentCache-warm node); default both. */
+  parts?: ReadonlySet<string>;
+  /** Runs of the ContentCache part (`--bulk-runs`); default `runs`. */
+  ccRuns?: number;
+  /** Keep each ContentCache-warm node's daemon log here (`--bulk-logs`). */
+  logDir?: string;
 }
 
 interface Link {
@@ -74,15 +81,26 @@ async function pushImage(stack: Stack, hostPort: string, mib: number): Promise<{
   }
 }
 
-/** Seconds for one GET after another of `keys` (ioredis, buffers): what Redis gives a plain reader. */
-async function getLoopSeconds(redis: RedisServer, keys: string[]): Promise<number> {
+/** CPU ms redis-server has used so far (INFO cpu), to charge a read the server's share. */
+async function redisCpuMs(redis: RedisServer): Promise<number> {
+  const info = await redis.cli('INFO', 'cpu');
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+}
+
+/** One GET after another of `keys` (ioredis, buffers): what Redis gives a plain reader; seconds and CPU ms (client, server). */
+async function getLoop(redis: RedisServer, keys: string[]): Promise<{ seconds: number; cpuMs: number; redisCpuMs: number }> {
   const { Redis } = await import('ioredis');
   const client = new Redis({ port: redis.port, lazyConnect: true });
   await client.connect();
   try {
+    const redis0 = await redisCpuMs(redis);
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (const k of keys) await client.getBuffer(k);
-    return (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return { seconds, cpuMs: (cpu.user + cpu.system) / 1000, redisCpuMs: (await redisCpuMs(redis)) - redis0 };
   } finally {
     client.disconnect();
   }
@@ -97,8 +115,8 @@ async function rawGet(host: string, repo: string, digest: string): Promise<numbe
 
 /** clip cold node: pull, then read the file through its View's lower dir (the FUSE mount). */
 async function clipCold(
-  stack: Stack, link: Link, ref: string, name: string, redis?: RedisServer, beforeStop?: () => Promise<void>,
-): Promise<{ pullS: number; readS: number; sha: string }> {
+  stack: Stack, link: Link, ref: string, name: string, redis?: RedisServer, beforeStop?: () => Promise<void>, logDir?: string,
+): Promise<{ pullS: number; readS: number; sha: string; daemonCpuMs: number; redisCpuMs: number }> {
   const node = await startNode(stack, name, [link.host], { redisAddresses: redis ? [redis.address] : [], tracingEndpoint: '', metricsAddress: '', extraToml: '[cache]\nextract_completed = false\n' });
   try {
     await dropCaches();
@@ -114,12 +132,22 @@ async function clipCold(
     const m = (JSON.parse(view.stdout) as Array<{ Type: string; Source: string; Options: string[] | null }>)[0];
     const lower = m?.Options?.find((x) => x.startsWith('lowerdir='))?.slice('lowerdir='.length) ?? (m?.Type === 'bind' ? m.Source : undefined);
     if (lower === undefined) throw new Error(`no lower dir in the View over ${chain}: ${view.stdout} ${view.stderr}`);
-    const r = await readWhole(join(lower, FILE));
+    const path = join(lower, FILE);
+    const cpu0 = treeUsage(node.snapshotter.pid()).cpuSeconds;
+    const redis0 = redis ? await redisCpuMs(redis) : NaN;
+    const r = await readWhole(path);
+    // CPU the read cost the daemon (its FUSE server in process) and Redis: robust where wall time is not, on a shared machine.
+    const daemonCpuMs = (treeUsage(node.snapshotter.pid()).cpuSeconds - cpu0) * 1000;
+    const redisCpu = redis ? (await redisCpuMs(redis)) - redis0 : NaN;
     await beforeStop?.();
-    return { pullS, readS: r.seconds, sha: r.sha };
+    return { pullS, readS: r.seconds, sha: r.sha, daemonCpuMs, redisCpuMs: redisCpu };
   } finally {
     await node.containerd.stop();
     await node.snapshotter.stop();
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      writeFileSync(join(logDir, `${name}-daemon.log`), node.snapshotter.log());
+    }
   }
 }
 
@@ -149,8 +177,10 @@ export async function bulkReadEntry(stack: Stack, o: BulkReadOptions, log: (s: s
   const loopback = await stack.registry('bulk-registry');
   const image = await pushImage(stack, loopback.host, o.fileMib);
   log(`bulk-read: ${o.fileMib} MiB file in one gzip layer (${(image.blobBytes / 1e6).toFixed(0)} MB blob); ${await publishIndexes(image.ref)}`);
-  const shaped = await startShapedRegistry(stack, '100mbit', loopback.storageDir);
-  const links: Link[] = [{ label: `shaped ${shaped.rate}`, host: shaped.host }, { label: 'loopback', host: loopback.host }];
+  const part = (p: string): boolean => o.parts === undefined || o.parts.has(p);
+  const shaped = part('cold') ? await startShapedRegistry(stack, '100mbit', loopback.storageDir) : undefined;
+  const lb: Link = { label: 'loopback', host: loopback.host };
+  const links: Link[] = shaped ? [{ label: `shaped ${shaped.rate}`, host: shaped.host }, lb] : [];
   const e = newEntry('bulk-read', `Reading one ${o.fileMib} MiB incompressible file whole on a cold node, vs one large GET of its layer`,
     ['link', 'variant', 'pull (s)', 'read (s)', 'pull + read (s)', 'MB/s of the read', 'vs one GET', 'vs overlayfs pull + read']);
   const raw: Record<string, unknown> = {};
@@ -184,20 +214,26 @@ export async function bulkReadEntry(stack: Stack, o: BulkReadOptions, log: (s: s
   }
   // The ContentCache: a cold node reads the file and completes the layer, which it publishes; a
   // second node then reads the file from Redis. Baseline: a plain loop of GETs of the same chunks.
-  const lb = links[1]!;
   const lbRef = `${lb.host}/${image.repo}:latest`;
-  const cc: Array<{ pullS: number; readS: number }> = [];
+  const cc: Array<{ pullS: number; readS: number; daemonCpuMs: number; redisCpuMs: number }> = [];
   const loop: number[] = [];
-  for (let i = 0; i < o.runs; i++) {
+  const loopCpu: Array<{ cpuMs: number; redisCpuMs: number }> = [];
+  for (let i = 0; part('cc') && i < (o.ccRuns ?? o.runs); i++) {
     await o.redis.cli('flushall');
     const manifests = async (): Promise<string[]> => (await o.redis.cli('--scan', '--pattern', '*:manifest')).split('\n').filter(Boolean);
     await clipCold(stack, lb, lbRef, `bulk-cc-fill-${i}`, o.redis, () => waitUntil('the layer published to the ContentCache', async () => (await manifests()).length > 0, 600_000, 500));
     const chunkKeys = (await o.redis.cli('--scan', '--pattern', '*:[0-9]*:[0-9]*')).split('\n').filter((k) => k !== '' && !k.includes(':blob:') && !k.endsWith(':manifest') && !k.endsWith(':lock'));
-    loop.push(await getLoopSeconds(o.redis, chunkKeys));
-    const w = await clipCold(stack, lb, lbRef, `bulk-cc-warm-${i}`, o.redis);
+    const g = await getLoop(o.redis, chunkKeys);
+    loop.push(g.seconds);
+    loopCpu.push({ cpuMs: g.cpuMs, redisCpuMs: g.redisCpuMs });
+    const w = await clipCold(stack, lb, lbRef, `bulk-cc-warm-${i}`, o.redis, undefined, o.logDir);
     if (w.sha !== image.sha) throw new Error(`the ContentCache-warm node read the wrong bytes (${w.sha})`);
     cc.push(w);
-    log(`bulk-read ContentCache run ${i + 1}: GET loop ${loop.at(-1)!.toFixed(2)} s over ${chunkKeys.length} chunks, warm node ${w.pullS.toFixed(2)} + ${w.readS.toFixed(2)} s`);
+    log(`bulk-read ContentCache run ${i + 1}: GET loop ${loop.at(-1)!.toFixed(2)} s over ${chunkKeys.length} chunks (client CPU ${g.cpuMs.toFixed(0)} ms, Redis ${g.redisCpuMs.toFixed(0)} ms), warm node ${w.pullS.toFixed(2)} + ${w.readS.toFixed(2)} s (daemon CPU ${w.daemonCpuMs.toFixed(0)} ms, Redis ${w.redisCpuMs.toFixed(0)} ms), ratio ${(g.seconds / w.readS).toFixed(2)}`);
+  }
+  if (!part('cc')) {
+    e.raw = raw;
+    return e;
   }
   const tarMb = (o.fileMib << 20) / 1e6;
   const loopS = spread(loop).median;
@@ -205,7 +241,9 @@ export async function bulkReadEntry(stack: Stack, o: BulkReadOptions, log: (s: s
   const ccRead = spread(cc.map((r) => r.readS));
   e.rows.push(['Redis on loopback', 'clip ContentCache-warm node', formatSpread(spread(cc.map((r) => r.pullS)), 2), formatSpread(ccRead, 2),
     formatSpread(spread(cc.map((r) => r.pullS + r.readS)), 2), Math.round(tarMb / ccRead.median), `${(loopS / ccRead.median).toFixed(2)}×`, '—']);
-  raw.contentCache = { loop, warm: cc };
+  raw.contentCache = { loop, loopCpu, warm: cc };
+  const med = (xs: number[]): string => spread(xs).median.toFixed(0);
+  e.notes.push(`CPU during the ContentCache reads (medians): the warm node's daemon ${med(cc.map((r) => r.daemonCpuMs))} ms and Redis ${med(cc.map((r) => r.redisCpuMs))} ms; the GET loop's client ${med(loopCpu.map((r) => r.cpuMs))} ms and Redis ${med(loopCpu.map((r) => r.redisCpuMs))} ms (daemon CPU from /proc in 10 ms ticks; it includes the FUSE server, in process here).`);
   e.notes.push('ContentCache rows: MB/s of the file\'s bytes; "vs one GET" there is the share of a plain loop of GETs (one at a time, ioredis) of the layer\'s chunk keys, measured right before on the same Redis (goal ≥ 0.80×).');
   e.notes.push(`The file is read with 1 MiB read() calls (Node stream), page cache dropped before each pull. "MB/s of the read" is compressed layer bytes over the read's time (for clip: the read alone, the pull before it fetches none of the file; for overlayfs: pull + read). "vs one GET" is the GET's MB/s share reached (goal ≥ 0.80×); "vs overlayfs" is time from pull start to the end of the read (goal ≤ 1.00×).`);
   e.raw = raw;
