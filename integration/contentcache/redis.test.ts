@@ -218,3 +218,101 @@ t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker threa
   t.same(failures, ['chunk', 'chunk'], 'counted');
   t.equal(await raw.get(c.keys.manifest(key)), null, 'the object dropped, to be republished');
 });
+
+t.test('bulk reads: a sequential reader\'s chunks come checked from the worker; planted ones still refused; a paused or dead Redis fails by its deadline or at once', async (t) => {
+  const { randomBytes } = await import('node:crypto');
+  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
+  const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const server = await startRedis(t);
+  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
+  t.teardown(() => raw.disconnect());
+  const mac = new ObjectMac([randomBytes(32)]);
+  const CS = 1 << 20;
+  const failures: string[] = [];
+  const make = (o: Partial<ConstructorParameters<typeof RedisContentCache>[0]> = {}): RedisContentCache => {
+    const c = new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: CS, mac, onVerificationFailure: (kind) => failures.push(kind), ...o });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const dir = await mkdtemp('/tmp/clip-cc-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const data = randomBytes(6 * CS + 777);
+  await writeFile(`${dir}/layer`, data);
+  const key = freshKey();
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' });
+  const STEP = 128 << 10;
+  /** Read [from, to) in STEP reads, as the kernel sends a sequential reader's; the first miss ends it. */
+  const readSeq = async (c: RedisContentCache, from = 0, to = data.length): Promise<{ bytes: Buffer; missAt?: number }> => {
+    const out = Buffer.alloc(to - from);
+    for (let at = from; at < to; at += STEP) {
+      const n = await c.readInto(key, at, Math.min(STEP, to - at), out, at - from);
+      if (n === undefined) return { bytes: out.subarray(0, at - from), missAt: at };
+    }
+    return { bytes: out };
+  };
+
+  const bulk = make();
+  t.equal(await bulk.startBulkReads(), true, 'the bulk worker started');
+  t.same((await readSeq(bulk)).bytes, data, 'a sequential reader reads every byte');
+  t.ok(bulk.bulkChunksFetched >= 5, `its chunks came from the bulk worker (${bulk.bulkChunksFetched} of 7)`);
+  const plain = make({ bulkReads: false });
+  t.equal(await plain.startBulkReads(), false, 'no bulk worker when bulk reads are off');
+  t.same((await readSeq(plain)).bytes, data, 'the same with bulk reads off');
+  t.equal(plain.bulkChunksFetched, 0, 'and then none from the worker');
+  const lone = make();
+  await lone.startBulkReads();
+  const one = Buffer.alloc(100);
+  t.equal(await lone.readInto(key, 3 * CS + 5, 100, one, 0), 100);
+  t.same(one, data.subarray(3 * CS + 5, 3 * CS + 105), 'a lone read is served');
+  t.equal(lone.bulkChunksFetched, 0, 'in-thread: a lone (random) read does not take the bulk path');
+
+  // A planted piece (valid encoding, the manifest's length) in chunk 3: its first pieces are true and served, the planted one refused.
+  const planted = Buffer.from(data.subarray(3 * CS, 4 * CS));
+  planted.fill(0x42, CS - 1000);
+  await raw.set(bulk.keys.chunk(key, CS, 3), await encodeChunk(planted));
+  const reader = make();
+  await reader.startBulkReads();
+  const r = await readSeq(reader);
+  // The planted bytes are in chunk 3's last 256 KiB piece: the first read covering it is refused.
+  t.equal(r.missAt, 4 * CS - (256 << 10), 'the read of the planted piece is a miss');
+  t.same(r.bytes, data.subarray(0, 4 * CS - (256 << 10)), 'every byte before it was the true one');
+  t.ok(reader.bulkChunksFetched >= 3, 'through the bulk worker');
+  t.same(failures, ['chunk'], 'counted as a refused chunk');
+  t.equal(await raw.get(reader.keys.manifest(key)), null, 'the object dropped, to be republished');
+
+  // A value longer than any honest chunk (stored raw at most: 1 + its length) is refused unread.
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' }, 'republished');
+  await raw.set(bulk.keys.chunk(key, CS, 2), Buffer.concat([Buffer.of(0), randomBytes(2 * CS)]));
+  const oversized = make();
+  await oversized.startBulkReads();
+  const r2 = await readSeq(oversized);
+  t.equal(r2.missAt, 2 * CS, 'an oversized chunk value is a miss');
+  t.same(failures, ['chunk', 'chunk'], 'refused as a chunk that failed its check');
+
+  // A whole-chunk signature (v2): a planted chunk fails the worker's check.
+  const v2 = make({ pieceBytes: 0 });
+  t.match(await v2.storeFile(key, `${dir}/layer`, data.length), { type: 'stored' }, 'republished as v2');
+  await raw.set(bulk.keys.chunk(key, CS, 4), await encodeChunk(Buffer.alloc(CS, 0x41)));
+  const v2Reader = make({ pieceBytes: 0 });
+  await v2Reader.startBulkReads();
+  const r3 = await readSeq(v2Reader);
+  t.equal(r3.missAt, 4 * CS, 'v2: the planted chunk is a miss');
+  t.same(r3.bytes, data.subarray(0, 4 * CS));
+  t.same(failures, ['chunk', 'chunk', 'chunk']);
+
+  // Outages. A paused Redis: the bulk GET ends by its deadline (timeoutMs 1 s), never hangs.
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' }, 'republished');
+  const paused = make({ readaheadChunks: 0 });
+  await paused.startBulkReads();
+  t.ok((await readSeq(paused, 0, 2 * CS)).missAt === undefined, 'first chunks read (manifest now in memory)');
+  await server.cli('CLIENT', 'PAUSE', '5000', 'ALL');
+  await t.rejects(readSeq(paused, 2 * CS, 3 * CS), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: /no reply within the deadline/ });
+  await server.cli('CLIENT', 'UNPAUSE');
+  // A dead Redis: refused at once (timeoutMs 60 s would make a wait obvious).
+  const dead = make({ readaheadChunks: 0, timeoutMs: 60_000 });
+  await dead.startBulkReads();
+  t.ok((await readSeq(dead, 0, 2 * CS)).missAt === undefined);
+  await server.stop();
+  await t.rejects(readSeq(dead, 2 * CS, 3 * CS), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: /ECONNREFUSED|closed/ });
+});

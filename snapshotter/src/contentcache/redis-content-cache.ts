@@ -13,11 +13,12 @@
 import { invalidArgument, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { checkPieces, chunkCheck, decodeBlob, decodeManifest, encodeBlob, PIECE_BYTES, type ChunkPieces, type Manifest } from './chunk-codec.js';
+import { BulkChunkFetcher } from './bulk-chunk-fetcher.js';
 import { checkPiecesAhead, decodeChunkOffThread } from './chunk-check-off-thread.js';
 import type { ContentCache, StoreOptions, StoreResult } from './content-cache.js';
 import { Limiter } from './limiter.js';
 import type { ObjectMac } from './object-mac.js';
-import { RedisConnection, type RedisEndpoint } from './redis-connection.js';
+import { parseRedisAddress, RedisConnection, type RedisEndpoint } from './redis-connection.js';
 import { RedisKeys } from './redis-keys.js';
 import { publishFile } from './redis-publisher.js';
 import { LruMap } from '../util/lru-map.js';
@@ -44,6 +45,11 @@ export interface RedisContentCacheOptions extends RedisEndpoint {
   pieceBytes?: number;
   /** An object refused by a check a writer of Redis cannot forge (tag or digest); for a metric. */
   onVerificationFailure?: (kind: VerifiedKind) => void;
+  /**
+   * Fetch a sequential reader's chunks on a worker thread with its own connection (default: true
+   * for a standalone Redis over plain TCP, the only kind that worker's client speaks).
+   */
+  bulkReads?: boolean;
 }
 
 /** What kind of object failed verification (the metric's `kind`). */
@@ -90,6 +96,8 @@ export class RedisContentCache implements ContentCache {
   readonly #mac: ObjectMac | undefined;
   readonly #pieceBytes: number;
   readonly #onVerificationFailure: (kind: VerifiedKind) => void;
+  readonly #bulk: BulkChunkFetcher | undefined;
+  #bulkChunks = 0;
 
   constructor(opts: RedisContentCacheOptions) {
     this.#log = opts.log ?? silentLogger();
@@ -108,6 +116,20 @@ export class RedisContentCache implements ContentCache {
       throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache piece size ${String(opts.pieceBytes)} must be 0 or at least 4096`);
     }
     this.#onVerificationFailure = opts.onVerificationFailure ?? (() => {});
+    this.#bulk = bulkFetcher(opts);
+  }
+
+  /** Chunks fetched and checked on the bulk worker so far (tests, logs). */
+  get bulkChunksFetched(): number {
+    return this.#bulkChunks;
+  }
+
+  /**
+   * Start the bulk worker now rather than at the first sequential reader (whose first chunks are
+   * fetched in-thread while it loads); true once it answers, false when bulk reads are off or it cannot start.
+   */
+  startBulkReads(): Promise<boolean> {
+    return this.#bulk ? this.#bulk.start() : Promise.resolve(false);
   }
 
   /** Whether objects are signed and verified with a cluster key. */
@@ -126,10 +148,11 @@ export class RedisContentCache implements ContentCache {
     const cs = m.chunkSizeBytes;
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
+    const sequential = this.#sequential(key, m, offset);
     const copies = [];
     for (let i = first; i <= last; i++) {
       copies.push(
-        this.#chunk(key, m, i).then((r): ChunkResult => {
+        this.#chunk(key, m, i, sequential).then((r): ChunkResult => {
           if (r.type !== 'ok') return r;
           const from = Math.max(offset, i * cs);
           const to = Math.min(end, (i + 1) * cs);
@@ -148,7 +171,7 @@ export class RedisContentCache implements ContentCache {
       await this.#drop(key, bad.type === 'corrupt' ? bad.reason : 'chunk missing (evicted?)');
       return undefined;
     }
-    this.#readAhead(key, m, offset, end, last);
+    this.#readAhead(key, m, offset, end, last, sequential || this.#sequential(key, m, offset));
     return end - offset;
   }
 
@@ -191,6 +214,7 @@ export class RedisContentCache implements ContentCache {
 
   async close(): Promise<void> {
     await this.#conn.close();
+    await this.#bulk?.close();
   }
 
   /** The manifest from memory, or Redis; misses are remembered briefly so a downloading layer's reads stay cheap. */
@@ -226,20 +250,24 @@ export class RedisContentCache implements ContentCache {
     this.#log.warn({ key, source: 'content_cache', kind, reason }, 'content cache object failed verification; treating it as a miss');
   }
 
-  /** One chunk, from memory or one shared GET. */
-  #chunk(key: string, m: Manifest, i: number, ahead = false): Promise<ChunkResult> {
+  /** One chunk, from memory or one shared GET; `bulk`: for a sequential reader (it will read all of it). */
+  #chunk(key: string, m: Manifest, i: number, bulk: boolean): Promise<ChunkResult> {
     const ck = this.keys.chunk(key, m.chunkSizeBytes, i);
     const cached = this.#lru.get(ck);
     if (cached) return Promise.resolve({ type: 'ok', chunk: cached });
     let p = this.#inflight.get(ck);
     if (!p) {
-      p = this.#limiter.run(() => this.#fetchChunk(ck, m, i, ahead)).finally(() => this.#inflight.delete(ck));
+      p = this.#limiter.run(() => this.#fetchChunk(ck, m, i, bulk)).finally(() => this.#inflight.delete(ck));
       this.#inflight.set(ck, p);
     }
     return p;
   }
 
-  async #fetchChunk(ck: string, m: Manifest, i: number, ahead: boolean): Promise<ChunkResult> {
+  async #fetchChunk(ck: string, m: Manifest, i: number, bulk: boolean): Promise<ChunkResult> {
+    if (bulk && this.#bulk) {
+      const fetched = await this.#fetchBulk(this.#bulk, ck, m, i);
+      if (fetched) return fetched;
+    }
     const value = await this.#conn.run('get chunk', (c) => c.getBuffer(ck));
     if (value === null) return { type: 'missing' };
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
@@ -250,20 +278,41 @@ export class RedisContentCache implements ContentCache {
     const chunk: Chunk = 'pieces' in check ? { data: d.data, pieces: { digests: check.pieces, checked: new Uint8Array(check.pieces.sha256.length) } } : { data: d.data };
     // Fetched ahead of a sequential reader, which will read all of it: its pieces are hashed off
     // the event loop now, so those reads copy bytes instead of hashing them in line.
-    if (ahead && chunk.pieces) await checkPiecesAhead(chunk.data, chunk.pieces.digests, chunk.pieces.checked);
+    if (bulk && chunk.pieces) await checkPiecesAhead(chunk.data, chunk.pieces.digests, chunk.pieces.checked);
     this.#lru.set(ck, chunk);
     return { type: 'ok', chunk };
   }
 
   /**
-   * Sequential reader (this read starts about where the last ended: the kernel sends a few reads
-   * at once, not quite in order): warm the next chunks, unawaited.
+   * One chunk through the bulk worker: fetched, decoded and checked there (v3: every piece; those
+   * that matched are marked, so reads copy without hashing). Undefined when no worker runs.
    */
-  #readAhead(key: string, m: Manifest, offset: number, end: number, last: number): void {
+  async #fetchBulk(bulk: BulkChunkFetcher, ck: string, m: Manifest, i: number): Promise<ChunkResult | undefined> {
+    const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
+    const check = chunkCheck(m, i);
+    const d = await bulk.fetch(ck, length, check);
+    if (d === undefined) return undefined;
+    if (this.#bulkChunks++ === 0) this.#log.info({ source: 'content_cache', chunk_size_bytes: m.chunkSizeBytes }, 'content cache bulk reads: a sequential reader\'s chunks are fetched and checked on a worker thread');
+    if (d.type === 'missing') return d;
+    if (d.type === 'corrupt') return { type: 'corrupt', reason: `chunk ${i}: ${d.reason}`, unverified: m.v !== 1 };
+    const chunk: Chunk = 'pieces' in check
+      ? { data: d.data, pieces: { digests: check.pieces, checked: d.checked ?? new Uint8Array(check.pieces.sha256.length) } }
+      : { data: d.data };
+    this.#lru.set(ck, chunk);
+    return { type: 'ok', chunk };
+  }
+
+  /** Whether a read at `offset` continues the last one (the kernel sends a few reads at once, not quite in order). */
+  #sequential(key: string, m: Manifest, offset: number): boolean {
     const lastEnd = this.#lastEnd.get(key);
-    const sequential = lastEnd !== undefined && Math.abs(offset - lastEnd) <= m.chunkSizeBytes;
+    return lastEnd !== undefined && Math.abs(offset - lastEnd) <= m.chunkSizeBytes;
+  }
+
+  /** After a read: remember where it ended and, for a sequential reader, warm the next chunks, unawaited. */
+  #readAhead(key: string, m: Manifest, offset: number, end: number, last: number, sequential: boolean): void {
+    const lastEnd = this.#lastEnd.get(key);
     if (this.#lastEnd.size >= MAX_MANIFESTS) this.#lastEnd.clear();
-    this.#lastEnd.set(key, sequential ? Math.max(lastEnd, end) : end);
+    this.#lastEnd.set(key, sequential && lastEnd !== undefined ? Math.max(lastEnd, end) : end);
     if (!sequential) return;
     for (let i = last + 1; i <= Math.min(m.chunks - 1, last + this.#o.readaheadChunks); i++) {
       this.#chunk(key, m, i, true).catch(() => {});
@@ -281,4 +330,12 @@ export class RedisContentCache implements ContentCache {
       this.#log.warn({ key, source: 'redis', err: messageOf(err) }, 'content cache could not drop a corrupt object');
     });
   }
+}
+
+/** The bulk worker's fetcher, when the endpoint is one it can reach (standalone, plain TCP) and not turned off. */
+function bulkFetcher(opts: RedisContentCacheOptions): BulkChunkFetcher | undefined {
+  if (opts.bulkReads === false || opts.cluster || opts.tls || opts.addresses.length !== 1) return undefined;
+  const address = parseRedisAddress(opts.addresses[0] as string);
+  if (address.tls) return undefined;
+  return new BulkChunkFetcher({ host: address.host, port: address.port, username: opts.username, password: opts.password, timeoutMs: opts.timeoutMs });
 }

@@ -1,11 +1,16 @@
 /** The worker-thread side of `WorkerChannel`: answer each request with `handle`'s value or failure. */
 import { parentPort, type Transferable } from 'node:worker_threads';
 
-/** Serve requests on this worker thread; `transfer` lists buffers moved (not copied) back. */
-export function serveWorkerCalls<Q, R>(handle: (req: Q) => { value: R; transfer?: Transferable[] }): void {
-  parentPort?.on('message', (m: { id: number; req: Q }) => {
+type Answer<R> = { value: R; transfer?: Transferable[] };
+
+/**
+ * Serve requests on this worker thread; `transfer` lists buffers moved (not copied) back. A handler
+ * may answer later (a promise): requests are then served concurrently and answered as they finish.
+ */
+export function serveWorkerCalls<Q, R>(handle: (req: Q) => Answer<R> | Promise<Answer<R>>): void {
+  parentPort?.on('message', async (m: { id: number; req: Q }) => {
     try {
-      const { value, transfer } = handle(m.req);
+      const { value, transfer } = await handle(m.req);
       parentPort?.postMessage({ id: m.id, value }, transfer ?? []);
     } catch (err) {
       const code = (err as { code?: unknown }).code;

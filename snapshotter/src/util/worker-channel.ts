@@ -23,6 +23,8 @@ export interface WorkerChannelOptions {
   toError?: (f: WorkerFailure) => Error;
   /** Turns a missed deadline into the error the caller sees. */
   timeoutError?: (ms: number) => Error;
+  /** Given to each worker started (`workerData`), e.g. where it connects. */
+  workerData?: unknown;
 }
 
 export class WorkerChannel<Q, R> {
@@ -67,10 +69,17 @@ export class WorkerChannel<Q, R> {
     });
   }
 
+  /** Stop the worker (what it held fails); a later call starts a new one. */
+  async terminate(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    await w?.terminate();
+  }
+
   #get(): Worker | undefined {
     if (this.#worker || this.#failed) return this.#worker;
     try {
-      const w = new Worker(this.#url);
+      const w = new Worker(this.#url, this.#o.workerData === undefined ? {} : { workerData: this.#o.workerData });
       w.on('message', (m: Reply<R>) => this.#answer(w, m));
       // A dead worker fails what it held; the next call starts a new one.
       const fail = (err: Error): void => {
