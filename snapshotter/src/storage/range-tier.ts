@@ -170,7 +170,10 @@ export class RangeTier {
     const st = this.#layers.get(hex);
     if (!st?.layer || st.disabled) return undefined;
     const layer = await st.layer.catch(() => undefined);
-    return layer?.readPresent(buf, bufOffset, len, offset);
+    if (!layer) return undefined;
+    // The container is reading: span offers wait for its reads to pause (`SpanOfferQueue.touch`).
+    this.#offers.touch();
+    return layer.readPresent(buf, bufOffset, len, offset);
   }
 
   /**

@@ -3,6 +3,8 @@
  * decoded span (HMAC signing, LZ4, the Redis write) runs on the daemon's one JS thread; done the
  * moment the span is decoded, it competes with the very reads that wait on the next spans. Offers
  * are queued instead and published, a few at a time, once on-demand fetching has paused for `idleMs`.
+ * Reads served from spans already on disk count too (`touch`): a container that reads what it has
+ * (the import's CPU-bound tail, a bulk read behind readahead) is still waiting on the same thread.
  *
  * Bounds: an offer older than `maxDelayMs`, or a queue longer than `maxQueued`, is published
  * whatever the reads do (an offer is never deferred forever); the queue holds at most
@@ -28,7 +30,7 @@ export interface SpanOffer {
 }
 
 export interface SpanOfferQueueOptions {
-  /** Offers wait until no on-demand fetch has run for this long; default 100 ms. */
+  /** Offers wait until no on-demand fetch has run, and no read was served from disk, for this long; default 100 ms. */
   idleMs?: number;
   /** An offer is published at the latest this long after it was queued; default 30 s. */
   maxDelayMs?: number;
@@ -115,6 +117,14 @@ export class SpanOfferQueue {
       this.#active--;
       this.#lastActive = this.#clock.nowMs();
     };
+  }
+
+  /**
+   * A read was served from spans already on disk: offers wait until `idleMs` after it too. Called
+   * per FUSE read of a lazy layer, so it only notes the time.
+   */
+  touch(): void {
+    this.#lastActive = this.#clock.nowMs();
   }
 
   /** Queue an offer of a verified span. */

@@ -45,6 +45,48 @@ t.test('offers wait while an on-demand fetch runs and until it has paused for id
   t.equal(q.heldBytes, 0);
 });
 
+t.test('reads served from disk (touch) hold offers back like fetches, until idleMs after the last', async (t) => {
+  const clock = new SteppedClock();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxDelayMs: 10_000 });
+  const { published, make } = offers();
+  q.touch();
+  q.enqueue(make('a'));
+  for (let i = 0; i < 5; i++) {
+    await until('the queue waits', () => clock.sleeping === 1);
+    clock.advance(60);
+    q.touch();
+    t.same(published, [], `a read ${(i + 1) * 60} ms in: nothing published`);
+  }
+  await until('the queue waits for the idle time', () => clock.sleeping === 1);
+  clock.advance(99);
+  await until('still waiting', () => clock.sleeping === 1);
+  t.same(published, [], '99 ms after the last read: not yet');
+  clock.advance(1);
+  await q.settled();
+  t.same(published, ['a:10'], 'published once the reads paused for idleMs');
+  t.equal(q.stats.forced, 0, 'not forced');
+});
+
+t.test('reads served from disk that never pause do not hold an offer back past maxDelayMs', async (t) => {
+  const clock = new SteppedClock();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxDelayMs: 500 });
+  const { published, make } = offers();
+  q.enqueue(make('a'));
+  await q.settled();
+  t.same(published, ['a:10'], 'no read yet: at once');
+  q.touch();
+  q.enqueue(make('b'));
+  for (let waited = 0; waited < 500; waited += 50) {
+    await until('the queue waits', () => clock.sleeping === 1 || published.length === 2);
+    if (published.length === 2) break;
+    clock.advance(50);
+    q.touch();
+  }
+  await q.settled();
+  t.same(published, ['a:10', 'b:10'], 'published at its deadline');
+  t.equal(q.stats.forced, 1, 'counted as forced');
+});
+
 t.test('with no fetch at all, an offer goes out at once', async (t) => {
   const q = new SpanOfferQueue({ clock: new SteppedClock(), idleMs: 100 });
   const { published, make } = offers();
