@@ -102,8 +102,15 @@ export class Snapshotter {
     if (target && this.#remote && this.#store.get(target)) {
       throw alreadyExists('CLIP_TARGET_EXISTS', `target snapshot "${target}"`);
     }
-    const rec = this.#create(key, parent, Kind.Active, labels, ids);
-    if (target && this.#remote && ids === undefined) await this.#tryRemote(rec, target, parent, labels);
+    const remote = target !== undefined && target !== '' && this.#remote !== undefined && ids === undefined;
+    // A layer served lazily is committed by a second transaction within this call: the first need
+    // not wait for the disk (one fsync per remote Prepare, not two). If it is not served, the
+    // active snapshot containerd is given must be durable before the answer: `flush`.
+    const rec = this.#create(key, parent, Kind.Active, labels, ids, remote);
+    if (remote) {
+      await this.#tryRemote(rec, target, parent, labels);
+      this.#store.flush();
+    }
     return this.#mountsOfNew(rec);
   }
 
@@ -332,6 +339,11 @@ export class Snapshotter {
     return retired;
   }
 
+  /** Durable writes of the metadata database so far (each an fsync): counted by tests. */
+  get metadataSyncs(): number {
+    return this.#store.durableWrites;
+  }
+
   close(): void {
     this.#store.close();
   }
@@ -342,9 +354,13 @@ export class Snapshotter {
     return rec;
   }
 
-  /** Insert the row and create its directories in one transaction: both or neither survive. */
-  #create(key: string, parent: string, kind: Kind, labels: Record<string, string>, ids?: IdMapping): SnapshotRecord {
-    return this.#store.transaction(() => {
+  /**
+   * Insert the row and create its directories in one transaction: both or neither survive.
+   * `deferred`: the caller makes the row durable later (`Metastore.deferredTransaction`).
+   */
+  #create(key: string, parent: string, kind: Kind, labels: Record<string, string>, ids?: IdMapping, deferred = false): SnapshotRecord {
+    const run = <T>(fn: () => T): T => (deferred ? this.#store.deferredTransaction(fn) : this.#store.transaction(fn));
+    return run(() => {
       if (this.#store.get(key)) throw alreadyExists('CLIP_KEY_EXISTS', `snapshot "${key}"`);
       let parentId: number | null = null;
       if (parent !== '') {
