@@ -1,38 +1,45 @@
 /**
- * Build step (`make build`, after tsc): bundle the compiled pull command into one ES module
- * beside it (see `pull-bundle.ts` for why). esbuild is a dev dependency; an installed tree
- * (`npm ci --omit=dev`) ships the bundle from build/ and never runs this.
+ * Build step (`make build`, after tsc): bundle the compiled pull command into one CommonJS file
+ * beside it and write its V8 code cache (see `pull-bundle.ts` for why). esbuild is a dev
+ * dependency; an installed tree (`npm ci --omit=dev`) ships both files from build/ and never runs
+ * this.
  */
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { PULL_BUNDLE_URL, PULL_COMMAND_URL } from './pull-bundle.js';
+import { BUNDLE_URL_NAME, PULL_BUNDLE_URL, PULL_COMMAND_URL, codeCachePath, runBundle } from './pull-bundle.js';
 
 /** The part of esbuild's API used here (typed locally: a tree without dev dependencies still compiles). */
 interface Esbuild {
   build(options: Record<string, unknown>): Promise<unknown>;
 }
 
+const loadEsbuild = async (): Promise<Esbuild> => (await import('esbuild' as string)) as Esbuild;
+
 /** Whether esbuild is installed (`make deps`); it is not in a tree installed with `--omit=dev`. */
 export async function esbuildAvailable(): Promise<boolean> {
   return loadEsbuild().then(() => true, () => false);
 }
 
-const loadEsbuild = async (): Promise<Esbuild> => (await import('esbuild' as string)) as Esbuild;
-
-/** Bundle `entry` into `outfile`; fails on any unresolved import. */
-export async function bundlePullCommand(entry = fileURLToPath(PULL_COMMAND_URL), outfile = fileURLToPath(PULL_BUNDLE_URL)): Promise<void> {
+/**
+ * Bundle `entry` into `outfile` (fails on any unresolved import), run it once and write the code
+ * cache of everything that run compiled. Returns the cache's size in bytes.
+ */
+export async function bundlePullCommand(entry = fileURLToPath(PULL_COMMAND_URL), outfile = fileURLToPath(PULL_BUNDLE_URL)): Promise<number> {
   const { build } = await loadEsbuild();
   await build({
     entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20',
     logLevel: 'warning',
-    // The CommonJS packages inside call require() (built-in modules, optional peers): give the ES
-    // module one.
-    banner: { js: "import { createRequire as __clipCreateRequire } from 'node:module'; const require = __clipCreateRequire(import.meta.url);" },
+    // CommonJS has no import.meta: the loader passes the bundle's own URL under this name.
+    define: { 'import.meta.url': BUNDLE_URL_NAME },
   });
+  const cache = runBundle(outfile).script.createCachedData();
+  writeFileSync(codeCachePath(outfile), cache);
+  return cache.length;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
