@@ -4,6 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync }
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, forgetReap, reapOnExit } from './managed-process.js';
+import { MEMORY_NODE_FLAGS } from '../../snapshotter/src/cli/node-flags.js';
 import { runCommand, type CommandResult, type RunOptions } from './run-command.js';
 import { unmountAllUnder } from './mounts.js';
 import { socketAccepts, waitUntil, WaitAborted } from './wait.js';
@@ -124,7 +125,8 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
   mkdirSync(dirname(opts.address), { recursive: true });
   const logPath = opts.logPath ?? join(dirname(opts.address), 'clip-snapshotter.log');
   // CLIP_DAEMON_NODE_ARGS: extra Node flags for the daemon while looking into a run (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
-  const args = [...UNSET_TAP_ENV, process.execPath, ...(process.env['CLIP_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? []), ...(opts.externalFuseServer ? ['--no-spawn-fuse-server'] : [])];
+  // The V8 memory flags the systemd units and the DaemonSet give the daemon (NODE_OPTIONS there).
+  const args = [...UNSET_TAP_ENV, process.execPath, ...MEMORY_NODE_FLAGS, ...(process.env['CLIP_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), SNAPSHOTTER_BIN, 'serve', '--root', opts.root, '--address', opts.address, '--log-level', opts.logLevel ?? 'debug', ...(opts.extraArgs ?? []), ...(opts.externalFuseServer ? ['--no-spawn-fuse-server'] : [])];
   const proc = new ManagedProcess({ command: '/usr/bin/env', args, logPath, cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}) });
   const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const ready = (): Promise<void> =>

@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { copyInstall, waitUntil } from '../harness/index.js';
 import { startRestartFixture } from './reader-fixture.js';
+import { MEMORY_NODE_FLAGS } from '../../snapshotter/src/cli/node-flags.js';
 
 t.setTimeout(900_000);
 
@@ -24,6 +25,9 @@ t.test('reads of running containers survive daemon restarts', async (t) => {
   const newContainerStarts = (what: string): Promise<void> => starts(t, what);
   const fuseServer = snap.fuseServerPid();
   t.ok(fuseServer !== undefined && fuseServer !== snap.pid(), 'FUSE is served by a process other than the daemon');
+  // Memory: the FUSE server the daemon started runs with the V8 flags that keep it small.
+  const cmdline = (await readFile(`/proc/${fuseServer}/cmdline`, 'utf8')).split('\0');
+  for (const f of MEMORY_NODE_FLAGS) t.ok(cmdline.includes(f), `the FUSE server runs with ${f}`);
 
   await t.test('(a) daemon SIGKILLed and restarted', async (t) => {
     await snap.kill('SIGKILL');

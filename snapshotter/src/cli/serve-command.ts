@@ -3,6 +3,7 @@ import { invalidArgument, messageOf } from '../errors/index.js';
 import { LOG_LEVELS, createLogger } from '../log/index.js';
 import { startTelemetry } from '../telemetry/index.js';
 import { startDaemon } from './daemon.js';
+import { fuseServerNodeArgs } from './node-flags.js';
 
 /** Flags of `serve` that override the config file. */
 export interface ServeFlags {
@@ -44,7 +45,7 @@ export async function serve(cfg: Config, flagArgs: string[] = []): Promise<void>
   const separate = cfg.fuseServer.mode === 'separate';
   const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: separate ? '' : cfg.metrics.address }, log);
   const script = process.argv[1] ?? '';
-  const daemon = await startDaemon(cfg, log, { command: process.execPath, args: [...process.execArgv, script, 'fuse-server', ...flagArgs] });
+  const daemon = await startDaemon(cfg, log, { command: process.execPath, args: [...fuseServerNodeArgs(process.execArgv, process.env['NODE_OPTIONS']), script, 'fuse-server', ...flagArgs] });
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
   log.info({ signal: await signal }, 'shutting down');
   try {

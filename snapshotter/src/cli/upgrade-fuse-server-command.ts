@@ -14,6 +14,7 @@ import { unavailable } from '../errors/index.js';
 import { socketAnswers } from '../fuseserver/index.js';
 import { createLogger } from '../log/index.js';
 import { fuseServerAddress } from './fuse-server-address.js';
+import { fuseServerNodeArgs } from './node-flags.js';
 import { fuseServerPidFile } from './fuse-server-command.js';
 
 /** How long the successor may take to receive every mount, open everything and serve. */
@@ -56,7 +57,7 @@ export async function upgradeFuseServer(cfg: Config, flags: string[], opts: { de
   if (launcher === undefined) throw unavailable('CLIP_FUSE_UPGRADE_FAILED', 'cannot tell which launcher started this command');
   const args = [launcher, 'fuse-server', '--take-over', ...flags.filter((f) => f !== '--no-spawn-fuse-server')];
   // Its own session: a signal to this command's process group (a reload timing out) never reaches it.
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...fuseServerNodeArgs([], process.env['NODE_OPTIONS']), ...args], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
   let exited: string | undefined;
   child.once('exit', (code, signal) => (exited = code !== null ? `exit code ${code}` : `signal ${signal}`));
   child.once('error', (err) => (exited = err.message));
