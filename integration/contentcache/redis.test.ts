@@ -252,7 +252,16 @@ t.test('bulk reads: a sequential reader\'s chunks come checked from the worker; 
     return { bytes: out };
   };
 
+  const small = freshKey();
+  await writeFile(`${dir}/small`, data.subarray(0, 2 * CS));
+  t.match(await make().storeFile(small, `${dir}/small`, 2 * CS), { type: 'stored' });
+  const checker = make();
+  t.equal(await checker.has(small, 2 * CS), true);
+  t.equal(checker.bulkReadsStarted, false, 'a two-chunk object does not start the bulk worker');
+  t.equal(await checker.has(key, data.length), true);
+  t.equal(checker.bulkReadsStarted, true, 'a larger one does, when its manifest is first read (pull checks every layer)');
   const bulk = make();
+  t.equal(bulk.bulkReadsStarted, false, 'not before');
   t.equal(await bulk.startBulkReads(), true, 'the bulk worker started');
   t.same((await readSeq(bulk)).bytes, data, 'a sequential reader reads every byte');
   t.ok(bulk.bulkChunksFetched >= 5, `its chunks came from the bulk worker (${bulk.bulkChunksFetched} of 7)`);

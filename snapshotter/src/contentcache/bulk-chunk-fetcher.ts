@@ -61,6 +61,11 @@ export class BulkChunkFetcher {
     });
   }
 
+  /** Whether the worker was asked to start (and has not failed to). */
+  get started(): boolean {
+    return this.#ready !== undefined || this.#isReady;
+  }
+
   /** Start the worker (once; again after it failed); resolves true once it answers, false if it cannot start. */
   start(): Promise<boolean> {
     this.#ready ??= (async () => {

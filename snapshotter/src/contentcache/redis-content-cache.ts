@@ -75,6 +75,8 @@ export function blobKind(key: string): VerifiedKind {
 }
 
 const NEGATIVE_TTL_MS = 1_000;
+/** Objects of more chunks than this start the bulk worker when their manifest is first read. */
+const BULK_FROM_CHUNKS = 2;
 const MAX_MANIFESTS = 4_096;
 
 /** A ContentCache on Redis; see the file header. */
@@ -122,6 +124,11 @@ export class RedisContentCache implements ContentCache {
   /** Chunks fetched and checked on the bulk worker so far (tests, logs). */
   get bulkChunksFetched(): number {
     return this.#bulkChunks;
+  }
+
+  /** Whether the bulk worker was started (by a large object's manifest, a sequential reader or `startBulkReads`). */
+  get bulkReadsStarted(): boolean {
+    return this.#bulk?.started === true;
   }
 
   /**
@@ -224,6 +231,10 @@ export class RedisContentCache implements ContentCache {
     if ((this.#absentUntil.get(key) ?? 0) > Date.now()) return undefined;
     const m = await this.#fetchManifest(key);
     if (m) {
+      // This node will read a large object from the cache: the bulk worker loads now (pull checks
+      // every layer's manifest), so it is ready by the first sequential read instead of after its
+      // first chunks. A few chunks are fetched by the first reads anyway: no worker for those.
+      if (m.chunks > BULK_FROM_CHUNKS) void this.#bulk?.start();
       if (this.#manifests.size >= MAX_MANIFESTS) this.#manifests.delete(this.#manifests.keys().next().value as string);
       this.#manifests.set(key, m);
       this.#absentUntil.delete(key);
