@@ -27,24 +27,47 @@ export class RecordingLayerReader implements LayerReader {
   #ranges: ByteRange[] | undefined = [];
   #cancelWindow: (() => void) | undefined;
 
+  readonly readNow?: LayerReader['readNow'];
+  readonly diskRange?: LayerReader['diskRange'];
+
   constructor(inner: LayerReader, windowMs: number, done: RecordingDone, schedule: ScheduleWindowEnd = timerWindowEnd) {
     this.layer = inner.layer;
     this.#inner = inner;
     this.#windowMs = windowMs;
     this.#done = done;
     this.#schedule = schedule;
+    // The inner reader's fast paths (page cache, splice) are reads too: recorded the same way.
+    const readNow = inner.readNow?.bind(inner);
+    if (readNow) {
+      this.readNow = (buf, bufOffset, length, offset) => {
+        const n = readNow(buf, bufOffset, length, offset);
+        if (n > 0) this.#note(offset, n);
+        return n;
+      };
+    }
+    const diskRange = inner.diskRange?.bind(inner);
+    if (diskRange) {
+      this.diskRange = (offset, length) => {
+        const r = diskRange(offset, length);
+        if (r) this.#note(offset, length);
+        return r;
+      };
+    }
   }
 
   // Not async: on the FUSE read path, after the window this is one call and no extra promise.
   read(buf: Buffer, bufOffset: number, length: number, offset: number): Promise<number> {
-    const ranges = this.#ranges;
-    if (ranges !== undefined) {
-      this.#cancelWindow ??= this.#schedule(() => this.#finish(), this.#windowMs);
-      ranges.push([offset, offset + length]);
-      // FUSE reads arrive in ≤ 128 KiB pieces: merge often so a long sequential read stays one range.
-      if (ranges.length >= 4 * MAX_PROFILE_RANGES) this.#ranges = mergeRanges(ranges);
-    }
+    this.#note(offset, length);
     return this.#inner.read(buf, bufOffset, length, offset);
+  }
+
+  #note(offset: number, length: number): void {
+    const ranges = this.#ranges;
+    if (ranges === undefined) return;
+    this.#cancelWindow ??= this.#schedule(() => this.#finish(), this.#windowMs);
+    ranges.push([offset, offset + length]);
+    // FUSE reads arrive in ≤ 128 KiB pieces: merge often so a long sequential read stays one range.
+    if (ranges.length >= 4 * MAX_PROFILE_RANGES) this.#ranges = mergeRanges(ranges);
   }
 
   check(): Promise<void> {

@@ -10,9 +10,17 @@ import type { LayerReader, LayerRef } from '../storage/index.js';
 export class RevocableReader implements LayerReader {
   readonly #inner: LayerReader;
   #revoked: ClipError | undefined;
+  readonly readNow?: LayerReader['readNow'];
+  readonly diskRange?: LayerReader['diskRange'];
 
   constructor(inner: LayerReader) {
     this.#inner = inner;
+    // The inner reader's fast paths (page cache, splice) until revoked; then every read takes
+    // `read`, which fails with the quarantine error.
+    const readNow = inner.readNow?.bind(inner);
+    if (readNow) this.readNow = (buf, bufOffset, length, offset) => (this.#revoked ? 0 : readNow(buf, bufOffset, length, offset));
+    const diskRange = inner.diskRange?.bind(inner);
+    if (diskRange) this.diskRange = (offset, length) => (this.#revoked ? undefined : diskRange(offset, length));
   }
 
   get layer(): LayerRef {

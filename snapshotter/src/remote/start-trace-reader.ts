@@ -13,10 +13,22 @@ export class StartTraceReader implements LayerReader {
   readonly #starts: StartTraces;
   readonly #image: string;
 
+  readonly readNow?: LayerReader['readNow'];
+  readonly diskRange?: LayerReader['diskRange'];
+
   constructor(inner: LayerReader, starts: StartTraces, image: string) {
     this.#inner = inner;
     this.#starts = starts;
     this.#image = image;
+    // The inner reader's fast paths only while no start trace is open: a traced read takes `read`.
+    const readNow = inner.readNow?.bind(inner);
+    if (readNow) this.readNow = (buf, bufOffset, length, offset) => (this.#tracing() ? 0 : readNow(buf, bufOffset, length, offset));
+    const diskRange = inner.diskRange?.bind(inner);
+    if (diskRange) this.diskRange = (offset, length) => (this.#tracing() ? undefined : diskRange(offset, length));
+  }
+
+  #tracing(): boolean {
+    return this.#starts.openTrace(this.#image) !== undefined;
   }
 
   get layer(): LayerRef {

@@ -17,7 +17,7 @@ import type { Clock } from '../util/clock.js';
 import {
   ATTR_CLIP_CONTENT_CACHE_BACKEND, ATTR_CLIP_DOWNLOAD_JOINED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE,
   ATTR_CLIP_UNSAMPLED_BYTES, ATTR_CLIP_UNSAMPLED_READS, DiskSpanSampler, SPAN_DISK_VERIFY, SPAN_READ,
-  activeRecordingSpan, observeContentCache, recordRead, recordVerificationFailure, tracingEnabled, withSpan, type SkippedDiskReads,
+  activeRecordingSpan, observeContentCache, recordRead, recordSplicedRead, recordVerificationFailure, tracingEnabled, withSpan, type SkippedDiskReads,
 } from '../telemetry/index.js';
 import type { SpanContext } from '@opentelemetry/api';
 import type { BlobSource } from './blob-source.js';
@@ -344,10 +344,40 @@ export class LayerStore implements LayerReaderHost {
 
   /** Where a complete cached layer's bytes lie on disk (see LayerReader.diskRange); the same conditions as `readLayerNow`. */
   diskRangeOf(key: string, offset: number, length: number): DiskRange | undefined {
+    const sparse = this.#sparseRangeOf(key, offset, length);
+    if (sparse) return sparse;
     const st = this.#servedAtOnce(key, offset, length);
     if (st === undefined || offset + length > st.ref.uncompressedSize) return undefined;
     const started = performance.now();
-    return { fd: (st.file as FileHandle).fd, position: offset, served: (n) => this.#diskServed(st, n, started) };
+    return {
+      fd: (st.file as FileHandle).fd, position: offset,
+      served: (n) => {
+        recordSplicedRead();
+        this.#diskServed(st, n, started);
+      },
+    };
+  }
+
+  /**
+   * A lazy layer's bytes in its sparse file, when every span they touch is verified there: the
+   * same disk-tier read `readPresent` serves, without the copy through this thread. Not while a
+   * read would be traced (the traced path shows the tiers).
+   */
+  #sparseRangeOf(key: string, offset: number, length: number): DiskRange | undefined {
+    const st = this.#layers.get(key);
+    if (!st || st.file || st.quarantined || !this.#o.rangeReads || offset < 0 || length <= 0) return undefined;
+    if (tracingEnabled() && activeRecordingSpan()) return undefined;
+    const r = this.#range.diskRange(key, offset, length);
+    if (!r) return undefined;
+    const started = performance.now();
+    return {
+      fd: r.fd, position: r.position,
+      served: (n) => {
+        recordRead('disk', n, (performance.now() - started) / 1000);
+        recordSplicedRead();
+        this.ledger.read(st.hex, 'disk', n);
+      },
+    };
   }
 
   #servedAtOnce(key: string, offset: number, length: number): LayerState | undefined {

@@ -32,6 +32,8 @@ import {
 
 interface RangeLayer {
   layer?: Promise<SparseLayer>;
+  /** The layer once open (what the synchronous `diskRange` can use). */
+  open?: SparseLayer;
   /** Permanently off for this process (corrupt table or data, no Range support, completed). */
   disabled?: boolean;
   /** Off until then after a transient failure (registry unreachable, timeout). */
@@ -139,7 +141,7 @@ export class RangeTier {
     const st = this.#state(hex);
     if (!this.usable(hex, ref)) return undefined;
     try {
-      st.layer ??= this.#open(hex, ref);
+      st.layer ??= this.#open(hex, ref).then((l) => (st.open = l));
       const layer = await st.layer;
       const before = layer.fetchedBytes;
       const shared = layer.sharedBytes;
@@ -177,6 +179,19 @@ export class RangeTier {
   }
 
   /**
+   * Where a read's bytes lie in the layer's sparse file when all its spans are verified there (a
+   * FUSE driver splices them to the kernel without copying them through this thread); undefined
+   * otherwise (nothing is fetched). Counts as a read for the span offers, like `readPresent`.
+   */
+  diskRange(hex: string, offset: number, length: number): { fd: number; position: number } | undefined {
+    const st = this.#layers.get(hex);
+    if (!st?.open || st.disabled) return undefined;
+    const r = st.open.diskRange(offset, length);
+    if (r) this.#offers.touch();
+    return r;
+  }
+
+  /**
    * Fetch the spans covering `ranges` (a start profile) ahead of the reads, at most `maxBytes`
    * uncompressed (0 = all), a few Range requests at a time; resolves to compressed bytes fetched.
    * Failures are logged and end the prefetch; reads then take their usual path.
@@ -185,7 +200,7 @@ export class RangeTier {
     if (!this.usable(hex, ref)) return 0;
     const st = this.#state(hex);
     try {
-      st.layer ??= this.#open(hex, ref);
+      st.layer ??= this.#open(hex, ref).then((l) => (st.open = l));
       const layer = await st.layer;
       const runs = spanRuns(layer.table, ranges, maxBytes);
       const before = layer.fetchedBytes;

@@ -209,6 +209,20 @@ export class SparseLayer {
     return this.#pread(buf, bufOff, off, end);
   }
 
+  /**
+   * Where `len` bytes at uncompressed `off` lie in the sparse file, when every span they touch is
+   * verified (else undefined, nothing fetched): a FUSE driver may splice them from there. Moves
+   * the sequential stream on like `readPresent`.
+   */
+  diskRange(off: number, len: number): { fd: number; position: number } | undefined {
+    const t = this.table;
+    const end = off + len;
+    if (len <= 0 || off < 0 || end > t.uncompressedSize || this.#closing.signal.aborted) return undefined;
+    for (let i = spanAt(t, off), last = spanAt(t, end - 1); i <= last; i++) if (this.#state[i] !== VERIFIED) return undefined;
+    this.#readAhead(off, end);
+    return { fd: this.#file.fd, position: off };
+  }
+
   async #pread(buf: Buffer, bufOff: number, off: number, end: number): Promise<number> {
     const { bytesRead } = await this.#file.read(buf, bufOff, end - off, off);
     if (bytesRead !== end - off) throw dataCorrupt('CLIP_ZRAN_SHORT_READ', `sparse layer file ${this.#o.path}: short read`);

@@ -95,6 +95,7 @@ export const METRIC_READS = 'clip_reads';
 export const METRIC_READ_BYTES = 'clip_read_bytes';
 export const METRIC_READ_ERRORS = 'clip_read_errors';
 export const METRIC_READ_DURATION = 'clip_read_duration_seconds';
+export const METRIC_SPLICED_READS = 'clip_spliced_reads';
 export const METRIC_REGISTRY_FETCHES = 'clip_registry_fetches';
 export const METRIC_REGISTRY_FETCH_BYTES = 'clip_registry_fetch_bytes';
 export const METRIC_CC_PUBLISHES = 'clip_content_cache_publishes';

@@ -14,6 +14,7 @@ interface Instruments {
   readBytes: Counter;
   readErrors: Counter;
   readDuration: Histogram;
+  splicedReads: Counter;
   registryFetches: Counter;
   registryFetchBytes: Counter;
   publishes: Counter;
@@ -106,6 +107,7 @@ function createInstruments(m: Meter): Instruments {
     reads: counter(N.METRIC_READS, 'Layer reads served, by tier (source)'),
     readBytes: counter(N.METRIC_READ_BYTES, 'Bytes of uncompressed layer served, by tier (source)', 'By'),
     readErrors: counter(N.METRIC_READ_ERRORS, 'Layer reads that failed in a tier, by tier (source)'),
+    splicedReads: counter(N.METRIC_SPLICED_READS, 'Disk-tier reads whose bytes the FUSE driver spliced from a file to the kernel (no copy through the daemon)'),
     readDuration: m.createHistogram(N.METRIC_READ_DURATION, {
       description: 'Latency of layer reads, by the tier that served them (source)',
       unit: 's',
@@ -129,6 +131,11 @@ export function recordRead(tier: ReadTier, bytes: number, durationS: number): vo
   current.reads.add(1, attrs);
   current.readBytes.add(bytes, attrs);
   current.readDuration.record(durationS, attrs);
+}
+
+/** A disk-tier read the FUSE driver spliced from a file (also counted by `recordRead`). */
+export function recordSplicedRead(): void {
+  current?.splicedReads.add(1);
 }
 
 /** A read that failed in `tier`. */

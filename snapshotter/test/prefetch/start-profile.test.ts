@@ -78,3 +78,32 @@ t.test('closing the reader before the window ends reports what was read; no read
   await idle.close();
   t.equal(got.length, 1);
 });
+
+t.test('the recorder forwards the fast paths (page cache, splice) of the reader under it and records what they serve', async (t) => {
+  const data = Buffer.alloc(1 << 20, 3);
+  const plain = bufferReader(data);
+  const calls: string[] = [];
+  const inner = {
+    ...plain,
+    readNow: (buf: Buffer, bufOffset: number, length: number, offset: number): number => {
+      calls.push(`now ${offset}`);
+      return offset >= 4096 ? 0 : data.copy(buf, bufOffset, offset, offset + length);
+    },
+    diskRange: (offset: number, length: number) => {
+      calls.push(`disk ${offset}`);
+      return offset >= 300_000 ? undefined : { fd: 42, position: offset, served: () => {} };
+    },
+  };
+  const got: ByteRange[][] = [];
+  const r = new RecordingLayerReader(inner, 60_000, (ranges) => got.push(ranges));
+  t.equal(r.readNow?.(Buffer.alloc(100), 0, 100, 0), 100, 'readNow forwarded');
+  t.equal(r.readNow?.(Buffer.alloc(100), 0, 100, 100_000), 0, 'a readNow that served nothing');
+  t.equal(r.diskRange?.(200_000, 1000)?.position, 200_000, 'diskRange forwarded');
+  t.equal(r.diskRange?.(400_000, 100), undefined, 'no range from the inner reader: none');
+  t.same(calls, ['now 0', 'now 100000', 'disk 200000', 'disk 400000']);
+  await r.close();
+  t.same(got, [[[0, 100], [200_000, 201_000]]], 'what the fast paths served is in the profile, what they did not serve is not');
+  const without = new RecordingLayerReader(plain, 60_000, () => {});
+  t.equal(without.readNow, undefined, 'a reader without fast paths: none forwarded');
+  t.equal(without.diskRange, undefined);
+});

@@ -182,3 +182,26 @@ t.test('a sequential reader\'s readahead fetch ends on backgroundRequestTimeoutM
   t.same(blobs.ended.map((e) => (e as Error).name), blobs.ended.map(() => 'TimeoutError'), 'timeouts, not the layer closing');
   await r.close();
 });
+
+t.test("a lazy layer's verified spans are a file range (the FUSE driver's splice); absent spans are not, and ask for nothing", async (t) => {
+  const { readSync } = await import('node:fs');
+  const blobs = new RangeBlobSource(layer);
+  const { s } = await store(t, blobs);
+  const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
+  t.equal(r.diskRange?.(deep, 4096), undefined, 'before any read: none');
+  t.ok((await readRange(r, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)));
+  const requests = blobs.ranges.length;
+  const range = r.diskRange?.(deep, 4096);
+  t.ok(range, 'after the read fetched its spans: a range');
+  const got = Buffer.alloc(4096);
+  t.equal(readSync(range!.fd, got, 0, 4096, range!.position), 4096);
+  t.ok(got.equals(layer.tar.subarray(deep, deep + 4096)), 'the sparse file holds the layer bytes there');
+  t.equal(r.diskRange?.(0, 4096), undefined, 'a range whose span is absent: none');
+  t.equal(blobs.ranges.length, requests, 'and no request for asking');
+  const disk = (): number => s.ledger.entries().find((e) => e.diffId === layer.ref.diffId)?.served.disk ?? -1;
+  const diskBefore = disk();
+  range!.served(4096);
+  t.equal(disk() - diskBefore, 4096, 'a spliced read counts as a disk read of the layer');
+  await r.close();
+  t.equal(r.diskRange?.(deep, 4096), undefined, 'closed reader: none');
+});

@@ -145,3 +145,25 @@ t.test('a sequential reader gets the spans ahead fetched in growing windows; ran
   t.equal(requests.length, spans.length, 'one request per random read, nothing read ahead');
   t.equal(cold.presentSpans, spans.length, 'only the spans read are present');
 });
+
+t.test('diskRange: a file range only where every span is verified, none past the end or after close', async (t) => {
+  const { readSync } = await import('node:fs');
+  const blob = COMPRESSORS['gzip -9']!(data);
+  const table = buildTable(blob, SPAN);
+  const requests: Array<[number, number]> = [];
+  const layer = await openLayer(t, table, memoryFetcher(blob, requests));
+  const s3 = table.points[3]!.out;
+  t.equal(layer.diskRange(s3 + 10, 4096), undefined, 'span absent: no range');
+  t.same(requests, [], 'and nothing fetched for asking');
+  await layer.read(Buffer.alloc(100), 0, 100, s3 + 10, signal());
+  const r = layer.diskRange(s3 + 10, 4096);
+  t.ok(r, 'span verified: a range');
+  const got = Buffer.alloc(4096);
+  t.equal(readSync(r!.fd, got, 0, 4096, r!.position), 4096);
+  t.ok(got.equals(data.subarray(s3 + 10, s3 + 10 + 4096)), 'the range holds the layer bytes at that offset');
+  t.equal(layer.diskRange(table.points[4]!.out - 10, 20), undefined, 'a range crossing into an absent span: none');
+  t.equal(layer.diskRange(data.length - 10, 20), undefined, 'not past the end of the layer');
+  t.equal(layer.diskRange(s3, 0), undefined, 'not for nothing');
+  await layer.close();
+  t.equal(layer.diskRange(s3 + 10, 4096), undefined, 'closed: none');
+});
