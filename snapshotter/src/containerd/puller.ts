@@ -156,19 +156,43 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     // Which layers the snapshotter already has: every chain asked at once, not one round trip per layer.
     const present = await Promise.all(chains.map((c) => snapshotExists(client, opts.snapshotter, c)));
     const results: LayerPullResult[] = [];
-    for (let i = 0; i < layers.length; i++) {
+    const jobOf = (i: number): LayerJob => ({
+      layer: layers[i] as ContainerdDescriptor, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', source,
+      labels: criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string }),
+    });
+    const report = (i: number, mode: LayerPullMode): void => {
       const layer = layers[i] as ContainerdDescriptor;
-      const labels = criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string });
-      const mode = present[i]
-        ? 'present'
-        : await unpackLayer(client, opts, { layer, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', labels, source });
-      phases.layers.push(lap());
       const res = { index: i, digest: layer.digest, chainId: chains[i] as string, mode };
       log.info({ layer: layer.digest, diff_id: diffIds[i], mode }, 'layer unpacked');
       opts.onLayer?.(res);
       results.push(res);
+    };
+    // A lazy layer's Stat (is the target in containerd now?) runs beside the next layer's Prepare;
+    // the layer is reported once it has answered.
+    let unconfirmed: { index: number; present: Promise<boolean> } | undefined;
+    for (let i = 0; i < layers.length; i++) {
+      const run: Promise<Outcome> = present[i] ? Promise.resolve({ mode: 'present' }) : unpackLayer(client, opts, jobOf(i), i < layers.length - 1);
+      let out: Outcome;
+      if (unconfirmed) {
+        const below = unconfirmed;
+        unconfirmed = undefined;
+        const [stat, here] = await Promise.allSettled([below.present, run]);
+        if (stat.status === 'rejected') throw stat.reason;
+        // Not in containerd after all (removed meanwhile): that layer the ordinary way (Stat, then Prepare again).
+        report(below.index, stat.value ? 'lazy' : await settle(unpackLayer(client, opts, jobOf(below.index), false, 1)));
+        if (here.status === 'fulfilled') out = here.value;
+        else if (stat.value) throw here.reason;
+        // This layer's Prepare had no parent to stand on: again, now that it is there.
+        else out = await unpackLayer(client, opts, jobOf(i), i < layers.length - 1);
+      } else {
+        out = await run;
+      }
+      phases.layers.push(lap());
+      if (out.present) unconfirmed = { index: i, present: out.present };
+      else report(i, out.mode);
       lap(); // the log line and callback are not the layer's
     }
+    if (unconfirmed) report(unconfirmed.index, await settle(Promise.resolve({ mode: 'lazy' as const, present: unconfirmed.present })));
     await content;
     phases.content = lap();
     const top = chains.at(-1) ?? '';
@@ -222,26 +246,47 @@ async function snapshotExists(client: PullClient, snapshotter: string, name: str
   }
 }
 
+/** A layer's outcome; a lazy one answered ALREADY_EXISTS may still await its Stat (`present`). */
+interface Outcome {
+  mode: LayerPullMode;
+  /** Whether the target is in containerd (the Stat after ALREADY_EXISTS), still running. */
+  present?: Promise<boolean>;
+}
+
+/** The mode of an outcome once its Stat answered; a target still missing is the race below. */
+async function settle(o: Promise<Outcome>): Promise<LayerPullMode> {
+  const out = await o;
+  if (out.present === undefined || (await out.present)) return out.mode;
+  throw dataCorrupt('CLIP_PULL_SNAPSHOT_RACE', 'a lazily prepared snapshot vanished again');
+}
+
 // Prepare answers ALREADY_EXISTS when the snapshotter mounted the layer remotely; the target then
 // exists, but the same answer can come from a concurrent pull's extraction, hence the retries. The
 // caller has just found the target absent, so the first attempt goes straight to Prepare.
-async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob): Promise<LayerPullMode> {
+// `deferStat`: the first ALREADY_EXISTS returns at once with the Stat still running (`present`),
+// so the caller can prepare the next layer meanwhile.
+async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob, deferStat = false, firstAttempt = 0): Promise<Outcome> {
   const sn = opts.snapshotter;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (attempt > 0 && (await snapshotExists(client, sn, job.chainId))) return 'lazy';
+  for (let attempt = firstAttempt; attempt < 3; attempt++) {
+    if (attempt > 0 && (await snapshotExists(client, sn, job.chainId))) return { mode: 'lazy' };
     const key = extractKey(job.chainId, nowNs(), randomBytes(3).toString('base64url'));
     let mounts;
     try {
       mounts = await client.prepareSnapshot(sn, key, job.parent, job.labels);
     } catch (err) {
       if (!isKind(err, 'already_exists')) throw err;
-      if (await snapshotExists(client, sn, job.chainId)) return 'lazy';
+      if (deferStat && attempt === 0) {
+        const present = snapshotExists(client, sn, job.chainId);
+        present.catch(() => undefined); // awaited by the caller
+        return { mode: 'lazy', present };
+      }
+      if (await snapshotExists(client, sn, job.chainId)) return { mode: 'lazy' };
       continue;
     }
     try {
       await fetchAndApply(client, opts, job, mounts);
       await client.commitSnapshot(sn, job.chainId, key, job.labels);
-      return 'full';
+      return { mode: 'full' };
     } catch (err) {
       await client.removeSnapshot(sn, key).catch(() => undefined);
       if (isKind(err, 'already_exists')) continue;

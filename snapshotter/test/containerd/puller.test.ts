@@ -30,7 +30,7 @@ function fixture(n = 3) {
 
 type Behaviour = 'present' | 'lazy' | 'full';
 
-function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: number) => string; imageExists?: boolean; raceOnce?: boolean } = {}) {
+function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: number) => string; imageExists?: boolean; raceOnce?: boolean; order?: string[] } = {}) {
   const snapshots = new Set<string>();
   modes.forEach((m, i) => m === 'present' && snapshots.add(chains[i] as string));
   const calls: Record<string, unknown[][]> = {};
@@ -66,12 +66,19 @@ function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: 
       return img;
     },
     statSnapshot: async (_sn, key) => {
+      opts.order?.push(`stat ${chains.indexOf(key)}`);
+      // Answered a turn of the event loop later, as a round trip would be.
+      await new Promise((r) => setImmediate(r));
+      opts.order?.push(`stat ${chains.indexOf(key)} answered`);
       if (!snapshots.has(key)) throw notFound('CLIP_CONTAINERD_NOT_FOUND', key);
       return { name: key, parent: '', kind: 'committed', labels: {} };
     },
     prepareSnapshot: async (sn, key, parent, labels) => {
       rec('prepareSnapshot', sn, key, parent, labels);
       const i = chains.indexOf(labels?.['containerd.io/snapshot.ref'] ?? '');
+      opts.order?.push(`prepare ${i}`);
+      // containerd refuses a parent it does not have.
+      if (parent !== '' && !snapshots.has(parent)) throw notFound('CLIP_CONTAINERD_NOT_FOUND', `parent ${parent}`);
       if (modes[i] === 'lazy') {
         if (opts.raceOnce && !raced) {
           raced = true;
@@ -180,4 +187,31 @@ t.test('manifest and config disagreeing on the layer count is refused', async (t
   const source: ImageSource = { ...f.source, getBlob: async () => badConfig };
   const err = await pullImage({ client, source, imageRef: 'r', reference: 'v1', snapshotter: 'clip' }).then(() => undefined, (e: unknown) => e);
   t.match(err, { code: 'CLIP_PULL_LAYER_COUNT' });
+});
+
+t.test("a lazy layer's Stat runs beside the next layer's Prepare; layers are still reported in order", async (t) => {
+  const f = fixture();
+  const order: string[] = [];
+  const { client } = fakeClient(['lazy', 'lazy', 'lazy'], f.chains, { order });
+  const events: number[] = [];
+  const s = await pullImage({ client, source: f.source, imageRef: 'r', reference: 'v1', snapshotter: 'clip', onLayer: (l) => events.push(l.index) });
+  t.equal(s.lazy, 3);
+  t.same(events, [0, 1, 2]);
+  const at = (e: string): number => order.indexOf(e);
+  // After the first batch of Stats: Prepare 0, then its Stat and Prepare 1 side by side, ...
+  t.ok(at('prepare 1') < order.lastIndexOf('stat 0 answered'), `Prepare 1 before Stat 0 answered: ${order.join(', ')}`);
+  t.ok(at('prepare 2') < order.lastIndexOf('stat 1 answered'), 'Prepare 2 before Stat 1 answered');
+  t.ok(order.lastIndexOf('stat 2') > at('prepare 2'), 'the last layer is still confirmed');
+});
+
+t.test('a lazy layer found missing after its ALREADY_EXISTS is prepared again, and the layer above with it', async (t) => {
+  const f = fixture();
+  // Layer 0's first ALREADY_EXISTS leaves no target: its Stat says so while layer 1's Prepare fails on the missing parent.
+  const { client, calls } = fakeClient(['lazy', 'lazy', 'lazy'], f.chains, { raceOnce: true });
+  const events: string[] = [];
+  const s = await pullImage({ client, source: f.source, imageRef: 'r', reference: 'v1', snapshotter: 'clip', onLayer: (l) => events.push(`${l.index} ${l.mode}`) });
+  t.same(events, ['0 lazy', '1 lazy', '2 lazy']);
+  t.equal(s.chainId, f.chains[2]);
+  const refs = (calls.prepareSnapshot ?? []).map((c) => f.chains.indexOf((c[3] as Record<string, string>)['containerd.io/snapshot.ref'] ?? ''));
+  t.same(refs, [0, 1, 0, 1, 2], 'layer 0 again, then layer 1 again');
 });
