@@ -1,6 +1,6 @@
 /**
  * Where `clip-snapshotter pull` is loaded from. `make build` bundles the command and everything it
- * imports (grpc-js, protobufjs, undici, pino, the OpenTelemetry API: ≈ 300 files) into one
+ * imports (grpc-js, protobufjs, pino, the OpenTelemetry API: ≈ 300 files) into one
  * CommonJS file with a V8 code cache beside it, because Node 20 resolves, stats and reads each
  * file of an import graph one by one and keeps no compile cache: ≈ 230 ms of a cold node's pull
  * before it had done anything, against ≈ 90 ms for one ES module bundle and less again with the

@@ -1,9 +1,9 @@
 /** The shapes of one HTTP exchange with a registry, shared by the transport and everything that reads its responses. */
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 
-/** A response body as undici hands it out. */
-export type ResponseBody = Dispatcher.ResponseData['body'];
+/** A response body: the response stream, and `dump()` to drain what nobody wants (keeping the connection). */
+export type ResponseBody = IncomingMessage & { dump(): Promise<void> };
 
 /** TLS and address settings shared by all requests to one registry endpoint. */
 export interface Endpoint {

@@ -1,15 +1,20 @@
 /**
- * HTTP for the registry client: one undici Agent per endpoint (TLS: CA, skip_verify), connect,
- * header and idle-body timeouts, bounded retries with exponential backoff on 5xx and connection
- * errors, `Retry-After` on 429, and manual redirects that drop `Authorization` and hosts.toml headers
- * on an origin change.
+ * HTTP for the registry client: one keep-alive Agent per endpoint (TLS: CA, skip_verify, client
+ * certificate), connect, header and idle-body timeouts, bounded retries with exponential backoff on
+ * 5xx and connection errors, `Retry-After` on 429, and manual redirects that drop `Authorization`
+ * and hosts.toml headers on an origin change. Node's own http/https, not undici: undici costs a
+ * process ~20 MB of resident memory (its modules and its WebAssembly HTTP parser), and the FUSE
+ * server, which talks to registries, has a memory budget (README "Memory").
  */
 import { createHash } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
 import { sharedSilentLogger, type Logger } from '../log/index.js';
 import { ClientCertificateChooser, type CertificateProbe, type ClientCertificate } from './client-certificates.js';
-import type { Endpoint, HttpRequest, HttpResponse } from './http.js';
+import type { Endpoint, HttpRequest, HttpResponse, ResponseBody } from './http.js';
 import { unavailable } from './registry-errors.js';
 
 export interface TransportOptions {
@@ -32,12 +37,19 @@ export interface TransportOptions {
   probeClientCertificate?: CertificateProbe;
 }
 
+// Codes of this transport's own timeouts (`err.code`, and in the messages of the errors they become).
+const CONNECT_TIMEOUT = 'CONNECT_TIMEOUT';
+const HEADERS_TIMEOUT = 'HEADERS_TIMEOUT';
+const BODY_TIMEOUT = 'BODY_TIMEOUT';
+/** What `dump()` reads of a body nobody wants before it closes the connection instead. */
+const DUMP_MAX_BYTES = 128 * 1024;
+
 /** Request headers a redirect to another origin keeps; everything else (auth, hosts.toml headers) is dropped. */
 const CROSS_ORIGIN_HEADERS = new Set(['accept', 'range', 'content-type', 'content-length', 'content-range', 'user-agent']);
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
 const RETRY_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CLOSED',
+  'ECONNABORTED', CONNECT_TIMEOUT, HEADERS_TIMEOUT,
 ]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 
@@ -46,7 +58,7 @@ export class Transport {
   #opts: Required<Omit<TransportOptions, 'logger' | 'sleep' | 'probeClientCertificate'>>;
   #logger: Logger;
   #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  #agents = new Map<string, Agent>();
+  #agents = new Map<string, HttpAgent>();
   #clientCerts: ClientCertificateChooser;
 
   constructor(opts: TransportOptions = {}) {
@@ -98,7 +110,7 @@ export class Transport {
   async close(): Promise<void> {
     const agents = [...this.#agents.values()];
     this.#agents.clear();
-    await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
+    for (const a of agents) a.destroy();
   }
 
   async #backoff(attempt: number, retryAfterMs: number | undefined, req: HttpRequest, why: string): Promise<void> {
@@ -118,19 +130,9 @@ export class Transport {
       const dispatcher = url.origin === new URL(home).origin
         ? this.#agentFor(req.endpoint, await this.#clientCerts.choose(req.endpoint, endpointKey(req.endpoint)))
         : this.#agentFor(plainEndpoint(url), undefined);
-      const res = await request(url, {
-        method,
-        headers,
-        body: typeof body === 'function' ? body() : body,
-        dispatcher,
-        signal: req.signal,
-        headersTimeout: this.#opts.headersTimeoutMs,
-        bodyTimeout: this.#opts.bodyTimeoutMs,
-      });
+      const res = await this.#exchange(url, method, headers, typeof body === 'function' ? body() : body, dispatcher, req.signal);
       const location = res.headers.location;
-      if (!REDIRECT_STATUS.has(res.statusCode) || typeof location !== 'string') {
-        return { status: res.statusCode, headers: res.headers, body: res.body, url };
-      }
+      if (!REDIRECT_STATUS.has(res.status) || typeof location !== 'string') return { ...res, url };
       await res.body.dump().catch(() => undefined);
       const next = new URL(location, url);
       // Blob storage behind a redirect must never see the registry's credentials, nor the custom
@@ -139,7 +141,7 @@ export class Transport {
       if (next.origin !== url.origin) {
         for (const name of Object.keys(headers)) if (!CROSS_ORIGIN_HEADERS.has(name.toLowerCase())) delete headers[name];
       }
-      if (res.statusCode === 303 && method !== 'HEAD') {
+      if (res.status === 303 && method !== 'HEAD') {
         method = 'GET';
         body = undefined;
       }
@@ -148,25 +150,111 @@ export class Transport {
     throw unavailable(`registry ${req.url.host}: more than ${this.#opts.maxRedirects} redirects for ${req.url.pathname}`);
   }
 
-  #agentFor(ep: Endpoint, cert: ClientCertificate | undefined): Agent {
+  /**
+   * One request and its response head. Bounds: connecting (`connectTimeoutMs`), the response head
+   * (`headersTimeoutMs`, once the request is sent), and then each pause of the body (`bodyTimeoutMs`, which
+   * fails the body stream with BODY_TIMEOUT).
+   */
+  #exchange(url: URL, method: string, headers: OutgoingHttpHeaders, body: Buffer | Readable | undefined, agent: HttpAgent, signal: AbortSignal | undefined): Promise<Omit<HttpResponse, 'url'>> {
+    return new Promise((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(url, { method, headers, agent, ...(signal ? { signal } : {}) });
+      let answered = false;
+      let headersTimer: NodeJS.Timeout | undefined;
+      const fail = (err: Error): void => {
+        clearTimeout(headersTimer);
+        if (!answered) reject(err);
+        req.destroy(err);
+      };
+      // Counted once the request is sent, as a server may answer only after a long upload.
+      req.once('finish', () => {
+        if (!answered) headersTimer = setTimeout(() => fail(codedError(HEADERS_TIMEOUT, `no response head within ${this.#opts.headersTimeoutMs} ms`)), this.#opts.headersTimeoutMs);
+      });
+      req.on('error', fail);
+      req.on('socket', (socket: Socket) => {
+        if (!socket.connecting) return;
+        const connectTimer = setTimeout(() => fail(codedError(CONNECT_TIMEOUT, `not connected within ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+        const done = (): void => clearTimeout(connectTimer);
+        socket.once('connect', done);
+        socket.once('close', done);
+      });
+      req.on('response', (res: IncomingMessage) => {
+        answered = true;
+        clearTimeout(headersTimer);
+        resolve({ status: res.statusCode ?? 0, headers: distinctHeaders(res), body: responseBody(res, this.#opts.bodyTimeoutMs) });
+      });
+      if (body === undefined) req.end();
+      else if (Buffer.isBuffer(body)) req.end(body);
+      else {
+        body.on('error', (err: Error) => fail(err));
+        body.pipe(req);
+      }
+    });
+  }
+
+  #agentFor(ep: Endpoint, cert: ClientCertificate | undefined): HttpAgent {
     const key = `${endpointKey(ep)}|${cert ? certHash([cert]) : ''}`;
     let agent = this.#agents.get(key);
     if (!agent) {
-      agent = new Agent({
-        connect: {
-          timeout: this.#opts.connectTimeoutMs,
+      // `timeout` closes a pooled connection idle that long (the agent applies it to free sockets).
+      agent = ep.scheme === 'https'
+        ? new HttpsAgent({
+          keepAlive: true,
+          timeout: KEEP_ALIVE_MS,
           rejectUnauthorized: !ep.skipVerify,
           ...(ep.caPem.length ? { ca: ep.caPem } : {}),
           ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}),
-        },
-        headersTimeout: this.#opts.headersTimeoutMs,
-        bodyTimeout: this.#opts.bodyTimeoutMs,
-        keepAliveTimeout: 30_000,
-      });
+        })
+        : new HttpAgent({ keepAlive: true, timeout: KEEP_ALIVE_MS });
       this.#agents.set(key, agent);
     }
     return agent;
   }
+}
+
+const KEEP_ALIVE_MS = 30_000;
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+/** Header values as strings, or arrays where the response repeated a header (WWW-Authenticate). */
+function distinctHeaders(res: IncomingMessage): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, values] of Object.entries(res.headersDistinct)) out[name] = values && values.length === 1 ? values[0] : values;
+  return out;
+}
+
+/**
+ * The response as a body stream: an idle pause longer than `idleMs` fails it with BODY_TIMEOUT, and
+ * `dump()` drains what nobody wants (a small rest keeps the connection; more closes it).
+ */
+function responseBody(res: IncomingMessage, idleMs: number): ResponseBody {
+  const socket = res.socket;
+  const onIdle = (): void => {
+    res.destroy(codedError(BODY_TIMEOUT, `the body paused for more than ${idleMs} ms`));
+  };
+  socket.setTimeout(idleMs);
+  socket.on('timeout', onIdle);
+  // The socket goes back to the pool (which sets its own idle timeout) or is closed.
+  res.once('close', () => socket.removeListener('timeout', onIdle));
+  const body = res as ResponseBody;
+  body.dump = () => new Promise<void>((resolve) => {
+    if (res.complete || res.destroyed) {
+      resolve();
+      return;
+    }
+    let read = 0;
+    res.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > DUMP_MAX_BYTES) res.destroy();
+    });
+    res.once('close', () => resolve());
+    res.once('error', () => resolve());
+    res.once('end', () => resolve());
+    res.resume();
+  });
+  return body;
 }
 
 /** An endpoint's TLS identity: scheme, host, verification, CAs and client certificates (hashed, never the key itself). */

@@ -14,10 +14,10 @@ async function loaded(mode: string): Promise<{ tracing: boolean; packages: strin
   return JSON.parse(stdout) as { tracing: boolean; packages: string[] };
 }
 
-// Only the daemon or an enabled feature needs these.
-const NOT_IN_FUSE_SERVER = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'better-sqlite3', '@opentelemetry/resources', '@opentelemetry/sdk-trace-base', '@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-metrics', 'ioredis', 'fuse-native'];
+// Only the daemon or an enabled feature needs these (undici and the semantic conventions: nobody).
+const NOT_IN_FUSE_SERVER = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'better-sqlite3', '@opentelemetry/resources', '@opentelemetry/sdk-trace-base', '@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-metrics', 'ioredis', 'fuse-native', 'undici', '@opentelemetry/semantic-conventions'];
 
-t.test('the FUSE server with telemetry off loads no gRPC, metadata store or OpenTelemetry SDK', async (t) => {
+t.test('the FUSE server with telemetry off loads no gRPC, metadata store, undici or OpenTelemetry SDK', async (t) => {
   const r = await loaded('fuse-server');
   t.equal(r.tracing, false);
   t.ok(r.packages.includes('pino'), `the check sees packages (${r.packages.join(', ')})`);
