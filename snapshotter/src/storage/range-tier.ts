@@ -430,7 +430,7 @@ export class RangeTier {
     return {
       get: (i) => cc.getBlob(key(i), ref),
       // Queued, not published here: the reads waiting on the next spans come first.
-      put: (i, data, reload) => this.#offers.enqueue({ key: key(i), data, reload, publish: (d) => cc.putBlob(key(i), d, ref) }),
+      put: (i, data, reload) => this.#offers.enqueue({ key: key(i), group: ref.diffId, data, reload, publish: (d) => cc.putBlob(key(i), d, ref) }),
     };
   }
 }

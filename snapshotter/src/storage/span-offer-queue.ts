@@ -12,6 +12,10 @@
  * sparse file, verified against its sha256 again before it is published (`reload`). An offer whose
  * span is gone by then (layer closed, completed, evicted) is dropped and counted. `close` (shutdown)
  * publishes what is queued without waiting for idle, for at most `closeFlushMs`, and drops the rest.
+ *
+ * Drops and failures are logged once per batch (whenever the pump pauses or drains), one line per
+ * layer with a count: a layer that completes with thousands of spans queued drops all of them in
+ * a burst, and a line per span would flood the log.
  */
 import { messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
@@ -21,6 +25,8 @@ import { systemClock, type Clock } from '../util/clock.js';
 export interface SpanOffer {
   /** The blob's name in the ContentCache (logs). */
   key: string;
+  /** What the span belongs to (its layer's diffID): drops and failures are logged per group. */
+  group?: string;
   /** The span's verified bytes, while the queue may hold them. */
   data: Buffer | undefined;
   /** The span again from disk, checked against its sha256; undefined when it is gone or differs. */
@@ -63,6 +69,14 @@ interface Queued {
   at: number;
 }
 
+/** Drops or failures of one group since the last log line. */
+interface Tally {
+  count: number;
+  /** The first offer's key and error (a sample; the others are alike or counted). */
+  key: string;
+  err?: string;
+}
+
 /** A FIFO of span offers published while on-demand reads pause; see the module comment. */
 export class SpanOfferQueue {
   readonly stats: SpanOfferStats = { queued: 0, published: 0, reloaded: 0, forced: 0, dropped: 0 };
@@ -84,6 +98,9 @@ export class SpanOfferQueue {
   #closed = false;
   /** While closing: publish without waiting, until then. */
   #flushUntil = Number.POSITIVE_INFINITY;
+  /** Drops (span gone) and failures (publish threw) not yet logged, by group. */
+  readonly #gone = new Map<string, Tally>();
+  readonly #failed = new Map<string, Tally>();
 
   constructor(o: SpanOfferQueueOptions = {}) {
     this.#idleMs = Math.max(0, o.idleMs ?? 100);
@@ -157,6 +174,7 @@ export class SpanOfferQueue {
     this.#flushUntil = this.#clock.nowMs() + this.#closeFlushMs;
     this.#stop.abort();
     await this.#pumping;
+    this.#logTallies();
     const left = this.size;
     if (left > 0) {
       this.stats.dropped += left;
@@ -173,6 +191,7 @@ export class SpanOfferQueue {
     for (;;) {
       if (this.size === 0 || (this.#closed && this.#clock.nowMs() >= this.#flushUntil)) {
         if (running.size === 0) {
+          this.#logTallies();
           this.#pumping = undefined;
           return;
         }
@@ -185,6 +204,7 @@ export class SpanOfferQueue {
         continue;
       }
       if (wait > 0) {
+        this.#logTallies();
         await this.#clock.sleep(wait, this.#stop.signal).catch(() => {});
         continue;
       }
@@ -228,7 +248,7 @@ export class SpanOfferQueue {
         data = await q.offer.reload();
         if (!data) {
           this.stats.dropped++;
-          this.#log.debug({ key: q.offer.key }, 'span offer dropped: the span is no longer on disk');
+          tally(this.#gone, q.offer);
           return;
         }
         this.stats.reloaded++;
@@ -237,7 +257,26 @@ export class SpanOfferQueue {
       this.stats.published++;
     } catch (err) {
       this.stats.dropped++;
-      this.#log.debug({ key: q.offer.key, err: messageOf(err) }, 'span offer failed');
+      tally(this.#failed, q.offer, messageOf(err));
     }
   }
+
+  /** One line per group for the drops and failures since the last call. */
+  #logTallies(): void {
+    for (const [group, t] of this.#gone) {
+      this.#log.info({ group, offers: t.count, key: t.key }, 'span offers dropped: their spans are no longer on disk');
+    }
+    for (const [group, t] of this.#failed) {
+      this.#log.info({ group, offers: t.count, key: t.key, err: t.err }, 'span offers failed');
+    }
+    this.#gone.clear();
+    this.#failed.clear();
+  }
+}
+
+function tally(m: Map<string, Tally>, offer: SpanOffer, err?: string): void {
+  const group = offer.group ?? offer.key;
+  const t = m.get(group);
+  if (t) t.count++;
+  else m.set(group, err === undefined ? { count: 1, key: offer.key } : { count: 1, key: offer.key, err });
 }

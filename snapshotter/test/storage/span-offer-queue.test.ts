@@ -146,7 +146,35 @@ t.test('beyond maxHeldBytes an offer holds no bytes and re-reads its span; a spa
   t.same(published, ['a:10', 'b:10', 'c:10'], 'c from its re-read, d not at all');
   t.same(reloads, ['c'], 'only the offer without bytes re-read its span');
   t.same({ reloaded: q.stats.reloaded, dropped: q.stats.dropped, published: q.stats.published }, { reloaded: 1, dropped: 1, published: 3 });
-  t.ok(records.some((r) => r['msg'] === 'span offer dropped: the span is no longer on disk' && r['key'] === 'd'));
+  t.ok(records.some((r) => r['msg'] === 'span offers dropped: their spans are no longer on disk' && r['key'] === 'd' && r['offers'] === 1));
+});
+
+t.test('a layer whose spans are all gone is logged once with a count, not once per span', async (t) => {
+  const clock = new SteppedClock();
+  const { log, records } = recordingLogger();
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxHeldBytes: 0, log });
+  const { published, make } = offers();
+  const end = q.demand();
+  const gone = { reload: async () => undefined };
+  for (let i = 0; i < 500; i++) q.enqueue(make(`a${i}`, 10, { group: 'layer-a', ...gone }));
+  for (let i = 0; i < 3; i++) q.enqueue(make(`b${i}`, 10, { group: 'layer-b', ...gone }));
+  q.enqueue(make('c', 10, { group: 'layer-c', publish: () => Promise.reject(new Error('boom')) }));
+  q.enqueue(make('c2', 10, { group: 'layer-c', publish: () => Promise.reject(new Error('boom')) }));
+  q.enqueue(make('d', 10, { group: 'layer-d' }));
+  end();
+  clock.advance(100);
+  await q.settled();
+  t.same(published, ['d:10']);
+  t.equal(q.stats.dropped, 505);
+  const dropped = records.filter((r) => r['msg'] === 'span offers dropped: their spans are no longer on disk');
+  t.same(dropped.map((r) => [r['group'], r['offers'], r['key']]), [['layer-a', 500, 'a0'], ['layer-b', 3, 'b0']]);
+  const failed = records.filter((r) => r['msg'] === 'span offers failed');
+  t.same(failed.map((r) => [r['group'], r['offers'], r['err']]), [['layer-c', 2, 'boom']]);
+
+  // The next batch starts a new count.
+  q.enqueue(make('a500', 10, { group: 'layer-a', ...gone }));
+  await q.settled();
+  t.same(records.filter((r) => r['msg'] === 'span offers dropped: their spans are no longer on disk').map((r) => r['offers']), [500, 3, 1]);
 });
 
 t.test('a publication that fails does not stop the queue', async (t) => {
