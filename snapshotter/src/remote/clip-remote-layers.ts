@@ -300,7 +300,8 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!file) return false;
     let result: Awaited<ReturnType<typeof checkIndexAgainstLayer>>;
     try {
-      result = await checkIndexAgainstLayer(m.index, file.read, m.ref.uncompressedSize, this.#o.limits);
+      // openComplete serves only a layer verified against m.ref.diffId: not hashed a second time.
+      result = await checkIndexAgainstLayer(m.index, file.read, m.ref.uncompressedSize, this.#o.limits, m.ref.diffId);
     } catch (err) {
       // No verdict (the layer could not be read or parsed): checked again at the next completion.
       m.log.warn({ layer: m.ref.digest, diff_id: m.ref.diffId, err: messageOf(err), code: findClipError(err)?.code }, 'index check against the completed layer could not run');

@@ -53,9 +53,13 @@ const clip = (v: string | undefined): string => (v === undefined ? '-' : v.lengt
 
 /**
  * Rebuild the index of a complete layer of `size` bytes through `read` and compare it with
- * `claimed`. Rejects only when the layer cannot be read or parsed (no verdict).
+ * `claimed`. Rejects only when the layer cannot be read or parsed (no verdict). `verifiedDiffId`:
+ * the diffID the layer's bytes were verified against when it completed (the layer ref's); the
+ * bytes are then not hashed again, and the claimed index's diffID is compared with it.
  */
-export async function checkIndexAgainstLayer(claimed: ClipIndexReader, read: CompleteLayerRead, size: number, limits?: Partial<ClipLimits>): Promise<IndexCheckResult> {
+export async function checkIndexAgainstLayer(
+  claimed: ClipIndexReader, read: CompleteLayerRead, size: number, limits?: Partial<ClipLimits>, verifiedDiffId?: string,
+): Promise<IndexCheckResult> {
   async function* chunks(): AsyncGenerator<Buffer> {
     for (let off = 0; off < size; off += CHUNK) {
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - off));
@@ -69,7 +73,7 @@ export async function checkIndexAgainstLayer(claimed: ClipIndexReader, read: Com
       if (done < buf.length) return;
     }
   }
-  const built = await buildIndex(Readable.from(chunks()), limits ? { limits } : {});
+  const built = await buildIndex(Readable.from(chunks()), { ...(limits ? { limits } : {}), verifiedDiffId });
   // The blob's digest and compression are not in the tar: carried over so both name the same layer.
   const actual: ClipIndex = { meta: { ...built.meta, compressedDigest: claimed.meta.compressedDigest, compression: claimed.meta.compression }, entries: built.entries };
   const diff = indexDifference(claimed, decodeIndex(encodeIndex(actual), limits));

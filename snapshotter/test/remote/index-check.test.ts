@@ -45,3 +45,22 @@ t.test('a layer that cannot be parsed is no verdict: the check rejects', async (
   const junk = Buffer.alloc(layerTar.length, 0x41);
   await t.rejects(checkIndexAgainstLayer(decoded(built), readerOf(junk), junk.length), { name: 'ClipError' });
 });
+
+t.test('with the diffID the completed layer was verified against, the bytes are not hashed again and that diffID is what the index is compared with', async (t) => {
+  const built = await buildIndex(Readable.from([layerTar]));
+  const ok = await checkIndexAgainstLayer(decoded(built), readerOf(layerTar), layerTar.length, undefined, built.meta.diffId);
+  t.equal(ok.mismatch, undefined, 'the true index, the true diffID');
+  const forged = await checkIndexAgainstLayer(decoded(forge(built, 'tool', { mode: 0o4755 })), readerOf(layerTar), layerTar.length, undefined, built.meta.diffId);
+  t.equal(forged.mismatch?.code, 'CLIP_INDEX_MISMATCH', 'entries are still compared');
+
+  // A diffID that is not the bytes' hash is taken as given: proof the bytes were not hashed here.
+  const other = `sha256:${'ab'.repeat(32)}`;
+  const taken = await checkIndexAgainstLayer(decoded(built), readerOf(layerTar), layerTar.length, undefined, other);
+  t.equal(taken.actual.meta.diffId, other);
+  t.match(taken.mismatch?.message, /diffID/, 'an index claiming another diffID than the verified one is a mismatch');
+  const direct = await buildIndex(Readable.from([layerTar]), { verifiedDiffId: other });
+  t.same([direct.meta.diffId, direct.meta.compressedDigest, direct.entries.length], [other, '', built.entries.length]);
+  const checked = await buildIndex(Readable.from([layerTar]), { verifiedDiffId: other, compressedDigest: built.meta.compressedDigest });
+  t.equal(checked.meta.compressedDigest, built.meta.compressedDigest, 'a compressed digest asked for is still computed and checked');
+  await t.rejects(buildIndex(Readable.from([layerTar]), { verifiedDiffId: other, compressedDigest: other }), { code: 'CLIP_LAYER_DIGEST_MISMATCH' });
+});
