@@ -2,8 +2,6 @@
  * The on-disk tier's bookkeeping: which complete layers are in `<cacheDir>` (one file per diffID
  * hex, `<hex>.partial` while downloading), their sizes and last use, for LRU eviction.
  */
-import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/index.js';
@@ -91,9 +89,5 @@ export class DiskCache {
   }
 }
 
-/** The sha256 hex of a file, streamed in 1 MiB reads (the hash runs per chunk between reads). */
-export async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+/** The sha256 hex of a file, hashed on a worker thread (`hash-file.ts`). */
+export { hashFile } from './hash-file.js';
