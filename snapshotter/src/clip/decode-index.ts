@@ -3,7 +3,7 @@
  * bounds, then a single validation pass over every row so the reader never reads out of bounds.
  */
 import { crc32 } from 'node:zlib';
-import { uncompressSync } from 'lz4-napi';
+import { uncompressSync } from '../util/lz4.js';
 import { dataCorrupt, invalidArgument } from '../errors/index.js';
 import { ClipIndexReader, type IndexLayout } from './index-reader.js';
 import {

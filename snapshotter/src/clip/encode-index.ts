@@ -1,6 +1,6 @@
 /** Serialization of a built index into the versioned, LZ4-compressed binary format. */
 import { crc32 } from 'node:zlib';
-import { compressSync } from 'lz4-napi';
+import { compressSync } from '../util/lz4.js';
 import { invalidArgument } from '../errors/index.js';
 import {
   COMPRESSION_CODES, FLAG_OPAQUE, HEADER_BYTES, MAGIC, META, ROW, SECTION, SECTION_ROW_BYTES, TYPE_CODES,

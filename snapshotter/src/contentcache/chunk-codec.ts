@@ -10,7 +10,7 @@
  * with a key reads only signed objects (v2, v3), a node without one only v1.
  */
 import { crc32 } from 'node:zlib';
-import { compress, uncompress, uncompressSync } from 'lz4-napi';
+import { compress, uncompress, uncompressSync } from '../util/lz4.js';
 import { chunkDigest, MAC_BYTES, type ObjectMac } from './object-mac.js';
 
 /** First byte of a chunk or blob value: how the payload is encoded. */

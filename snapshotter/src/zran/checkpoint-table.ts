@@ -15,7 +15,7 @@
  * uncompressedSize); its sha256 lets a range read verify every span it inflates, since the diffID
  * covers only the whole.
  */
-import { compressSync, uncompressSync } from 'lz4-napi';
+import { compressSync, uncompressSync } from '../util/lz4.js';
 import { dataCorrupt } from '../errors/index.js';
 import { readU64 as readOffset, tableCorrupt, writeU64 } from './table-bytes.js';
 

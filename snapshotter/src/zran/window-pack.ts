@@ -13,7 +13,7 @@
  *   pack = the lz4-napi blocks of every window, in point order
  */
 import { createHash } from 'node:crypto';
-import { compressSync, uncompressSync } from 'lz4-napi';
+import { compressSync, uncompressSync } from '../util/lz4.js';
 import { dataCorrupt } from '../errors/index.js';
 import { tableCorrupt } from './table-bytes.js';
 import { decodeCheckpointTable, encodeCheckpointTable, isPackedTable, type GzipCheckpoint, type PackedWindow, type WindowPackRef } from './checkpoint-table.js';
