@@ -6,17 +6,14 @@
  * changed): node C's container still reads the true file, the planted piece refused and counted.
  */
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { encodeChunk } from '../../snapshotter/src/contentcache/chunk-codec.js';
 import { RedisKeys } from '../../snapshotter/src/contentcache/index.js';
 import { eventually, logRecords, metric, pullAndRun, startClusterNode, writeClusterKey } from '../harness/clip-node.js';
 import { createHarness } from '../harness/index.js';
 import { startRedis } from '../harness/redis.js';
-import { buildAndPushImages, packLayer } from '../images/index.js';
-import { baseLayerOf, gzipLayer, pushCraftedImage } from '../security/crafted-image.js';
+import { pushBigFileImage } from '../images/big-file-image.js';
 
 t.setTimeout(900_000);
 
@@ -33,14 +30,7 @@ async function counter(url: string, name: string, labels: string): Promise<numbe
 t.test('a container on a ContentCache-warm node reads a large file through the bulk worker; a planted piece is refused', async (t) => {
   const [ha, hb, hc] = ['a', 'b', 'c'].map((n) => createHarness(t, `clip-bulk-${n}-`)) as [ReturnType<typeof createHarness>, ReturnType<typeof createHarness>, ReturnType<typeof createHarness>];
   const registry = await ha.startRegistry();
-  const { busybox } = await buildAndPushImages({ hostPort: registry.hostPort }, ['busybox']);
-  const src = join(ha.root, 'layer');
-  mkdirSync(join(src, 'data'), { recursive: true });
-  const payload = randomBytes(FILE_MIB << 20);
-  writeFileSync(join(src, 'data', 'big.bin'), payload);
-  await packLayer(src, `${src}.tar`);
-  const tar = readFileSync(`${src}.tar`);
-  const image = await pushCraftedImage(registry.hostPort, 'bulk', [baseLayerOf(busybox), gzipLayer(tar)]);
+  const { image, payload, tar } = await pushBigFileImage(registry.hostPort, ha.root, 'bulk', FILE_MIB);
   const big = image.layers[1]!;
   const want = createHash('sha256').update(payload).digest('hex');
   const redis = await startRedis(t);

@@ -13,10 +13,16 @@ import { startRedis } from '../harness/redis.js';
 
 const base = { cluster: false, username: '', password: '', tls: false, timeoutMs: 1_000 };
 
-t.test('shared suite: standalone Redis', async (t) => {
+/** A fresh Redis and a plain client of it (to plant and inspect keys), both gone at teardown. */
+async function redisWithClient(t: Parameters<typeof startRedis>[0]): Promise<{ server: Awaited<ReturnType<typeof startRedis>>; raw: Redis }> {
   const server = await startRedis(t);
   const raw = new Redis({ port: server.port, host: '127.0.0.1' });
   t.teardown(() => raw.disconnect());
+  return { server, raw };
+}
+
+t.test('shared suite: standalone Redis', async (t) => {
+  const { server, raw } = await redisWithClient(t);
   const keys = new RedisKeys();
   contentCacheSuite(t, { raw, keys, make: (o) => new RedisContentCache({ ...base, addresses: [server.address], lockTtlMs: 2_000, ...o }) });
 });
@@ -102,9 +108,7 @@ t.test('with a cluster key: planted objects with self-consistent checksums are m
   const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
   const { encodeBlob, encodeChunk, encodeManifest, chunkCrc } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const server = await startRedis(t);
-  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
-  t.teardown(() => raw.disconnect());
+  const { server, raw } = await redisWithClient(t);
   const key = randomBytes(32);
   const failures: string[] = [];
   // Every cache is a connection that keeps the test process alive until closed.
@@ -176,9 +180,7 @@ t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker threa
   const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
   const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const server = await startRedis(t);
-  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
-  t.teardown(() => raw.disconnect());
+  const { server, raw } = await redisWithClient(t);
   const mac = new ObjectMac([randomBytes(32)]);
   const failures: string[] = [];
   const make = (): RedisContentCache => {
@@ -224,9 +226,7 @@ t.test('bulk reads: a sequential reader\'s chunks come checked from the worker; 
   const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
   const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const server = await startRedis(t);
-  const raw = new Redis({ port: server.port, host: '127.0.0.1' });
-  t.teardown(() => raw.disconnect());
+  const { server, raw } = await redisWithClient(t);
   const mac = new ObjectMac([randomBytes(32)]);
   const CS = 1 << 20;
   const failures: string[] = [];

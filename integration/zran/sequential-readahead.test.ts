@@ -5,13 +5,11 @@
  * in a few large Range requests (readahead), not one request per span.
  */
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHarness, runClipCli } from '../harness/index.js';
-import { buildAndPushImages, packLayer } from '../images/index.js';
-import { baseLayerOf, gzipLayer, pushCraftedImage } from '../security/crafted-image.js';
+import { pushBigFileImage } from '../images/big-file-image.js';
 import { rangeReadNodeConfig } from './range-node-config.js';
 
 t.setTimeout(600_000);
@@ -22,14 +20,7 @@ const SPAN = 256 * 1024;
 t.test('a container reading a large lazy file whole gets its spans in a few large Range requests', async (t) => {
   const h = createHarness(t, 'clip-readahead-');
   const registry = await h.startRegistry();
-  const { busybox } = await buildAndPushImages({ hostPort: registry.hostPort }, ['busybox']);
-  const src = join(h.root, 'layer');
-  mkdirSync(join(src, 'data'), { recursive: true });
-  const payload = randomBytes(FILE_MIB << 20);
-  writeFileSync(join(src, 'data', 'big.bin'), payload);
-  await packLayer(src, `${src}.tar`);
-  const big = gzipLayer(readFileSync(`${src}.tar`));
-  const image = await pushCraftedImage(registry.hostPort, 'readahead', [baseLayerOf(busybox), big]);
+  const { image, payload } = await pushBigFileImage(registry.hostPort, h.root, 'readahead', FILE_MIB);
   const bigDigest = image.layers[1]!.digest;
 
   const c = await h.startContainerd({ snapshotters: { clip: h.snapshotterPaths.address }, plainHttpRegistries: [registry.hostPort] });

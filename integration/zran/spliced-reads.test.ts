@@ -7,14 +7,12 @@
  * byte-exact, and `clip_spliced_reads_total` must count such replies.
  */
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHarness } from '../harness/index.js';
-import { buildAndPushImages, packLayer } from '../images/index.js';
 import { startRedis } from '../harness/redis.js';
-import { baseLayerOf, gzipLayer, pushCraftedImage } from '../security/crafted-image.js';
+import { pushBigFileImage } from '../images/big-file-image.js';
 import { clip, startClusterNode } from '../harness/clip-node.js';
 
 t.setTimeout(300_000);
@@ -36,13 +34,7 @@ async function counter(url: string, name: string): Promise<number> {
 t.test('a lazy file read whole: replies for spans already on disk are spliced from the sparse file, byte-exact', async (t) => {
   const h = createHarness(t, 'clip-splice-');
   const registry = await h.startRegistry();
-  const { busybox } = await buildAndPushImages({ hostPort: registry.hostPort }, ['busybox']);
-  const src = join(h.root, 'layer');
-  mkdirSync(join(src, 'data'), { recursive: true });
-  const payload = randomBytes(FILE_MIB << 20);
-  writeFileSync(join(src, 'data', 'big.bin'), payload);
-  await packLayer(src, `${src}.tar`);
-  const image = await pushCraftedImage(registry.hostPort, 'splice', [baseLayerOf(busybox), gzipLayer(readFileSync(`${src}.tar`))]);
+  const { image, payload } = await pushBigFileImage(registry.hostPort, h.root, 'splice', FILE_MIB);
   const indexCfg = join(h.root, 'index-config.toml');
   await writeFile(indexCfg, TOML);
   t.equal((await clip(['index', image.ref, '--plain-http', '--config', indexCfg])).code, 0, 'indexes with checkpoints published');

@@ -1,19 +1,10 @@
 import t from 'tap';
 import { ClipError } from '../../src/errors/index.js';
 import { RevocableReader } from '../../src/remote/revocable-reader.js';
-import type { LayerReader } from '../../src/storage/index.js';
-
-const layer = { ref: 'r/x:1', digest: 'sha256:aa', diffId: 'sha256:bb', uncompressedSize: 1 << 20 };
+import { fastPathReader, plainReader } from './fast-path-reader.js';
 
 t.test("a revocable reader forwards its reader's fast paths until revoked, then every read fails", async (t) => {
-  const inner: LayerReader = {
-    layer,
-    read: async () => 10,
-    readNow: () => 10,
-    diskRange: (offset) => ({ fd: 7, position: offset, served: () => {} }),
-    check: async () => {},
-    close: async () => {},
-  };
+  const inner = fastPathReader();
   const r = new RevocableReader(inner);
   t.equal(r.readNow?.(Buffer.alloc(10), 0, 10, 0), 10, 'readNow forwarded');
   t.equal(r.diskRange?.(100, 10)?.position, 100, 'diskRange forwarded');
@@ -22,7 +13,7 @@ t.test("a revocable reader forwards its reader's fast paths until revoked, then 
   t.equal(r.readNow?.(Buffer.alloc(10), 0, 10, 0), 0, 'revoked: readNow serves nothing');
   t.equal(r.diskRange?.(100, 10), undefined, 'revoked: no file range');
   await t.rejects(r.read(Buffer.alloc(10), 0, 10, 0), err, 'and the read that follows fails with the quarantine error');
-  const plain = new RevocableReader({ layer, read: async () => 0, check: async () => {}, close: async () => {} });
+  const plain = new RevocableReader(plainReader());
   t.equal(plain.readNow, undefined, 'a reader without fast paths: none forwarded');
   t.equal(plain.diskRange, undefined);
 });
