@@ -5,18 +5,17 @@
  * behind the completion of the layers it was not reading (issue 15). Inline only when no worker
  * can be started.
  */
-import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { unavailable } from '../errors/index.js';
 import { WorkerChannel } from '../util/worker-channel.js';
+import { sha256File } from './sha256-file.js';
 
 /** The slowest disk read this deadline allows for (bytes/s), and its floor: a worker that has not answered by then is replaced. */
 const MIN_BYTES_PER_SEC = 4 * 1024 * 1024;
 const MIN_DEADLINE_MS = 60_000;
 
 const channel = new WorkerChannel<{ path: string }, string>(new URL('./hash-file-worker.js', import.meta.url), {
-  timeoutError: (ms) => unavailable('CLIP_LAYER_READ_TIMEOUT', `sha256 of a cached layer not computed by its worker within ${ms} ms`),
+  timeoutError: (ms) => unavailable('CLIP_LAYER_READ_TIMEOUT', `sha256 of a layer file not computed by its worker within ${ms} ms`),
 });
 
 /** Counters (tests): files hashed on the worker, and inline. */
@@ -36,8 +35,4 @@ export async function hashFile(path: string): Promise<string> {
 }
 
 /** The sha256 hex of a file, streamed in 1 MiB reads on this thread. */
-export async function hashFileInline(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+export const hashFileInline = sha256File;
