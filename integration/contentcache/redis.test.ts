@@ -4,12 +4,17 @@
  * breaker in front of them.
  */
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { NoContentCache, RedisContentCache, RedisKeys, createContentCache } from '../../snapshotter/src/contentcache/index.js';
+import { pino } from 'pino';
+import { NoContentCache, ObjectMac, RedisContentCache, RedisKeys, createContentCache } from '../../snapshotter/src/contentcache/index.js';
+import { chunkCrc, encodeBlob, encodeChunk, encodeManifest } from '../../snapshotter/src/contentcache/chunk-codec.js';
 import { parseConfig } from '../../snapshotter/src/config/index.js';
 import { silentLogger } from '../../snapshotter/src/log/index.js';
 import { contentCacheSuite, freshKey, makeContent } from './content-cache-suite.js';
 import { startRedis } from '../harness/redis.js';
+import { waitUntil } from '../harness/index.js';
 
 const base = { cluster: false, username: '', password: '', tls: false, timeoutMs: 1_000 };
 
@@ -19,6 +24,25 @@ async function redisWithClient(t: Parameters<typeof startRedis>[0]): Promise<{ s
   const raw = new Redis({ port: server.port, host: '127.0.0.1' });
   t.teardown(() => raw.disconnect());
   return { server, raw };
+}
+
+type CacheOptions = ConstructorParameters<typeof RedisContentCache>[0];
+
+/** A fresh Redis, a cluster key, a temp dir and a maker of signed caches that count refusals by kind. */
+async function signedCaches(t: Parameters<typeof startRedis>[0], o: Partial<CacheOptions> = {}): Promise<{
+  server: Awaited<ReturnType<typeof startRedis>>; raw: Redis; dir: string; failures: string[]; make: (more?: Partial<CacheOptions>) => RedisContentCache;
+}> {
+  const { server, raw } = await redisWithClient(t);
+  const mac = new ObjectMac([randomBytes(32)]);
+  const failures: string[] = [];
+  const make = (more: Partial<CacheOptions> = {}): RedisContentCache => {
+    const c = new RedisContentCache({ ...base, addresses: [server.address], mac, onVerificationFailure: (kind) => failures.push(kind), ...o, ...more });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const dir = await mkdtemp('/tmp/clip-cc-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return { server, raw, dir, failures, make };
 }
 
 t.test('shared suite: standalone Redis', async (t) => {
@@ -42,7 +66,6 @@ t.test('AUTH: the right password works, a wrong one is unavailable (and never lo
   t.teardown(() => none.close());
   await t.rejects(none.getBlob(key), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE' });
   const lines: string[] = [];
-  const { pino } = await import('pino');
   const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
   const wrong = createContentCache(
     parseConfig(`[content_cache]\nbackend = "redis"\naddresses = ["${server.address}"]\npassword = "file-pw"\nallow_unverified = true\n`, 'x').contentCache,
@@ -81,7 +104,6 @@ t.test('Redis down: unavailable at once (not after timeout_ms), and back when it
   t.teardown(() => never.close());
   await t.rejects(never.has(key, 1), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: refused }, 'a cache that never connected fails at once too');
   await server.restart();
-  const { waitUntil } = await import('../harness/index.js');
   await waitUntil('reconnect', () => cc.has(key, 1).then(() => true, () => false), 10_000, 100);
   t.pass('reconnected after Redis came back');
 });
@@ -91,7 +113,6 @@ t.test('chunks are LZ4-compressed in Redis', async (t) => {
   const cc = new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: 65536 });
   t.teardown(() => cc.close());
   const text = Buffer.from('compressible layer bytes\n'.repeat(10_000));
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
   const dir = await mkdtemp('/tmp/clip-cc-');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(`${dir}/l`, text);
@@ -104,10 +125,6 @@ t.test('chunks are LZ4-compressed in Redis', async (t) => {
 });
 
 t.test('with a cluster key: planted objects with self-consistent checksums are misses, never served (issue 12)', async (t) => {
-  const { randomBytes } = await import('node:crypto');
-  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
-  const { encodeBlob, encodeChunk, encodeManifest, chunkCrc } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
   const { server, raw } = await redisWithClient(t);
   const key = randomBytes(32);
   const failures: string[] = [];
@@ -176,21 +193,8 @@ t.test('with a cluster key: planted objects with self-consistent checksums are m
 });
 
 t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker thread, planted ones still refused', async (t) => {
-  const { randomBytes } = await import('node:crypto');
-  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
-  const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { server, raw } = await redisWithClient(t);
-  const mac = new ObjectMac([randomBytes(32)]);
-  const failures: string[] = [];
-  const make = (): RedisContentCache => {
-    const c = new RedisContentCache({ ...base, addresses: [server.address], mac, onVerificationFailure: (kind) => failures.push(kind) });
-    t.teardown(() => c.close());
-    return c;
-  };
+  const { raw, dir, failures, make } = await signedCaches(t);
   const CS = 4 << 20;
-  const dir = await mkdtemp('/tmp/clip-cc-');
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
   // Random bytes stay raw (LZ4 would not shrink them), text is LZ4: both encodings cross the thread.
   const data = Buffer.concat([randomBytes(CS), Buffer.from('a line of a file\n'.repeat(Math.ceil((CS + 12345) / 17))).subarray(0, CS + 12345)]);
   await writeFile(`${dir}/layer`, data);
@@ -222,21 +226,8 @@ t.test('with a cluster key and 4 MiB chunks: chunks are hashed on a worker threa
 });
 
 t.test('bulk reads: a sequential reader\'s chunks come checked from the worker; planted ones still refused; a paused or dead Redis fails by its deadline or at once', async (t) => {
-  const { randomBytes } = await import('node:crypto');
-  const { ObjectMac } = await import('../../snapshotter/src/contentcache/index.js');
-  const { encodeChunk } = await import('../../snapshotter/src/contentcache/chunk-codec.js');
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { server, raw } = await redisWithClient(t);
-  const mac = new ObjectMac([randomBytes(32)]);
   const CS = 1 << 20;
-  const failures: string[] = [];
-  const make = (o: Partial<ConstructorParameters<typeof RedisContentCache>[0]> = {}): RedisContentCache => {
-    const c = new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: CS, mac, onVerificationFailure: (kind) => failures.push(kind), ...o });
-    t.teardown(() => c.close());
-    return c;
-  };
-  const dir = await mkdtemp('/tmp/clip-cc-');
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { server, raw, dir, failures, make } = await signedCaches(t, { chunkSizeBytes: CS });
   const data = randomBytes(6 * CS + 777);
   await writeFile(`${dir}/layer`, data);
   const key = freshKey();
