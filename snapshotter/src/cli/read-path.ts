@@ -111,6 +111,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
       maxHeldBytes: cfg.contentCache.spanOfferMaxHeldBytes,
       closeFlushMs: cfg.contentCache.spanOfferCloseFlushMs,
     },
+    background: { idleMs: cfg.reads.backgroundIdleMs, maxDelayMs: cfg.reads.backgroundMaxDelayMs, runMs: cfg.reads.backgroundRunMs },
   });
   setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });
@@ -146,6 +147,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     ...(profiles ? { profiles } : {}),
     extractCompleted: cfg.cache.extractCompleted,
     fuseDriver: cfg.fuseServer.driver,
+    readActivity: store.readActivity,
     checkIndexes: cfg.index.checkForeignIndexes,
     quarantine,
     limits: clipLimitsOf(cfg),

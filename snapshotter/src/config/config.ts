@@ -73,6 +73,12 @@ export interface Config {
     backgroundRequestTimeoutMs: number;
     /** How long a layer whose range read failed transiently uses the whole-layer path. */
     rangeRetryAfterMs: number;
+    /** Background work (completion, hashing, publishing, extraction) waits until no FUSE request ran for this long. */
+    backgroundIdleMs: number;
+    /** The longest one batch of background work waits for FUSE requests to pause; 0 = it never waits. */
+    backgroundMaxDelayMs: number;
+    /** After a batch was let through by that bound, background work runs this long without waiting. */
+    backgroundRunMs: number;
   };
   cache: { maxSizeBytes: number; extractCompleted: boolean };
   contentCache: {

@@ -125,6 +125,10 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('stall_timeout_ms', 'stallTimeoutMs', 'integer', 30_000, positive),
       field('background_request_timeout_ms', 'backgroundRequestTimeoutMs', 'integer', 120_000, positive),
       field('range_retry_after_ms', 'rangeRetryAfterMs', 'integer', 30_000, nonNegative),
+      // Background work yields to containers' FUSE requests (storage/read-activity.ts).
+      field('background_idle_ms', 'backgroundIdleMs', 'integer', 100, nonNegative),
+      field('background_max_delay_ms', 'backgroundMaxDelayMs', 'integer', 1_000, nonNegative),
+      field('background_run_ms', 'backgroundRunMs', 'integer', 100, nonNegative),
     ],
   },
   {

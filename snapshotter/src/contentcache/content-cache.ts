@@ -30,6 +30,8 @@ export interface StoreOptions {
   signal?: AbortSignal;
   /** Called after each chunk is stored with the bytes stored so far. */
   onProgress?: (bytesStored: number) => void;
+  /** Each chunk waits for it before it is read, signed and compressed (background publishing yields to FUSE reads). */
+  beforeChunk?: () => Promise<void>;
 }
 
 /** What a publish did. */

@@ -84,6 +84,10 @@ async function uploadChunks(ctx: PublisherContext, u: Upload): Promise<number> {
     let buf: Buffer = Buffer.allocUnsafeSlow(size);
     for (let i = next++; i < u.chunks; i = next++) {
       checkContinue(u.key, u.lock, u.opts.signal);
+      if (u.opts.beforeChunk) {
+        await u.opts.beforeChunk();
+        checkContinue(u.key, u.lock, u.opts.signal);
+      }
       const start = i * ctx.chunkSizeBytes;
       const len = Math.min(ctx.chunkSizeBytes, u.size - start);
       await readFull(u.file, buf, len, start);

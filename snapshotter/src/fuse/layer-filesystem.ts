@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { failedPrecondition, messageOf, unavailable } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import type { LayerReader } from '../storage/layer-reader.js';
+import type { ReadActivitySink } from '../storage/read-activity.js';
 import { isMountPoint, lazyDetach } from './detach.js';
 import type { IndexView } from './index-view.js';
 import { LayerOps, type IdTranslation } from './layer-ops.js';
@@ -47,6 +48,8 @@ export interface LayerFilesystemOptions {
   ids?: IdTranslation | undefined;
   /** Default `libfuse`. */
   driver?: FuseDriver | undefined;
+  /** Hears of the mount's requests: the process's background work yields to them (`storage/read-activity.ts`). */
+  activity?: ReadActivitySink | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -90,7 +93,7 @@ export class LayerFilesystem {
       throw failedPrecondition('CLIP_FUSE_MOUNTED', `layer ${this.#layer} is already mounted at ${this.#mountpoint}`);
     }
     const mnt = resolve(mountpoint);
-    const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
+    const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids, activity: this.#opts.activity });
     if (this.driver === 'kernel') return this.#mountKernel(mnt, ops);
     const fuse = new (clipFuseClass())(mnt, ops.ops(), this.#nativeOptions(), this.#extraOptions());
     this.#fuse = fuse;
@@ -113,7 +116,7 @@ export class LayerFilesystem {
     try {
       this.#kernel = await KernelMount.mount({
         mountpoint: mnt, fsname: `clip:${shortDigest(this.#layer)}`, handler: this.#dispatcher(ops).handle, log: this.#log,
-        timeoutMs: this.#opts.mountTimeoutMs ?? DEFAULT_TIMEOUT_MS, maxReadahead: READAHEAD_BYTES,
+        timeoutMs: this.#opts.mountTimeoutMs ?? DEFAULT_TIMEOUT_MS, maxReadahead: READAHEAD_BYTES, activity: this.#opts.activity,
       });
     } catch (err) {
       ops.close();
@@ -165,7 +168,7 @@ export class LayerFilesystem {
     const ops = new LayerOps({ view: this.#opts.view, reader: this.#opts.reader, layer: this.#layer, logger: this.#log, ids: this.#opts.ids });
     this.#ops = ops;
     this.#mountpoint = h.mountpoint;
-    this.#kernel = KernelMount.adopt({ fd: h.fd, mountpoint: h.mountpoint, negotiated: h.negotiated, handler: this.#dispatcher(ops).handle, log: this.#log });
+    this.#kernel = KernelMount.adopt({ fd: h.fd, mountpoint: h.mountpoint, negotiated: h.negotiated, handler: this.#dispatcher(ops).handle, log: this.#log, activity: this.#opts.activity });
     this.#log.info({ mountpoint: h.mountpoint, driver: 'kernel' }, 'fuse: layer mount adopted');
   }
 

@@ -10,6 +10,7 @@ import type { Entry } from '../clip/types.js';
 import { dataCorrupt, findClipError, kindOf, messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import type { DiskRange, LayerReader } from '../storage/layer-reader.js';
+import type { ReadActivitySink } from '../storage/read-activity.js';
 import { dataRange, statOf, type FuseStat } from './entry-stat.js';
 import { getXattr, listXattrs } from './entry-xattrs.js';
 import { ERRNO, toErrno } from './errno.js';
@@ -36,6 +37,11 @@ export interface LayerOpsOptions {
   logger?: Logger | undefined;
   /** Owner translation for a user-namespaced container's view of the layer; absent = as stored. */
   ids?: IdTranslation | undefined;
+  /**
+   * libfuse driver: hears of each request (reads from start to reply, the rest as they come), so
+   * background work yields to them. The kernel driver's session reports its requests itself.
+   */
+  activity?: ReadActivitySink | undefined;
 }
 
 /**
@@ -54,6 +60,7 @@ export class LayerOps {
   readonly #layer: string;
   readonly #log: Logger;
   readonly #ids: IdTranslation | undefined;
+  readonly #activity: ReadActivitySink | undefined;
   readonly #handles = new HandleTable();
   #kernelHandles = 0;
   #closed = false;
@@ -64,6 +71,7 @@ export class LayerOps {
     this.#layer = opts.layer;
     this.#log = opts.logger ?? silentLogger();
     this.#ids = opts.ids;
+    this.#activity = opts.activity;
   }
 
   /** Number of open file and directory handles. */
@@ -79,21 +87,32 @@ export class LayerOps {
 
   /** The table to hand to fuse-native. */
   ops(): FuseOps {
+    const a = this.#activity;
+    // Metadata answers come from the index at once: noting the time is enough.
+    const touch = (): void => a?.touch();
     return {
       ...readOnlyOps(),
       init: (cb) => cb(0),
-      getattr: (path, cb) => this.#getattr(path, cb),
-      readdir: (path, cb) => this.#readdir(path, cb),
-      open: (path, flags, cb) => this.#open(path, flags, cb),
-      opendir: (path, _flags, cb) => this.#opendir(path, cb),
-      read: (path, fd, buf, len, pos, cb) => this.#read(path, fd, buf, len, pos, cb),
-      readlink: (path, cb) => this.#readlink(path, cb),
-      getxattr: (path, name, _position, cb) => this.#getxattr(path, name, cb),
-      listxattr: (path, cb) => this.#listxattr(path, cb),
+      getattr: (path, cb) => (touch(), this.#getattr(path, cb)),
+      readdir: (path, cb) => (touch(), this.#readdir(path, cb)),
+      open: (path, flags, cb) => (touch(), this.#open(path, flags, cb)),
+      opendir: (path, _flags, cb) => (touch(), this.#opendir(path, cb)),
+      read: a
+        ? (path, fd, buf, len, pos, cb) => {
+          a.begin();
+          this.#read(path, fd, buf, len, pos, (n) => {
+            a.end();
+            cb(n);
+          });
+        }
+        : (path, fd, buf, len, pos, cb) => this.#read(path, fd, buf, len, pos, cb),
+      readlink: (path, cb) => (touch(), this.#readlink(path, cb)),
+      getxattr: (path, name, _position, cb) => (touch(), this.#getxattr(path, name, cb)),
+      listxattr: (path, cb) => (touch(), this.#listxattr(path, cb)),
       statfs: (_path, cb) => cb(0, this.statfs()),
       release: (_path, fd, cb) => cb(this.#release(fd)),
       releasedir: (_path, fd, cb) => cb(this.#release(fd)),
-      access: (path, mode, cb) => this.#access(path, mode, cb),
+      access: (path, mode, cb) => (touch(), this.#access(path, mode, cb)),
     };
   }
 

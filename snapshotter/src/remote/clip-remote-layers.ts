@@ -12,7 +12,7 @@ import type { Negotiated } from '../fuse/kernel/wire.js';
 import { IdMapping, type IdRange } from '../snapshots/id-mapping.js';
 import type { Logger } from '../log/index.js';
 import type { RemoteLayers, RemoteMountContext } from '../snapshots/remote-layers.js';
-import type { LayerReader, LayerRef, LayerStore, QuarantineList } from '../storage/index.js';
+import type { LayerReader, LayerRef, LayerStore, QuarantineList, ReadActivitySink } from '../storage/index.js';
 import { StartTraceReader } from './start-trace-reader.js';
 import {
   ATTR_CLIP_INDEX_SOURCE,
@@ -78,6 +78,8 @@ export interface ClipRemoteLayersOptions {
   onExtracted?: (mountpoint: string) => void;
   /** The FUSE implementation of new mounts (`[fuse_server] driver`). Default libfuse. */
   fuseDriver?: FuseDriver;
+  /** Told of every FUSE request of every mount: the store's background work yields to them (`LayerStore.readActivity`). */
+  readActivity?: ReadActivitySink;
 }
 
 /**
@@ -232,7 +234,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     start?.addLayer(index.meta.diffId);
     const reader = this.#o.starts && start ? new StartTraceReader(recorded, this.#o.starts, start.image) : recorded;
     const revocable = new RevocableReader(reader);
-    const fs = new LayerFilesystem({ view: index, reader: revocable, logger: ctx.log, driver: this.#o.fuseDriver });
+    const fs = new LayerFilesystem({ view: index, reader: revocable, logger: ctx.log, driver: this.#o.fuseDriver, activity: this.#o.readActivity });
     const mountStarted = Date.now();
     try {
       await withSpan(SPAN_FUSE_MOUNT, { [ATTR_CLIP_LAYER_DIFF_ID]: index.meta.diffId }, () =>
@@ -428,7 +430,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (this.#mapped.has(target)) return;
     // The same reader while FUSE-mounted: a user-namespaced container shares the layer's reads and caches.
     const own = m.reader ? undefined : this.#o.store.open(m.ref);
-    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: this.#o.fuseDriver });
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: this.#o.fuseDriver, activity: this.#o.readActivity });
     try {
       await fs.mount(target);
     } catch (err) {
@@ -574,7 +576,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (h.negotiated && fd >= 0) {
       const opened = this.#o.store.open(ref);
       const revocable = new RevocableReader(this.#o.profiles ? this.#o.profiles.attach(opened) : opened);
-      const fs = new LayerFilesystem({ view: index, reader: revocable, logger: log, driver: 'kernel' });
+      const fs = new LayerFilesystem({ view: index, reader: revocable, logger: log, driver: 'kernel', activity: this.#o.readActivity });
       fs.adopt({ fd, mountpoint: h.mountpoint, negotiated: h.negotiated });
       m.fs = fs;
       m.reader = revocable;
@@ -592,7 +594,7 @@ export class ClipRemoteLayers implements RemoteLayers {
     if (!m || !h.negotiated || fd < 0 || !h.uids || !h.gids) throw unavailable('CLIP_FUSE_HANDOVER_FAILED', `id-mapped mount ${h.mountpoint}: its layer mount ${h.mappedFrom} was not adopted`);
     const ids = new IdMapping(h.uids, h.gids);
     const own = m.reader ? undefined : this.#o.store.open(m.ref);
-    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: 'kernel' });
+    const fs = new LayerFilesystem({ view: m.view, reader: m.reader ?? own!, logger: log, ids, driver: 'kernel', activity: this.#o.readActivity });
     fs.adopt({ fd, mountpoint: h.mountpoint, negotiated: h.negotiated });
     this.#mapped.set(h.mountpoint, { fs, source: h.mappedFrom!, ids, ...(own ? { own } : {}) });
   }

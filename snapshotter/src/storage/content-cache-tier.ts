@@ -9,7 +9,7 @@
  * immediate failure under `error`) → after `coolDownMs` → `half_open` (exactly one read probes the
  * cache; the rest still skip) → success closes the breaker, failure opens it again.
  */
-import type { ContentCache, StoreResult } from '../contentcache/index.js';
+import type { ContentCache, StoreOptions, StoreResult } from '../contentcache/index.js';
 import { isKind, messageOf, unavailable } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { LayerRef } from './layer-reader.js';
@@ -158,12 +158,12 @@ export class ContentCacheTier {
   }
 
   /** Publish a verified layer file; resolves when done (never rejects), or undefined with no cache. */
-  publish(ref: LayerRef, path: string, size: number): Promise<void> | undefined {
+  publish(ref: LayerRef, path: string, size: number, opts?: StoreOptions): Promise<void> | undefined {
     if (this.cache.name === 'none') return undefined;
     const fields = { layer: ref.digest, diff_id: ref.diffId, key: ref.diffId, source: this.cache.name, bytes: size };
     const started = Date.now();
     this.#log.info(fields, 'storing decompressed layer');
-    return this.cache.storeFile(ref.diffId, path, size).then(
+    return this.cache.storeFile(ref.diffId, path, size, opts).then(
       (result) => this.#stored(fields, started, result),
       (err) => {
         this.stats.storeFailures++;

@@ -55,10 +55,13 @@ export class ExtractedLayers {
   readonly #released = new Set<string>();
   #seq = 0;
   #totalBytes = 0;
+  readonly #beforeBatch: (() => Promise<void>) | undefined;
 
-  constructor(dir: string, log: Logger) {
+  /** `beforeBatch`: extraction waits for it between files and 1 MiB copies (it yields to FUSE reads, `read-activity.ts`). */
+  constructor(dir: string, log: Logger, beforeBatch?: () => Promise<void>) {
     this.dir = dir;
     this.#log = log;
+    this.#beforeBatch = beforeBatch;
   }
 
   /** Create the directory, delete what a crash left half-made, index the complete ones. */
@@ -111,7 +114,7 @@ export class ExtractedLayers {
     const tmp = join(this.dir, `.tmp-${hex}-${process.pid}-${++this.#seq}`);
     try {
       await mkdir(tmp, { mode: 0o700 });
-      const result = await extractLayer(source, read, join(tmp, 'root'), size);
+      const result = await extractLayer(source, read, join(tmp, 'root'), size, this.#beforeBatch);
       const rec: ExtractRecord = { key: hex, diffId: diffId ?? `sha256:${hex}`, bytes: result.bytes, entries: result.entries };
       await writeFile(join(tmp, 'record.json'), JSON.stringify(rec), { mode: 0o600 });
       // One syncfs for the whole tree instead of an fsync per file; then the rename publishes it.

@@ -19,3 +19,5 @@ export { extractLayer } from './layer-extract.js';
 export type { ExtractResult, ExtractSource, ReadLayer } from './layer-extract.js';
 export { QuarantineList } from './quarantine-list.js';
 export type { QuarantineEntry, QuarantineKind } from './quarantine-list.js';
+export { ReadActivity, BACKGROUND_STAGES } from './read-activity.js';
+export type { BackgroundStage, ReadActivityOptions, ReadActivitySink, StageWaits } from './read-activity.js';

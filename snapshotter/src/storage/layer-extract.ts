@@ -47,16 +47,19 @@ interface Pending {
   e: Entry;
 }
 
+/** Awaited before each entry and each 1 MiB copied: extraction is background work and yields to FUSE reads there. */
+export type BeforeBatch = () => Promise<void>;
+
 /**
  * Write the tree of `src` into `dest`, which must not exist yet (its parent must). Throws
  * `data_corrupt` CLIP_EXTRACT_BAD_ENTRY for an entry that cannot be a plain name, or whose data
  * lies outside the layer.
  */
-export async function extractLayer(src: ExtractSource, read: ReadLayer, dest: string, layerSize: number): Promise<ExtractResult> {
+export async function extractLayer(src: ExtractSource, read: ReadLayer, dest: string, layerSize: number, beforeBatch?: BeforeBatch): Promise<ExtractResult> {
   const root = src.lookup('');
   if (root?.type !== 'dir') throw dataCorrupt('CLIP_EXTRACT_BAD_ENTRY', 'the index has no root directory');
   await mkdir(dest, { mode: 0o700 });
-  const w = new Walk(src, read, layerSize);
+  const w = new Walk(src, read, layerSize, beforeBatch);
   await w.dir('', dest);
   await w.finish(dest);
   return { bytes: w.bytes, entries: w.entries };
@@ -74,11 +77,13 @@ class Walk {
   readonly #dirs: Pending[] = [];
   readonly #xattrLines: string[] = [];
   readonly #buf = Buffer.allocUnsafe(CHUNK);
+  readonly #beforeBatch: BeforeBatch | undefined;
 
-  constructor(src: ExtractSource, read: ReadLayer, layerSize: number) {
+  constructor(src: ExtractSource, read: ReadLayer, layerSize: number, beforeBatch: BeforeBatch | undefined) {
     this.#src = src;
     this.#read = read;
     this.#layerSize = layerSize;
+    this.#beforeBatch = beforeBatch;
   }
 
   /** Create the children of the directory `rel` (already created at `abs`), depth first. */
@@ -90,6 +95,7 @@ class Walk {
     this.bytes += BLOCK;
     const seen = new Set<string>();
     for (const e of this.#src.readdir(rel) ?? []) {
+      await this.#beforeBatch?.();
       checkName(e.name, rel);
       if (seen.has(e.name)) throw dataCorrupt('CLIP_EXTRACT_BAD_ENTRY', `index directory ${JSON.stringify(rel)} lists ${JSON.stringify(e.name)} twice`);
       seen.add(e.name);
@@ -163,6 +169,7 @@ class Walk {
   async #copy(fh: FileHandle, size: number, dataOffset: number, path: string): Promise<void> {
     let done = 0;
     while (done < size) {
+      if (done > 0) await this.#beforeBatch?.();
       const want = Math.min(CHUNK, size - done);
       const n = await this.#read(this.#buf, 0, want, dataOffset + done);
       if (n <= 0) throw dataCorrupt('CLIP_EXTRACT_BAD_ENTRY', `index entry ${JSON.stringify(path)}: the layer ended ${size - done} bytes early`);

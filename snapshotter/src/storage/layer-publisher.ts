@@ -14,14 +14,17 @@ import type { LayerRef } from './layer-reader.js';
 /** Publishes through the ContentCache tier. */
 export class LayerPublisher {
   readonly #cc: ContentCacheTier;
+  readonly #beforeChunk: (() => Promise<void>) | undefined;
 
-  constructor(cc: ContentCacheTier) {
+  /** `beforeChunk`: each chunk waits for it (the publish yields to FUSE reads, `read-activity.ts`). */
+  constructor(cc: ContentCacheTier, beforeChunk?: () => Promise<void>) {
     this.#cc = cc;
+    this.#beforeChunk = beforeChunk;
   }
 
   /** Start publishing `path`; resolves when done (never rejects), or undefined with no cache. */
   publish(ref: LayerRef, path: string, size: number, trigger: SpanContext | undefined): Promise<void> | undefined {
-    const run = () => this.#cc.publish(ref, path, size);
+    const run = () => this.#cc.publish(ref, path, size, this.#beforeChunk ? { beforeChunk: this.#beforeChunk } : undefined);
     const backend = this.#cc.cache.name;
     if (!tracingEnabled() || backend === 'none') return run();
     const attrs = {

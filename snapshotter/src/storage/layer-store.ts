@@ -27,6 +27,7 @@ import { DiskCache } from './disk-cache.js';
 import { DiskEviction } from './disk-eviction.js';
 import { ExtractedLayers } from './extracted-layers.js';
 import { LayerPublisher } from './layer-publisher.js';
+import { ReadActivity, type ReadActivityOptions } from './read-activity.js';
 import { preadFull } from './file-io.js';
 import { readCachedNow } from '../util/page-cache-read.js';
 import { LayerDownload } from './layer-download.js';
@@ -98,6 +99,11 @@ export interface LayerStoreOptions {
   quarantine?: QuarantineList;
   /** Largest span a range-read layer's table may have (`[index] max_span_*`; default `DEFAULT_SPAN_BOUNDS`). */
   spanBounds?: SpanBounds;
+  /**
+   * How background completion, publishing and extraction yield to FUSE requests (`[reads]
+   * background_*`, defaults in `read-activity.ts`); the FUSE mounts report to `readActivity`.
+   */
+  background?: ReadActivityOptions;
 }
 
 interface LayerState {
@@ -121,7 +127,7 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 
 /** The read path over every layer this daemon serves. */
 export class LayerStore implements LayerReaderHost {
-  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'rangeFetchAhead' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds' | 'spanOffers'>>;
+  readonly #o: Required<Omit<LayerStoreOptions, 'log' | 'diskSpanIntervalMs' | 'sparseDir' | 'rangeCompletionBytesPerSec' | 'rangeCompletionIdleMs' | 'rangeFetchAhead' | 'clock' | 'backgroundRequestTimeoutMs' | 'rangeRetryAfterMs' | 'extractDir' | 'quarantine' | 'spanBounds' | 'spanOffers' | 'background'>>;
   readonly #range: RangeTier;
   readonly #diskSpans: DiskSpanSampler;
   readonly #log: Logger;
@@ -141,6 +147,8 @@ export class LayerStore implements LayerReaderHost {
   readonly #check: CachedLayerCheck;
   /** How each layer's bytes reached this node and its readers (status, per-layer metrics). */
   readonly ledger = new LayerLedger();
+  /** FUSE requests in, background batches (completion, publish, extraction) held back while they run. */
+  readonly readActivity: ReadActivity;
   /** Completed layers extracted to ordinary directories (counted in the size limit). */
   readonly extracted: ExtractedLayers;
   readonly #completeListeners = new Set<(hex: string) => void>();
@@ -168,7 +176,8 @@ export class LayerStore implements LayerReaderHost {
       rangeReads: opts.rangeReads ?? false,
     };
     this.#cc = new ContentCacheTier(observeContentCache(opts.contentCache), this.#o.onContentCacheUnavailable, this.#log);
-    this.#publisher = new LayerPublisher(this.#cc);
+    this.readActivity = new ReadActivity(opts.background);
+    this.#publisher = new LayerPublisher(this.#cc, () => this.readActivity.pass('publish'));
     this.#range = new RangeTier({
       dir: opts.sparseDir ?? join(dirname(opts.cacheDir), 'sparse-layers'), blobs: opts.blobs, log: this.#log,
       completionBytesPerSec: opts.rangeCompletionBytesPerSec ?? 0, completionIdleMs: opts.rangeCompletionIdleMs ?? 2_000,
@@ -182,10 +191,11 @@ export class LayerStore implements LayerReaderHost {
       spanBounds: opts.spanBounds,
       fetchAhead: opts.rangeFetchAhead && opts.rangeFetchAhead.maxBytes > 0 ? new FetchAhead(opts.rangeFetchAhead) : undefined,
       spanOffers: opts.spanOffers,
+      activity: this.readActivity,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);
-    this.extracted = new ExtractedLayers(opts.extractDir ?? join(dirname(opts.cacheDir), 'extracted'), this.#log);
+    this.extracted = new ExtractedLayers(opts.extractDir ?? join(dirname(opts.cacheDir), 'extracted'), this.#log, () => this.readActivity.pass('extract'));
     this.#eviction = new DiskEviction({
       maxSizeBytes: this.#o.maxSizeBytes, disk: this.#disk, sparse: this.#range, extracted: this.extracted, log: this.#log,
       // Sparse files are named by state key, complete layers by diffID hex.

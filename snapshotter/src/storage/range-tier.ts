@@ -24,6 +24,7 @@ import { SparseLayer, type SpanShare } from './sparse-layer.js';
 import type { FetchAhead } from './fetch-ahead.js';
 import { SpanOfferQueue, type SpanOfferQueueOptions } from './span-offer-queue.js';
 import type { LayerLedger } from './layer-ledger.js';
+import type { ReadActivity } from './read-activity.js';
 import type { Span } from '@opentelemetry/api';
 import {
   ATTR_CLIP_BYTES, ATTR_CLIP_BYTES_COMPRESSED, ATTR_CLIP_LAYER_DIFF_ID, ATTR_CLIP_LAYER_DIGEST, ATTR_CLIP_LAYER_SIZE, ATTR_CLIP_SOURCE,
@@ -89,6 +90,8 @@ export interface RangeTierOptions {
    * the log is the tier's, the clock the system's unless given here (not `clock`: its sleeps are the tests' to count).
    */
   spanOffers?: Omit<SpanOfferQueueOptions, 'log'> | undefined;
+  /** Completion batches and the completed layer's hash also wait for FUSE requests to pause (`read-activity.ts`). */
+  activity?: Pick<ReadActivity, 'pass'> | undefined;
 }
 
 /**
@@ -379,10 +382,15 @@ export class RangeTier {
       await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, async () => {
         account();
         await this.#waitIdle();
+        // The container's reads of spans already here, and of other layers, come first too.
+        await this.#o.activity?.pass('fill', this.#stop.signal);
         // On-demand reads during the wait are theirs, not the completion's.
         counted = layer.fetchedBytes;
       }, this.#clock, this.#requestTimeoutMs).finally(account);
       const path = join(this.#dir, hex);
+      // Hashed whole on a worker thread: it cannot pause part-way, but it can start when the reads pause.
+      await this.#o.activity?.pass('hash', this.#stop.signal);
+      this.#stop.signal.throwIfAborted();
       const actual = `sha256:${await hashFile(path)}`;
       if (actual !== ref.diffId) throw dataCorrupt('CLIP_LAYER_DIFF_ID_MISMATCH', `sparse layer ${hex} hashes to ${actual}`);
       await this.#o.adopt(ref, path);

@@ -107,6 +107,8 @@ export const METRIC_FUSE_ERRORS = 'clip_fuse_errors';
 export const METRIC_VERIFICATION_FAILURES = 'clip_verification_failures';
 export const METRIC_REGISTRY_AUTH_FAILURES = 'clip_registry_auth_failures';
 export const METRIC_EVENT_LOOP_DELAY = 'clip_event_loop_delay_seconds';
+export const METRIC_BACKGROUND_WAITS = 'clip_background_waits';
+export const METRIC_BACKGROUND_WAIT_SECONDS = 'clip_background_wait_seconds';
 /** Per image and layer (observed from the layer ledger at scrape time). */
 export const METRIC_LAYER_FETCHED_BYTES = 'clip_layer_fetched_bytes';
 export const METRIC_LAYER_SERVED_BYTES = 'clip_layer_served_bytes';

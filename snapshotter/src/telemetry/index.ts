@@ -68,6 +68,8 @@ export {
   METRIC_FUSE_ERRORS,
   METRIC_VERIFICATION_FAILURES,
   METRIC_EVENT_LOOP_DELAY,
+  METRIC_BACKGROUND_WAITS,
+  METRIC_BACKGROUND_WAIT_SECONDS,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -83,6 +85,7 @@ export type { SkippedDiskReads } from './disk-span-sampler.js';
 export {
   addMountedLayers,
   installMeterProvider,
+  recordBackgroundWait,
   recordFallback,
   recordFuseError,
   recordVerificationFailure,

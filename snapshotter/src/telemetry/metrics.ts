@@ -23,6 +23,8 @@ interface Instruments {
   fuseErrors: Counter;
   verificationFailures: Counter;
   authFailures: Counter;
+  backgroundWaits: Counter;
+  backgroundWaitSeconds: Counter;
 }
 
 // A disk hit is tens of microseconds, a cold registry read can take seconds.
@@ -121,6 +123,8 @@ function createInstruments(m: Meter): Instruments {
     fuseErrors: counter(N.METRIC_FUSE_ERRORS, 'FUSE requests answered with an errno, by op'),
     verificationFailures: counter(N.METRIC_VERIFICATION_FAILURES, 'Untrusted objects refused by a tag or digest check, by source and kind'),
     authFailures: counter(N.METRIC_REGISTRY_AUTH_FAILURES, 'Registry requests and token fetches refused (401/403) after every credential source was tried, by stage and status'),
+    backgroundWaits: counter(N.METRIC_BACKGROUND_WAITS, 'Batches of background work (fill, hash, publish, extract) that waited for FUSE requests to pause, by stage and outcome (idle: the reads paused; max_delay: let through by the bound)'),
+    backgroundWaitSeconds: m.createCounter(N.METRIC_BACKGROUND_WAIT_SECONDS, { description: 'Time batches of background work waited for FUSE requests to pause, by stage', unit: 's', valueType: ValueType.DOUBLE }),
   };
 }
 
@@ -180,6 +184,13 @@ export function recordFuseError(op: string, errno: number): void {
 /** An untrusted object (e.g. a ContentCache chunk) failed a check its writer cannot forge; read as a miss. */
 export function recordVerificationFailure(source: string, kind: string): void {
   current?.verificationFailures.add(1, { source, kind });
+}
+
+/** A batch of background `stage` waited `seconds` for FUSE requests to pause (`forced`: let through by the bound). */
+export function recordBackgroundWait(stage: string, seconds: number, forced: boolean): void {
+  if (!current) return;
+  current.backgroundWaits.add(1, { stage, outcome: forced ? 'max_delay' : 'idle' });
+  current.backgroundWaitSeconds.add(seconds, { stage });
 }
 
 /** A registry refused every credential source (or anonymous access): `stage` token or request, HTTP status. */

@@ -219,7 +219,8 @@ t.test('session: INIT, no-reply requests, requests in flight, pause', async (t) 
   r.gate = new Promise((resolve) => (release = resolve));
   const d = new LayerDispatcher(new LayerOps({ view, reader: r, layer: 'sha256:x' }), { ttlMs: 1000 });
   const handled: Request[] = [];
-  const s = new KernelSession({ fd: -1, native, write: (_fd, b) => void written.push(Buffer.from(b)), handler: (req) => (handled.push(req), d.handle(req)) });
+  const activity = { begun: 0, ended: 0, touched: 0, begin() { this.begun++; }, end() { this.ended++; }, touch() { this.touched++; } };
+  const s = new KernelSession({ fd: -1, native, write: (_fd, b) => void written.push(Buffer.from(b)), handler: (req) => (handled.push(req), d.handle(req)), activity });
   s.start();
   onRequest!(request(OP.GETATTR, 1, Buffer.alloc(16), 1n), 0);
   t.equal(written[0]?.readInt32LE(4), ERRNO.EIO, 'before INIT: EIO');
@@ -238,6 +239,7 @@ t.test('session: INIT, no-reply requests, requests in flight, pause', async (t) 
   onRequest!(request(OP.READ, 2, readIn(0, 10), 5n), 0);
   onRequest!(request(OP.READ, 2, readIn(10, 10), 6n), 0);
   t.equal(s.inflight, 2, 'two reads in flight at once');
+  t.same([activity.begun, activity.ended], [2, 0], 'the read activity hears of both requests handed to the handler (not INIT, FORGET, INTERRUPT or the refused one)');
   let paused = false;
   const p = s.pause().then(() => (paused = true));
   await new Promise((resolve) => setImmediate(resolve));
@@ -246,6 +248,7 @@ t.test('session: INIT, no-reply requests, requests in flight, pause', async (t) 
   release();
   await p;
   t.same(written.slice(2).map((b) => b.readBigUInt64LE(8)).sort(), [5n, 6n], 'both answered before pause resolved');
+  t.same([activity.begun, activity.ended], [2, 2], 'and of both replies');
   t.same(s.negotiated?.minor, 31, 'the parameters to hand over');
   t.equal(handled.filter((h) => h.opcode === OP.READ).length, 2);
 });

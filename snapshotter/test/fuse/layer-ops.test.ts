@@ -152,3 +152,22 @@ t.test('an id translation maps owners in getattr and readdir, and nothing else',
   t.equal(st2?.uid, 1000, 'without a translation the stored owner');
   t.equal(owned.lookup('mine')?.uid, 1000, 'the shared index is not modified');
 });
+
+t.test('libfuse ops tell the read activity of each request: reads from start to reply, metadata as it comes', async (t) => {
+  const reader = fakeReader();
+  const events: string[] = [];
+  const activity = { begin: () => void events.push('begin'), end: () => void events.push('end'), touch: () => void events.push('touch') };
+  const ops = new LayerOps({ view, reader, layer: 'sha256:x', activity }).ops();
+  await call<[number]>((cb) => ops.getattr('/f', cb));
+  const [, fd] = await call<[number, number?]>((cb) => ops.open('/f', 0, cb));
+  t.same(events, ['touch', 'touch'], 'getattr and open noted');
+  const buf = Buffer.alloc(16);
+  let ended = false;
+  const read = call<[number]>((cb) => ops.read('/f', fd ?? 0, buf, 16, 0, (n) => {
+    ended = events.at(-1) === 'end';
+    cb(n);
+  }));
+  t.equal(events.at(-1), 'begin', 'a read is in flight until its reply');
+  t.same(await read, [16]);
+  t.ok(ended, 'and ends before the reply goes to libfuse');
+});

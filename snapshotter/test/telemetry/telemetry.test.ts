@@ -2,7 +2,7 @@ import t from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { trace } from '@opentelemetry/api';
-import { recordFallback, recordRead, setMountedLayers, startTelemetry, tracingEnabled, withSpan } from '../../src/telemetry/index.js';
+import { recordBackgroundWait, recordFallback, recordRead, setMountedLayers, startTelemetry, tracingEnabled, withSpan } from '../../src/telemetry/index.js';
 import { parseHostPort } from '../../src/telemetry/prometheus-server.js';
 
 const off = { endpoint: '', protocol: 'http/json' as const, sampleRatio: 1, serviceName: 'clip-test', metricsAddress: '', env: {} };
@@ -60,12 +60,17 @@ t.test('the Prometheus endpoint serves the instruments and stops at shutdown', a
   recordRead('disk', 4096, 0.0001);
   recordFallback('index_missing');
   setMountedLayers(3);
+  recordBackgroundWait('publish', 0.25, false);
+  recordBackgroundWait('publish', 1, true);
   const text = await (await fetch(tel.metricsUrl!)).text();
   t.match(text, /clip_reads_total\{source="disk"\} 1/);
   t.match(text, /clip_read_bytes_total\{source="disk"\} 4096/);
   t.match(text, /clip_read_duration_seconds_bucket\{source="disk",le="0.0001"\} 1/);
   t.match(text, /clip_lazy_fallbacks_total\{reason="index_missing"\} 1/);
   t.match(text, /clip_mounted_layers 3/);
+  t.match(text, /clip_background_waits_total\{stage="publish",outcome="idle"\} 1/);
+  t.match(text, /clip_background_waits_total\{stage="publish",outcome="max_delay"\} 1/);
+  t.match(text, /clip_background_wait_seconds_total\{stage="publish"\} 1\.25/);
   // The event-loop delay is sampled every 10 ms: wait (on events) until a scrape has samples.
   let delay = '';
   while (!/clip_event_loop_delay_seconds\{quantile="max"\} \d/.test(delay)) {

@@ -8,6 +8,7 @@ import { constants, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { messageOf, unavailable } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
+import type { ReadActivitySink } from '../../storage/read-activity.js';
 import { mountDevice } from '../detach.js';
 import { fusedev } from './addon.js';
 import type { RequestHandler } from './layer-dispatcher.js';
@@ -31,6 +32,8 @@ export interface KernelMountOptions {
   timeoutMs: number;
   /** Kernel readahead of the mount (bytes): sequential reads arrive as requests up to this size (≤ 1 MiB each). */
   maxReadahead: number;
+  /** Hears of every request (background work yields to them). */
+  activity?: ReadActivitySink | undefined;
 }
 
 /** A served kernel FUSE mount. */
@@ -54,7 +57,7 @@ export class KernelMount {
     }
     const maxPages = requestPages(native);
     const maxReadahead = Math.min(o.maxReadahead, maxPages * PAGE_BYTES);
-    const session = new KernelSession({ fd, handler: o.handler, log: o.log, limits: { maxReadahead, maxPages } });
+    const session = new KernelSession({ fd, handler: o.handler, log: o.log, limits: { maxReadahead, maxPages }, activity: o.activity });
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
     const data = `fd=${fd},rootmode=40000,user_id=${uid},group_id=${gid},allow_other,default_permissions`;
@@ -85,8 +88,8 @@ export class KernelMount {
   }
 
   /** Serve a connection another process mounted and initialised (hand-over). */
-  static adopt(o: { fd: number; mountpoint: string; negotiated: Negotiated; handler: RequestHandler; log: Logger }): KernelMount {
-    const session = new KernelSession({ fd: o.fd, handler: o.handler, log: o.log, negotiated: o.negotiated });
+  static adopt(o: { fd: number; mountpoint: string; negotiated: Negotiated; handler: RequestHandler; log: Logger; activity?: ReadActivitySink | undefined }): KernelMount {
+    const session = new KernelSession({ fd: o.fd, handler: o.handler, log: o.log, negotiated: o.negotiated, activity: o.activity });
     session.start();
     return new KernelMount(o.mountpoint, session);
   }

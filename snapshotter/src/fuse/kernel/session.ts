@@ -10,6 +10,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { messageOf } from '../../errors/index.js';
 import { silentLogger, type Logger } from '../../log/index.js';
 import { fusedev, type FusedevNative, type ReaderHandle } from './addon.js';
+import type { ReadActivitySink } from '../../storage/read-activity.js';
 import type { ReplySink, RequestHandler } from './layer-dispatcher.js';
 import { recycle } from './reply-buffers.js';
 import { MAX_WRITE_BYTES, OP, OUT_HEADER_BYTES, decodeInit, decodeRequest, errorReply, initReply, negotiate, reply, type Negotiated } from './wire.js';
@@ -34,6 +35,8 @@ export interface SessionOptions {
   native?: (Pick<FusedevNative, 'startReader' | 'stopReader'> & Partial<Pick<FusedevNative, 'spliceReply'>>) | undefined;
   /** Reply writer (tests inject a fake); default writeSync on the descriptor. */
   write?: ((fd: number, b: Buffer) => void) | undefined;
+  /** Told of every request handed to the handler, and of its reply: background work yields to them (`storage/read-activity.ts`). */
+  activity?: ReadActivitySink | undefined;
 }
 
 const DEFAULT_LIMITS: SessionLimits = { maxReadahead: 1 << 20, maxPages: 256 };
@@ -165,6 +168,8 @@ export class KernelSession {
       return;
     }
     this.#inflight++;
+    const activity = this.#o.activity;
+    activity?.begin();
     const unique = req.unique;
     this.#o.handler(req, this.#sink).then(
       (out) => out && this.#write(out),
@@ -173,6 +178,7 @@ export class KernelSession {
         this.#write(errorReply(unique, -5));
       },
     ).finally(() => {
+      activity?.end();
       this.#inflight--;
       if (this.#inflight === 0 && this.#reader === undefined) for (const d of this.#drained.splice(0)) d();
     });
