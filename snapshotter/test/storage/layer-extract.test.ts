@@ -304,3 +304,31 @@ t.test('LayerStore: onLayerComplete fires when a layer completes; openComplete r
   t.teardown(() => again.close());
   t.equal(await again.openComplete(layer.ref), undefined, 'a cached file that does not hash to its diffID is not read');
 });
+
+t.test('extraction passes its gate before each entry and each further 1 MiB, and waits while it is held', async (t) => {
+  const dir = await scratch(t);
+  const big = Buffer.alloc(2.5 * 1024 * 1024, 7);
+  const { source, read, size } = await indexed(tar(
+    member({ name: 'big', mode: 0o644 }, big),
+    member({ name: 'small', mode: 0o644 }, 'small\n'),
+  ));
+  let passes = 0;
+  let hold: (() => void) | undefined;
+  const beforeBatch = async (): Promise<void> => {
+    passes++;
+    // The second pass (before the second MiB of `big`) is held until the test lets it go.
+    if (passes === 2) await new Promise<void>((resolve) => (hold = resolve));
+  };
+  const dest = join(dir, 'root');
+  let done = false;
+  const run = extractLayer(source, read, dest, size, beforeBatch).then((r) => ((done = true), r));
+  while (hold === undefined) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  t.equal(done, false, 'held at the gate');
+  t.equal(lstatSync(join(dest, 'big')).size, 1024 * 1024, 'only the first MiB of big is written while held');
+  hold();
+  const r = await run;
+  t.equal(passes, 4, 'big, its second and third MiB, small');
+  t.equal(r.entries, 3);
+  t.same(readFileSync(join(dest, 'big')), big, 'the file is whole once let go');
+});
