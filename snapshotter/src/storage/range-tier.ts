@@ -90,8 +90,8 @@ export interface RangeTierOptions {
    * the log is the tier's, the clock the system's unless given here (not `clock`: its sleeps are the tests' to count).
    */
   spanOffers?: Omit<SpanOfferQueueOptions, 'log'> | undefined;
-  /** Completion batches and the completed layer's hash also wait for FUSE requests to pause (`read-activity.ts`). */
-  activity?: Pick<ReadActivity, 'pass'> | undefined;
+  /** Completion batches, the completed layer's hash and span offers also wait for FUSE requests to pause (`read-activity.ts`). */
+  activity?: Pick<ReadActivity, 'pass' | 'reading'> | undefined;
 }
 
 /**
@@ -117,7 +117,7 @@ export class RangeTier {
 
   constructor(o: RangeTierOptions) {
     this.#o = o;
-    this.#offers = new SpanOfferQueue({ ...o.spanOffers, log: o.log });
+    this.#offers = new SpanOfferQueue({ ...o.spanOffers, log: o.log, activity: o.activity });
     this.#cooldownMs = o.transientCooldownMs ?? DEFAULT_TRANSIENT_COOLDOWN_MS;
     this.#requestTimeoutMs = o.backgroundRequestTimeoutMs ?? DEFAULT_BACKGROUND_REQUEST_TIMEOUT_MS;
     this.#dir = o.dir;

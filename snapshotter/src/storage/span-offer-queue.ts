@@ -20,6 +20,7 @@
 import { messageOf } from '../errors/index.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import type { ReadActivity } from './read-activity.js';
 
 /** One verified span to publish. */
 export interface SpanOffer {
@@ -48,6 +49,11 @@ export interface SpanOfferQueueOptions {
   concurrency?: number;
   /** How long `close` keeps publishing what is queued; default 2 s (a FUSE server hand-over waits for it). */
   closeFlushMs?: number;
+  /**
+   * The process's FUSE requests (`read-activity.ts`): offers also wait while any container reads
+   * anything — a complete or extracted layer's reads never reach `touch`. The queue's own bounds apply.
+   */
+  activity?: Pick<ReadActivity, 'reading'> | undefined;
   clock?: Clock;
   log?: Logger;
 }
@@ -88,6 +94,7 @@ export class SpanOfferQueue {
   readonly #concurrency: number;
   readonly #clock: Clock;
   readonly #log: Logger;
+  readonly #activity: Pick<ReadActivity, 'reading'> | undefined;
   readonly #stop = new AbortController();
   #items: Queued[] = [];
   #head = 0;
@@ -111,6 +118,7 @@ export class SpanOfferQueue {
     this.#concurrency = Math.max(1, o.concurrency ?? 4);
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log ?? silentLogger();
+    this.#activity = o.activity;
   }
 
   /** Offers waiting. */
@@ -221,8 +229,8 @@ export class SpanOfferQueue {
     const now = this.#clock.nowMs();
     const deadline = oldest.at + this.#maxDelayMs - now;
     if (deadline <= 0 || this.size > this.#maxQueued) return 0;
-    // While a fetch runs, look again after idleMs: it may end at any time.
-    const idle = this.#active > 0 ? Math.max(1, this.#idleMs) : this.#lastActive + this.#idleMs - now;
+    // While a fetch (or any FUSE request) runs, look again after idleMs: it may end at any time.
+    const idle = this.#active > 0 || this.#activity?.reading === true ? Math.max(1, this.#idleMs) : this.#lastActive + this.#idleMs - now;
     if (idle <= 0) return 0;
     return Math.min(idle, deadline);
   }
@@ -241,7 +249,7 @@ export class SpanOfferQueue {
 
   async #publish(q: Queued): Promise<void> {
     const now = this.#clock.nowMs();
-    if (!this.#closed && (this.#active > 0 || now - this.#lastActive < this.#idleMs)) this.stats.forced++;
+    if (!this.#closed && (this.#active > 0 || now - this.#lastActive < this.#idleMs || this.#activity?.reading === true)) this.stats.forced++;
     try {
       let data = q.offer.data;
       if (!data) {

@@ -210,3 +210,31 @@ t.test('close publishes what is queued without waiting for idle, takes nothing n
   t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache dropped at shutdown' && r['offers'] === 1));
   t.ok(records.some((r) => r['msg'] === 'span offers to the ContentCache' && r['published'] === 2));
 });
+
+t.test('offers also wait while the process answers any FUSE request (read activity), within maxDelayMs', async (t) => {
+  const clock = new SteppedClock();
+  const activity = { reading: true };
+  const q = new SpanOfferQueue({ clock, idleMs: 100, maxDelayMs: 1000, activity });
+  const { published, make } = offers();
+  q.enqueue(make('a'));
+  for (let i = 0; i < 3; i++) {
+    await until('the queue waits', () => clock.sleeping === 1);
+    clock.advance(100);
+  }
+  await until('the queue waits', () => clock.sleeping === 1);
+  t.same(published, [], 'held while requests run elsewhere (no touch, no fetch)');
+  activity.reading = false;
+  clock.advance(100);
+  await q.settled();
+  t.same(published, ['a:10'], 'published once they paused');
+  t.equal(q.stats.forced, 0);
+  activity.reading = true;
+  q.enqueue(make('b'));
+  for (let waited = 0; waited < 1000; waited += 100) {
+    await until('the queue waits', () => clock.sleeping === 1 || published.length === 2);
+    clock.advance(100);
+  }
+  await q.settled();
+  t.same(published, ['a:10', 'b:10'], 'never held past maxDelayMs');
+  t.equal(q.stats.forced, 1, 'counted as forced');
+});
