@@ -416,8 +416,16 @@ export class RangeTier {
   async #open(hex: string, ref: LayerRef): Promise<SparseLayer> {
     const fetchRange = this.#blobs.fetchRange?.bind(this.#blobs);
     if (!fetchRange) throw new Error('blob source cannot fetch ranges');
-    // A window pack lives beside the index artifact, in the layer's repository.
-    const codec = spanCodecFor(ref, (digest, start, end, signal) => fetchRange({ ...ref, digest }, start, end, signal), this.#o.spanBounds);
+    // A window pack lives beside the index artifact, in the layer's repository. Its responses are
+    // small: what they take tells the fetch-ahead a request's own overhead.
+    const fa = this.#o.fetchAhead;
+    const fetchPack = async (digest: string, start: number, end: number, signal: AbortSignal): Promise<Buffer> => {
+      const started = Date.now();
+      const bytes = await fetchRange({ ...ref, digest }, start, end, signal);
+      fa?.observe(bytes.length, Date.now() - started);
+      return bytes;
+    };
+    const codec = spanCodecFor(ref, fetchPack, this.#o.spanBounds);
     this.#made ??= mkdir(this.#dir, { recursive: true });
     await this.#made;
     return SparseLayer.open({

@@ -388,26 +388,36 @@ export class SparseLayer {
 
   /**
    * Fetch contiguous `spans` by one Range request; with `offer`, each verified span goes to the
-   * share. When they end at `aheadFrom`, the request also covers the spans `#aheadOf` picks: those
-   * are in flight from here on (other readers join them), decoded after `spans`, not waited for.
+   * share. When they end at `aheadFrom` (an on-demand miss), the request also covers the spans
+   * `#behindOf` and `#aheadOf` pick: those are in flight from here on (other readers join them),
+   * decoded after `spans`, not waited for. `spans` decode first, from their own window when the
+   * span before them is not on disk (fetched with the first behind span's, in one pack request).
    */
   async #fetchFromRegistry(spans: number[], signal: AbortSignal, offer: boolean, aheadFrom?: number): Promise<void> {
-    const t = this.table;
     const last = spans[spans.length - 1] as number;
+    const first = spans[0] as number;
     // Claimed before the first await, so no other fetch can start on them meanwhile.
     const ahead = aheadFrom === last ? this.#aheadOf(last) : [];
+    const behind = aheadFrom === last ? this.#behindOf(first, this.codec.compressedRange(ahead[ahead.length - 1] ?? last).end) : [];
     const aheadDone = ahead.length > 0 ? this.#claim(ahead) : undefined;
-    const start = this.codec.compressedRange(spans[0] as number).start;
+    const behindDone = behind.length > 0 ? this.#claim(behind) : undefined;
+    const rejectExtra = (err: unknown): void => {
+      aheadDone?.rejectAll(err);
+      behindDone?.rejectAll(err);
+    };
+    const start = this.codec.compressedRange(behind[0] ?? first).start;
     const end = this.codec.compressedRange(ahead.length > 0 ? (ahead[ahead.length - 1] as number) : last).end;
     const started = Date.now();
     let before: Buffer | undefined;
+    let beforeBehind: Buffer | undefined;
     let compressed: Buffer;
-    const first = spans[0] as number;
     try {
       // Spans after the first decode from the one before; the first from the verified span before
       // it when that is on disk, else the codec gets ready (a gzip window from the pack) meanwhile.
-      before = await this.#tailBefore(first);
-      const ready = before === undefined ? this.codec.prepare?.([first], signal) : undefined;
+      before = behind.length > 0 ? undefined : await this.#tailBefore(first);
+      beforeBehind = behind.length > 0 ? await this.#tailBefore(behind[0] as number) : undefined;
+      const windows = [...(behind.length > 0 && beforeBehind === undefined ? [behind[0] as number] : []), ...(before === undefined ? [first] : [])];
+      const ready = windows.length > 0 ? this.codec.prepare?.(windows, signal) : undefined;
       ready?.catch(() => {});
       const fetchStarted = Date.now();
       compressed = await this.#o.fetchRange(start, end, signal);
@@ -419,21 +429,26 @@ export class SparseLayer {
       await ready;
       before = await this.#storeSpans(spans, compressed, start, before, signal, offer);
     } catch (err) {
-      aheadDone?.rejectAll(err);
+      rejectExtra(err);
       throw err;
     }
     this.#saveState();
     this.#log.debug({
       codec: this.codec.name, layer_key: basename(this.#o.path).slice(0, 12), first_span: first, bytes: end - start, spans: spans.length,
-      ahead_spans: ahead.length, duration_ms: Date.now() - started,
+      ahead_spans: ahead.length, behind_spans: behind.length, duration_ms: Date.now() - started,
     }, 'layer spans fetched');
-    if (aheadDone) {
+    if (aheadDone || behindDone) {
       // Already fetched: decoding them needs no reader's deadline, only the layer staying open.
       // Each span is released as it is written, so a reader of the first waits for no other.
-      this.#storeSpans(ahead, compressed, start, before, this.#closing.signal, offer, (i) => aheadDone.resolve(i)).then(
-        () => this.#saveState(),
-        (err: unknown) => aheadDone.rejectAll(err),
-      );
+      const closing = this.#closing.signal;
+      void (async () => {
+        if (aheadDone) await this.#storeSpans(ahead, compressed, start, before, closing, offer, (i) => aheadDone.resolve(i));
+        if (behindDone) await this.#storeSpans(behind, compressed, start, beforeBehind, closing, offer, (i) => behindDone.resolve(i));
+        this.#saveState();
+      })().catch((err: unknown) => {
+        rejectExtra(err);
+        this.#saveState();
+      });
     }
   }
 
@@ -476,6 +491,31 @@ export class SparseLayer {
       ahead.push(i);
     }
     return ahead;
+  }
+
+  /**
+   * The spans a miss starting at span `first` also fetches before it: the absent ones right
+   * before it, none in flight, back to the start of its fetch-ahead block (the `maxBytes`-aligned
+   * stretch of the layer holding span `first`), within the compressed budget, and with the request
+   * (ending at compressed `runEnd`) within `maxFetchBytes`.
+   * A container's reads land all around its earlier ones (a loader faulting in a library's pages,
+   * an import reading a package's files in its own order), not only after them.
+   */
+  #behindOf(first: number, runEnd: number): number[] {
+    const fa = this.#fetchAhead;
+    const budget = fa?.budget() ?? 0;
+    if (!fa || budget <= 0 || first === 0) return [];
+    const t = this.table;
+    const blockStart = Math.floor((t.points[first] as { out: number }).out / fa.maxBytes) * fa.maxBytes;
+    const to = this.codec.compressedRange(first).start;
+    const behind: number[] = [];
+    for (let i = first - 1; i >= 0; i--) {
+      if (this.#state[i] !== ABSENT || this.#inflight.has(i)) break;
+      const r = this.codec.compressedRange(i);
+      if ((t.points[i] as { out: number }).out < blockStart || to - r.start > budget || runEnd - r.start > this.#o.maxFetchBytes) break;
+      behind.push(i);
+    }
+    return behind.reverse();
   }
 
   /**

@@ -5,7 +5,7 @@
  * zstd spans are runs of whole frames.
  */
 import { dataCorrupt, messageOf } from '../errors/index.js';
-import { spanCompressedRange, type GzipCheckpointTable } from './checkpoint-table.js';
+import { spanCompressedRange, type GzipCheckpointTable, type PackedWindow } from './checkpoint-table.js';
 import type { ZranNative } from './native.js';
 import { unpackWindow } from './window-pack.js';
 
@@ -37,6 +37,12 @@ export interface DecodeContext {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * Windows `prepare` wants that lie at most this far apart in the pack are fetched in one request
+ * (with the windows between them, unused): 16 windows of ≈ 16 KiB.
+ */
+export const WINDOW_MERGE_GAP_BYTES = 256 * 1024;
+
 /** Fetches bytes [start, end) of a blob (here: a gzip window pack). */
 export type PackFetcher = (start: number, end: number, signal: AbortSignal) => Promise<Buffer>;
 
@@ -64,18 +70,31 @@ export function spanAt(t: SpanTable, off: number): number {
  */
 export function gzipSpanCodec(table: GzipCheckpointTable, z: ZranNative, fetchPack?: PackFetcher): SpanCodec {
   const fetched = new Map<number, Promise<Buffer>>();
-  const fromPack = (i: number, signal: AbortSignal): Promise<Buffer> => {
+  const packedOf = (i: number): PackedWindow => {
     const w = table.points[i]?.packed;
     if (!w) throw dataCorrupt('CLIP_ZRAN_TABLE_CORRUPT', `gzip checkpoint ${i} has no window`);
     if (!fetchPack) throw dataCorrupt('CLIP_ZRAN_WINDOW_UNAVAILABLE', `gzip checkpoint ${i}: its window is in a pack and no pack source was given`);
-    let p = fetched.get(i);
-    if (!p) {
-      p = fetchPack(w.offset, w.offset + w.length, signal).then((lz) => unpackWindow(lz, w));
+    return w;
+  };
+  /**
+   * The windows of `spans` (ascending, none fetched yet) with one Range request into the pack for
+   * their whole extent; each window is checked as it is unpacked.
+   */
+  const fetchGroup = (spans: readonly number[], signal: AbortSignal): void => {
+    const ws = spans.map(packedOf);
+    const from = (ws[0] as PackedWindow).offset;
+    const bytes = (fetchPack as PackFetcher)(from, (ws[ws.length - 1] as PackedWindow).offset + (ws[ws.length - 1] as PackedWindow).length, signal);
+    spans.forEach((i, k) => {
+      const w = ws[k] as PackedWindow;
+      const p = bytes.then((b) => unpackWindow(b.subarray(w.offset - from, w.offset - from + w.length), w));
       fetched.set(i, p);
       // A failed fetch is retried by the next decode; a good one is dropped once its span decodes.
-      p.catch(() => fetched.delete(i));
-    }
-    return p;
+      p.catch(() => fetched.get(i) === p && fetched.delete(i));
+    });
+  };
+  const fromPack = (i: number, signal: AbortSignal): Promise<Buffer> => {
+    if (!fetched.has(i)) fetchGroup([i], signal);
+    return fetched.get(i) as Promise<Buffer>;
   };
   const windowOf = async (i: number, ctx: DecodeContext | undefined): Promise<Buffer> => {
     const p = table.points[i];
@@ -91,7 +110,22 @@ export function gzipSpanCodec(table: GzipCheckpointTable, z: ZranNative, fetchPa
     table,
     compressedRange: (i) => spanCompressedRange(table, i),
     async prepare(spans, signal) {
-      await Promise.all(spans.filter((i) => table.points[i]?.packed && (table.points[i]?.packed?.windowLen ?? 0) > 0).map((i) => fromPack(i, signal)));
+      const need = [...new Set(spans)].filter((i) => (table.points[i]?.packed?.windowLen ?? 0) > 0).sort((a, b) => a - b);
+      // Windows close together in the pack come in one request: a request costs the registry far
+      // more than the few windows between them (docker-registry on loopback: ≈ 7 ms each).
+      let group: number[] = [];
+      const flush = (): void => {
+        if (group.length > 0) fetchGroup(group, signal);
+        group = [];
+      };
+      for (const i of need) {
+        if (fetched.has(i)) continue;
+        const prev = group[group.length - 1];
+        if (prev !== undefined && packedOf(i).offset - (packedOf(prev).offset + packedOf(prev).length) > WINDOW_MERGE_GAP_BYTES) flush();
+        group.push(i);
+      }
+      flush();
+      await Promise.all(need.map((i) => fetched.get(i)));
     },
     async decode(i, compressed, ctx) {
       const p = table.points[i];

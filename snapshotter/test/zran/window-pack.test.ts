@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
 import { LayerStore } from '../../src/storage/index.js';
 import {
-  decodeCheckpointTable, isPackedTable, packWindows, spanCodecFor, unpackWindow,
+  decodeCheckpointTable, gzipSpanCodec, isPackedTable, loadZran, packWindows, spanCodecFor, spanCompressedRange, unpackWindow, type PackedWindow,
 } from '../../src/zran/index.js';
 import { readRange, recordingLogger, tempDir } from '../storage/fixtures.js';
 import { RangeBlobSource, gzipLayer } from '../storage/range-fixtures.js';
@@ -77,4 +77,30 @@ t.test('a lying window pack is caught; the read falls back to the whole layer wi
 t.test('a packed table with no way to reach its pack is a clear error at decode time', async (t) => {
   const codec = spanCodecFor({ uncompressedSize: layer.tar.length, gzipCheckpoints: packed.table });
   await t.rejects(codec.decode(4, Buffer.alloc(10)), { code: 'CLIP_ZRAN_WINDOW_UNAVAILABLE' });
+});
+
+t.test('prepare fetches windows close together in the pack with one request and checks each', async (t) => {
+  const d = decodeCheckpointTable(packed.table);
+  const w = (i: number): PackedWindow => d.points[i]!.packed!;
+  const compressed = (i: number): Buffer => {
+    const r = spanCompressedRange(d, i);
+    return layer.blob.subarray(r.start, r.end);
+  };
+  const expected = (i: number): Buffer => layer.tar.subarray(d.points[i]!.out, d.points[i + 1]?.out ?? layer.tar.length);
+  const requests: Array<[number, number]> = [];
+  const codec = gzipSpanCodec(d, loadZran()!, async (s, e) => {
+    requests.push([s, e]);
+    return Buffer.from(packed.pack.subarray(s, e));
+  });
+  await codec.prepare!([4, 2], AbortSignal.timeout(10_000));
+  t.same(requests, [[w(2).offset, w(4).offset + w(4).length]], 'spans 2 and 4: one request for their windows and the one between');
+  t.ok((await codec.decode(2, compressed(2))).equals(expected(2)) && (await codec.decode(4, compressed(4))).equals(expected(4)), 'both decode');
+  t.equal(requests.length, 1, 'with the windows prepare fetched');
+
+  const bad = Buffer.from(packed.pack);
+  bad.fill(0x5a, w(3).offset + 8, w(3).offset + 24);
+  const lying = gzipSpanCodec(d, loadZran()!, async (s, e) => Buffer.from(bad.subarray(s, e)));
+  await lying.prepare!([1, 3], AbortSignal.timeout(10_000)).catch(() => {});
+  t.ok((await lying.decode(1, compressed(1))).equals(expected(1)), 'a good window of the request decodes its span');
+  await t.rejects(lying.decode(3, compressed(3)), { code: /^CLIP_ZRAN_(WINDOW_CORRUPT|INFLATE)$/ }, 'a bad one is caught');
 });
