@@ -172,9 +172,12 @@ export class ClipRemoteLayers implements RemoteLayers {
       const layer = await this.#layerOf(hint, ctx.key);
       if (!layer) return undefined;
       span.setAttribute(ATTR_CLIP_LAYER_DIGEST, layer.layerDigest);
-      if (!ctx.restore) this.#lookAhead(layer, labels);
+      // The layers above are looked up once this one's index is found, not beside it: started
+      // together, their look-ups took turns with this one's (its blob fetched last of five), on
+      // the one path containerd is waiting on.
+      const lookAhead = ctx.restore ? undefined : (): void => this.#lookAhead(layer, labels);
       try {
-        const mounted = await this.#mountLayer(mountpoint, layer, ctx, (diffId) =>
+        const mounted = await this.#mountLayer(mountpoint, layer, ctx, lookAhead, (diffId) =>
           // On restore the name the snapshot was committed under is the target (labels can be
           // rewritten by Update since; the name cannot), and the Prepare's labels are gone.
           checkChainId(ctx.restore
@@ -203,15 +206,24 @@ export class ClipRemoteLayers implements RemoteLayers {
     this.#o.indexes.prefetch(others.map((d) => ({ imageRef: layer.ref, layerDigest: d, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) })));
   }
 
-  /** `check` vets the resolved index's diffID before anything is opened or mounted. */
-  async #mountLayer(mountpoint: string, layer: ChainLayer, ctx: RemoteMountContext, check: (diffId: string) => void): Promise<Record<string, string>> {
+  /**
+   * `check` vets the resolved index's diffID before anything is opened or mounted; `resolvedHook` runs
+   * once the index look-up has settled (found or not).
+   */
+  async #mountLayer(
+    mountpoint: string, layer: ChainLayer, ctx: RemoteMountContext, resolvedHook: (() => void) | undefined, check: (diffId: string) => void,
+  ): Promise<Record<string, string>> {
     const started = Date.now();
     const resolved = await withSpan(SPAN_INDEX_RESOLVE, { [ATTR_CLIP_LAYER_DIGEST]: layer.layerDigest }, async (span) => {
-      const r = ctx.restore
-        ? await this.#o.indexes.local(layer.layerDigest)
-        : await this.#o.indexes.resolve({ imageRef: layer.ref, layerDigest: layer.layerDigest, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) });
-      if (r) span.setAttributes({ [ATTR_CLIP_INDEX_SOURCE]: r.source, [ATTR_CLIP_LAYER_DIFF_ID]: r.index.meta.diffId });
-      return r;
+      try {
+        const r = ctx.restore
+          ? await this.#o.indexes.local(layer.layerDigest)
+          : await this.#o.indexes.resolve({ imageRef: layer.ref, layerDigest: layer.layerDigest, ...(layer.manifestDigest ? { manifestDigest: layer.manifestDigest } : {}) });
+        if (r) span.setAttributes({ [ATTR_CLIP_INDEX_SOURCE]: r.source, [ATTR_CLIP_LAYER_DIFF_ID]: r.index.meta.diffId });
+        return r;
+      } finally {
+        resolvedHook?.();
+      }
     });
     if (!resolved) throw unavailable('CLIP_INDEX_NOT_CACHED', `clip index of ${layer.layerDigest} is not in this node's cache`);
     const resolveMs = Date.now() - started;
@@ -241,6 +253,16 @@ export class ClipRemoteLayers implements RemoteLayers {
         fs.mount(mountpoint),
       );
     } catch (err) {
+      await reader.close().catch(() => undefined);
+      await resolved.saved?.catch(() => undefined);
+      throw err;
+    }
+    // The index was written to the local cache beside the mount; the snapshot is recorded (and a
+    // restart re-mounts it from that cache) only after this, so a failed write is a failed mount.
+    try {
+      await resolved.saved;
+    } catch (err) {
+      await fs.unmount().catch((e: unknown) => ctx.log.warn({ mount_point: mountpoint, err: messageOf(e) }, 'unmount after a failed index save failed'));
       await reader.close().catch(() => undefined);
       throw err;
     }

@@ -72,6 +72,12 @@ export interface ResolvedIndex {
   trusted: boolean;
   /** Found by a look-up run ahead of its Prepare (`prefetch`). */
   ahead?: boolean;
+  /**
+   * Settles once the index is in this node's cache (what a restart re-mounts from); absent when it
+   * was read from there. `resolve` answers before the write is done, so the caller can mount
+   * meanwhile: a snapshot must not be recorded before this resolves (rejects: not cached).
+   */
+  saved?: Promise<void>;
 }
 
 const HEX = /^sha256:([0-9a-f]{64})$/;
@@ -99,6 +105,12 @@ export class IndexResolver {
   /** Look-ups waiting for a free prefetch slot, by layer digest. */
   readonly #queued = new Map<string, IndexRequest>();
   #prefetching = 0;
+  /**
+   * Writes to the local cache still running, by layer digest (`resolve` answers before its write is
+   * done): every read and later write of that layer's entry waits for them, so this process never
+   * sees the entry half-written or missing, and writes land in the order they were made.
+   */
+  readonly #writing = new Map<string, Promise<void>>();
 
   constructor(o: IndexResolverOptions) {
     this.#o = o;
@@ -161,6 +173,7 @@ export class IndexResolver {
 
   /** The index from this node's cache only (no network): what a restart re-mounts from. */
   async local(layerDigest: string): Promise<ResolvedIndex | undefined> {
+    await this.#writesDone(layerDigest);
     const path = this.#path(layerDigest);
     const bytes = await readFile(path).catch(() => undefined);
     if (!bytes) return undefined;
@@ -185,6 +198,7 @@ export class IndexResolver {
    * local cache marks it trusted (if it still holds that index), so a restart does not check it again.
    */
   async verified(layerDigest: string, digest: string): Promise<void> {
+    await this.#writesDone(layerDigest);
     const cached = await readFile(this.#path(layerDigest)).catch(() => undefined);
     if (!cached || indexDigestOf(cached) !== digest) return;
     await this.#writeAtomic(this.#verifiedPath(layerDigest), Buffer.from(`${digest}\n`));
@@ -196,6 +210,7 @@ export class IndexResolver {
    * so later mounts and a restart read the layer as it is.
    */
   async replace(layerDigest: string, forged: string, trueBytes: Buffer): Promise<void> {
+    await this.#writesDone(layerDigest);
     const cached = await readFile(this.#path(layerDigest)).catch(() => undefined);
     if (cached && indexDigestOf(cached) === forged) await this.#forget(layerDigest);
     await this.#saveLocal(layerDigest, trueBytes, true);
@@ -212,14 +227,15 @@ export class IndexResolver {
     const foreign = this.#o.acceptForeign !== false;
     const found = (foreign ? (await this.#fromContentCache(req)) ?? (await this.#fromArtifact(req, signal)) : undefined) ?? (build ? await this.#build(req, signal) : undefined);
     if (!found) return undefined;
-    await this.#saveLocal(req.layerDigest, found.bytes, found.trusted);
+    const saved = this.#saveLocal(req.layerDigest, found.bytes, found.trusted);
+    saved.catch(() => undefined); // the caller awaits it; this only keeps a failure seen early from going unhandled
     if (found.source !== 'content_cache') {
       this.#o.contentCache.putBlob(indexCacheKey(req.layerDigest), found.bytes).catch((err: unknown) =>
         this.#log.warn({ layer: req.layerDigest, err: messageOf(err) }, 'publishing index to the ContentCache failed'),
       );
     }
     this.#log.info({ layer: req.layerDigest, diff_id: found.index.meta.diffId, source: found.source, bytes: found.bytes.length }, 'index resolved');
-    return found;
+    return { ...found, saved };
   }
 
   async #fromContentCache(req: IndexRequest): Promise<ResolvedIndex | undefined> {
@@ -332,7 +348,23 @@ export class IndexResolver {
     return `${this.#path(layerDigest)}.verified`;
   }
 
-  async #saveLocal(layerDigest: string, bytes: Buffer, trusted: boolean): Promise<void> {
+  /** Settles once the writes of `layerDigest`'s entry started so far are done (failed or not). */
+  async #writesDone(layerDigest: string): Promise<void> {
+    await this.#writing.get(layerDigest)?.catch(() => undefined);
+  }
+
+  /** Write a layer's entry after the writes of it already running (see `#writing`). */
+  #saveLocal(layerDigest: string, bytes: Buffer, trusted: boolean): Promise<void> {
+    const p = this.#writesDone(layerDigest).then(() => this.#writeLocal(layerDigest, bytes, trusted));
+    this.#writing.set(layerDigest, p);
+    const forget = (): void => {
+      if (this.#writing.get(layerDigest) === p) this.#writing.delete(layerDigest);
+    };
+    p.then(forget, forget);
+    return p;
+  }
+
+  async #writeLocal(layerDigest: string, bytes: Buffer, trusted: boolean): Promise<void> {
     await mkdir(this.#o.cacheDir, { recursive: true });
     // The mark first goes: a crash between the two writes leaves an index that is checked again.
     await rm(this.#verifiedPath(layerDigest), { force: true });
