@@ -30,27 +30,50 @@ export interface PushArtifactOptions {
   signal?: AbortSignal;
 }
 
-/** List the referrers of a subject, optionally only one artifactType; API first, tag fallback on 404. */
+/** Registries (by requester, then domain) that answered the referrers API: no tag fallback asked beside it. */
+const answeredApi = new WeakMap<Requester, Set<string>>();
+
+/**
+ * List the referrers of a subject, optionally only one artifactType: the referrers API, or the tag
+ * fallback where it answers 404. Until a registry is known to answer the API, the fallback tag is
+ * asked beside it — one round trip instead of two on a registry without the API (a cold node's
+ * first index look-up waits for it; issue 15, pull latency) — and its answer used only after a 404.
+ */
 export async function listReferrers(rq: Requester, repo: RepositoryRef, subjectDigest: string, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
   parseDigest(subjectDigest);
-  const res = await rq.request({
-    repo, path: `referrers/${subjectDigest}`, method: 'GET', capability: 'pull', signal,
-    query: artifactType ? { artifactType } : {}, headers: { accept: MEDIA_TYPE_OCI_INDEX },
-  });
-  const what = `${describeRepo(repo, res.host)} referrers of ${subjectDigest}`;
-  let index: ImageIndex;
-  if (res.status === 404) {
-    await res.body.dump().catch(() => undefined);
-    index = await readFallbackIndex(rq, repo, subjectDigest, signal);
-  } else if (res.status === 200) {
-    const bytes = await readLimited(res.body, 4 * 1024 * 1024, what);
-    const parsed = parseManifest(bytes, MEDIA_TYPE_OCI_INDEX, subjectDigest, what);
-    if (parsed.type !== 'index') throw new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', `${what}: not an index`);
-    index = parsed.index;
-  } else {
-    throw await statusError(res, what);
+  const knowsApi = answeredApi.get(rq)?.has(repo.domain) === true;
+  const tagAbort = new AbortController();
+  const stopTag = (): void => tagAbort.abort();
+  signal?.addEventListener('abort', stopTag, { once: true });
+  const tag = knowsApi ? undefined : readFallbackIndex(rq, repo, subjectDigest, AbortSignal.any([tagAbort.signal, ...(signal ? [signal] : [])]));
+  tag?.catch(() => undefined); // used only after a 404; otherwise abandoned
+  try {
+    const res = await rq.request({
+      repo, path: `referrers/${subjectDigest}`, method: 'GET', capability: 'pull', signal,
+      query: artifactType ? { artifactType } : {}, headers: { accept: MEDIA_TYPE_OCI_INDEX },
+    });
+    const what = `${describeRepo(repo, res.host)} referrers of ${subjectDigest}`;
+    let index: ImageIndex;
+    if (res.status === 404) {
+      await res.body.dump().catch(() => undefined);
+      index = await (tag ?? readFallbackIndex(rq, repo, subjectDigest, signal));
+    } else if (res.status === 200) {
+      stopTag();
+      const bytes = await readLimited(res.body, 4 * 1024 * 1024, what);
+      const parsed = parseManifest(bytes, MEDIA_TYPE_OCI_INDEX, subjectDigest, what);
+      if (parsed.type !== 'index') throw new ClipError('data_corrupt', 'CLIP_REGISTRY_MANIFEST_INVALID', `${what}: not an index`);
+      index = parsed.index;
+      let known = answeredApi.get(rq);
+      if (!known) answeredApi.set(rq, (known = new Set()));
+      known.add(repo.domain);
+    } else {
+      throw await statusError(res, what);
+    }
+    return index.manifests.filter((d) => artifactType === undefined || d.artifactType === artifactType);
+  } finally {
+    stopTag();
+    signal?.removeEventListener('abort', stopTag);
   }
-  return index.manifests.filter((d) => artifactType === undefined || d.artifactType === artifactType);
 }
 
 async function readFallbackIndex(rq: Requester, repo: RepositoryRef, subjectDigest: string, signal?: AbortSignal): Promise<ImageIndex> {
