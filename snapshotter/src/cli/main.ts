@@ -97,7 +97,7 @@ function serveLike(run: 'serve' | 'fuse-server' | 'upgrade-fuse-server'): Comman
       return EXIT_USAGE;
     }
     // Commands load their modules on demand so `version` and usage errors answer at once.
-    const { resolveServeConfig, serve } = await import('./serve-command.js');
+    const { resolveServeConfig } = await import('./serve-config.js');
     let cfg;
     try {
       cfg = await resolveServeConfig({ config: values.config, root: values.root, address: values.address, logLevel: values['log-level'] });
@@ -107,7 +107,8 @@ function serveLike(run: 'serve' | 'fuse-server' | 'upgrade-fuse-server'): Comman
     }
     // A service manager that starts the FUSE server in its own unit says so here.
     if (values['no-spawn-fuse-server']) cfg.fuseServer.spawn = false;
-    if (run === 'serve') await serve(cfg, args.filter((a) => a !== '--no-spawn-fuse-server'));
+    // Each command its own modules: the daemon's (gRPC, the metadata store) stay out of the FUSE server.
+    if (run === 'serve') await (await import('./serve-command.js')).serve(cfg, args.filter((a) => a !== '--no-spawn-fuse-server'));
     else if (run === 'upgrade-fuse-server') await (await import('./upgrade-fuse-server-command.js')).upgradeFuseServer(cfg, args);
     else await (await import('./fuse-server-command.js')).serveFuse(cfg, fuseOpts);
     return 0;

@@ -1,34 +1,13 @@
-import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../config/index.js';
-import { invalidArgument, messageOf } from '../errors/index.js';
-import { LOG_LEVELS, createLogger } from '../log/index.js';
+/**
+ * `clip-snapshotter serve`: the daemon until SIGTERM/SIGINT. Loaded only for `serve`: it reaches
+ * gRPC and the metadata store (daemon.ts), which the FUSE server must not load (issue 15).
+ */
+import type { Config } from '../config/index.js';
+import { messageOf } from '../errors/index.js';
+import { createLogger } from '../log/index.js';
 import { startTelemetry } from '../telemetry/index.js';
 import { startDaemon } from './daemon.js';
 import { fuseServerNodeArgs } from './node-flags.js';
-
-/** Flags of `serve` that override the config file. */
-export interface ServeFlags {
-  config?: string | undefined;
-  root?: string | undefined;
-  address?: string | undefined;
-  logLevel?: string | undefined;
-}
-
-/** Merge defaults, the config file and flags, in that order. */
-export async function resolveServeConfig(flags: ServeFlags): Promise<Config> {
-  const cfg = await loadConfig(flags.config ?? DEFAULT_CONFIG_PATH, flags.config === undefined);
-  if (flags.root) cfg.root = flags.root;
-  if (flags.address) cfg.address = flags.address;
-  if (flags.logLevel) {
-    if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) {
-      throw invalidArgument('CLIP_FLAG_LOG_LEVEL', `--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${flags.logLevel}"`);
-    }
-    cfg.logLevel = flags.logLevel as Config['logLevel'];
-  }
-  for (const [flag, value] of [['--root', flags.root], ['--address', flags.address]] as const) {
-    if (value !== undefined && !value.startsWith('/')) throw invalidArgument('CLIP_FLAG_PATH', `${flag} must be an absolute path, got "${value}"`);
-  }
-  return cfg;
-}
 
 /** Run the daemon until SIGTERM/SIGINT; `flagArgs` are its own flags, handed to a FUSE server it starts. */
 export async function serve(cfg: Config, flagArgs: string[] = []): Promise<void> {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packagesIn } from './loaded-packages-names.js';
 
 const mode = process.argv[2];
 const require = createRequire(import.meta.url);
@@ -16,19 +17,13 @@ register('./loaded-packages-hooks.js', import.meta.url, { data: { file: esmList 
 
 /** The package names loaded so far (`@scope/name` or `name`). */
 function loadedPackages(): string[] {
-  const names = new Set<string>();
   let esm: string[] = [];
   try {
     esm = readFileSync(esmList, 'utf8').split('\n');
   } catch {
     // no ES module loaded through the hook yet
   }
-  for (const file of [...Object.keys(require.cache), ...esm]) {
-    // The innermost node_modules: a nested copy counts under its own name.
-    const m = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file);
-    if (m) names.add(m[1]!);
-  }
-  return [...names].sort();
+  return packagesIn([...Object.keys(require.cache), ...esm]);
 }
 
 try {
