@@ -198,3 +198,19 @@ t.test('unknown sections are ignored (room for gzip checkpoints)', async (t) => 
   const r = decodeIndex(sealIndex(Buffer.concat([table, bodies, extra])));
   t.equal(r.lookup('bin/ping')?.type, 'file');
 });
+
+t.test('readers of different layers share one lookup buffer and still answer each for its own layer', async (t) => {
+  const a = decodeIndex(encodeIndex(await built()));
+  const other = tar(member({ name: 'bin/', type: '5', mode: 0o755 }), member({ name: 'bin/only-b', mode: 0o644 }, 'b'));
+  const b = decodeIndex(encodeIndex(await buildIndex(Readable.from([other]))));
+  // Alternate lookups with paths of different lengths: a byte left over from the other reader's
+  // query must never match.
+  for (let round = 0; round < 3; round++) {
+    t.equal(a.lookup('bin/busybox')?.name, 'busybox');
+    t.equal(b.lookup('bin/busybox'), undefined);
+    t.equal(b.lookup('bin/only-b')?.name, 'only-b');
+    t.equal(a.lookup('bin/only-b'), undefined);
+    t.equal(a.lookup('bin/sh')?.type, 'symlink');
+    t.equal(b.lookup('bin/o'), undefined);
+  }
+});
