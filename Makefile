@@ -6,7 +6,7 @@ APT_PACKAGES := containerd runc fuse3 libfuse2 docker-registry redis-server skop
 	busybox-static debootstrap golang-go golang-github-containerd-containerd-dev \
 	golang-github-gogo-protobuf-dev golang-github-containerd-stargz-snapshotter-dev \
 	golang-github-hashicorp-go-retryablehttp-dev golang-github-sirupsen-logrus-dev \
-	iproute2 apache2-utils attr xz-utils zstd pigz tar zlib1g-dev
+	iproute2 apache2-utils attr xz-utils zstd pigz tar zlib1g-dev liblz4-dev
 PREFIX ?= /usr/local
 STAMP := .work/stamps
 
@@ -30,17 +30,19 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # The native addons, all from snapshotter/native/binding.gyp: clip_zran (gzip checkpoints / range
 # reads, on the system zlib), clip_fusedev (mount(2), /dev/fuse readiness and descriptor passing
-# for the kernel FUSE driver) and clip_pagecache (reads served from the page cache without waiting). node-gyp against the installed Node headers (/usr/include/node from
+# for the kernel FUSE driver), clip_pagecache (reads served from the page cache without waiting)
+# and clip_lz4 (ContentCache chunks' LZ4 into caller-owned buffers, on the system liblz4). node-gyp against the installed Node headers (/usr/include/node from
 # the nodejs package, so no header download).
 ZRAN_ADDON := snapshotter/native/build/Release/clip_zran.node
 FUSEDEV_ADDON := snapshotter/native/build/Release/clip_fusedev.node
 PAGECACHE_ADDON := snapshotter/native/build/Release/clip_pagecache.node
+LZ4_ADDON := snapshotter/native/build/Release/clip_lz4.node
 NODE_DIR ?= $(if $(wildcard /usr/include/node/node_api.h),/usr,)
-$(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) &: snapshotter/native/zran.c snapshotter/native/fusedev.c snapshotter/native/pagecache.c snapshotter/native/binding.gyp $(STAMP)/apt node_modules/.package-lock.json
+$(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) $(LZ4_ADDON) &: snapshotter/native/zran.c snapshotter/native/fusedev.c snapshotter/native/pagecache.c snapshotter/native/lz4.c snapshotter/native/binding.gyp $(STAMP)/apt node_modules/.package-lock.json
 	npx --yes node-gyp rebuild -C snapshotter/native $(if $(NODE_DIR),--nodedir=$(NODE_DIR),)
-	@touch $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON)
+	@touch $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) $(LZ4_ADDON)
 
-deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) jaeger ## install Debian packages and npm dependencies, build the native addons and Jaeger (idempotent)
+deps: $(STAMP)/apt node_modules/.package-lock.json $(ZRAN_ADDON) $(FUSEDEV_ADDON) $(PAGECACHE_ADDON) $(LZ4_ADDON) jaeger ## install Debian packages and npm dependencies, build the native addons and Jaeger (idempotent)
 
 # Jaeger at the version pinned in integration/go-modules.env, cached per machine outside the repo.
 # A failed build does not stop the other tests: the Jaeger test then fails and names the build log.

@@ -14,6 +14,13 @@
       "ldflags": ["-Wl,-Bsymbolic"]
     },
     {
+      "target_name": "clip_lz4",
+      "sources": ["lz4.c"],
+      "libraries": ["-llz4"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-Wl,-Bsymbolic"]
+    },
+    {
       "target_name": "clip_pagecache",
       "sources": ["pagecache.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],

@@ -10,7 +10,8 @@
  * with a key reads only signed objects (v2, v3), a node without one only v1.
  */
 import { crc32 } from 'node:zlib';
-import { compress, uncompress, uncompressSync } from '../util/lz4.js';
+import { compress, uncompress } from '../util/lz4.js';
+import { compressFramed, uncompressFramed, uncompressFramedSync } from '../util/lz4-into.js';
 import { chunkDigest, MAC_BYTES, type ObjectMac } from './object-mac.js';
 
 /** First byte of a chunk or blob value: how the payload is encoded. */
@@ -58,11 +59,16 @@ export type ChunkCheck = { crc32: number } | { sha256: string } | { pieces: Chun
 /** What decoding a stored value found. */
 export type Decoded = { type: 'ok'; data: Buffer } | { type: 'corrupt'; reason: string };
 
-/** Compress one chunk (raw when LZ4 does not make it smaller, e.g. already-compressed files). */
+/**
+ * Compress one chunk (raw when LZ4 does not make it smaller, e.g. already-compressed files). Chunks
+ * go through `lz4-into.ts` (buffers this side owns), not lz4-napi, whose allocator kept hundreds of
+ * MB of freed chunks resident; the stored format is the same.
+ */
 export async function encodeChunk(data: Buffer): Promise<Buffer> {
-  const packed = await compress(data);
-  if (packed.length >= data.length) return Buffer.concat([Buffer.of(RAW), data]);
-  return Buffer.concat([Buffer.of(LZ4), packed]);
+  const packed = await compressFramed(data, 1);
+  if (packed === undefined) return Buffer.concat([Buffer.of(RAW), data]);
+  packed[0] = LZ4;
+  return packed;
 }
 
 /** Decode a chunk value and check it against the manifest's length and CRC or digest. */
@@ -70,7 +76,7 @@ export async function decodeChunk(value: Buffer, expectedLength: number, expecte
   const body = chunkBody(value, expectedLength);
   if (body.type !== 'lz4') return body.type === 'raw' ? checkChunk(body.data, expectedLength, expected) : body;
   try {
-    return checkChunk(await uncompress(body.block), expectedLength, expected);
+    return checkChunk(await uncompressFramed(body.block, expectedLength), expectedLength, expected);
   } catch (err) {
     return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
   }
@@ -84,7 +90,7 @@ export function decodeChunkSync(value: Buffer, expectedLength: number, expected:
   const body = chunkBody(value, expectedLength);
   if (body.type !== 'lz4') return body.type === 'raw' ? checkChunk(body.data, expectedLength, expected) : body;
   try {
-    return checkChunk(uncompressSync(body.block), expectedLength, expected);
+    return checkChunk(uncompressFramedSync(body.block, expectedLength), expectedLength, expected);
   } catch (err) {
     return { type: 'corrupt', reason: `lz4: ${(err as Error).message}` };
   }

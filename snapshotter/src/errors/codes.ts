@@ -90,6 +90,8 @@ export const CLIP_ERROR_KINDS = {
   CLIP_LAYER_SIZE_MISMATCH: 'data_corrupt',
   CLIP_LAYER_UNAVAILABLE: 'unavailable',
   CLIP_LISTEN: 'unavailable',
+  CLIP_LZ4_ADDON_MISSING: 'internal',
+  CLIP_LZ4_CORRUPT: 'data_corrupt',
   CLIP_METRICS_ADDRESS: 'invalid_argument',
   CLIP_METRICS_LISTEN: 'unavailable',
   CLIP_MOUNTS_COMMITTED: 'failed_precondition',
