@@ -15,9 +15,11 @@ const flagName = (flag: string): string => flag.split('=')[0]!;
 
 /**
  * Node arguments for a FUSE server this process starts: its own `execArgv`, plus each memory flag
- * that neither `execArgv` nor `NODE_OPTIONS` sets already (an operator's own value wins).
+ * that neither `execArgv` nor `NODE_OPTIONS` sets already (an operator's own value wins), with
+ * `--max-old-space-size` from `[fuse_server] max_old_space_mb` when that is not 0.
  */
-export function fuseServerNodeArgs(execArgv: readonly string[], nodeOptions = ''): string[] {
+export function fuseServerNodeArgs(execArgv: readonly string[], nodeOptions = '', maxOldSpaceMb = 0): string[] {
   const given = [...execArgv, ...nodeOptions.split(/\s+/)].filter(Boolean).map(flagName);
-  return [...execArgv, ...MEMORY_NODE_FLAGS.filter((f) => !given.includes(flagName(f)))];
+  const flags = [...MEMORY_NODE_FLAGS, ...(maxOldSpaceMb > 0 ? [`--max-old-space-size=${maxOldSpaceMb}`] : [])];
+  return [...execArgv, ...flags.filter((f) => !given.includes(flagName(f)))];
 }

@@ -24,7 +24,7 @@ export async function serve(cfg: Config, flagArgs: string[] = []): Promise<void>
   const separate = cfg.fuseServer.mode === 'separate';
   const telemetry = await startTelemetry({ ...cfg.tracing, metricsAddress: separate ? '' : cfg.metrics.address }, log);
   const script = process.argv[1] ?? '';
-  const daemon = await startDaemon(cfg, log, { command: process.execPath, args: [...fuseServerNodeArgs(process.execArgv, process.env['NODE_OPTIONS']), script, 'fuse-server', ...flagArgs] });
+  const daemon = await startDaemon(cfg, log, { command: process.execPath, args: [...fuseServerNodeArgs(process.execArgv, process.env['NODE_OPTIONS'], cfg.fuseServer.maxOldSpaceMb), script, 'fuse-server', ...flagArgs] });
   log.info({ address: cfg.address, root: cfg.root }, 'serving');
   log.info({ signal: await signal }, 'shutting down');
   try {

@@ -57,7 +57,7 @@ export async function upgradeFuseServer(cfg: Config, flags: string[], opts: { de
   if (launcher === undefined) throw unavailable('CLIP_FUSE_UPGRADE_FAILED', 'cannot tell which launcher started this command');
   const args = [launcher, 'fuse-server', '--take-over', ...flags.filter((f) => f !== '--no-spawn-fuse-server')];
   // Its own session: a signal to this command's process group (a reload timing out) never reaches it.
-  const child = spawn(process.execPath, [...fuseServerNodeArgs([], process.env['NODE_OPTIONS']), ...args], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...fuseServerNodeArgs([], process.env['NODE_OPTIONS'], cfg.fuseServer.maxOldSpaceMb), ...args], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
   let exited: string | undefined;
   child.once('exit', (code, signal) => (exited = code !== null ? `exit code ${code}` : `signal ${signal}`));
   child.once('error', (err) => (exited = err.message));

@@ -125,7 +125,7 @@ export interface Config {
     maxCredentials: number;
     maxCredentialBytes: number;
   };
-  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean; driver: 'libfuse' | 'kernel' };
+  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean; driver: 'libfuse' | 'kernel'; maxOldSpaceMb: number };
   metrics: { address: string };
 }
 

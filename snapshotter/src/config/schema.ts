@@ -210,6 +210,10 @@ export const SCHEMA: readonly SectionSpec[] = [
       // its connections can be handed to a new FUSE server (`fuse-server --take-over`). libfuse:
       // fuse-native (works without root, cannot hand over).
       field('driver', 'driver', 'string', 'kernel', oneOf('libfuse', 'kernel')),
+      // V8's old-generation limit of a FUSE server this daemon (or upgrade-fuse-server) starts; 0 = V8's own.
+      field('max_old_space_mb', 'maxOldSpaceMb', 'integer', 0, (v: number) =>
+        v === 0 || (v >= 64 && v <= 65536) ? undefined : 'must be 0 (V8\'s default) or between 64 and 65536',
+      ),
     ],
   },
   {

@@ -20,6 +20,13 @@ t.test('an operator\'s own value wins, on the command line or in NODE_OPTIONS', 
   t.same(fuseServerNodeArgs([], '--max-old-space-size=512'), [...MEMORY_NODE_FLAGS], 'another flag does not count');
 });
 
+t.test('[fuse_server] max_old_space_mb becomes the started FUSE server\'s heap limit unless the operator set one', async (t) => {
+  t.same(fuseServerNodeArgs([], '', 0), [...MEMORY_NODE_FLAGS], '0: V8\'s default');
+  t.same(fuseServerNodeArgs([], '', 256), [...MEMORY_NODE_FLAGS, '--max-old-space-size=256']);
+  t.same(fuseServerNodeArgs([], '--max-old-space-size=512', 256), [...MEMORY_NODE_FLAGS], 'NODE_OPTIONS wins');
+  t.same(fuseServerNodeArgs(['--max-old-space-size=1024'], '', 256), ['--max-old-space-size=1024', ...MEMORY_NODE_FLAGS], 'the starter\'s own flag wins');
+});
+
 t.test('the systemd units and the DaemonSet set the same flags in NODE_OPTIONS', async (t) => {
   const expected = MEMORY_NODE_FLAGS.join(' ');
   for (const unit of ['clip-snapshotter.service', 'clip-snapshotter-fuse.service']) {

@@ -47,6 +47,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['ratio out of range', '[tracing]\nsample_ratio = 2.0', /between 0 and 1/],
   ['span bound too small', '[index]\nmax_span_bytes = 1024', /x\.toml: "index\.max_span_bytes" must be between 65536 and 1073741824, got 1024/],
   ['span bound over the addon cap', '[index]\nmax_span_compressed_bytes = 2147483648', /"index\.max_span_compressed_bytes" must be between 65536 and 1073741824/],
+  ['FUSE server heap limit too small', '[fuse_server]\nmax_old_space_mb = 16', /"fuse_server\.max_old_space_mb" must be 0 \(V8's default\) or between 64 and 65536/],
   ['checkpoint spans over the span bound', '[index]\ncheckpoint_span_bytes = 1048576\nmax_span_bytes = 524288', /x\.toml: index\.checkpoint_span_bytes \(1048576\) must not exceed index\.max_span_bytes \(524288\)/],
 ];
 for (const [name, text, re] of bad) {
