@@ -160,10 +160,13 @@ export function recordingLogger(): { log: Logger; records: Array<Record<string, 
   return { log: pino({ level: 'debug' }, sink), records };
 }
 
-/** A temp dir removed at teardown. */
-/** LayerStore options for a test: no ContentCache, a 2 s read deadline, fast retries; `extra` wins. */
+/**
+ * LayerStore options for a test: no ContentCache, a 15 s read deadline, fast retries; `extra` wins.
+ * The deadline is generous because a cached layer's first read waits for its hash on a worker
+ * thread, whose start can take seconds on a loaded 2-core machine; tests of the deadline set their own.
+ */
 export function storeOptions(cacheDir: string, blobs: FakeBlobSource, extra: Partial<LayerStoreOptions> = {}): LayerStoreOptions {
-  return { cacheDir, blobs, contentCache: new NoContentCache(), readTimeoutMs: 2_000, retryBaseDelayMs: 10, ...extra };
+  return { cacheDir, blobs, contentCache: new NoContentCache(), readTimeoutMs: 15_000, retryBaseDelayMs: 10, ...extra };
 }
 
 export async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
