@@ -168,7 +168,7 @@ export const SCHEMA: readonly SectionSpec[] = [
       // Range-read spans offered to the ContentCache wait for the node's reads (storage/span-offer-queue.ts).
       field('span_offer_idle_ms', 'spanOfferIdleMs', 'integer', 100, nonNegative),
       field('span_offer_max_delay_ms', 'spanOfferMaxDelayMs', 'integer', 30_000, nonNegative),
-      field('span_offer_max_held_bytes', 'spanOfferMaxHeldBytes', 'integer', 32 * 1024 * 1024, nonNegative),
+      field('span_offer_max_held_bytes', 'spanOfferMaxHeldBytes', 'integer', 0, nonNegative),
       field('span_offer_close_flush_ms', 'spanOfferCloseFlushMs', 'integer', 2_000, nonNegative),
     ],
   },

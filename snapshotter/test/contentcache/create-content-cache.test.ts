@@ -26,9 +26,9 @@ t.test('[content_cache] defaults and values', async (t) => {
   t.same(defaultConfig().contentCache, {
     backend: 'none', addresses: [], cluster: false, username: '', password: '', keyFile: '', allowUnverified: false, tls: false,
     chunkSizeBytes: 4 << 20, timeoutMs: 1000, onUnavailable: 'registry', publishConcurrency: 4, readaheadChunks: 2,
-    spanOfferIdleMs: 100, spanOfferMaxDelayMs: 30_000, spanOfferMaxHeldBytes: 32 << 20, spanOfferCloseFlushMs: 2000,
+    spanOfferIdleMs: 100, spanOfferMaxDelayMs: 30_000, spanOfferMaxHeldBytes: 0, spanOfferCloseFlushMs: 2000,
   });
-  t.match(parseConfig('[content_cache]\nspan_offer_idle_ms = 0\nspan_offer_max_held_bytes = 0\n', 'x').contentCache, { spanOfferIdleMs: 0, spanOfferMaxHeldBytes: 0 });
+  t.match(parseConfig('[content_cache]\nspan_offer_idle_ms = 0\nspan_offer_max_held_bytes = 8388608\n', 'x').contentCache, { spanOfferIdleMs: 0, spanOfferMaxHeldBytes: 8 << 20 });
   t.match(parseConfig(redisToml, 'x').contentCache, {
     backend: 'redis', cluster: true, username: 'clip', chunkSizeBytes: 1 << 20, timeoutMs: 250, onUnavailable: 'error', publishConcurrency: 8, readaheadChunks: 4,
   });
