@@ -32,7 +32,7 @@ const NODE_TOML = [
   // Completion starts with the first range read and runs whenever the gate lets it.
   'range_completion_bytes_per_sec = 67108864', 'range_completion_idle_ms = 0',
   '[prefetch]', 'enabled = false',
-  '[reads]', 'background_idle_ms = 1000', 'background_max_delay_ms = 200', 'background_run_ms = 0',
+  '[reads]', 'background_idle_ms = 1000', 'background_max_delay_ms = 200', 'background_run_ms = 0', 'background_fill_yields = true',
   '[cache]', 'extract_completed = true', '',
 ].join('\n');
 

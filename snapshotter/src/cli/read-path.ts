@@ -111,7 +111,7 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
       maxHeldBytes: cfg.contentCache.spanOfferMaxHeldBytes,
       closeFlushMs: cfg.contentCache.spanOfferCloseFlushMs,
     },
-    background: { idleMs: cfg.reads.backgroundIdleMs, maxDelayMs: cfg.reads.backgroundMaxDelayMs, runMs: cfg.reads.backgroundRunMs },
+    background: { idleMs: cfg.reads.backgroundIdleMs, maxDelayMs: cfg.reads.backgroundMaxDelayMs, runMs: cfg.reads.backgroundRunMs, fillYields: cfg.reads.backgroundFillYields },
   });
   setLayerMetricsSource(() => layerMetricsSamples(store.ledger.entries()));
   const starts = new StartTraces({ idleMs: cfg.tracing.startTraceIdleMs, maxMs: cfg.tracing.startTraceMaxMs, hooks: startTraceHooks(store.ledger) });

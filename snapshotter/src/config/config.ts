@@ -79,6 +79,8 @@ export interface Config {
     backgroundMaxDelayMs: number;
     /** After a batch was let through by that bound, background work runs this long without waiting. */
     backgroundRunMs: number;
+    /** Whether range completion's fetch batches wait for FUSE requests too (the hash, publish, extraction and span offers always do). */
+    backgroundFillYields: boolean;
   };
   cache: { maxSizeBytes: number; extractCompleted: boolean };
   contentCache: {

@@ -192,6 +192,7 @@ export class LayerStore implements LayerReaderHost {
       fetchAhead: opts.rangeFetchAhead && opts.rangeFetchAhead.maxBytes > 0 ? new FetchAhead(opts.rangeFetchAhead) : undefined,
       spanOffers: opts.spanOffers,
       activity: this.readActivity,
+      fillYields: opts.background?.fillYields,
     });
     this.#disk = new DiskCache(opts.cacheDir, this.#log);
     this.#check = new CachedLayerCheck(this.#disk, this.#o.verifyCachedLayers, this.#log);

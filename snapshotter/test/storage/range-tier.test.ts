@@ -1,20 +1,20 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { NoContentCache } from '../../src/contentcache/index.js';
-import { LayerStore, layerStateKey, type LayerRef } from '../../src/storage/index.js';
+import { LayerStore, layerStateKey, type LayerRef, type LayerStoreOptions } from '../../src/storage/index.js';
 import { existsSync } from 'node:fs';
 import { ManualClock, RecordingContentCache, readRange, recordingLogger, tempDir } from './fixtures.js';
 import { RangeBlobSource, gzipLayer } from './range-fixtures.js';
 
 const layer = gzipLayer();
 
-async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; rangeCompletionIdleMs?: number; contentCache?: RecordingContentCache; clock?: ManualClock; backgroundRequestTimeoutMs?: number } = {}) {
+async function store(t: Test, blobs: RangeBlobSource, rangeReads = true, more: { rangeCompletionBytesPerSec?: number; rangeCompletionIdleMs?: number; contentCache?: RecordingContentCache; clock?: ManualClock; backgroundRequestTimeoutMs?: number; background?: LayerStoreOptions['background'] } = {}) {
   const dir = await tempDir(t);
   const { log, records } = recordingLogger();
   const s = await LayerStore.create({
     cacheDir: join(dir, 'layers'), blobs, contentCache: more.contentCache ?? new NoContentCache(), rangeReads, log,
     rangeCompletionBytesPerSec: more.rangeCompletionBytesPerSec ?? 0, rangeCompletionIdleMs: more.rangeCompletionIdleMs, clock: more.clock,
-    backgroundRequestTimeoutMs: more.backgroundRequestTimeoutMs,
+    backgroundRequestTimeoutMs: more.backgroundRequestTimeoutMs, background: more.background,
   });
   t.teardown(() => s.close());
   return { s, records, dir };
@@ -205,3 +205,27 @@ t.test("a lazy layer's verified spans are a file range (the FUSE driver's splice
   await r.close();
   t.equal(r.diskRange?.(deep, 4096), undefined, 'closed reader: none');
 });
+
+for (const fillYields of [true, false]) {
+  t.test(`completion passes the read-activity gate: before its hash${fillYields ? ' and each fetch batch' : ', not its batches (fillYields: false)'}`, async (t) => {
+    const blobs = new RangeBlobSource(layer);
+    // The gate's own clock moves with each of its sleeps: a batch held by a request that never ends is let through by the bound.
+    const gateClock = new ManualClock();
+    const { s } = await store(t, blobs, true, {
+      rangeCompletionBytesPerSec: 1 << 30, rangeCompletionIdleMs: 0,
+      background: { idleMs: 100, maxDelayMs: 500, runMs: 0, fillYields, clock: gateClock },
+    });
+    s.readActivity.begin();
+    const r = s.open({ ...layer.ref, gzipCheckpoints: layer.checkpoints });
+    t.ok((await readRange(r, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)));
+    await s.drain();
+    const st = s.readActivity.stats;
+    if (fillYields) t.ok(st.fill.waits > 1 && st.fill.forced === st.fill.waits, `${st.fill.waits} fetch batches waited, each let through by the bound`);
+    else t.equal(st.fill.waits, 0, 'no fetch batch waited');
+    t.same(st.hash, { waits: 1, waitedMs: 500, forced: 1 }, 'the hash waited once, for the bound');
+    const tail = layer.tar.length - 5000;
+    t.ok((await readRange(r, tail, 5000)).equals(layer.tar.subarray(tail)), 'completed: served whole and byte-exact');
+    s.readActivity.end();
+    await r.close();
+  });
+}
