@@ -129,7 +129,7 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('background_idle_ms', 'backgroundIdleMs', 'integer', 100, nonNegative),
       field('background_max_delay_ms', 'backgroundMaxDelayMs', 'integer', 1_000, nonNegative),
       field('background_run_ms', 'backgroundRunMs', 'integer', 100, nonNegative),
-      field('background_fill_yields', 'backgroundFillYields', 'boolean', false),
+      field('background_fill_yields', 'backgroundFillYields', 'boolean', true),
     ],
   },
   {

@@ -92,7 +92,7 @@ export interface RangeTierOptions {
   spanOffers?: Omit<SpanOfferQueueOptions, 'log'> | undefined;
   /** Completion batches, the completed layer's hash and span offers also wait for FUSE requests to pause (`read-activity.ts`). */
   activity?: Pick<ReadActivity, 'pass' | 'reading'> | undefined;
-  /** Whether completion batches pass `activity` too (default false); the hash and span offers always do. */
+  /** Whether completion batches pass `activity` too (default true); the hash and span offers always do. */
   fillYields?: boolean | undefined;
 }
 
@@ -384,9 +384,9 @@ export class RangeTier {
       await layer.fill(this.#o.completionBytesPerSec, this.#stop.signal, undefined, async () => {
         account();
         await this.#waitIdle();
-        // With `fillYields`, the container's reads of spans already here and of other layers come
-        // first too. Off by default: a cold start gains from the spans completion fetches meanwhile.
-        if (this.#o.fillYields === true) await this.#o.activity?.pass('fill', this.#stop.signal);
+        // The container's reads of spans already here, and of other layers, come first too (unless
+        // `fillYields: false`: a cold start may gain from the spans completion fetches meanwhile).
+        if (this.#o.fillYields !== false) await this.#o.activity?.pass('fill', this.#stop.signal);
         // On-demand reads during the wait are theirs, not the completion's.
         counted = layer.fetchedBytes;
       }, this.#clock, this.#requestTimeoutMs).finally(account);

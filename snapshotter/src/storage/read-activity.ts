@@ -28,7 +28,7 @@ export interface ReadActivityOptions {
   maxDelayMs?: number;
   /** After a batch was forced through by `maxDelayMs`, batches run without waiting for this long; default 100 ms. */
   runMs?: number;
-  /** Whether range completion's fetch batches wait too (the range tier reads it); default false (see storage/README.md). */
+  /** Whether range completion's fetch batches wait too (the range tier reads it); default true (see storage/README.md). */
   fillYields?: boolean;
   clock?: Clock;
 }
