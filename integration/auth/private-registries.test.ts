@@ -96,7 +96,8 @@ const providerDir = join(h.root, 'providers');
 mkdirSync(providerDir, { recursive: true });
 const providerRequests = join(h.root, 'provider.requests');
 writeFileSync(join(providerDir, 'clip-test-provider'), `#!/bin/sh
-cat >> ${providerRequests}; echo >> ${providerRequests}
+# One append per request: the daemon may run the provider twice at once (its referrers look-ups run side by side).
+req=$(cat); printf '%s\n' "$req" >> ${providerRequests}
 cat <<'JSON'
 {"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Image","cacheDuration":"5m",
  "auth":{"${helperReg.hostPort}/clip-test/auth-provided":{"username":"${HELPED.username}","password":"${HELPED.password}"}}}
