@@ -17,6 +17,13 @@ const PLUGIN_API_VERSIONS = ['credentialprovider.kubelet.k8s.io/v1', 'credential
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
+/** What one provider run answered: the credential (if any auth key matched) and how to cache it. */
+interface ProviderAnswer {
+  cred: Credential | undefined;
+  ttlMs: number;
+  keyType: string;
+}
+
 /** One configured provider. */
 export interface CredentialProviderSpec {
   name: string;
@@ -42,6 +49,12 @@ export class KubeletCredentialProviders implements CredentialStore {
   #opts: CredentialProvidersOptions;
   #providers: Promise<CredentialProviderSpec[]> | undefined;
   #caches = new Map<string, CredentialCache>();
+  /**
+   * Runs under way, by provider and image: a pull resolves an image's layers and index artifacts
+   * side by side, and each look-up would otherwise exec the plugin again before the first answer
+   * is cached (kubelet shares one run per image the same way).
+   */
+  #running = new Map<string, Promise<ProviderAnswer>>();
 
   constructor(opts: CredentialProvidersOptions) {
     this.#opts = opts;
@@ -66,15 +79,30 @@ export class KubeletCredentialProviders implements CredentialStore {
       // image key is tried first, then the registry key, then the global one.
       const hit = cache.peek(`image:${image}`) ?? cache.peek(`registry:${host}`) ?? cache.peek('global:');
       if (hit) return hit;
-      const answer = await this.#run(p, image);
-      const cacheKey = answer.keyType === 'Image' ? `image:${image}` : answer.keyType === 'Global' ? 'global:' : `registry:${host}`;
-      if (answer.cred) cache.put(cacheKey, answer.cred, answer.ttlMs);
+      const answer = await this.#runShared(p, image, host, cache);
       if (answer.cred) return answer.cred;
     }
     return undefined;
   }
 
-  async #run(p: CredentialProviderSpec, image: string): Promise<{ cred: Credential | undefined; ttlMs: number; keyType: string }> {
+  /** One run of `p` for `image` at a time; its answer is cached once and shared by every caller. */
+  #runShared(p: CredentialProviderSpec, image: string, host: string, cache: CredentialCache): Promise<ProviderAnswer> {
+    const key = `${p.name}\n${image}`;
+    let run = this.#running.get(key);
+    if (!run) {
+      run = this.#run(p, image)
+        .then((answer) => {
+          const cacheKey = answer.keyType === 'Image' ? `image:${image}` : answer.keyType === 'Global' ? 'global:' : `registry:${host}`;
+          if (answer.cred) cache.put(cacheKey, answer.cred, answer.ttlMs);
+          return answer;
+        })
+        .finally(() => this.#running.delete(key));
+      this.#running.set(key, run);
+    }
+    return run;
+  }
+
+  async #run(p: CredentialProviderSpec, image: string): Promise<ProviderAnswer> {
     const what = `credential provider ${p.name} for ${image}`;
     const request = JSON.stringify({ apiVersion: p.apiVersion, kind: 'CredentialProviderRequest', image });
     const res = await runPlugin({

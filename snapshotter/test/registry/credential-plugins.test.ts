@@ -159,6 +159,35 @@ t.test('kubelet credential provider: request, matching, auth keys, cacheDuration
   t.equal((await lines(calls)).length, 3, 'asked again after cacheDuration');
 });
 
+t.test('kubelet credential provider: concurrent look-ups of one image share one run', async (t) => {
+  const dir = await tempDir(t);
+  const config = join(dir, 'providers.yaml');
+  await writeFile(config, PROVIDER_YAML());
+  const { calls } = await provider(dir, JSON.stringify({
+    apiVersion: 'credentialprovider.kubelet.k8s.io/v1', kind: 'CredentialProviderResponse', cacheKeyType: 'Image', cacheDuration: '5m',
+    auth: { 'reg.private.example': { username: 'kube', password: SECRET } },
+  }));
+  const p = new KubeletCredentialProviders({ configPath: config, binDir: dir });
+  const answers = await Promise.all(Array.from({ length: 6 }, () => p.get('reg.private.example', 'app/web')));
+  for (const a of answers) t.same(a, { type: 'basic', username: 'kube', password: SECRET });
+  t.equal((await lines(calls)).length, 1, 'six look-ups started together ran the provider once');
+  await Promise.all([p.get('reg.private.example', 'app/other'), p.get('reg.private.example', 'app/other')]);
+  t.equal((await lines(calls)).length, 2, 'another image (cacheKeyType Image) gets its own run, shared by its two callers');
+});
+
+t.test('kubelet credential provider: a failed run fails every caller that shared it, and the next look-up runs again', async (t) => {
+  const dir = await tempDir(t);
+  const config = join(dir, 'providers.yaml');
+  await writeFile(config, PROVIDER_YAML());
+  const { calls } = await provider(dir, '{"kind": "NotAResponse"}');
+  const p = new KubeletCredentialProviders({ configPath: config, binDir: dir });
+  const fs = await Promise.all([failure(p.get('reg.private.example', 'app')), failure(p.get('reg.private.example', 'app'))]);
+  for (const f of fs) t.equal(f.code, 'CLIP_REGISTRY_CREDENTIAL_PLUGIN_OUTPUT');
+  t.equal((await lines(calls)).length, 1, 'one run for both callers');
+  t.equal((await failure(p.get('reg.private.example', 'app'))).code, 'CLIP_REGISTRY_CREDENTIAL_PLUGIN_OUTPUT');
+  t.equal((await lines(calls)).length, 2, 'a failure is not cached: the next look-up runs the provider again');
+});
+
 t.test('kubelet credential provider: a bad response is a typed error without secrets', async (t) => {
   const dir = await tempDir(t);
   const config = join(dir, 'providers.yaml');
