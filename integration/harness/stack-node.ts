@@ -60,20 +60,33 @@ export interface FirstOutput {
   firstOutputMs: number;
   totalMs: number;
   stdout: string;
+  /** ms from start to the first time stdout contained each of the `marks` asked for (absent if never). */
+  markMs: Record<string, number>;
 }
 
-/** Run `ctr ARGS` and time the first byte of its stdout (the container's output). */
-export function timeFirstOutput(c: Containerd, args: string[], timeoutMs = 600_000): Promise<FirstOutput> {
+/**
+ * Run `ctr ARGS` and time the first byte of its stdout (the container's output), and when each of
+ * `marks` first appears in it (container exit also waits for ctr's teardown, so a phase inside
+ * the container is timed between two marks it prints).
+ */
+export function timeFirstOutput(c: Containerd, args: string[], timeoutMs = 600_000, marks: string[] = []): Promise<FirstOutput> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('ctr', ['--address', c.address, '--namespace', TEST_NAMESPACE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let first = -1;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const markMs: Record<string, number> = {};
+    let seen = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (b: Buffer) => {
-      if (first < 0) first = performance.now() - started;
+      const now = performance.now() - started;
+      if (first < 0) first = now;
       out.push(b);
+      if (marks.length > 0) {
+        seen += b.toString('latin1');
+        for (const m of marks) if (markMs[m] === undefined && seen.includes(m)) markMs[m] = Math.round(now);
+      }
     });
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.once('error', reject);
@@ -81,7 +94,7 @@ export function timeFirstOutput(c: Containerd, args: string[], timeoutMs = 600_0
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString();
       if (code !== 0 || first < 0) reject(new Error(`ctr ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}${stdout}`));
-      else resolve({ firstOutputMs: Math.round(first), totalMs: Math.round(performance.now() - started), stdout });
+      else resolve({ firstOutputMs: Math.round(first), totalMs: Math.round(performance.now() - started), stdout, markMs });
     });
   });
 }
