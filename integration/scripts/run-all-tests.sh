@@ -74,6 +74,23 @@ npx tap --disable-coverage --reporter=tap --timeout=1200 --jobs=1 'build/integra
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_tap .work/test-logs/integration.tap
 
+# CI keeps only the last lines of the output, so the failures are named again right above the count.
+summarize_failures() {
+  local log
+  for log in .work/test-logs/unit.tap .work/test-logs/integration.tap; do
+    [ -f "$log" ] || continue
+    grep -nE '^[[:space:]]*not ok ' "$log" | grep -vE '# (TODO|SKIP)' | sed -E 's/[[:space:]]+/ /g' | cut -c1-200 | head -8 | sed "s|^|failed in $(basename "$log"): |"
+  done
+  for log in .work/test-logs/conformance*.log; do
+    [ -f "$log" ] || continue
+    grep -E -- '--- FAIL' "$log" | sed -E 's/[[:space:]]+/ /g' | head -4 | sed "s|^|failed in $(basename "$log"): |"
+  done
+}
+if [ "$failed" -ne 0 ]; then
+  echo "=== failures (full logs in .work/test-logs/)"
+  summarize_failures
+fi
+
 [ "$failed" -eq 0 ] || status=1
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit $status
