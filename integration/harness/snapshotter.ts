@@ -25,8 +25,10 @@ export function snapshotterMissingReason(): string | undefined {
 const UNSET_TAP_ENV = ['-u', 'NODE_OPTIONS', '-u', '_TAPJS_PROCESSINFO_EXCLUDE_', '-u', '_TAPJS_PROCESSINFO_EXTERNAL_ID_'];
 
 /** Run the `clip-snapshotter` CLI from the build as production would (tap's loader not injected). */
+// CLIP_CLI_NODE_ARGS: extra Node flags for the command while looking into a run (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
 export function runClipCli(args: string[], opts: RunOptions = {}): Promise<CommandResult> {
-  return runCommand('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, SNAPSHOTTER_BIN, ...args], opts);
+  const extra = process.env['CLIP_CLI_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  return runCommand('/usr/bin/env', [...UNSET_TAP_ENV, process.execPath, ...extra, SNAPSHOTTER_BIN, ...args], opts);
 }
 
 export interface SnapshotterOptions {

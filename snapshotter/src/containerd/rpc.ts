@@ -3,7 +3,7 @@
  * namespace and lease metadata on every call, deadlines, and error mapping.
  */
 import * as grpc from '@grpc/grpc-js';
-import { containerdServices, type ContainerdServices } from './proto.js';
+import { containerdService, type ContainerdServices } from './proto.js';
 import { fromGrpcError } from './grpc-errors.js';
 
 export type ServiceName = keyof ContainerdServices;
@@ -35,7 +35,7 @@ export class RpcChannel {
   client(name: ServiceName): grpc.Client {
     let c = this.#clients.get(name);
     if (!c) {
-      const Ctor = containerdServices()[name];
+      const Ctor = containerdService(name);
       this.#channel ??= new grpc.Channel(this.#target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
       c = new Ctor(this.#target, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, channelOverride: this.#channel });
       this.#clients.set(name, c);
