@@ -316,3 +316,37 @@ t.test('bulk reads: a sequential reader\'s chunks come checked from the worker; 
   await server.stop();
   await t.rejects(readSeq(dead, 2 * CS, 3 * CS), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE', message: /ECONNREFUSED|closed/ });
 });
+
+t.test('bulk reads reuse chunk memory: chunks a sequential reader left behind go back to the worker and are received into again; every byte still right', async (t) => {
+  const CS = 1 << 20;
+  const { dir, failures, make } = await signedCaches(t, { chunkSizeBytes: CS });
+  const data = randomBytes(24 * CS + 4321);
+  await writeFile(`${dir}/layer`, data);
+  const key = freshKey();
+  t.match(await make().storeFile(key, `${dir}/layer`, data.length), { type: 'stored' });
+  /** Read [from, to) in `step` reads; undefined on a miss. */
+  const readSeq = async (c: RedisContentCache, from: number, to: number, step: number): Promise<Buffer | undefined> => {
+    const out = Buffer.alloc(to - from);
+    for (let at = from; at < to; at += step) {
+      const n = await c.readInto(key, at, Math.min(step, to - at), out, at - from);
+      if (n === undefined) return undefined;
+    }
+    return out;
+  };
+  const reader = make();
+  t.equal(await reader.startBulkReads(), true);
+  t.same(await readSeq(reader, 0, data.length, 128 << 10), data, 'a sequential reader reads every byte');
+  t.ok(reader.bulkChunksFetched >= 20, `through the bulk worker (${reader.bulkChunksFetched} of 25 chunks)`);
+  t.ok(reader.bulkBuffersReturned >= 15, `the memory of chunks it left behind went back to the worker (${reader.bulkBuffersReturned} buffers)`);
+  t.same(await readSeq(reader, 0, 3 * CS, 128 << 10), data.subarray(0, 3 * CS), 'a reader that comes back to chunks let go gets them again, right');
+
+  // Several sequential readers of the one object at different places, a small LRU: chunk memory moves
+  // back and forth under them (a read that finds its chunk's memory gone fetches it again).
+  const busy = make({ memoryBytes: 2 * CS, readaheadChunks: 3 });
+  await busy.startBulkReads();
+  const spans: Array<[number, number]> = [[0, 12 * CS], [5 * CS + 999, 20 * CS], [11 * CS, data.length], [3 * CS, 9 * CS + 7]];
+  const outs = await Promise.all(spans.map(([from, to], i) => readSeq(busy, from, to, (64 << 10) * (i + 1) + 4096)));
+  spans.forEach(([from, to], i) => t.same(outs[i], data.subarray(from, to), `reader ${i} (${from}-${to}) read the true bytes`));
+  t.ok(busy.bulkBuffersReturned > 0, `memory went back meanwhile (${busy.bulkBuffersReturned})`);
+  t.same(failures, [], 'nothing refused');
+});

@@ -20,6 +20,8 @@ export interface BulkFetch {
   /** Longest value accepted (a chunk is stored raw or smaller: 1 + its length). */
   maxBytes: number;
   check: ChunkCheck;
+  /** Memory of a chunk the event loop no longer holds, moved back to be received into again. */
+  spare?: ArrayBuffer;
 }
 
 /** A fetched chunk: its bytes (v3: which pieces matched their digests), absent, or refused. */
@@ -83,12 +85,12 @@ export class BulkChunkFetcher {
    * Fetch and check one chunk; undefined while the worker is starting or when none can run (fetch
    * it in-thread). Rejects `unavailable` on an outage.
    */
-  async fetch(key: string, expectedLength: number, check: ChunkCheck): Promise<{ type: 'ok'; data: Buffer; checked?: Uint8Array } | { type: 'missing' } | { type: 'corrupt'; reason: string } | undefined> {
+  async fetch(key: string, expectedLength: number, check: ChunkCheck, spare?: ArrayBuffer): Promise<{ type: 'ok'; data: Buffer; checked?: Uint8Array } | { type: 'missing' } | { type: 'corrupt'; reason: string } | undefined> {
     if (!this.#isReady) {
       void this.start();
       return undefined;
     }
-    const r = this.#channel.call({ op: 'fetch', key, expectedLength, maxBytes: expectedLength + 1, check }, [], this.#deadlineMs);
+    const r = this.#channel.call({ op: 'fetch', key, expectedLength, maxBytes: expectedLength + 1, check, ...(spare ? { spare } : {}) }, spare ? [spare] : [], this.#deadlineMs);
     if (r === undefined) return undefined;
     // A worker that died (or could not load) rejects with a plain Error: still an outage of this path.
     const d = await r.catch((err: unknown) => {

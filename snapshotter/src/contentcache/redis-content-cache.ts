@@ -62,9 +62,15 @@ export type VerifiedKind = 'chunk' | 'manifest' | 'span' | 'index' | 'profile' |
 interface Chunk {
   data: Buffer;
   pieces?: { digests: ChunkPieces; checked: Uint8Array };
+  /** The bulk worker's memory, all of it this chunk's: moved back to it once the chunk leaves the LRU. */
+  recyclable?: true;
 }
 
-type ChunkResult = { type: 'ok'; chunk: Chunk } | { type: 'missing' } | { type: 'corrupt'; reason: string; unverified?: boolean };
+/**
+ * `moved`: the chunk's memory went back to the bulk worker (it left the LRU) before this read copied
+ * from it; the read fetches it again.
+ */
+type ChunkResult = { type: 'ok'; chunk: Chunk } | { type: 'missing' } | { type: 'corrupt'; reason: string; unverified?: boolean } | { type: 'moved' };
 
 /** The metric kind of a blob key (`span:v1:…`, `clip-index/…`, `profile:v1:…`). */
 export function blobKind(key: string): VerifiedKind {
@@ -78,6 +84,14 @@ const NEGATIVE_TTL_MS = 1_000;
 /** Objects of more chunks than this start the bulk worker when their manifest is first read. */
 const BULK_FROM_CHUNKS = 2;
 const MAX_MANIFESTS = 4_096;
+/** Chunk buffers held to move back to the bulk worker: a few, smaller ones not at all, none once reads pause. */
+const SPARE_MAX = 2;
+const SPARE_MIN_BYTES = 1 << 20;
+const SPARE_IDLE_MS = 1_000;
+/** How far behind a sequential reader a chunk from the bulk worker is let go. */
+const BEHIND_CHUNKS = 2;
+/** Fetches of one chunk a read makes when its memory keeps moving back to the worker before the copy. */
+const MOVED_TRIES = 3;
 
 /** A ContentCache on Redis; see the file header. */
 export class RedisContentCache implements ContentCache {
@@ -100,6 +114,10 @@ export class RedisContentCache implements ContentCache {
   readonly #onVerificationFailure: (kind: VerifiedKind) => void;
   readonly #bulk: BulkChunkFetcher | undefined;
   #bulkChunks = 0;
+  /** Memory of chunks that left the LRU, moved back to the bulk worker with the next fetch. */
+  readonly #spare: ArrayBuffer[] = [];
+  #spareIdle: NodeJS.Timeout | undefined;
+  #sparesReturned = 0;
 
   constructor(opts: RedisContentCacheOptions) {
     this.#log = opts.log ?? silentLogger();
@@ -108,7 +126,7 @@ export class RedisContentCache implements ContentCache {
       throw invalidArgument('CLIP_CONTENT_CACHE_BAD_OPTIONS', `content cache chunk size ${this.chunkSizeBytes} must be a positive integer`);
     }
     this.#o = { publishConcurrency: opts.publishConcurrency ?? 4, readaheadChunks: opts.readaheadChunks ?? 2, lockTtlMs: opts.lockTtlMs ?? 30_000 };
-    this.#lru = new LruMap<string, Chunk>(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes), (chunk) => chunk.data.length);
+    this.#lru = new LruMap<string, Chunk>(opts.memoryBytes ?? Math.max(64 << 20, 4 * this.chunkSizeBytes), (chunk) => chunk.data.length, (_k, chunk) => this.#recycle(chunk));
     this.#limiter = new Limiter(opts.readConcurrency ?? 16);
     this.keys = new RedisKeys(opts.keyPrefix);
     this.#conn = new RedisConnection(opts, this.#log);
@@ -124,6 +142,11 @@ export class RedisContentCache implements ContentCache {
   /** Chunks fetched and checked on the bulk worker so far (tests, logs). */
   get bulkChunksFetched(): number {
     return this.#bulkChunks;
+  }
+
+  /** Chunk buffers moved back to the bulk worker to be received into again (tests). */
+  get bulkBuffersReturned(): number {
+    return this.#sparesReturned;
   }
 
   /** Whether the bulk worker was started (by a large object's manifest, a sequential reader or `startBulkReads`). */
@@ -156,29 +179,37 @@ export class RedisContentCache implements ContentCache {
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
     const sequential = this.#sequential(key, m, offset);
+    const copy = async (i: number): Promise<ChunkResult> => {
+      const from = Math.max(offset, i * cs);
+      const to = Math.min(end, (i + 1) * cs);
+      for (let tries = 1; ; tries++) {
+        const r = await this.#chunk(key, m, i, sequential);
+        if (r.type !== 'ok') return r;
+        const { data, pieces } = r.chunk;
+        // Its memory went back to the bulk worker after this read got it (a detached buffer has
+        // no bytes): fetch it again rather than copy nothing.
+        if (data.length < to - i * cs) {
+          if (tries < MOVED_TRIES) continue;
+          return { type: 'moved' };
+        }
+        // v3: the pieces this read covers are checked (once per decoded chunk) before a byte is copied.
+        const bad = pieces && checkPieces(data, pieces.digests, from - i * cs, to - i * cs, pieces.checked);
+        if (bad) return { type: 'corrupt', reason: `chunk ${i}: ${bad}`, unverified: true };
+        data.copy(buf, bufOffset + from - offset, from - i * cs, to - i * cs);
+        return r;
+      }
+    };
     const copies = [];
-    for (let i = first; i <= last; i++) {
-      copies.push(
-        this.#chunk(key, m, i, sequential).then((r): ChunkResult => {
-          if (r.type !== 'ok') return r;
-          const from = Math.max(offset, i * cs);
-          const to = Math.min(end, (i + 1) * cs);
-          const { data, pieces } = r.chunk;
-          // v3: the pieces this read covers are checked (once per decoded chunk) before a byte is copied.
-          const bad = pieces && checkPieces(data, pieces.digests, from - i * cs, to - i * cs, pieces.checked);
-          if (bad) return { type: 'corrupt', reason: `chunk ${i}: ${bad}`, unverified: true };
-          data.copy(buf, bufOffset + from - offset, from - i * cs, to - i * cs);
-          return r;
-        }),
-      );
-    }
+    for (let i = first; i <= last; i++) copies.push(copy(i));
     const bad = (await Promise.all(copies)).find((r) => r.type !== 'ok');
+    // Not the object's fault: a miss this time, the object kept.
+    if (bad?.type === 'moved') return undefined;
     if (bad) {
       if (bad.type === 'corrupt' && bad.unverified) this.#unverified('chunk', key, bad.reason);
       await this.#drop(key, bad.type === 'corrupt' ? bad.reason : 'chunk missing (evicted?)');
       return undefined;
     }
-    this.#readAhead(key, m, offset, end, last, sequential || this.#sequential(key, m, offset));
+    this.#readAhead(key, m, offset, end, first, last, sequential || this.#sequential(key, m, offset));
     return end - offset;
   }
 
@@ -220,6 +251,8 @@ export class RedisContentCache implements ContentCache {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#spareIdle);
+    this.#spare.splice(0);
     await this.#conn.close();
     await this.#bulk?.close();
   }
@@ -301,7 +334,9 @@ export class RedisContentCache implements ContentCache {
   async #fetchBulk(bulk: BulkChunkFetcher, ck: string, m: Manifest, i: number): Promise<ChunkResult | undefined> {
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
     const check = chunkCheck(m, i);
-    const d = await bulk.fetch(ck, length, check);
+    const spare = this.#spare.pop();
+    if (spare) this.#sparesReturned++;
+    const d = await bulk.fetch(ck, length, check, spare);
     if (d === undefined) return undefined;
     if (this.#bulkChunks++ === 0) this.#log.info({ source: 'content_cache', chunk_size_bytes: m.chunkSizeBytes }, 'content cache bulk reads: a sequential reader\'s chunks are fetched and checked on a worker thread');
     if (d.type === 'missing') return d;
@@ -309,8 +344,21 @@ export class RedisContentCache implements ContentCache {
     const chunk: Chunk = 'pieces' in check
       ? { data: d.data, pieces: { digests: check.pieces, checked: d.checked ?? new Uint8Array(check.pieces.sha256.length) } }
       : { data: d.data };
+    chunk.recyclable = true;
     this.#lru.set(ck, chunk);
     return { type: 'ok', chunk };
+  }
+
+  /**
+   * A chunk left the LRU: its memory, when the bulk worker's, is kept to move back to it with the
+   * next fetch (a read still holding the chunk then finds it empty and fetches it again).
+   */
+  #recycle(chunk: Chunk): void {
+    const ab = chunk.data.buffer;
+    if (!chunk.recyclable || !(ab instanceof ArrayBuffer) || ab.byteLength < SPARE_MIN_BYTES || this.#spare.length >= SPARE_MAX) return;
+    this.#spare.push(ab);
+    clearTimeout(this.#spareIdle);
+    this.#spareIdle = setTimeout(() => this.#spare.splice(0), SPARE_IDLE_MS).unref();
   }
 
   /** Whether a read at `offset` continues the last one (the kernel sends a few reads at once, not quite in order). */
@@ -319,12 +367,20 @@ export class RedisContentCache implements ContentCache {
     return lastEnd !== undefined && Math.abs(offset - lastEnd) <= m.chunkSizeBytes;
   }
 
-  /** After a read: remember where it ended and, for a sequential reader, warm the next chunks, unawaited. */
-  #readAhead(key: string, m: Manifest, offset: number, end: number, last: number, sequential: boolean): void {
+  /**
+   * After a read: remember where it ended and, for a sequential reader, warm the next chunks,
+   * unawaited, and let go of the bulk chunk it has left behind.
+   */
+  #readAhead(key: string, m: Manifest, offset: number, end: number, first: number, last: number, sequential: boolean): void {
     const lastEnd = this.#lastEnd.get(key);
     if (this.#lastEnd.size >= MAX_MANIFESTS) this.#lastEnd.clear();
     this.#lastEnd.set(key, sequential && lastEnd !== undefined ? Math.max(lastEnd, end) : end);
     if (!sequential) return;
+    // Two chunks behind (the kernel's reads stray by less than one): its memory goes back to the
+    // worker to receive the chunks ahead, instead of filling the LRU with a file read once — each
+    // new 4 MiB buffer that ends up here costs a garbage collection. A reader that comes back fetches it again.
+    const behind = first >= BEHIND_CHUNKS ? this.keys.chunk(key, m.chunkSizeBytes, first - BEHIND_CHUNKS) : undefined;
+    if (behind !== undefined && this.#lru.peek(behind)?.recyclable) this.#lru.delete(behind);
     for (let i = last + 1; i <= Math.min(m.chunks - 1, last + this.#o.readaheadChunks); i++) {
       this.#chunk(key, m, i, true).catch(() => {});
     }

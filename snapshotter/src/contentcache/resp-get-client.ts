@@ -3,7 +3,10 @@
  * connection (standalone Redis, optional AUTH), each reply's bytes read by the kernel straight into
  * a buffer of their own (`net` `onread`). ioredis collects a 4 MiB reply in 64 KiB pieces and
  * concatenates them, which on a warm node cost more CPU than anything else the read did; here a
- * reply is copied once, from the socket, and its memory can be moved to another thread.
+ * reply is copied once, from the socket, and its memory can be moved to another thread. The caller
+ * may hand it memory to receive into (`take`): buffers it got back from the thread it moved them to,
+ * so a steady stream of replies allocates nothing (a fresh 4 MiB buffer costs page faults here and a
+ * garbage collection where it ends up).
  *
  * Redis is untrusted: a reply's declared length is checked against a bound before any memory is
  * set aside for it (a longer value is read past and reported `too_large`), a malformed reply closes
@@ -25,6 +28,9 @@ export interface RespGetClientOptions {
 
 /** A GET's answer: the value, no such key, or a value longer than the caller allowed (not kept). */
 export type GetReply = { type: 'value'; value: Buffer } | { type: 'null' } | { type: 'too_large'; bytes: number };
+
+/** Memory of at least `bytes` to receive a value into, or undefined (a new buffer is allocated). */
+export type TakeBuffer = (bytes: number) => ArrayBuffer | undefined;
 
 interface Pending {
   kind: 'get' | 'auth';
@@ -51,9 +57,11 @@ class Connection {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #onClose: (c: Connection) => void;
+  readonly #take: TakeBuffer | undefined;
 
-  constructor(o: RespGetClientOptions, onClose: (c: Connection) => void) {
+  constructor(o: RespGetClientOptions, onClose: (c: Connection) => void, take?: TakeBuffer) {
     this.#onClose = onClose;
+    this.#take = take;
     this.socket = connect({
       host: o.host,
       port: o.port,
@@ -174,7 +182,10 @@ class Connection {
       this.#skip = length + 2;
       return;
     }
-    this.#body = { buf: Buffer.allocUnsafeSlow(length + 2), got: 0, length };
+    // Only now, with the length bounded: memory handed back to be reused, else a new buffer.
+    const given = this.#take?.(length + 2);
+    const buf = given !== undefined && given.byteLength >= length + 2 ? Buffer.from(given, 0, length + 2) : Buffer.allocUnsafeSlow(length + 2);
+    this.#body = { buf, got: 0, length };
   }
 
   #finishBody(): void {
@@ -213,17 +224,20 @@ class Connection {
 /** Pipelined GETs over one connection, made when first needed and again after a failure. */
 export class RespGetClient {
   readonly #o: RespGetClientOptions;
+  readonly #take: TakeBuffer | undefined;
   #conn: Connection | undefined;
 
-  constructor(o: RespGetClientOptions) {
+  /** `take`: memory to receive values into (each reply's value is a view of it), when the caller has some. */
+  constructor(o: RespGetClientOptions, take?: TakeBuffer) {
     this.#o = o;
+    this.#take = take;
   }
 
   /** GET `key`; a value longer than `maxBytes` is read past, not kept. Rejects `unavailable` on any failure. */
   get(key: string, maxBytes: number): Promise<GetReply> {
     this.#conn ??= new Connection(this.#o, (c) => {
       if (this.#conn === c) this.#conn = undefined;
-    });
+    }, this.#take);
     return this.#conn.get(key, maxBytes, this.#o.timeoutMs);
   }
 

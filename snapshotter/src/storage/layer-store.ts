@@ -421,7 +421,17 @@ export class LayerStore implements LayerReaderHost {
    */
   async #readTiers(st: LayerState, buf: Buffer, bufOffset: number, len: number, offset: number): Promise<number> {
     const { hex, key } = st;
-    const deadline = AbortSignal.timeout(this.#o.readTimeoutMs);
+    // Made when a tier that waits is reached, counting from the read's start: reads served from disk
+    // or the ContentCache (a warm node's every read) need no timer.
+    const started = performance.now();
+    let signal: AbortSignal | undefined;
+    const deadline = (): AbortSignal => {
+      if (signal) return signal;
+      const left = Math.ceil(this.#o.readTimeoutMs - (performance.now() - started));
+      // Already spent (a slow ContentCache): aborted now, as a signal made at the start would be.
+      signal = left > 0 ? AbortSignal.timeout(left) : AbortSignal.abort(new DOMException('read deadline passed', 'TimeoutError'));
+      return signal;
+    };
     const served = (source: ReadSource, n: number | undefined): void => {
       if (n !== undefined) this.ledger.read(hex, source, n);
     };
@@ -437,7 +447,10 @@ export class LayerStore implements LayerReaderHost {
     const running = st.download;
     if (running && !running.failed && running.bytesOnDisk >= offset + len) {
       // Bytes the registry already delivered to a running download: still the registry tier.
-      const joinedRead = await traceTier('registry', st.ref, offset, len, () => this.#timed(st, offset, len, deadline, running.read(buf, bufOffset, len, offset, deadline)), {
+      const joinedRead = await traceTier('registry', st.ref, offset, len, () => {
+        const d = deadline();
+        return this.#timed(st, offset, len, d, running.read(buf, bufOffset, len, offset, d));
+      }, {
         [ATTR_CLIP_DOWNLOAD_JOINED]: true,
       });
       served('registry', joinedRead);
@@ -448,11 +461,11 @@ export class LayerStore implements LayerReaderHost {
     served('content_cache', hit);
     if (hit !== undefined) return hit;
     if (this.#o.rangeReads && !st.download && this.#range.usable(key, st.ref)) {
-      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(key, st.ref, buf, bufOffset, len, offset, deadline), served);
+      const ranged = await traceRangeTier(st.ref, offset, len, () => this.#range.read(key, st.ref, buf, bufOffset, len, offset, deadline()), served);
       if (ranged !== undefined) return ranged;
     }
     const joined = { [ATTR_CLIP_DOWNLOAD_JOINED]: st.download !== undefined && !st.download.failed };
-    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(st, buf, bufOffset, len, offset, deadline), joined);
+    const fromRegistry = await traceTier('registry', st.ref, offset, len, () => this.#readRegistry(st, buf, bufOffset, len, offset, deadline()), joined);
     served('registry', fromRegistry);
     return fromRegistry;
   }

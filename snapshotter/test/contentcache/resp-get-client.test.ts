@@ -147,3 +147,30 @@ t.test('AUTH goes first; a refused AUTH fails the GETs behind it and the passwor
   t.match(err, { kind: 'unavailable', message: /refused AUTH: WRONGPASS/ });
   t.notMatch(err.message, /wrong-pw|right-pw/);
 });
+
+t.test('take: values are received into memory the caller hands back, when it is large enough; else into new memory', async (t) => {
+  const values: Record<string, Buffer> = { a: randomBytes(300_000), b: randomBytes(200_000), c: randomBytes(500_000) };
+  const server = await fakeRedis(t, (args, sock) => {
+    void dribble(sock, bulk(values[args[1] as string] as Buffer), [4093, 65_536]);
+  });
+  const given = [new ArrayBuffer(400_000), new ArrayBuffer(100)];
+  const asked: number[] = [];
+  // Hands out the front of `given` whatever the size asked: a too-small one must not be used.
+  const client = new RespGetClient({ host: '127.0.0.1', port: server.port, timeoutMs: 20_000 }, (bytes) => {
+    asked.push(bytes);
+    return given.shift();
+  });
+  t.teardown(() => client.close());
+  const first = new Uint8Array(given[0] as ArrayBuffer);
+  const a = await client.get('a', 1 << 20);
+  t.ok(a.type === 'value' && a.value.equals(values['a'] as Buffer), 'a byte-exact');
+  t.ok(a.type === 'value' && a.value.buffer === first.buffer && a.value.byteOffset === 0, 'a was received into the memory handed back');
+  const c = await client.get('c', 1 << 20);
+  t.ok(c.type === 'value' && c.value.equals(values['c'] as Buffer), 'c byte-exact');
+  t.ok(c.type === 'value' && c.value.buffer.byteLength >= 500_002, 'the 100-byte buffer was too small for c: new memory');
+  const b = await client.get('b', 1 << 20);
+  t.ok(b.type === 'value' && b.value.equals(values['b'] as Buffer), 'nothing handed back: b in new memory, intact');
+  const long = await client.get('c', 1000);
+  t.same(long, { type: 'too_large', bytes: 500_000 });
+  t.same(asked, [300_002, 500_002, 200_002], 'asked only once a length was read and within the bound (value + CRLF); never for a refused one');
+});

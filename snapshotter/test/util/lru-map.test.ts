@@ -31,3 +31,23 @@ t.test('LruMap with a weight is bounded by the sum of weights (the ContentCache\
   t.equal(lru.weight, 50);
   t.equal(lru.size, 2);
 });
+
+t.test('LruMap tells onRemove of every entry that leaves: evicted, deleted, replaced, matched; not of one never kept', async (t) => {
+  const gone: string[] = [];
+  const lru = new LruMap<string, number>(10, (w) => w, (k, v) => gone.push(`${k}=${v}`));
+  lru.set('a', 4);
+  lru.set('b', 4);
+  lru.get('a');
+  lru.set('c', 4);
+  t.same(gone, ['b=4'], 'the least recently used evicted');
+  lru.set('a', 5);
+  t.same(gone, ['b=4', 'a=4'], 'the replaced value');
+  lru.delete('c');
+  lru.delete('c');
+  t.same(gone, ['b=4', 'a=4', 'c=4'], 'deleted once');
+  lru.set('huge', 11);
+  t.same(gone, ['b=4', 'a=4', 'c=4'], 'a value heavier than the capacity was never kept: the caller still owns it');
+  lru.deleteWhere(() => true);
+  t.same(gone, ['b=4', 'a=4', 'c=4', 'a=5']);
+  t.equal(lru.weight, 0);
+});
