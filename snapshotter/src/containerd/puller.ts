@@ -144,13 +144,20 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     }
     const layerDigests = layers.map((l) => l.digest);
     // Snapshots need none of the content: the writes run beside the layers (the lease keeps them
-    // from gc) and are awaited before the image record, which refers to them.
-    content = Promise.all([
-      putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source),
-      putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) }),
-      r.index ? putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) }) : undefined,
-    ]).then(() => undefined);
-    content.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+    // from gc) and are awaited before the image record, which refers to them. They start once the
+    // first layer's Prepare has been sent: each commit is a write transaction of containerd's
+    // metadata database, which takes one writer at a time, and started before it they held up
+    // that Prepare's own transaction; after it they overlap the snapshotter's slowest Prepare.
+    const startContent = (): Promise<void> => {
+      if (content) return content;
+      content = Promise.all([
+        putBlob(client, `config-${r.doc.config.digest}`, r.doc.config.digest, configBytes, source),
+        putBlob(client, `manifest-${r.manifest.digest}`, r.manifest.digest, r.manifest.bytes, { ...source, ...manifestGcLabels(r.doc.config.digest, layerDigests) }),
+        r.index ? putBlob(client, `index-${r.index.digest}`, r.index.digest, r.index.bytes, { ...source, ...indexGcLabels([r.manifest.digest]) }) : undefined,
+      ]).then(() => undefined);
+      content.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+      return content;
+    };
 
     const chains = chainIds(diffIds);
     // Which layers the snapshotter already has: every chain asked at once, not one round trip per layer.
@@ -172,6 +179,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     let unconfirmed: { index: number; present: Promise<boolean> } | undefined;
     for (let i = 0; i < layers.length; i++) {
       const run: Promise<Outcome> = present[i] ? Promise.resolve({ mode: 'present' }) : unpackLayer(client, opts, jobOf(i), i < layers.length - 1);
+      startContent();
       let out: Outcome;
       if (unconfirmed) {
         const below = unconfirmed;
@@ -193,7 +201,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
       lap(); // the log line and callback are not the layer's
     }
     if (unconfirmed) report(unconfirmed.index, await settle(Promise.resolve({ mode: 'lazy' as const, present: unconfirmed.present })));
-    await content;
+    await startContent();
     phases.content = lap();
     const top = chains.at(-1) ?? '';
     if (top !== '') await client.updateContentLabels(r.doc.config.digest, { [gcRefSnapshotLabel(opts.snapshotter)]: top });

@@ -50,6 +50,7 @@ function fakeClient(modes: Behaviour[], chains: string[], opts: { applied?: (i: 
     deleteLease: async (id) => rec('deleteLease', id),
     writeContent: async (o) => {
       rec('writeContent', o.digest, o.labels);
+      opts.order?.push(`write ${o.digest}`);
       return { written: true };
     },
     updateContentLabels: async (d, l) => {
@@ -214,4 +215,26 @@ t.test('a lazy layer found missing after its ALREADY_EXISTS is prepared again, a
   t.equal(s.chainId, f.chains[2]);
   const refs = (calls.prepareSnapshot ?? []).map((c) => f.chains.indexOf((c[3] as Record<string, string>)['containerd.io/snapshot.ref'] ?? ''));
   t.same(refs, [0, 1, 0, 1, 2], 'layer 0 again, then layer 1 again');
+});
+
+t.test("the content writes start once the first layer's Prepare was sent, and are done before the image record", async (t) => {
+  const f = fixture();
+  const order: string[] = [];
+  const { client, calls } = fakeClient(['lazy', 'lazy', 'lazy'], f.chains, { order });
+  const s = await pullImage({ client, source: f.source, imageRef: 'reg.test:5000/team/app:v1', reference: 'v1', snapshotter: 'clip' });
+  t.equal(s.lazy, 3);
+  const firstWrite = order.findIndex((e) => e.startsWith('write '));
+  t.ok(firstWrite > order.indexOf('prepare 0'), `no write before the first Prepare (${order.join(', ')})`);
+  t.ok(order.slice(0, order.indexOf('prepare 0')).every((e) => e.startsWith('stat ')), 'only the Stats before it');
+  t.same(order.filter((e) => e.startsWith('write ')).sort(), [`write ${sha(f.config)}`, `write ${sha(f.manifest)}`].sort(), 'config and manifest written');
+  t.equal(calls.createImage?.length, 1);
+});
+
+t.test('an image whose layers are all present still gets its content written', async (t) => {
+  const f = fixture(2);
+  const { client, calls } = fakeClient(['present', 'present'], f.chains);
+  const s = await pullImage({ client, source: f.source, imageRef: 'reg.test:5000/team/app:v1', reference: 'v1', snapshotter: 'clip' });
+  t.equal(s.present, 2);
+  t.equal(calls.prepareSnapshot, undefined, 'nothing prepared');
+  t.same((calls.writeContent ?? []).map((c) => c[0]).sort(), [sha(f.config), sha(f.manifest)].sort());
 });
