@@ -96,8 +96,8 @@ const providerDir = join(h.root, 'providers');
 mkdirSync(providerDir, { recursive: true });
 const providerRequests = join(h.root, 'provider.requests');
 writeFileSync(join(providerDir, 'clip-test-provider'), `#!/bin/sh
-# One append per request: the daemon may run the provider twice at once (its referrers look-ups run side by side).
-req=$(cat); printf '%s\n' "$req" >> ${providerRequests}
+# One append per request, with the process that ran it (its parent: plugins are exec'd without a shell).
+req=$(cat); printf '%s %s\n' "$PPID" "$req" >> ${providerRequests}
 cat <<'JSON'
 {"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Image","cacheDuration":"5m",
  "auth":{"${helperReg.hostPort}/clip-test/auth-provided":{"username":"${HELPED.username}","password":"${HELPED.password}"}}}
@@ -176,8 +176,14 @@ t.test('credentials from a docker credential helper (credHelpers)', async (tt) =
 
 t.test('credentials from a kubelet credential-provider plugin', async (tt) => {
   await lazyPullAndRead(tt, helperReg, images.provided, c);
-  const requests = readFileSync(providerRequests, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { image?: string });
+  const lines = readFileSync(providerRequests, 'utf8').split('\n').filter(Boolean);
+  const requests = lines.map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)) as { image?: string });
   tt.ok(requests.length >= 1, `the provider was run (${requests.length} times)`);
+  // The answer is cached for 5 minutes per image: a process that looks the image up side by side
+  // (layers, index artifacts) shares one run instead of running the plugin per look-up.
+  const byProcess = new Map<string, number>();
+  for (const l of lines) byProcess.set(l.slice(0, l.indexOf(' ')), (byProcess.get(l.slice(0, l.indexOf(' '))) ?? 0) + 1);
+  tt.ok([...byProcess.values()].every((n) => n === 1), `one run per process (${JSON.stringify(Object.fromEntries(byProcess))})`);
   tt.ok(requests.every((r) => r.image === `${helperReg.hostPort}/clip-test/auth-provided`), 'with a CredentialProviderRequest for the matching image');
 });
 
