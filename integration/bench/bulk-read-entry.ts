@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { TEST_NAMESPACE } from '../harness/containerd.js';
@@ -43,12 +43,25 @@ interface Link {
 const FILE = 'data/weights.bin';
 const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** sha256 of a file read in 1 MiB requests, and the seconds it took. */
+/**
+ * The seconds a file takes to read whole in 1 MiB read() calls, then its sha256 from a second,
+ * untimed read (the page cache by then): the reader's own hashing is not the read, and neither the
+ * GET loop nor curl it is compared with hashes what it receives.
+ */
 async function readWhole(path: string): Promise<{ sha: string; seconds: number }> {
-  const t0 = performance.now();
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fh = await open(path, 'r');
+  let seconds: number;
+  try {
+    const t0 = performance.now();
+    while ((await fh.read(buf, 0, buf.length, null)).bytesRead > 0);
+    seconds = (performance.now() - t0) / 1000;
+  } finally {
+    await fh.close();
+  }
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return { sha: h.digest('hex'), seconds: (performance.now() - t0) / 1000 };
+  return { sha: h.digest('hex'), seconds };
 }
 
 const dropCaches = (): Promise<void> => writeFile('/proc/sys/vm/drop_caches', '3');
@@ -245,7 +258,7 @@ export async function bulkReadEntry(stack: Stack, o: BulkReadOptions, log: (s: s
   const med = (xs: number[]): string => spread(xs).median.toFixed(0);
   e.notes.push(`CPU during the ContentCache reads (medians): the warm node's daemon ${med(cc.map((r) => r.daemonCpuMs))} ms and Redis ${med(cc.map((r) => r.redisCpuMs))} ms; the GET loop's client ${med(loopCpu.map((r) => r.cpuMs))} ms and Redis ${med(loopCpu.map((r) => r.redisCpuMs))} ms (daemon CPU from /proc in 10 ms ticks; it includes the FUSE server, in process here).`);
   e.notes.push('ContentCache rows: MB/s of the file\'s bytes; "vs one GET" there is the share of a plain loop of GETs (one at a time, ioredis) of the layer\'s chunk keys, measured right before on the same Redis (goal ≥ 0.80×).');
-  e.notes.push(`The file is read with 1 MiB read() calls (Node stream), page cache dropped before each pull. "MB/s of the read" is compressed layer bytes over the read's time (for clip: the read alone, the pull before it fetches none of the file; for overlayfs: pull + read). "vs one GET" is the GET's MB/s share reached (goal ≥ 0.80×); "vs overlayfs" is time from pull start to the end of the read (goal ≤ 1.00×).`);
+  e.notes.push(`The file is read with 1 MiB read() calls, page cache dropped before each pull, and hashed afterwards in a second, untimed read (neither the GET loop nor curl hashes what it receives). "MB/s of the read" is compressed layer bytes over the read's time (for clip: the read alone, the pull before it fetches none of the file; for overlayfs: pull + read). "vs one GET" is the GET's MB/s share reached (goal ≥ 0.80×); "vs overlayfs" is time from pull start to the end of the read (goal ≤ 1.00×).`);
   e.raw = raw;
   return e;
 }
