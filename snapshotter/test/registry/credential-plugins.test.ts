@@ -66,12 +66,14 @@ t.test('docker credential helper: basic, identity token, not found, cached', asy
 t.test('docker credential helper failures are typed and never quote the output', async (t) => {
   const dir = await tempDir(t);
   await helper(dir, 'clip');
-  const h = new DockerCredentialHelper('clip', { env: env(dir), timeoutMs: 300 });
+  // Only the slow helper meets a short deadline: a loaded machine (CI) may take longer than that to
+  // start a shell, and the other cases would then time out instead of failing their own way.
+  const h = new DockerCredentialHelper('clip', { env: env(dir), timeoutMs: 60_000 });
   const broken = await failure(h.get('broken.example'));
   t.equal(broken.code, 'CLIP_REGISTRY_CREDENTIAL_PLUGIN_FAILED');
   t.match(broken.message, /docker-credential-clip.*status 2/);
   t.notMatch(broken.message, SECRET);
-  const slow = await failure(h.get('slow.example'));
+  const slow = await failure(new DockerCredentialHelper('clip', { env: env(dir), timeoutMs: 300 }).get('slow.example'));
   t.equal(slow.code, 'CLIP_REGISTRY_CREDENTIAL_PLUGIN_TIMEOUT');
   const chatty = await failure(h.get('chatty.example'));
   t.equal(chatty.code, 'CLIP_REGISTRY_CREDENTIAL_PLUGIN_OUTPUT');

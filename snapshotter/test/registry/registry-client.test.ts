@@ -209,6 +209,10 @@ t.test('timeouts: no headers, or a stalled body, never hang', async (t) => {
   const { srv, client, repo } = ctx;
   await rejectsKind(t, client.fetchBlob(repo, DIGEST), 'unavailable', 'HEADERS_TIMEOUT');
   t.equal(srv.requests.filter((r) => !r.url?.includes('/stall/')).length, 2, 'the headers timeout ended both attempts (first + 1 retry)');
-  const stalled = await client.fetchBlob(`${repo.split('/')[0]}/stall/app`, DIGEST);
+  // The stalled body gets a client of its own with a longer deadline: its headers come at once,
+  // but a loaded machine (CI) may take longer than 300 ms to deliver them.
+  const patient = new RegistryClient({ retryBaseDelayMs: 5, maxRetries: 0, timeoutMs: 2_000 });
+  t.teardown(() => patient.close());
+  const stalled = await patient.fetchBlob(`${repo.split('/')[0]}/stall/app`, DIGEST);
   await rejectsKind(t, collect(stalled.stream), 'unavailable', 'download failed');
 });

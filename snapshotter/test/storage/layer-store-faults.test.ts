@@ -81,10 +81,12 @@ t.test('a read waits no longer than readTimeoutMs even while the download lives 
   const blobs = new FakeBlobSource([layer], { gateBeforeFirstChunk: new Promise<void>((resolve) => (release = resolve)) });
   // The download is alive but sends nothing until the test says so; no stall timeout can end it
   // first. Only the read bound can fail the read, with its own code.
-  const store = await LayerStore.create(base(dir, blobs, { readTimeoutMs: 300, stallTimeoutMs: 600_000, maxRetries: 0 }));
+  // The bound also covers the read after the release: the completed layer's first read waits for
+  // its hash on a worker thread, which a loaded machine (CI) may take well over 300 ms to start.
+  const store = await LayerStore.create(base(dir, blobs, { readTimeoutMs: 2_000, stallTimeoutMs: 600_000, maxRetries: 0 }));
   t.teardown(() => store.close());
   const r = store.open(layer.ref);
-  await t.rejects(readRange(r, 0, 10), { kind: 'unavailable', code: 'CLIP_LAYER_READ_TIMEOUT', message: /within 300 ms/ });
+  await t.rejects(readRange(r, 0, 10), { kind: 'unavailable', code: 'CLIP_LAYER_READ_TIMEOUT', message: /within 2000 ms/ });
   t.equal(blobs.opens, 1, 'the download was not abandoned with the read');
   // The same download goes on and serves the next read, without a second request.
   release();

@@ -80,7 +80,9 @@ t.test('a prefetch Range request has its own deadline even when the prefetch has
 
 t.test('background completion: a batch that never arrives fails the completion; the next read restarts it', async (t) => {
   const blobs = new RangeBlobSource(layer);
-  const { s, records } = await store(t, blobs, { rangeCompletionBytesPerSec: 1 << 30, rangeCompletionIdleMs: 0, backgroundRequestTimeoutMs: 200, rangeRetryAfterMs: 0 });
+  // Long enough for the restarted completion's batches to arrive on a loaded machine (CI), short
+  // enough that the hung batch fails soon.
+  const { s, records } = await store(t, blobs, { rangeCompletionBytesPerSec: 1 << 30, rangeCompletionIdleMs: 0, backgroundRequestTimeoutMs: 1_500, rangeRetryAfterMs: 0 });
   const r = s.open(ranged);
   t.ok((await readRange(r, deep, 4096)).equals(layer.tar.subarray(deep, deep + 4096)), 'the first read is served by Range');
   blobs.hangRanges = true;
