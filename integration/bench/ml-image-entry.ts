@@ -24,14 +24,20 @@ import { goModulePins } from '../harness/go-modules.js';
 import { formatSpread, spread } from './stats.js';
 import { newEntry, type BenchEntry } from './types.js';
 
-type Variant = 'overlayfs full pull' | 'stargz (eStargz)' | 'SOCI (index v2)' | 'clip cold node' | 'clip ContentCache-warm node' | 'clip disk-warm (2nd container)';
+type Variant = 'overlayfs full pull' | 'stargz (eStargz)' | 'SOCI (index v2)' | 'clip cold node' | 'clip ContentCache-warm node' | 'clip disk-warm (2nd container)' | 'clip cached, node idle (3rd container)';
 const OVERLAY: Variant = 'overlayfs full pull';
 const STARGZ: Variant = 'stargz (eStargz)';
 const SOCI: Variant = 'SOCI (index v2)';
 const COLD: Variant = 'clip cold node';
 const WARM: Variant = 'clip ContentCache-warm node';
 const DISK: Variant = 'clip disk-warm (2nd container)';
-const VARIANTS: Variant[] = [OVERLAY, STARGZ, SOCI, COLD, WARM, DISK];
+/**
+ * A third container on the cold node once its daemon's background work (completing, hashing,
+ * extracting and publishing the layers the first container left lazy) is over: the disk-warm
+ * container runs while that work still takes a core, which a node settles out of in seconds.
+ */
+const IDLE: Variant = 'clip cached, node idle (3rd container)';
+const VARIANTS: Variant[] = [OVERLAY, STARGZ, SOCI, COLD, WARM, DISK, IDLE];
 /** Short names for `--ml-variants` (bench.ts): run only some variants while looking into one. */
 export const ML_VARIANT_NAMES: Record<string, Variant> = { overlayfs: OVERLAY, stargz: STARGZ, soci: SOCI, cold: COLD, warm: WARM, disk: DISK };
 
@@ -71,6 +77,8 @@ interface Run {
   readAloneS: number;
   registryBytes: number;
   usage?: TreeUsage;
+  /** Node-idle row only: how long the daemon's background work took to end after the disk-warm container (s). */
+  idleAfterS?: number;
   /** Disk-warm row only: `sha256sum` of a native copy of the weights file, page cache warm, after the node stopped (s). */
   nativeReadS?: number;
 }
@@ -249,7 +257,16 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const w2 = await workload(node.containerd, 'clip', ref, `${name}-2`, sha, 0, DISK);
     const after = treeUsage(node.snapshotter.pid());
     const usage: TreeUsage = { rssBytes: after.rssBytes, cpuSeconds: after.cpuSeconds - (first.usage?.cpuSeconds ?? NaN), processes: after.processes };
-    return [first, { link: link.label, variant: DISK, pullS: 0, firstOutputS: w2.first, weightsReadS: w2.done, readAloneS: w2.readAlone, registryBytes: cursor.since().blobBytes, usage }];
+    const second: Run = { link: link.label, variant: DISK, pullS: 0, firstOutputS: w2.first, weightsReadS: w2.done, readAloneS: w2.readAlone, registryBytes: cursor.since().blobBytes, usage };
+    const idleAfterS = await daemonIdle(node.snapshotter.pid());
+    cursor.mark();
+    const before3 = treeUsage(node.snapshotter.pid());
+    const w3 = await workload(node.containerd, 'clip', ref, `${name}-3`, sha, 0, IDLE);
+    const after3 = treeUsage(node.snapshotter.pid());
+    return [first, second, {
+      link: link.label, variant: IDLE, pullS: 0, firstOutputS: w3.first, weightsReadS: w3.done, readAloneS: w3.readAlone, registryBytes: cursor.since().blobBytes,
+      usage: { rssBytes: after3.rssBytes, cpuSeconds: after3.cpuSeconds - before3.cpuSeconds, processes: after3.processes }, idleAfterS,
+    }];
   } finally {
     // A node that keeps running publishes the spans it queued once its reads pause; the warm node
     // that follows should see what a running node would have shared, not what was left unsent
@@ -259,6 +276,24 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     await node.containerd.stop();
     await node.snapshotter.stop();
   }
+}
+
+/**
+ * Wait until the daemon (and its FUSE server) used less than 50 ms of CPU in each of 2 consecutive
+ * seconds, at most 180 s; returns the seconds waited. Its background work is over by then.
+ */
+async function daemonIdle(pid: number | undefined): Promise<number> {
+  if (pid === undefined) throw new Error('the daemon has no pid: cannot tell when it is idle');
+  const started = Date.now();
+  let last = treeUsage(pid).cpuSeconds;
+  let quiet = 0;
+  while (quiet < 2 && Date.now() - started < 180_000) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const now = treeUsage(pid).cpuSeconds;
+    quiet = now - last < 0.05 ? quiet + 1 : 0;
+    last = now;
+  }
+  return (Date.now() - started) / 1000;
 }
 
 /** Wait until Redis's key count and memory stop changing for 2 s (at most 60 s): the node's ContentCache writes are done. */
@@ -332,7 +367,7 @@ function weightsPhaseEntry(runs: Run[], links: MlLink[], mib: number): BenchEntr
     }
     if (native.length) e.rows.push([link.label, 'native disk (page cache warm)', formatSpread(spread(native), 2), '1.00×']);
   }
-  e.notes.push('Native: `sha256sum` of a copy of the weights file written to this machine\'s disk (same bytes, digest checked), read once with `cat` first, timed after each cold node (and its background work) stopped: the same sha256sum as in the image (Debian 12 coreutils), which is CPU-bound at about 340 MB/s here. The disk-warm container reads the file its cold container just read (the layer\'s disk cache or extracted copy).');
+  e.notes.push('Native: `sha256sum` of a copy of the weights file written to this machine\'s disk (same bytes, digest checked), read once with `cat` first, timed after each cold node (and its background work) stopped: the same sha256sum as in the image (Debian 12 coreutils), which is CPU-bound at about 340 MB/s here. The disk-warm container reads the file its cold container just read (the layer\'s disk cache or extracted copy) while the daemon still completes the other layers; the node-idle container after that work ended.');
   return e;
 }
 
@@ -408,7 +443,7 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
       const hasUsage = rs.some((r) => r.usage);
       e.rows.push([
         link.label, v, formatSpread(spread(rs.map((r) => r.firstOutputS))), formatSpread(read),
-        v === DISK ? '—' : formatSpread(spread(rs.map((r) => r.pullS))), formatBytes(med(rs, (r) => r.registryBytes)),
+        v === DISK || v === IDLE ? '—' : formatSpread(spread(rs.map((r) => r.pullS))), formatBytes(med(rs, (r) => r.registryBytes)),
         hasUsage ? formatSpread(spread(rs.map((r) => (r.usage?.rssBytes ?? NaN) / 1e6)), 0) : '—',
         hasUsage ? formatSpread(spread(rs.map((r) => r.usage?.cpuSeconds ?? NaN)), 1) : '—',
         Number.isNaN(base) ? '—' : `${(read.median / base).toFixed(2)}×`,
@@ -421,15 +456,17 @@ export async function mlImageEntry(stack: Stack, o: MlImageOptions, log: (s: str
   }
   const layers = o.image.layers;
   const pulls = runs.filter((r) => r.pullReportedS !== undefined);
+  const idleRuns = runs.filter((r) => r.idleAfterS !== undefined);
+  const idleWait = idleRuns.length ? `${spread(idleRuns.map((r) => r.idleAfterS ?? NaN)).median.toFixed(0)} s after the second container` : 'n/a';
   e.notes.push(
     `image ${o.image.name}: ${layers.length} layers (Debian bookworm + python3-torch, python3-scipy, python3-pandas; weights layer last), ${formatBytes(layers.reduce((s, l) => s + l.size, 0))} compressed, ${formatBytes(layers.reduce((s, l) => s + l.uncompressedSize, 0))} uncompressed; built by integration/images/ml-image.ts and cached outside the checkout.`,
-    `workload: \`${WORKLOAD.join(' ')}\`; its output is checked (torch imported, weights digest as written). Times from pull start: first output = the torch line, weights read = container exit. The disk-warm row is a second container on the cold node, timed from its \`ctr run\` (no pull).`,
+    `workload: \`${WORKLOAD.join(' ')}\`; its output is checked (torch imported, weights digest as written). Times from pull start: first output = the torch line, weights read = container exit. The disk-warm row is a second container on the cold node, timed from its \`ctr run\` (no pull); the node-idle row a third, once the daemon's background work after the first was over (under 50 ms of CPU in each of 2 s; median wait ${idleWait}).`,
     `links: ${o.links.map((l) => `${l.label} (${l.host})`).join(', ')}; ${o.runs} run(s) per variant, interleaved; every run on a fresh containerd (+ fresh daemon); Redis flushed before each cold clip node, the ContentCache-warm node follows it; the cold node is stopped once its ContentCache writes settle (Redis key count and memory unchanged for 2 s, at most 60 s), as a node that keeps running would let them.`,
     indexNote,
     'clip pulls with `clip-snapshotter pull` (a Node process: its wall time is the "pull command" column); overlayfs with `ctr images pull`, stargz with `ctr-remote images rpull`, SOCI with `socimod rpull`.',
     stargzNote,
     sociNote,
-    'daemon RSS / CPU: the snapshotter daemon and all its descendants (a FUSE server process included), RSS and cumulative user+system CPU since the daemon started, read right after the workload container exited; for the disk-warm row, CPU of the second container alone.',
+    'daemon RSS / CPU: the snapshotter daemon and all its descendants (a FUSE server process included), RSS and cumulative user+system CPU since the daemon started, read right after the workload container exited; for the disk-warm and node-idle rows, CPU during that container alone.',
     `\`clip-snapshotter pull\`: wall time vs its own reported duration (median): ${pulls.length ? `${spread(pulls.map((r) => r.pullS)).median.toFixed(2)} s vs ${spread(pulls.map((r) => r.pullReportedS ?? NaN)).median.toFixed(2)} s (the difference is Node start-up, config and connections)` : 'n/a'}.`,
   );
   e.raw = { runs, weightsMib: o.weightsMib, weightsSha256: sha, image: { ref: o.image.ref, layers }, estargz: esgz ?? null, soci: soci ?? null };
