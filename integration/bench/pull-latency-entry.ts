@@ -50,6 +50,8 @@ interface Run {
   /** Daemon side, summed over the layers: index resolution and FUSE mount (its "layer mounted" records). */
   indexResolveMs: number;
   fuseMountMs: number;
+  /** The daemon's Prepare handlers, summed (its "rpc served"/"rpc failed" records' duration_ms). */
+  daemonPrepareMs: number;
 }
 
 /** Sum `resolve_ms` / `mount_ms` of the daemon's "layer mounted" records in `text`. */
@@ -71,6 +73,39 @@ export function daemonMountTimes(text: string): { indexResolve: number; fuseMoun
   return { indexResolve, fuseMount, layers };
 }
 
+/** Sum the duration_ms of the daemon's records of `method` RPCs ("rpc served" / "rpc failed") in `text`. */
+export function daemonRpcMs(text: string, method: string): { ms: number; calls: number } {
+  let ms = 0;
+  let calls = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes('"rpc served"') && !line.includes('"rpc failed"')) continue;
+    try {
+      const rec = JSON.parse(line) as { method?: unknown; duration_ms?: unknown };
+      if (rec.method !== method || typeof rec.duration_ms !== 'number') continue;
+      ms += rec.duration_ms;
+      calls++;
+    } catch {
+      // not a JSON record
+    }
+  }
+  return { ms, calls };
+}
+
+/**
+ * Split a pull's duration by who it waited on, along its critical path: the registry (manifest and
+ * config round trips), containerd (the lease beyond the manifest's time, each Prepare's wall time
+ * minus the snapshotter's handler, the content wait and the image record) and the rest, which is the
+ * project's own: the snapshotter's Prepare handlers and the command's work between the calls.
+ */
+export function splitPull(s: PullSummary, daemonPrepareMs: number): { registry: number; containerd: number; own: number } {
+  const p = s.phases_ms;
+  if (!p?.prepare_rpcs) throw new Error('pull-latency: the pull summary has no prepare_rpcs (a stale pull bundle? run make build)');
+  const registry = p.resolve + p.config;
+  const prepares = p.prepare_rpcs.reduce((a, b) => a + b, 0);
+  const containerd = Math.max(0, p.lease - p.resolve) + Math.max(0, prepares - daemonPrepareMs) + p.content + p.image;
+  return { registry, containerd, own: s.duration_ms - registry - containerd };
+}
+
 async function pullOnce(stack: Stack, o: PullLatencyOptions, image: PushedImage, name: string): Promise<Run> {
   await runCommand('redis-cli', ['-p', String(o.redis.port), 'flushall'], { allowFailure: true });
   const node = await startNode(stack, name, [image.ref.slice(0, image.ref.indexOf('/'))], { redisAddresses: [o.redis.address], tracingEndpoint: '', metricsAddress: '' });
@@ -80,9 +115,14 @@ async function pullOnce(stack: Stack, o: PullLatencyOptions, image: PushedImage,
     const summary = await clipPull(node, image.ref);
     const wallMs = performance.now() - t0;
     if (summary.lazy !== image.layers.length) throw new Error(`pull-latency: ${summary.lazy} of ${image.layers.length} layers lazy (${JSON.stringify(summary)})`);
-    const d = daemonMountTimes(node.snapshotter.log().slice(logStart));
+    const text = node.snapshotter.log().slice(logStart);
+    const d = daemonMountTimes(text);
+    const prep = daemonRpcMs(text, 'Prepare');
+    if (prep.calls !== (summary.phases_ms?.prepare_rpcs?.length ?? -1)) {
+      throw new Error(`pull-latency: the daemon logged ${prep.calls} Prepare RPCs, the command sent ${summary.phases_ms?.prepare_rpcs?.length ?? 'an unknown number of'}`);
+    }
     if (process.env.PULL_LATENCY_LOGS) writeFileSync(join(process.env.PULL_LATENCY_LOGS, `${name}-daemon.log`), node.snapshotter.log());
-    return { wallMs, summary, indexResolveMs: d.indexResolve, fuseMountMs: d.fuseMount };
+    return { wallMs, summary, indexResolveMs: d.indexResolve, fuseMountMs: d.fuseMount, daemonPrepareMs: prep.ms };
   } finally {
     await node.containerd.stop();
     await node.snapshotter.stop();
@@ -133,16 +173,23 @@ export async function pullLatencyEntry(stack: Stack, o: PullLatencyOptions, log:
   row('      of which daemon index resolution (summed over layers)', m((r) => r.indexResolveMs));
   row('      of which daemon FUSE mounts (summed over layers)', m((r) => r.fuseMountMs));
   row('    gc label + image record', ph('image'));
+  row('  the pull\'s duration by who it waited on (critical path):', NaN);
+  row('    registry: manifest + config round trips', m((r) => splitPull(r.summary, r.daemonPrepareMs).registry));
+  row('    containerd: lease beyond the manifest, Prepare RPCs minus the snapshotter\'s handlers, content wait, image record', m((r) => splitPull(r.summary, r.daemonPrepareMs).containerd));
+  row('    **the project\'s own** (the rest: snapshotter Prepare handlers + the command between calls)', m((r) => splitPull(r.summary, r.daemonPrepareMs).own));
+  row('      of which the snapshotter\'s Prepare handlers (summed)', m((r) => r.daemonPrepareMs));
+  row('  the command\'s CPU during the pull (overlaps the waits)', m((r) => r.summary.cpu_ms ?? NaN));
   e.notes.push(
     `image: busybox + ${EXTRA_LAYERS} layers of 300 small files and a 1 MiB file each (integration/bench/pull-latency-entry.ts); ${indexNote}.`,
     'Phases from `phases_ms` of the command\'s JSON summary; index resolution and FUSE mounts from the daemon\'s "layer mounted" records (resolve_ms, mount_ms). Index resolutions that run ahead of their layer\'s Prepare overlap other phases, so the sums can exceed the layers\' wall time or be near zero.',
     'Issue 15 goal (deliverable 4): ≤ 100 ms of the project\'s own time per image before containerd can create the container.',
+    '"By who it waited on": each Prepare RPC\'s wall time as the command saw it (`phases_ms.prepare_rpcs`) minus the daemon\'s handler time for it (`duration_ms` of its "rpc served"/"rpc failed" debug records) is containerd\'s part: its metadata transactions and the gRPC hops. The lease counts as containerd\'s only where it outlasts the manifest fetch it runs beside. The project\'s own is what remains of the pull\'s duration.',
   );
   e.charts.push({ title: '`clip-snapshotter pull`, cold node (ms)', lowerIsBetter: true, bars: [
     { label: 'command wall', value: Math.round(wall), unit: 'ms' },
     { label: 'own duration', value: Math.round(own), unit: 'ms' },
     { label: 'layers', value: Math.round(layersMs), unit: 'ms' },
   ] });
-  e.raw = { runs: runs.map((r) => ({ wallMs: r.wallMs, durationMs: r.summary.duration_ms, phases: r.summary.phases_ms, indexResolveMs: r.indexResolveMs, fuseMountMs: r.fuseMountMs })), bareNodeStartMs: bare };
+  e.raw = { runs: runs.map((r) => ({ wallMs: r.wallMs, durationMs: r.summary.duration_ms, cpuMs: r.summary.cpu_ms, phases: r.summary.phases_ms, indexResolveMs: r.indexResolveMs, fuseMountMs: r.fuseMountMs, daemonPrepareMs: r.daemonPrepareMs, split: splitPull(r.summary, r.daemonPrepareMs) })), bareNodeStartMs: bare };
   return e;
 }

@@ -108,6 +108,24 @@ t.test('Redis down: unavailable at once (not after timeout_ms), and back when it
   t.pass('reconnected after Redis came back');
 });
 
+t.test('connect(): connects before the first use; a Redis that is down rejects unavailable, and a later use connects once it is up', async (t) => {
+  const { server, raw } = await redisWithClient(t);
+  const named = async (): Promise<number> => ((await raw.call('CLIENT', 'LIST')) as string).split('\n').filter((l) => l.includes('name=clip-snapshotter')).length;
+  const cc = new RedisContentCache({ ...base, addresses: [server.address] });
+  t.teardown(() => cc.close());
+  t.equal(await named(), 0, 'constructed: not connected yet (lazy)');
+  await cc.connect();
+  t.equal(await named(), 1, 'connected by connect(), before any use');
+  await server.stop();
+  const early = new RedisContentCache({ ...base, addresses: [server.address] });
+  t.teardown(() => early.close());
+  await t.rejects(early.connect(), { kind: 'unavailable', code: 'CLIP_CONTENT_CACHE_UNAVAILABLE' }, 'Redis down at start: unavailable');
+  await server.restart();
+  const key = freshKey();
+  await waitUntil('a cache whose connect() failed reaches Redis once it is up', () => early.putBlob(key, Buffer.from('y')).then(() => true, () => false), 10_000, 100);
+  t.same(await early.getBlob(key), Buffer.from('y'));
+});
+
 t.test('chunks are LZ4-compressed in Redis', async (t) => {
   const server = await startRedis(t);
   const cc = new RedisContentCache({ ...base, addresses: [server.address], chunkSizeBytes: 65536 });

@@ -25,8 +25,10 @@ export interface PullSummary {
   full: number;
   present: number;
   duration_ms: number;
-  /** Per-phase wall times in ms (lease, resolve, config, content, layers[], image). */
-  phases_ms?: { lease: number; resolve: number; config: number; content: number; layers: number[]; image: number };
+  /** The command's CPU time during the pull, ms. */
+  cpu_ms?: number;
+  /** Per-phase wall times in ms (lease, resolve, config, content, layers[], image, each Prepare RPC). */
+  phases_ms?: { lease: number; resolve: number; config: number; content: number; layers: number[]; image: number; prepare_rpcs?: number[] };
   layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
 }
 

@@ -153,6 +153,8 @@ export async function openReadPath(cfg: Config, log: Logger, onExtracted?: (moun
     limits: clipLimitsOf(cfg),
     ...(onExtracted ? { onExtracted } : {}),
   });
+  // At start, not at a cold node's first Prepare, whose index look-up would wait for the handshake.
+  contentCache.connect?.().catch((err: unknown) => log.warn({ source: 'content_cache', err: messageOf(err) }, 'ContentCache not reachable at start; each use tries again'));
   const criProxy = cri && criCredentials
     ? await cri.startCriProxy({ listen: cfg.cri.address, containerdAddress: cfg.cri.containerdAddress, credentials: criCredentials, log })
     : undefined;

@@ -59,6 +59,8 @@ export interface PullSummary {
   full: number;
   present: number;
   duration_ms: number;
+  /** CPU time of this process during the pull (user + system), ms: the command's own work. */
+  cpu_ms: number;
   /** Where the pull's own time went, in ms (measured in `make bench`). */
   phases_ms: PullPhases;
 }
@@ -77,6 +79,8 @@ export interface PullPhases {
   layers: number[];
   /** Snapshot GC label and image record. */
   image: number;
+  /** Wall time of every Prepare RPC as this client saw it, in the order sent: containerd's part plus the snapshotter's handler. */
+  prepare_rpcs: number[];
 }
 
 interface Resolved {
@@ -107,6 +111,7 @@ async function resolveManifest(source: ImageSource, reference: string, platform:
 /** Pull `reference` into containerd; returns what happened to each layer. */
 export async function pullImage(opts: PullOptions): Promise<PullSummary> {
   const started = Date.now();
+  const cpu0 = process.cpuUsage();
   let mark = started;
   /** ms since the previous call (or the start). */
   const lap = (): number => {
@@ -115,7 +120,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     mark = now;
     return d;
   };
-  const phases: PullPhases = { lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0 };
+  const phases: PullPhases = { lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0, prepare_rpcs: [] };
   const log = opts.logger ?? silentLogger();
   // The lease (containerd) and the manifest (registry) do not depend on each other: one round trip
   // of each, side by side. Each phase is then its own duration, both counted from the start.
@@ -165,6 +170,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     const results: LayerPullResult[] = [];
     const jobOf = (i: number): LayerJob => ({
       layer: layers[i] as ContainerdDescriptor, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', source,
+      prepareMs: phases.prepare_rpcs,
       labels: criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string }),
     });
     const report = (i: number, mode: LayerPullMode): void => {
@@ -209,10 +215,11 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     await putImage(client, { name: opts.imageRef, labels: {}, target: { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length } });
     phases.image = lap();
     const count = (m: LayerPullMode): number => results.filter((l) => l.mode === m).length;
+    const cpu = process.cpuUsage(cpu0);
     return {
       image: opts.imageRef, manifest: r.manifest.digest, config: r.doc.config.digest, snapshotter: opts.snapshotter, chainId: top,
       layers: results, lazy: count('lazy'), full: count('full'), present: count('present'), duration_ms: Date.now() - started,
-      phases_ms: phases,
+      cpu_ms: Math.round((cpu.user + cpu.system) / 1000), phases_ms: phases,
     };
   } finally {
     // Writes still running when a layer failed finish (or fail) before their lease goes.
@@ -242,6 +249,8 @@ interface LayerJob {
   parent: string;
   labels: Record<string, string>;
   source: Record<string, string>;
+  /** Where each Prepare RPC's wall time goes (the summary's `prepare_rpcs`). */
+  prepareMs: number[];
 }
 
 async function snapshotExists(client: PullClient, snapshotter: string, name: string): Promise<boolean> {
@@ -279,9 +288,12 @@ async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob,
     if (attempt > 0 && (await snapshotExists(client, sn, job.chainId))) return { mode: 'lazy' };
     const key = extractKey(job.chainId, nowNs(), randomBytes(3).toString('base64url'));
     let mounts;
+    const t0 = performance.now();
     try {
       mounts = await client.prepareSnapshot(sn, key, job.parent, job.labels);
+      job.prepareMs.push(Math.round((performance.now() - t0) * 100) / 100);
     } catch (err) {
+      job.prepareMs.push(Math.round((performance.now() - t0) * 100) / 100);
       if (!isKind(err, 'already_exists')) throw err;
       if (deferStat && attempt === 0) {
         const present = snapshotExists(client, sn, job.chainId);

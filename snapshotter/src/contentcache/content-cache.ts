@@ -21,6 +21,12 @@ export interface ContentCache {
   /** Small blobs such as clip indexes, stored whole. */
   getBlob(key: string): Promise<Buffer | undefined>;
   putBlob(key: string, data: Buffer): Promise<void>;
+  /**
+   * Connect now rather than at the first use (the daemon calls it at start, in the background): a
+   * cold node's first Prepare then does not wait for the handshake. Rejects `unavailable` when the
+   * backend cannot be reached; later uses try again as they would have.
+   */
+  connect?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -240,6 +240,11 @@ export class RedisContentCache implements ContentCache {
     return undefined;
   }
 
+  /** Connect and answer one PING: the handshake and the command path are ready before the first Prepare. */
+  async connect(): Promise<void> {
+    await this.#conn.run('ping', (c) => c.ping());
+  }
+
   async putBlob(key: string, data: Buffer): Promise<void> {
     const value = await encodeBlob(data, this.#mac && { mac: this.#mac, name: key });
     await this.#conn.run('put blob', (c) => c.set(this.keys.blob(key), value));

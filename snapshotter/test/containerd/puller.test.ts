@@ -159,6 +159,9 @@ t.test('present, lazy and full layers in one image', async (t) => {
   // Phases overlap (lease beside manifest, content writes beside the layers), so their sum may
   // exceed the pull; each one still lies within it.
   t.ok(all.every((v) => v <= s.duration_ms), 'each phase fits in the pull');
+  t.equal(p.prepare_rpcs.length, 2, 'one Prepare timing per Prepare sent');
+  t.ok(p.prepare_rpcs.every((v) => v >= 0 && v <= s.duration_ms), 'each Prepare fits in the pull');
+  t.ok(Number.isInteger(s.cpu_ms) && s.cpu_ms >= 0, 'the command\'s CPU time is reported');
 });
 
 t.test('a diff that unpacks to the wrong diff id fails, removes the key and drops the lease', async (t) => {
