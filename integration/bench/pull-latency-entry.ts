@@ -92,18 +92,23 @@ export function daemonRpcMs(text: string, method: string): { ms: number; calls: 
 }
 
 /**
- * Split a pull's duration by who it waited on, along its critical path: the registry (manifest and
- * config round trips), containerd (the lease beyond the manifest's time, each Prepare's wall time
- * minus the snapshotter's handler, the content wait and the image record) and the rest, which is the
- * project's own: the snapshotter's Prepare handlers and the command's work between the calls.
+ * Split a pull's duration by who it waited on, along its critical path, counting every ms in which
+ * the command used CPU as its own (so the waits are lower bounds and the own time an upper bound):
+ * the registry (the config fetch; the manifest beside the lease), containerd (the lease, each
+ * Prepare's wall time minus the snapshotter's handler and the command's CPU within it, the content
+ * wait and the image record) and the rest, the project's own: the snapshotter's Prepare handlers and
+ * the command's work.
  */
-export function splitPull(s: PullSummary, daemonPrepareMs: number): { registry: number; containerd: number; own: number } {
+export function splitPull(s: PullSummary, daemonPrepareMs: number): { registry: number; containerd: number; startWait: number; own: number } {
   const p = s.phases_ms;
-  if (!p?.prepare_rpcs) throw new Error('pull-latency: the pull summary has no prepare_rpcs (a stale pull bundle? run make build)');
-  const registry = p.resolve + p.config;
-  const prepares = p.prepare_rpcs.reduce((a, b) => a + b, 0);
-  const containerd = Math.max(0, p.lease - p.resolve) + Math.max(0, prepares - daemonPrepareMs) + p.content + p.image;
-  return { registry, containerd, own: s.duration_ms - registry - containerd };
+  if (!p?.prepare_rpcs || !p.prepare_rpcs_cpu || !p.cpu) throw new Error('pull-latency: the pull summary has no per-RPC timings (a stale pull bundle? run make build)');
+  const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
+  const wait = (wall: number, cpu: number): number => Math.max(0, wall - cpu);
+  // Lease and manifest run side by side from the start: their window is the longer of the two.
+  const startWait = wait(Math.max(p.lease, p.resolve), p.cpu.start);
+  const registry = wait(p.config, p.cpu.config);
+  const containerd = Math.max(0, sum(p.prepare_rpcs) - daemonPrepareMs - sum(p.prepare_rpcs_cpu)) + wait(p.content, p.cpu.content) + wait(p.image, p.cpu.image);
+  return { registry, containerd, startWait, own: s.duration_ms - startWait - registry - containerd };
 }
 
 async function pullOnce(stack: Stack, o: PullLatencyOptions, image: PushedImage, name: string): Promise<Run> {
@@ -174,16 +179,18 @@ export async function pullLatencyEntry(stack: Stack, o: PullLatencyOptions, log:
   row('      of which daemon FUSE mounts (summed over layers)', m((r) => r.fuseMountMs));
   row('    gc label + image record', ph('image'));
   row('  the pull\'s duration by who it waited on (critical path):', NaN);
-  row('    registry: manifest + config round trips', m((r) => splitPull(r.summary, r.daemonPrepareMs).registry));
-  row('    containerd: lease beyond the manifest, Prepare RPCs minus the snapshotter\'s handlers, content wait, image record', m((r) => splitPull(r.summary, r.daemonPrepareMs).containerd));
-  row('    **the project\'s own** (the rest: snapshotter Prepare handlers + the command between calls)', m((r) => splitPull(r.summary, r.daemonPrepareMs).own));
+  const split = (f: (x: ReturnType<typeof splitPull>) => number): number => m((r) => f(splitPull(r.summary, r.daemonPrepareMs)));
+  row('    registry (manifest) and containerd (lease), side by side, minus the command\'s CPU', split((x) => x.startWait));
+  row('    registry: config fetch minus the command\'s CPU', split((x) => x.registry));
+  row('    containerd: Prepare RPCs minus the snapshotter\'s handlers and the command\'s CPU; content wait; image record', split((x) => x.containerd));
+  row('    **the project\'s own** (the rest: snapshotter Prepare handlers + the command\'s work)', split((x) => x.own));
   row('      of which the snapshotter\'s Prepare handlers (summed)', m((r) => r.daemonPrepareMs));
   row('  the command\'s CPU during the pull (overlaps the waits)', m((r) => r.summary.cpu_ms ?? NaN));
   e.notes.push(
     `image: busybox + ${EXTRA_LAYERS} layers of 300 small files and a 1 MiB file each (integration/bench/pull-latency-entry.ts); ${indexNote}.`,
     'Phases from `phases_ms` of the command\'s JSON summary; index resolution and FUSE mounts from the daemon\'s "layer mounted" records (resolve_ms, mount_ms). Index resolutions that run ahead of their layer\'s Prepare overlap other phases, so the sums can exceed the layers\' wall time or be near zero.',
     'Issue 15 goal (deliverable 4): ≤ 100 ms of the project\'s own time per image before containerd can create the container.',
-    '"By who it waited on": each Prepare RPC\'s wall time as the command saw it (`phases_ms.prepare_rpcs`) minus the daemon\'s handler time for it (`duration_ms` of its "rpc served"/"rpc failed" debug records) is containerd\'s part: its metadata transactions and the gRPC hops. The lease counts as containerd\'s only where it outlasts the manifest fetch it runs beside. The project\'s own is what remains of the pull\'s duration.',
+    '"By who it waited on": each Prepare RPC\'s wall time as the command saw it (`phases_ms.prepare_rpcs`) minus the daemon\'s handler time for it (`duration_ms` of its "rpc served"/"rpc failed" debug records) and minus the command\'s CPU time within it (`prepare_rpcs_cpu`) is containerd\'s part: its metadata transactions and the gRPC hops. Every other window (lease beside manifest, config, content, image record) counts as a wait only where the command used no CPU (`phases_ms.cpu`). So the waits are lower bounds and "the project\'s own", what remains of the pull\'s duration, an upper bound.',
   );
   e.charts.push({ title: '`clip-snapshotter pull`, cold node (ms)', lowerIsBetter: true, bars: [
     { label: 'command wall', value: Math.round(wall), unit: 'ms' },

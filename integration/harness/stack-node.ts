@@ -28,7 +28,10 @@ export interface PullSummary {
   /** The command's CPU time during the pull, ms. */
   cpu_ms?: number;
   /** Per-phase wall times in ms (lease, resolve, config, content, layers[], image, each Prepare RPC). */
-  phases_ms?: { lease: number; resolve: number; config: number; content: number; layers: number[]; image: number; prepare_rpcs?: number[] };
+  phases_ms?: {
+    lease: number; resolve: number; config: number; content: number; layers: number[]; image: number;
+    prepare_rpcs?: number[]; prepare_rpcs_cpu?: number[]; cpu?: { start: number; config: number; layers: number; content: number; image: number };
+  };
   layers: Array<{ index: number; digest: string; mode: 'lazy' | 'full' | 'present' }>;
 }
 

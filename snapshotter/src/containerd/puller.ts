@@ -81,6 +81,14 @@ export interface PullPhases {
   image: number;
   /** Wall time of every Prepare RPC as this client saw it, in the order sent: containerd's part plus the snapshotter's handler. */
   prepare_rpcs: number[];
+  /** This process's CPU time within each Prepare RPC (its own work then: encoding, decoding, other calls' callbacks). */
+  prepare_rpcs_cpu: number[];
+  /**
+   * This process's CPU time within each window: `start` (lease beside the manifest), `config`,
+   * `layers` (the layers' windows together), `content`, `image`. Waits minus these are what the
+   * pull waited on others for.
+   */
+  cpu: { start: number; config: number; layers: number; content: number; image: number };
 }
 
 interface Resolved {
@@ -113,6 +121,14 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
   const started = Date.now();
   const cpu0 = process.cpuUsage();
   let mark = started;
+  let cpuMark = cpu0;
+  /** This process's CPU ms since the previous call (or the start). */
+  const cpuLap = (): number => {
+    const now = process.cpuUsage();
+    const d = (now.user - cpuMark.user + now.system - cpuMark.system) / 1000;
+    cpuMark = now;
+    return Math.round(d * 100) / 100;
+  };
   /** ms since the previous call (or the start). */
   const lap = (): number => {
     const now = Date.now();
@@ -120,7 +136,10 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     mark = now;
     return d;
   };
-  const phases: PullPhases = { lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0, prepare_rpcs: [] };
+  const phases: PullPhases = {
+    lease: 0, resolve: 0, config: 0, content: 0, layers: [], image: 0, prepare_rpcs: [], prepare_rpcs_cpu: [],
+    cpu: { start: 0, config: 0, layers: 0, content: 0, image: 0 },
+  };
   const log = opts.logger ?? silentLogger();
   // The lease (containerd) and the manifest (registry) do not depend on each other: one round trip
   // of each, side by side. Each phase is then its own duration, both counted from the start.
@@ -138,10 +157,12 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     phases.lease = leased.value.ms;
     phases.resolve = resolved.value.ms;
     lap();
+    phases.cpu.start = cpuLap();
     const client = opts.client.withLease(lease);
     const source = { [distributionSourceLabel(opts.source.host)]: opts.source.repository };
     const configBytes = await opts.source.getBlob(r.doc.config.digest);
     phases.config = lap();
+    phases.cpu.config = cpuLap();
     const diffIds = parseJson<{ rootfs?: { diff_ids?: string[] } }>(configBytes, 'image config').rootfs?.diff_ids ?? [];
     const layers = r.doc.layers ?? [];
     if (diffIds.length !== layers.length) {
@@ -170,7 +191,7 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
     const results: LayerPullResult[] = [];
     const jobOf = (i: number): LayerJob => ({
       layer: layers[i] as ContainerdDescriptor, diffId: diffIds[i] as string, chainId: chains[i] as string, parent: chains[i - 1] ?? '', source,
-      prepareMs: phases.prepare_rpcs,
+      prepareMs: phases.prepare_rpcs, prepareCpuMs: phases.prepare_rpcs_cpu,
       labels: criLayerLabels({ imageRef: opts.imageRef, manifestDigest: r.manifest.digest, layerDigests, index: i, chainId: chains[i] as string }),
     });
     const report = (i: number, mode: LayerPullMode): void => {
@@ -202,18 +223,23 @@ export async function pullImage(opts: PullOptions): Promise<PullSummary> {
         out = await run;
       }
       phases.layers.push(lap());
+      phases.cpu.layers += cpuLap();
       if (out.present) unconfirmed = { index: i, present: out.present };
       else report(i, out.mode);
       lap(); // the log line and callback are not the layer's
+      cpuLap();
     }
     if (unconfirmed) report(unconfirmed.index, await settle(Promise.resolve({ mode: 'lazy' as const, present: unconfirmed.present })));
     await startContent();
     phases.content = lap();
+    phases.cpu.content = cpuLap();
     const top = chains.at(-1) ?? '';
     if (top !== '') await client.updateContentLabels(r.doc.config.digest, { [gcRefSnapshotLabel(opts.snapshotter)]: top });
     const target = r.index ?? r.manifest;
     await putImage(client, { name: opts.imageRef, labels: {}, target: { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length } });
     phases.image = lap();
+    phases.cpu.image = cpuLap();
+    phases.cpu.layers = Math.round(phases.cpu.layers * 100) / 100;
     const count = (m: LayerPullMode): number => results.filter((l) => l.mode === m).length;
     const cpu = process.cpuUsage(cpu0);
     return {
@@ -249,8 +275,9 @@ interface LayerJob {
   parent: string;
   labels: Record<string, string>;
   source: Record<string, string>;
-  /** Where each Prepare RPC's wall time goes (the summary's `prepare_rpcs`). */
+  /** Where each Prepare RPC's wall time and this process's CPU time within it go (the summary's `prepare_rpcs`, `prepare_rpcs_cpu`). */
   prepareMs: number[];
+  prepareCpuMs: number[];
 }
 
 async function snapshotExists(client: PullClient, snapshotter: string, name: string): Promise<boolean> {
@@ -289,11 +316,17 @@ async function unpackLayer(client: PullClient, opts: PullOptions, job: LayerJob,
     const key = extractKey(job.chainId, nowNs(), randomBytes(3).toString('base64url'));
     let mounts;
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const timed = (): void => {
+      const c = process.cpuUsage(c0);
+      job.prepareMs.push(Math.round((performance.now() - t0) * 100) / 100);
+      job.prepareCpuMs.push(Math.round((c.user + c.system) / 10) / 100);
+    };
     try {
       mounts = await client.prepareSnapshot(sn, key, job.parent, job.labels);
-      job.prepareMs.push(Math.round((performance.now() - t0) * 100) / 100);
+      timed();
     } catch (err) {
-      job.prepareMs.push(Math.round((performance.now() - t0) * 100) / 100);
+      timed();
       if (!isKind(err, 'already_exists')) throw err;
       if (deferStat && attempt === 0) {
         const present = snapshotExists(client, sn, job.chainId);

@@ -160,6 +160,8 @@ t.test('present, lazy and full layers in one image', async (t) => {
   // exceed the pull; each one still lies within it.
   t.ok(all.every((v) => v <= s.duration_ms), 'each phase fits in the pull');
   t.equal(p.prepare_rpcs.length, 2, 'one Prepare timing per Prepare sent');
+  t.equal(p.prepare_rpcs_cpu.length, 2, 'and one CPU time per Prepare');
+  t.ok(Object.values(p.cpu).every((v) => v >= 0 && v <= s.cpu_ms + 1), 'each window\'s CPU time fits in the pull\'s');
   t.ok(p.prepare_rpcs.every((v) => v >= 0 && v <= s.duration_ms), 'each Prepare fits in the pull');
   t.ok(Number.isInteger(s.cpu_ms) && s.cpu_ms >= 0, 'the command\'s CPU time is reported');
 });
