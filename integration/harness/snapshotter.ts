@@ -149,15 +149,37 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Snapsh
     if (pid !== undefined) reapOnExit(pid);
   };
   trackFuseServer();
-  const killFuseServer = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    const pid = fuseServerPid();
-    if (pid === undefined) return;
-    process.kill(pid, signal);
+  /** FUSE servers this daemon says it started (its "started a FUSE server" records) that still run. */
+  const spawnedFuseServers = (): number[] => {
+    const pids: number[] = [];
+    for (const line of log().split('\n')) {
+      if (!line.includes('"started a FUSE server"')) continue;
+      try {
+        const pid = (JSON.parse(line) as { fuse_server_pid?: unknown }).fuse_server_pid;
+        if (typeof pid === 'number' && alive(pid)) pids.push(pid);
+      } catch {
+        // not a JSON record
+      }
+    }
+    return pids;
+  };
+  const killOne = async (pid: number, signal: NodeJS.Signals): Promise<void> => {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return; // gone meanwhile
+    }
     await waitUntil(`FUSE server ${pid} exits`, async () => !alive(pid), 20_000).catch(async () => {
       process.kill(pid, 'SIGKILL');
       await waitUntil(`FUSE server ${pid} exits after SIGKILL`, async () => !alive(pid), 10_000);
     });
     forgetReap(pid);
+  };
+  // The daemon starts its FUSE server in the background at start: one stopped that soon may not have
+  // written its pid file yet, so the ones the daemon logged as started go too.
+  const killFuseServer = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const pids = new Set([fuseServerPid(), ...(opts.externalFuseServer ? [] : spawnedFuseServers())].filter((p): p is number => p !== undefined));
+    for (const pid of pids) await killOne(pid, signal);
   };
   let takeovers = 0;
   const startTakeOver = (installDir: string): { pid: number; exited: () => string | undefined; log: () => string } => {
