@@ -1,0 +1,39 @@
+/**
+ * Issue 15 (pull latency): a daemon is ready for a cold node's first pull before it comes. Started
+ * in the default deployment (daemon + FUSE server), it starts its FUSE server and the FUSE server
+ * connects to the ContentCache before any Prepare; one whose Redis is down says so and still pulls
+ * and runs through the registry.
+ */
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { startRedis } from '../harness/redis.js';
+import { clip, eventually, logRecords, pullAndRun, startClusterNode, startTwoNodeStack } from '../harness/clip-node.js';
+
+t.setTimeout(300_000);
+
+const clipConnections = async (raw: Redis): Promise<number> =>
+  ((await raw.call('CLIENT', 'LIST')) as string).split('\n').filter((l) => l.includes('name=clip-snapshotter')).length;
+
+t.test('the FUSE server and its ContentCache connection are up before the first Prepare', async (t) => {
+  const { ha, hb, registry, images: { tricky } } = await startTwoNodeStack(t, 'clip-ready-');
+  const redis = await startRedis(t);
+  const raw = new Redis({ port: redis.port, host: '127.0.0.1' });
+  t.teardown(() => raw.disconnect());
+  t.equal((await clip(['index', tricky.ref, '--plain-http', '--json'])).code, 0, 'index artifact pushed');
+
+  const a = await startClusterNode(ha, 'a', registry, { redisAddresses: [redis.address] });
+  t.ok(await eventually(() => a.snap.fuseServerPid() !== undefined), 'node A: a FUSE server runs before any pull');
+  t.ok(await eventually(async () => (await clipConnections(raw)) > 0), 'node A: connected to the ContentCache before any pull');
+  t.equal(logRecords(a.snap, 'layer mounted lazily').length, 0, 'node A: nothing was mounted yet');
+  t.ok(await eventually(() => logRecords(a.snap, 'FUSE server up ahead of the first mount').length > 0), 'node A: the daemon says the FUSE server is up');
+  const res = await pullAndRun(a, tricky.ref, ['cat', '/data/keep.txt']);
+  t.equal(res.stdout, 'keep\n', 'node A ran the container lazily');
+  t.ok(logRecords(a.snap, 'layer mounted lazily').length > 0, 'node A: its layers were mounted lazily');
+  t.equal(logRecords(a.snap, 'started a FUSE server').length, 1, 'node A: one FUSE server started, at start (the first mount found it up)');
+
+  await redis.stop();
+  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address] });
+  t.ok(await eventually(() => logRecords(b.snap, 'ContentCache not reachable at start; each use tries again').length > 0),
+    'node B (Redis down): says the ContentCache is not reachable at start');
+  t.equal((await pullAndRun(b, tricky.ref, ['cat', '/data/keep.txt'])).stdout, 'keep\n', 'node B still pulls and runs through the registry');
+});
