@@ -6,6 +6,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import { serveWorkerCalls } from '../util/serve-worker-calls.js';
+import { SpareBufferPool } from '../util/spare-buffer-pool.js';
 import { decodeChunkSync, pieceDigests } from './chunk-codec.js';
 import type { BulkFetched, BulkRequest } from './bulk-chunk-fetcher.js';
 import { RespGetClient, type RespGetClientOptions } from './resp-get-client.js';
@@ -15,24 +16,9 @@ import { RespGetClient, type RespGetClientOptions } from './resp-get-client.js';
  * 4 MiB buffer per chunk costs page faults here and, once moved, a garbage collection on the event
  * loop. A few at most, and none kept once reads pause.
  */
-const spare: ArrayBuffer[] = [];
-const SPARE_MAX = 4;
-const SPARE_IDLE_MS = 1_000;
-let idle: NodeJS.Timeout | undefined;
+const spare = new SpareBufferPool({ maxCount: 4, idleMs: 1_000 });
 
-function keep(ab: ArrayBufferLike): void {
-  if (!(ab instanceof ArrayBuffer) || ab.byteLength === 0 || spare.length >= SPARE_MAX) return;
-  spare.push(ab);
-  clearTimeout(idle);
-  idle = setTimeout(() => spare.splice(0), SPARE_IDLE_MS).unref();
-}
-
-function take(bytes: number): ArrayBuffer | undefined {
-  const i = spare.findIndex((ab) => ab.byteLength >= bytes);
-  return i < 0 ? undefined : spare.splice(i, 1)[0];
-}
-
-const client = new RespGetClient(workerData as RespGetClientOptions, take);
+const client = new RespGetClient(workerData as RespGetClientOptions, (bytes) => spare.take(bytes));
 
 /** `b` as a Uint8Array over memory that holds nothing else, so moving it takes nothing else along. */
 function own(b: Buffer, whole: ArrayBufferLike): Uint8Array {
@@ -43,13 +29,13 @@ function own(b: Buffer, whole: ArrayBufferLike): Uint8Array {
 
 serveWorkerCalls<BulkRequest, BulkFetched>(async (req) => {
   if (req.op === 'ping') return { value: { type: 'ready' } };
-  if (req.spare) keep(req.spare);
+  if (req.spare) spare.keep(req.spare);
   const reply = await client.get(req.key, req.maxBytes);
   if (reply.type === 'null') return { value: { type: 'missing' } };
   if (reply.type === 'too_large') return { value: { type: 'corrupt', reason: `value of ${reply.bytes} bytes, at most ${req.maxBytes} expected` } };
   const d = decodeChunkSync(reply.value, req.expectedLength, req.check);
   // Not moved (refused, or inflated into other memory): the reply's memory is received into again.
-  if (d.type !== 'ok' || d.data.buffer !== reply.value.buffer) keep(reply.value.buffer);
+  if (d.type !== 'ok' || d.data.buffer !== reply.value.buffer) spare.keep(reply.value.buffer);
   if (d.type !== 'ok') return { value: d };
   const data = own(d.data, reply.value.buffer);
   if (!('pieces' in req.check)) return { value: { type: 'ok', data }, transfer: [data.buffer as ArrayBuffer] };

@@ -22,6 +22,7 @@ import { parseRedisAddress, RedisConnection, type RedisEndpoint } from './redis-
 import { RedisKeys } from './redis-keys.js';
 import { publishFile } from './redis-publisher.js';
 import { LruMap } from '../util/lru-map.js';
+import { SpareBufferPool } from '../util/spare-buffer-pool.js';
 
 /** Construction options; the endpoint fields come from `[content_cache]`. */
 export interface RedisContentCacheOptions extends RedisEndpoint {
@@ -85,9 +86,7 @@ const NEGATIVE_TTL_MS = 1_000;
 const BULK_FROM_CHUNKS = 2;
 const MAX_MANIFESTS = 4_096;
 /** Chunk buffers held to move back to the bulk worker: a few, smaller ones not at all, none once reads pause. */
-const SPARE_MAX = 2;
-const SPARE_MIN_BYTES = 1 << 20;
-const SPARE_IDLE_MS = 1_000;
+const SPARE = { maxCount: 2, minBytes: 1 << 20, idleMs: 1_000 };
 /** How far behind a sequential reader a chunk from the bulk worker is let go. */
 const BEHIND_CHUNKS = 2;
 /** Fetches of one chunk a read makes when its memory keeps moving back to the worker before the copy. */
@@ -115,8 +114,7 @@ export class RedisContentCache implements ContentCache {
   readonly #bulk: BulkChunkFetcher | undefined;
   #bulkChunks = 0;
   /** Memory of chunks that left the LRU, moved back to the bulk worker with the next fetch. */
-  readonly #spare: ArrayBuffer[] = [];
-  #spareIdle: NodeJS.Timeout | undefined;
+  readonly #spare = new SpareBufferPool(SPARE);
   #sparesReturned = 0;
 
   constructor(opts: RedisContentCacheOptions) {
@@ -256,8 +254,7 @@ export class RedisContentCache implements ContentCache {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.#spareIdle);
-    this.#spare.splice(0);
+    this.#spare.clear();
     await this.#conn.close();
     await this.#bulk?.close();
   }
@@ -339,7 +336,7 @@ export class RedisContentCache implements ContentCache {
   async #fetchBulk(bulk: BulkChunkFetcher, ck: string, m: Manifest, i: number): Promise<ChunkResult | undefined> {
     const length = Math.min(m.chunkSizeBytes, m.size - i * m.chunkSizeBytes);
     const check = chunkCheck(m, i);
-    const spare = this.#spare.pop();
+    const spare = this.#spare.take();
     if (spare) this.#sparesReturned++;
     const d = await bulk.fetch(ck, length, check, spare);
     if (d === undefined) return undefined;
@@ -359,11 +356,7 @@ export class RedisContentCache implements ContentCache {
    * next fetch (a read still holding the chunk then finds it empty and fetches it again).
    */
   #recycle(chunk: Chunk): void {
-    const ab = chunk.data.buffer;
-    if (!chunk.recyclable || !(ab instanceof ArrayBuffer) || ab.byteLength < SPARE_MIN_BYTES || this.#spare.length >= SPARE_MAX) return;
-    this.#spare.push(ab);
-    clearTimeout(this.#spareIdle);
-    this.#spareIdle = setTimeout(() => this.#spare.splice(0), SPARE_IDLE_MS).unref();
+    if (chunk.recyclable) this.#spare.keep(chunk.data.buffer);
   }
 
   /** Whether a read at `offset` continues the last one (the kernel sends a few reads at once, not quite in order). */
