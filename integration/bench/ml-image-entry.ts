@@ -13,6 +13,7 @@ import type { Stack, RedisServer } from '../harness/stack.js';
 import { clipPull, runArgs, startNode, timeFirstOutput, type ClipNode, type FirstOutput, type PullSummary } from '../harness/stack-node.js';
 import { AccessLogCursor, formatBytes, readAppended } from '../harness/registry-bytes.js';
 import { runCommand } from '../harness/run-command.js';
+import { waitQuiet } from '../harness/wait.js';
 import type { PushedImage } from '../images/index.js';
 import { benchImageCache, WEIGHTS_PATH } from '../images/ml-image.js';
 import { publishIndexes } from './cold-start-entry.js';
@@ -284,16 +285,9 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
  */
 async function daemonIdle(pid: number | undefined): Promise<number> {
   if (pid === undefined) throw new Error('the daemon has no pid: cannot tell when it is idle');
-  const started = Date.now();
-  let last = treeUsage(pid).cpuSeconds;
-  let quiet = 0;
-  while (quiet < 2 && Date.now() - started < 180_000) {
-    await new Promise((r) => setTimeout(r, 1_000));
-    const now = treeUsage(pid).cpuSeconds;
-    quiet = now - last < 0.05 ? quiet + 1 : 0;
-    last = now;
-  }
-  return (Date.now() - started) / 1000;
+  const cpuSeconds = (): number => treeUsage(pid).cpuSeconds;
+  const r = await waitQuiet({ probe: cpuSeconds, quiet: (before, after) => after - before < 0.05, intervalMs: 1_000, quietIntervals: 2, atMostMs: 180_000 });
+  return r.waitedS;
 }
 
 /** Wait until Redis's key count and memory stop changing for 2 s (at most 60 s): the node's ContentCache writes are done. */
@@ -303,17 +297,7 @@ async function redisSettled(port: number): Promise<void> {
     const mem = await runCommand('redis-cli', ['-p', String(port), 'info', 'memory'], { allowFailure: true });
     return `${keys.stdout.trim()} ${/used_memory:(\d+)/.exec(mem.stdout)?.[1] ?? ''}`;
   };
-  const end = Date.now() + 60_000;
-  let last = await probe();
-  let stableSince = Date.now();
-  while (Date.now() < end && Date.now() - stableSince < 2_000) {
-    await new Promise((r) => setTimeout(r, 250));
-    const now = await probe();
-    if (now !== last) {
-      last = now;
-      stableSince = Date.now();
-    }
-  }
+  await waitQuiet({ probe, quiet: (before, after) => before === after, intervalMs: 250, quietIntervals: 8, atMostMs: 60_000 });
 }
 
 function statSize(path: string): number {

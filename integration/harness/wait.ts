@@ -48,3 +48,34 @@ export function socketAccepts(path: string): Promise<boolean> {
     sock.once('error', () => resolve(false));
   });
 }
+
+/** How `waitQuiet` polls: what it reads, when two readings count as quiet, and its bounds. */
+export interface QuietPoll<T> {
+  /** One reading (CPU seconds, a key count, …). */
+  probe: () => T | Promise<T>;
+  /** Whether the interval from `before` to `after` was quiet. */
+  quiet: (before: T, after: T) => boolean;
+  /** Pause between readings. */
+  intervalMs: number;
+  /** Consecutive quiet intervals that end the wait. */
+  quietIntervals: number;
+  /** Give up after this long, quiet or not (a measurement waits for a settled node, it does not fail on a busy one). */
+  atMostMs: number;
+}
+
+/**
+ * Read `probe` every `intervalMs` until `quietIntervals` intervals in a row were quiet, at most
+ * `atMostMs`; returns the seconds waited and whether it ended quiet (false: the bound ran out).
+ */
+export async function waitQuiet<T>(p: QuietPoll<T>): Promise<{ waitedS: number; quiet: boolean }> {
+  const started = Date.now();
+  let last = await p.probe();
+  let quiet = 0;
+  while (quiet < p.quietIntervals && Date.now() - started < p.atMostMs) {
+    await sleep(p.intervalMs);
+    const now = await p.probe();
+    quiet = p.quiet(last, now) ? quiet + 1 : 0;
+    last = now;
+  }
+  return { waitedS: (Date.now() - started) / 1000, quiet: quiet >= p.quietIntervals };
+}
