@@ -134,7 +134,7 @@ async function clipCold(
   try {
     await dropCaches();
     const t0 = performance.now();
-    await clipPull(node, ref);
+    await clipPull(node, ref, { requireBundle: true });
     const pullS = (performance.now() - t0) / 1000;
     const ctr = (args: string[]) => runCommand('ctr', ['--address', node.containerd.address, '--namespace', TEST_NAMESPACE, ...args], { timeoutMs: 300_000 });
     const chain = (await ctr(['snapshots', '--snapshotter', 'clip', 'ls'])).stdout.split('\n').slice(1).filter(Boolean).map((l) => l.split(/\s+/)[0]!)[0];

@@ -121,7 +121,7 @@ async function clipRun(stack: Stack, o: ColdStartOptions, cursor: AccessLogCurso
   const t0 = performance.now();
   // The same pull client as the stargz peer when it is built (containerd's Go client with remote
   // labels, as CRI pulls); `clip-snapshotter pull` otherwise (≈ 0.2 s more: a Node process starts).
-  const pull = haveCtrRemote() ? await rpull(node.containerd, 'clip', o.image.ref) : await clipPull(node, o.image.ref);
+  const pull = haveCtrRemote() ? await rpull(node.containerd, 'clip', o.image.ref) : await clipPull(node, o.image.ref, { requireBundle: true });
   const run = await timeFirstOutput(node.containerd, runArgs(node.containerd, 'clip', o.image.ref, name, o.cmd));
   const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
   const lazy = pull ? layerCell(pull) : `${await remoteSnapshotCount(node.containerd)} lazy / ${o.image.layers.length} layers`;

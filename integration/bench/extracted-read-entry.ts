@@ -64,7 +64,7 @@ export async function extractedReadEntry(stack: Stack, opts: { fileMb: number; r
   }, join(stack.root, 'images'));
   const image = await pushImage(built, registry, join(stack.root, 'images'));
   const node = await startNode(stack, 'xr', [registry.hostPort], { redisAddresses: [], tracingEndpoint: '', metricsAddress: '' });
-  const pull = await clipPull(node, image.ref);
+  const pull = await clipPull(node, image.ref, { requireBundle: true });
   log(`extracted-read: pulled ${pull.lazy} layers lazily, ${pull.full} fully`);
   const dirOf = (diffId: string): string => extractedDirOf(node.snapshotter.root, diffId);
   // The daemon indexes the layers from the stream, keeps them, and extracts each once mounted.

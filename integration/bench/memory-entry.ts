@@ -106,7 +106,7 @@ async function measure(stack: Stack, registryHost: string, image: { ref: string;
   try {
     await new Promise((r) => setTimeout(r, 2000));
     const idle = sample(node);
-    const pull = await clipPull(node, image.ref);
+    const pull = await clipPull(node, image.ref, { requireBundle: true });
     if (pull.lazy !== layers) throw new Error(`${driver}: ${pull.lazy} of ${layers} layers pulled lazily`);
     const fuseMounts = (): number => mountsUnder(snapshotter.root).filter((m) => m.fsType.startsWith('fuse')).length;
     await new Promise((r) => setTimeout(r, 2000));

@@ -240,7 +240,7 @@ async function clipRun(stack: Stack, o: MlImageOptions, link: MlLink, sha: strin
     const ref = refOn(o.image.ref, link.host);
     const logStart = node.snapshotter.log().length;
     const t0 = performance.now();
-    const summary: PullSummary = await clipPull(node, ref);
+    const summary: PullSummary = await clipPull(node, ref, { requireBundle: true });
     const pullMs = performance.now() - t0;
     const p = summary.phases_ms;
     const phases: PullPhaseTimes | undefined = p && {

@@ -122,7 +122,7 @@ async function pullOnce(stack: Stack, o: PullLatencyOptions, image: PushedImage,
     await waitUntil('the FUSE server up', async () => node.snapshotter.log().includes('"FUSE server up ahead of the first mount"'), 60_000);
     const logStart = node.snapshotter.log().length;
     const t0 = performance.now();
-    const summary = await clipPull(node, image.ref);
+    const summary = await clipPull(node, image.ref, { requireBundle: true });
     const wallMs = performance.now() - t0;
     if (summary.lazy !== image.layers.length) throw new Error(`pull-latency: ${summary.lazy} of ${image.layers.length} layers lazy (${JSON.stringify(summary)})`);
     const text = node.snapshotter.log().slice(logStart);

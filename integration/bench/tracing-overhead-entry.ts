@@ -101,7 +101,7 @@ async function coldOnce(stack: Stack, c: NonNullable<TracingOverheadOptions['col
   const containerd = await stack.containerd(`${name}-containerd`, { clip: snapshotter.address }, [c.registry.host]);
   await runCommand('redis-cli', ['-p', String(c.redis.port), 'flushall'], { allowFailure: true });
   const t0 = performance.now();
-  await clipPull({ name, containerd, snapshotter, configPath }, c.image.ref);
+  await clipPull({ name, containerd, snapshotter, configPath }, c.image.ref, { requireBundle: true });
   const run = await timeFirstOutput(containerd, runArgs(containerd, 'clip', c.image.ref, name, c.cmd));
   const seconds = (performance.now() - t0 - (run.totalMs - run.firstOutputMs)) / 1000;
   await containerd.stop();

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_NAMESPACE, type Containerd } from './containerd.js';
 import { daemonConfigToml, type DaemonConfig } from './daemon-config.js';
+import { UNBUNDLED_PULL_WARNING } from '../../snapshotter/src/cli/pull-bundle.js';
 import { runCommand } from './run-command.js';
 import { runClipCli } from './snapshotter.js';
 import type { Snapshotter } from './snapshotter.js';
@@ -52,12 +53,30 @@ export async function startNode(stack: Stack, name: string, registryHosts: strin
   return { name, containerd, snapshotter, configPath };
 }
 
+export interface ClipPullOptions {
+  /**
+   * Fail when the command loaded module by module (no pull bundle, or one older than the compiled
+   * sources: a bare `tsc`) instead of from its bundle: the benchmarks time the pull, and that
+   * fallback adds ≈ 90 ms to it without failing. Tests leave it off.
+   */
+  requireBundle?: boolean;
+}
+
 /** `clip-snapshotter pull REF` through this node's containerd; returns its JSON summary. */
-export async function clipPull(node: ClipNode, ref: string): Promise<PullSummary> {
+export async function clipPull(node: ClipNode, ref: string, opts: ClipPullOptions = {}): Promise<PullSummary> {
   const res = await runClipCli(['pull', ref,
     '--address', node.containerd.address, '--namespace', TEST_NAMESPACE, '--plain-http', '--config', node.configPath], { timeoutMs: 600_000 });
+  if (opts.requireBundle) refuseUnbundledPull(res.stderr);
   const line = res.stdout.trim().split('\n').at(-1) ?? '';
   return JSON.parse(line) as PullSummary;
+}
+
+/** Throw, naming the fix, when a pull's stderr says it loaded module by module (see `ClipPullOptions.requireBundle`). */
+export function refuseUnbundledPull(stderr: string): void {
+  const line = stderr.split('\n').find((l) => l.startsWith(UNBUNDLED_PULL_WARNING));
+  if (line === undefined) return;
+  throw new Error(`clip-snapshotter pull ran without its bundle, so its time would carry ≈ 90 ms of module loading: "${line.trim()}". ` +
+    'Run `make build` (tsc alone leaves build/snapshotter/src/cli/pull-command.bundle.cjs stale), then the bench again.');
 }
 
 export interface FirstOutput {
