@@ -2,12 +2,14 @@
 // with its code cache and working, and chosen only when it is not older than the compiled sources.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, rm, utimes } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundlePullCommand, esbuildAvailable } from '../../src/cli/bundle-pull-command.js';
 import { PULL_BUNDLE_URL, PULL_COMMAND_URL, codeCachePath, pullModuleChoice, runBundle } from '../../src/cli/pull-bundle.js';
+import { STATIC_MODULE_URL } from '../../src/containerd/proto.js';
 
 // A worktree whose node_modules predate the dev dependency says so instead of failing (`make deps` installs it).
 const noEsbuild = (await esbuildAvailable()) ? false : 'esbuild is not installed: run `make deps`';
@@ -31,6 +33,7 @@ t.test('bundling yields one self-contained module that runs the command from its
   t.ok(required.size > 0);
   t.same([...required].filter((s) => !s.startsWith('node:') && !builtinModules.includes(s)), [], 'no package or relative file is required');
   t.notMatch(text, /import\.meta/, 'import.meta is rewritten (CommonJS has none)');
+  if (existsSync(STATIC_MODULE_URL)) t.match(text, /useBundledStaticModule\(/, 'the build\'s static protobuf module is bundled in and handed over');
   const loaded = runBundle(out, await readFile(codeCachePath(out)));
   t.type(loaded.exports.pullCommand, 'function');
   // The bundled command parses its arguments like the module graph's: a usage error exits 2.

@@ -2,15 +2,31 @@
  * Issue 15, deliverable 4 (pull latency): the containerd API definitions `make build` writes as
  * JSON are the ones parsed from the .proto files, and the client definitions made from them
  * straight (without proto-loader's package definition) match proto-loader's — same services,
- * methods, paths, streaming and message encodings — and a JSON made from other .proto text is not used.
+ * methods, paths, streaming and message encodings — and a JSON made from other .proto text is not
+ * used. So do the definitions made from the static encoders/decoders the build also writes.
  */
-import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { descriptorJson, parsedDefinition, prebuiltRoot, protoSourcesDigest, serviceDefinition } from '../../src/containerd/proto.js';
+import { pbjsAvailable, staticModuleSource } from '../../src/cli/bundle-pull-command.js';
+import {
+  STATIC_META_KEY,
+  STATIC_MODULE_URL,
+  descriptorJson,
+  parsedDefinition,
+  prebuiltRoot,
+  protoSourcesDigest,
+  serviceDefinition,
+  staticModuleOf,
+  staticServiceDefinition,
+} from '../../src/containerd/proto.js';
 import { tempDir } from '../storage/fixtures.js';
+
+// A worktree whose node_modules predate the dev dependency says so instead of failing (`make deps` installs it).
+const noPbjs = pbjsAvailable() ? false : 'protobufjs-cli is not installed: run `make deps`';
 
 interface MethodDef {
   path: string;
@@ -43,6 +59,11 @@ const SAMPLES: unknown[] = [
   { action: 2, ref: 'r', total: 4096, offset: 1024, data: Buffer.from('abc'), expected: 'sha256:00', labels: { a: 'b' } },
   { image: { name: 'img', labels: {}, target: { media_type: 'm', digest: 'd', size: 123456789012, annotations: { x: 'y' } } } },
   { size: 9007199254740991, inodes: 3 },
+  // google.protobuf.Any (Diff.Apply's payloads): as bytes, and in proto3's JSON form, which
+  // protobufjs packs by looking the named type up.
+  { diff: { digest: 'd', size: 1 }, payloads: { raw: { type_url: 'x/y', value: Buffer.from([1, 2]) } } },
+  { payloads: { m: { '@type': 'type.googleapis.com/containerd.types.Mount', type: 'bind', source: '/s', options: ['ro'] } } },
+  { payloads: { u: { '@type': 'type.googleapis.com/no.such.Type', type_url: 'kept', value: Buffer.from([3]) } } },
 ];
 
 /** What `f` returns, or the message it throws. */
@@ -54,20 +75,17 @@ function outcome(f: () => unknown): unknown {
   }
 }
 
-t.test('the client definitions made from the build JSON are proto-loader\'s, call for call', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'containerd-api.json');
-  writeFileSync(file, descriptorJson());
-  const root = prebuiltRoot(pathToFileURL(file));
-  t.ok(root, 'the JSON matches the .proto files and is used');
+/** The services of proto-loader's definitions, and their methods. */
+function reference(t: Test): { parsed: Map<string, MethodDef>; services: Set<string> } {
   const parsed = methods(parsedDefinition());
   t.ok(parsed.has('containerd.services.leases.v1.Leases.Create'), 'the check sees the services');
   const services = new Set([...parsed.keys()].map((k) => k.slice(0, k.lastIndexOf('.'))));
   t.ok(services.size >= 5, 'content, images, leases, diff, snapshots');
-  const lean = new Map<string, MethodDef>();
-  for (const svc of services) {
-    for (const [m, md] of Object.entries(serviceDefinition(root!, svc))) lean.set(`${svc}.${m}`, md as unknown as MethodDef);
-  }
+  return { parsed, services };
+}
+
+/** `lean`'s methods are proto-loader's (`parsed`), call for call. */
+function sameAsProtoLoader(t: Test, lean: Map<string, MethodDef>, parsed: Map<string, MethodDef>): void {
   t.same([...lean.keys()].sort(), [...parsed.keys()].sort(), 'same services and methods');
   for (const [k, p] of parsed) {
     const j = lean.get(k)!;
@@ -85,6 +103,57 @@ t.test('the client definitions made from the build JSON are proto-loader\'s, cal
       if (Buffer.isBuffer(res)) t.strictSame(j.responseDeserialize(res), p.responseDeserialize(res), `${k} response decoded (longs as numbers, defaults)`);
     }
   }
+}
+
+t.test('the client definitions made from the build JSON are proto-loader\'s, call for call', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'containerd-api.json');
+  writeFileSync(file, descriptorJson());
+  const root = prebuiltRoot(pathToFileURL(file));
+  t.ok(root, 'the JSON matches the .proto files and is used');
+  const { parsed, services } = reference(t);
+  const lean = new Map<string, MethodDef>();
+  for (const svc of services) {
+    for (const [m, md] of Object.entries(serviceDefinition(root!, svc))) lean.set(`${svc}.${m}`, md as unknown as MethodDef);
+  }
+  sameAsProtoLoader(t, lean, parsed);
+});
+
+/**
+ * A static module generated now, as `make build` does, written beside the build's (its
+ * `require('protobufjs/minimal')` resolves the same) under a name of its own, and loaded.
+ */
+async function freshStaticModule(t: Test): Promise<Record<string, unknown>> {
+  const file = fileURLToPath(new URL(`./containerd-api.test-${process.pid}.pb.cjs`, STATIC_MODULE_URL));
+  t.teardown(() => rmSync(file, { force: true }));
+  writeFileSync(file, await staticModuleSource());
+  return createRequire(import.meta.url)(file) as Record<string, unknown>;
+}
+
+t.test('the client definitions made from the static module are proto-loader\'s, call for call', { skip: noPbjs }, async (t) => {
+  const m = staticModuleOf(await freshStaticModule(t));
+  t.ok(m, 'the static module matches the .proto files and is used');
+  const { parsed, services } = reference(t);
+  const lean = new Map<string, MethodDef>();
+  for (const svc of services) {
+    const def = staticServiceDefinition(m!, svc);
+    t.ok(def, `${svc} is in the static module`);
+    for (const [name, md] of Object.entries(def ?? {})) lean.set(`${svc}.${name}`, md as unknown as MethodDef);
+  }
+  sameAsProtoLoader(t, lean, parsed);
+});
+
+t.test('a static module made from other .proto text, or without the build\'s additions, is not used', { skip: noPbjs }, async (t) => {
+  const m = await freshStaticModule(t);
+  const meta = m[STATIC_META_KEY] as { sources: string; services: Record<string, unknown> };
+  t.equal(meta.sources, protoSourcesDigest());
+  t.equal(staticModuleOf({ ...m, [STATIC_META_KEY]: { ...meta, sources: '0'.repeat(64) } }), undefined, 'stale: the JSON instead');
+  t.equal(staticModuleOf({ ...m, [STATIC_META_KEY]: undefined }), undefined, 'no digest: the JSON instead');
+  t.equal(staticModuleOf(undefined), undefined, 'none: the JSON instead');
+  const partial = staticModuleOf({ ...m, google: undefined });
+  t.ok(partial, 'the digest matches');
+  t.equal(staticServiceDefinition(partial!, 'containerd.services.leases.v1.Leases'), undefined, 'a type missing (google.protobuf.Empty): the JSON instead');
+  t.equal(staticServiceDefinition(partial!, 'no.such.Service'), undefined, 'a service missing: the JSON instead');
 });
 
 t.test('a JSON made from other .proto text, or none, is not used', async (t) => {
