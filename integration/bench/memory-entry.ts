@@ -158,7 +158,7 @@ export async function memoryEntry(stack: Stack, o: MemoryOptions, log: (s: strin
     e.rows.push([r.driver, `${o.layers} layers pulled lazily`, fmt(r.pulled.daemon), fmt(r.pulled.fuse), fmt(total(r.pulled)), r.pulled.fuseStatus['Threads'] ?? '—', r.mountsAfterPull, goal]);
     e.rows.push([r.driver, '… and one file of each read', fmt(r.read.daemon), fmt(r.read.fuse), fmt(total(r.read)), r.read.fuseStatus['Threads'] ?? '—', r.mountsAfterRead, goal]);
   }
-  e.notes.push('Pulled with `clip-snapshotter pull` from a loopback registry; then one file of each layer read through the lower dirs of a View of the top layer (each a FUSE mount). RSS (VmRSS) sampled 2 s after each step; a FUSE server starts with the first lazy mount. Drivers: `[fuse_server] driver` (libfuse = fuse-native, a libfuse thread pool per mount; kernel = the project\'s own /dev/fuse driver, no thread per mount).');
+  e.notes.push('Pulled with `clip-snapshotter pull` from a loopback registry; then one file of each layer read through the lower dirs of a View of the top layer (each a FUSE mount). RSS (VmRSS) sampled 2 s after each step; the daemon starts its FUSE server as it starts (`[fuse_server] start = "with_daemon"`, the default; with "first_mount" the idle row has no FUSE server). Drivers: `[fuse_server] driver` (libfuse = fuse-native, a libfuse thread pool per mount; kernel = the project\'s own /dev/fuse driver, no thread per mount).');
   e.raw = { layers: o.layers, runs };
   return e;
 }

@@ -1,8 +1,9 @@
 /**
  * Issue 15 (pull latency): a daemon is ready for a cold node's first pull before it comes. Started
  * in the default deployment (daemon + FUSE server), it starts its FUSE server and the FUSE server
- * connects to the ContentCache before any Prepare; one whose Redis is down says so and still pulls
- * and runs through the registry.
+ * connects to the ContentCache before any Prepare; one started with `start = "first_mount"` runs
+ * none until its first lazy mount; one whose Redis is down says so and still pulls and runs through
+ * the registry.
  */
 import t from 'tap';
 import { Redis } from 'ioredis';
@@ -31,9 +32,12 @@ t.test('the FUSE server and its ContentCache connection are up before the first 
   t.ok(logRecords(a.snap, 'layer mounted lazily').length > 0, 'node A: its layers were mounted lazily');
   t.equal(logRecords(a.snap, 'started a FUSE server').length, 1, 'node A: one FUSE server started, at start (the first mount found it up)');
 
+  // Node B opts out (`start = "first_mount"`), and its Redis is down.
   await redis.stop();
-  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address] });
-  t.ok(await eventually(() => logRecords(b.snap, 'ContentCache not reachable at start; each use tries again').length > 0),
-    'node B (Redis down): says the ContentCache is not reachable at start');
+  const b = await startClusterNode(hb, 'b', registry, { redisAddresses: [redis.address], extraToml: '[fuse_server]\nstart = "first_mount"\n' });
+  await new Promise((r) => setTimeout(r, 3_000));
+  t.equal(b.snap.fuseServerPid(), undefined, 'node B (start = "first_mount"): no FUSE server before its first lazy mount');
   t.equal((await pullAndRun(b, tricky.ref, ['cat', '/data/keep.txt'])).stdout, 'keep\n', 'node B still pulls and runs through the registry');
+  t.ok(b.snap.fuseServerPid() !== undefined, 'node B: its first lazy mount started one');
+  t.ok(logRecords(b.snap, 'ContentCache not reachable at start; each use tries again').length > 0, 'node B (Redis down): the FUSE server says the ContentCache is not reachable at its start');
 });

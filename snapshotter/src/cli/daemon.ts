@@ -131,7 +131,7 @@ async function startSeparate(cfg: Config, log: Logger, command: FuseServerComman
   // Not left to the first lazy mount: that Prepare would wait for a Node process to start, open its
   // read path and answer the 100 ms socket poll (0.5-0.9 s of a cold node's first pull, issue 15).
   // Spawned ones only: a FUSE server run by a service manager starts on its own.
-  if (!cfg.cri.enabled && cfg.fuseServer.spawn && command !== undefined) {
+  if (!cfg.cri.enabled && cfg.fuseServer.spawn && cfg.fuseServer.start === 'with_daemon' && command !== undefined) {
     void ensure().then(() => remote.served()).then(
       () => log.debug({ address }, 'FUSE server up ahead of the first mount'),
       (err: unknown) => log.warn({ err: messageOf(err) }, 'FUSE server not started ahead of the first mount; the first mount starts it'),

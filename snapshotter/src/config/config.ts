@@ -127,7 +127,7 @@ export interface Config {
     maxCredentials: number;
     maxCredentialBytes: number;
   };
-  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean; driver: 'libfuse' | 'kernel'; maxOldSpaceMb: number };
+  fuseServer: { mode: 'separate' | 'in_process'; address: string; spawn: boolean; start: 'with_daemon' | 'first_mount'; driver: 'libfuse' | 'kernel'; maxOldSpaceMb: number };
   metrics: { address: string };
 }
 

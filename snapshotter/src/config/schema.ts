@@ -207,6 +207,9 @@ export const SCHEMA: readonly SectionSpec[] = [
       field('address', 'address', 'string', '', optionalAbsolutePath),
       // Start a FUSE server when none answers (off when a service manager starts it).
       field('spawn', 'spawn', 'boolean', true),
+      // When a spawned one starts: with the daemon (a cold node's first Prepare does not wait for
+      // it), or at the first lazy mount (no FUSE server's memory on a node that never mounts one).
+      field('start', 'start', 'string', 'with_daemon', oneOf('with_daemon', 'first_mount')),
       // kernel: our own FUSE implementation on /dev/fuse (needs root and the clip_fusedev addon);
       // its connections can be handed to a new FUSE server (`fuse-server --take-over`). libfuse:
       // fuse-native (works without root, cannot hand over).

@@ -33,6 +33,11 @@ t.test('span bounds and the foreign-index switches', async (t) => {
   t.match(c.index, { maxSpanBytes: 1 << 20, maxSpanCompressedBytes: 2 << 20, acceptForeignIndexes: false, checkForeignIndexes: false });
 });
 
+t.test('[fuse_server] start: with the daemon by default, or at the first lazy mount', async (t) => {
+  t.equal(parseConfig('', 'x.toml').fuseServer.start, 'with_daemon');
+  t.equal(parseConfig('[fuse_server]\nstart = "first_mount"\n', 'x.toml').fuseServer.start, 'first_mount');
+});
+
 const bad: Array<[string, string, RegExp]> = [
   ['unknown top-level key', 'bogus = 1', /x\.toml: unknown key "bogus"/],
   ['unknown key in a section', '[registry]\nfoo = "x"', /unknown key "registry\.foo"/],
@@ -47,6 +52,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['ratio out of range', '[tracing]\nsample_ratio = 2.0', /between 0 and 1/],
   ['span bound too small', '[index]\nmax_span_bytes = 1024', /x\.toml: "index\.max_span_bytes" must be between 65536 and 1073741824, got 1024/],
   ['span bound over the addon cap', '[index]\nmax_span_compressed_bytes = 2147483648', /"index\.max_span_compressed_bytes" must be between 65536 and 1073741824/],
+  ['FUSE server start not one of the two', '[fuse_server]\nstart = "later"', /"fuse_server\.start" must be one of/],
   ['FUSE server heap limit too small', '[fuse_server]\nmax_old_space_mb = 16', /"fuse_server\.max_old_space_mb" must be 0 \(V8's default\) or between 64 and 65536/],
   ['checkpoint spans over the span bound', '[index]\ncheckpoint_span_bytes = 1048576\nmax_span_bytes = 524288', /x\.toml: index\.checkpoint_span_bytes \(1048576\) must not exceed index\.max_span_bytes \(524288\)/],
 ];
