@@ -9,8 +9,11 @@ version=${1:?usage: run-conformance2.sh VERSION (a CONTAINERD2_VERSIONS entry of
 shift
 bin=.work/bin/conformance2-$version.test
 [ -x "$bin" ] || { echo "missing $bin: run 'make go-tools' (integration/scripts/build-go-modules.sh)" >&2; exit 1; }
-export CLIP_SNAPSHOTTER_CMD="${CLIP_SNAPSHOTTER_CMD:-node $PWD/snapshotter/bin/clip-snapshotter serve --log-level warn}"
 tmp=$(mktemp -d /tmp/clip-conformance2.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+# The suite never mounts a lazy layer, and a FUSE server the daemon starts with itself would hold
+# the stderr pipe the suite waits on (and outlive each test's daemon): started at a first mount only.
+printf '[fuse_server]\nstart = "first_mount"\n' > "$tmp/clip.toml"
+export CLIP_SNAPSHOTTER_CMD="${CLIP_SNAPSHOTTER_CMD:-node $PWD/snapshotter/bin/clip-snapshotter serve --log-level warn --config $tmp/clip.toml}"
 cd "$tmp"
 "$OLDPWD/$bin" -test.root -test.v -test.timeout 20m "$@"
